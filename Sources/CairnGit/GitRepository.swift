@@ -1,0 +1,237 @@
+import CLibGit2
+import CairnCore
+
+private let libgit2Ready: Int32 = git_libgit2_init()
+
+/// A git repository opened with libgit2. Revisions are read straight from the object
+/// database; nothing is checked out.
+///
+/// One instance is used by one thread at a time (libgit2 repositories are not safe for
+/// concurrent use); it is `Sendable` so it can move between tasks.
+public final class GitRepository: @unchecked Sendable {
+    let repo: OpaquePointer
+    /// The path the repository was opened from, for messages.
+    public let location: String
+
+    public init(path: String) throws(SourceError) {
+        _ = libgit2Ready
+        var repo: OpaquePointer?
+        let rc = git_repository_open_ext(&repo, path, 0, nil)
+        guard rc == 0, let repo else {
+            throw SourceError("cannot open git repository at \(path): \(lastGitError(rc))",
+                              hint: "pass --repo with the path of a git repository (bare or not)")
+        }
+        self.repo = repo
+        self.location = path
+    }
+
+    deinit { git_repository_free(repo) }
+
+    /// The working directory, or nil for a bare repository.
+    public var workdir: String? {
+        git_repository_workdir(repo).map { String(cString: $0) }
+    }
+
+    /// Resolves any revision git understands (branch, tag, sha, `main~1`, `HEAD`) to its commit.
+    public func commit(_ revision: String) throws(SourceError) -> CommitInfo {
+        let commit = try lookupCommit(revision)
+        defer { git_commit_free(commit) }
+        return info(commit)
+    }
+
+    /// Every manifest file (`*.yaml`, `*.yml`) under `root` at `revision`, read from the tree.
+    /// Folders whose name starts with `.` and folders named in `exclude` are skipped.
+    public func snapshot(revision: String, root: String = "", exclude: Set<String> = []) throws(SourceError) -> RevisionSnapshot {
+        let commit = try lookupCommit(revision)
+        defer { git_commit_free(commit) }
+        var tree: OpaquePointer?
+        let rc = git_commit_tree(&tree, commit)
+        guard rc == 0, let tree else { throw SourceError("cannot read the tree of \(revision): \(lastGitError(rc))") }
+        let revisionTree = GitTree(repository: self, tree: tree)
+        let cleanRoot = RepoPathText.clean(root)
+        var files: [ManifestFile] = []
+        if cleanRoot.isEmpty {
+            try collect(tree, prefix: "", exclude: exclude, into: &files)
+        } else {
+            let rootEntry: TreeEntry?
+            do { rootEntry = try revisionTree.entry(at: cleanRoot) } catch { throw SourceError("cannot read \(cleanRoot): \(error)") }
+            switch rootEntry {
+            case .directory?:
+                let sub = try revisionTree.subtree(cleanRoot)
+                defer { git_tree_free(sub) }
+                try collect(sub, prefix: cleanRoot + "/", exclude: exclude, into: &files)
+            case nil:
+                throw SourceError("the manifest folder '\(cleanRoot)' does not exist at \(revision)",
+                                  hint: "check --path; it is relative to the repository root")
+            default:
+                throw SourceError("'\(cleanRoot)' is not a folder at \(revision)", hint: "--path names a folder of manifests")
+            }
+        }
+        files.sort { $0.path < $1.path }
+        return RevisionSnapshot(commit: info(commit), manifestRoot: cleanRoot, files: files, tree: revisionTree)
+    }
+
+    /// Paths that differ between two revisions (added, deleted, modified, renamed: both names).
+    public func changedPaths(from old: String, to new: String) throws(SourceError) -> [String] {
+        let a = try lookupCommit(old)
+        defer { git_commit_free(a) }
+        let b = try lookupCommit(new)
+        defer { git_commit_free(b) }
+        var treeA: OpaquePointer?, treeB: OpaquePointer?
+        guard git_commit_tree(&treeA, a) == 0, git_commit_tree(&treeB, b) == 0 else {
+            throw SourceError("cannot read trees to compare \(old) and \(new): \(lastGitError(-1))")
+        }
+        defer { git_tree_free(treeA); git_tree_free(treeB) }
+        var diff: OpaquePointer?
+        let rc = git_diff_tree_to_tree(&diff, repo, treeA, treeB, nil)
+        guard rc == 0, let diff else { throw SourceError("cannot diff \(old) and \(new): \(lastGitError(rc))") }
+        defer { git_diff_free(diff) }
+        var paths: Set<String> = []
+        for i in 0..<git_diff_num_deltas(diff) {
+            guard let delta = git_diff_get_delta(diff, i) else { continue }
+            if let p = delta.pointee.old_file.path { paths.insert(String(cString: p)) }
+            if let p = delta.pointee.new_file.path { paths.insert(String(cString: p)) }
+        }
+        return paths.sorted()
+    }
+
+    /// True if `path` (repository-relative) is ignored by the repository's ignore rules.
+    public func isIgnored(_ path: String) -> Bool {
+        var ignored: Int32 = 0
+        return git_ignore_path_is_ignored(&ignored, repo, path) == 0 && ignored == 1
+    }
+
+    // MARK: internals
+
+    func lookupCommit(_ revision: String) throws(SourceError) -> OpaquePointer {
+        var object: OpaquePointer?
+        let rc = git_revparse_single(&object, repo, revision)
+        guard rc == 0, let object else {
+            throw SourceError("revision '\(revision)' not found in \(location): \(lastGitError(rc))",
+                              hint: "give a branch, tag, commit id or an expression such as main~1; `git log --oneline` lists commits")
+        }
+        defer { git_object_free(object) }
+        var peeled: OpaquePointer?
+        let prc = git_object_peel(&peeled, object, GIT_OBJECT_COMMIT)
+        guard prc == 0, let peeled else {
+            throw SourceError("revision '\(revision)' does not name a commit: \(lastGitError(prc))",
+                              hint: "give a branch, tag or commit id")
+        }
+        return peeled
+    }
+
+    private func info(_ commit: OpaquePointer) -> CommitInfo {
+        let sha = oidString(git_commit_id(commit))
+        let author = git_commit_author(commit)
+        let name = author.flatMap { $0.pointee.name.map { String(cString: $0) } } ?? ""
+        let email = author.flatMap { $0.pointee.email.map { String(cString: $0) } } ?? ""
+        let time = author.map { Int64($0.pointee.when.time) } ?? 0
+        let summary = git_commit_summary(commit).map { String(cString: $0) } ?? ""
+        return CommitInfo(sha: sha, authorName: name, authorEmail: email, time: time, summary: summary)
+    }
+
+    private func collect(_ tree: OpaquePointer, prefix: String, exclude: Set<String>, into files: inout [ManifestFile]) throws(SourceError) {
+        for i in 0..<git_tree_entrycount(tree) {
+            guard let entry = git_tree_entry_byindex(tree, i) else { continue }
+            let name = String(cString: git_tree_entry_name(entry))
+            let path = prefix + name
+            switch git_tree_entry_filemode(entry) {
+            case GIT_FILEMODE_TREE:
+                if name.hasPrefix(".") || exclude.contains(name) || exclude.contains(path) { continue }
+                var sub: OpaquePointer?
+                guard git_tree_lookup(&sub, repo, git_tree_entry_id(entry)) == 0, let sub else {
+                    throw SourceError("cannot read folder \(path): \(lastGitError(-1))")
+                }
+                defer { git_tree_free(sub) }
+                try collect(sub, prefix: path + "/", exclude: exclude, into: &files)
+            case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE:
+                guard name.hasSuffix(".yaml") || name.hasSuffix(".yml") else { continue }
+                let id = git_tree_entry_id(entry)!
+                files.append(ManifestFile(path: path, contents: try readBlob(id, path: path), blobID: oidString(id)))
+            default:
+                // Symlinks and submodules are not read as manifests: their content is not this tree's.
+                continue
+            }
+        }
+    }
+
+    func readBlob(_ id: UnsafePointer<git_oid>, path: String) throws(SourceError) -> [UInt8] {
+        var blob: OpaquePointer?
+        let rc = git_blob_lookup(&blob, repo, id)
+        guard rc == 0, let blob else { throw SourceError("cannot read \(path): \(lastGitError(rc))") }
+        defer { git_blob_free(blob) }
+        let size = Int(git_blob_rawsize(blob))
+        guard size > 0, let raw = git_blob_rawcontent(blob) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: raw, count: size))
+    }
+}
+
+/// One revision's tree, for path lookups and file reads after the snapshot was taken.
+final class GitTree: RevisionTree, @unchecked Sendable {
+    let repository: GitRepository
+    let tree: OpaquePointer
+
+    init(repository: GitRepository, tree: OpaquePointer) {
+        self.repository = repository
+        self.tree = tree
+    }
+
+    deinit { git_tree_free(tree) }
+
+    func entry(at path: String) throws -> TreeEntry? {
+        let clean = RepoPathText.clean(path)
+        if clean.isEmpty { return .directory }
+        var entry: OpaquePointer?
+        // libgit2 does not follow symlinks here: a link in the middle of the path is "not found",
+        // which is right, because RepoPath resolves links one component at a time.
+        guard git_tree_entry_bypath(&entry, tree, clean) == 0, let entry else { return nil }
+        defer { git_tree_entry_free(entry) }
+        switch git_tree_entry_filemode(entry) {
+        case GIT_FILEMODE_TREE: return .directory
+        case GIT_FILEMODE_LINK:
+            let target = try repository.readBlob(git_tree_entry_id(entry), path: clean)
+            return .symlink(target: String(decoding: target, as: UTF8.self))
+        case GIT_FILEMODE_COMMIT: return .submodule
+        default: return .file
+        }
+    }
+
+    func readFile(at path: String) throws -> [UInt8] {
+        let clean = RepoPathText.clean(path)
+        var entry: OpaquePointer?
+        guard git_tree_entry_bypath(&entry, tree, clean) == 0, let entry else {
+            throw SourceError("\(clean) does not exist at this revision")
+        }
+        defer { git_tree_entry_free(entry) }
+        return try repository.readBlob(git_tree_entry_id(entry), path: clean)
+    }
+
+    func subtree(_ path: String) throws(SourceError) -> OpaquePointer {
+        var entry: OpaquePointer?
+        guard git_tree_entry_bypath(&entry, tree, path) == 0, let entry else { throw SourceError("\(path) does not exist") }
+        defer { git_tree_entry_free(entry) }
+        var sub: OpaquePointer?
+        guard git_tree_lookup(&sub, repository.repo, git_tree_entry_id(entry)) == 0, let sub else {
+            throw SourceError("cannot read folder \(path): \(lastGitError(-1))")
+        }
+        return sub
+    }
+}
+
+enum RepoPathText {
+    /// Strips `./`, duplicate and trailing slashes: "./examples//retail/" → "examples/retail".
+    static func clean(_ path: String) -> String {
+        path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+    }
+}
+
+func oidString(_ oid: UnsafePointer<git_oid>?) -> String {
+    guard let oid else { return "" }
+    // git_oid_tostr_s writes into a thread-local buffer; copy it out at once.
+    return git_oid_tostr_s(oid).map { String(cString: $0) } ?? ""
+}
+
+func lastGitError(_ code: Int32) -> String {
+    if let e = git_error_last(), let m = e.pointee.message { return String(cString: m) }
+    return "libgit2 error \(code)"
+}

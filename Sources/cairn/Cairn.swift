@@ -1,0 +1,12 @@
+import ArgumentParser
+
+@main
+struct Cairn: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cairn",
+        abstract: "GitOps for machine-learning model lifecycles.",
+        discussion: "Reads manifests at a git revision, compares them with the registry database and plans or applies the difference.",
+        version: "0.1.0",
+        subcommands: [Validate.self]
+    )
+}

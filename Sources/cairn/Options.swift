@@ -1,0 +1,68 @@
+import ArgumentParser
+import CairnCore
+import CairnGit
+import CairnManifests
+import CairnRender
+import Foundation
+
+/// Where the manifests come from: repository, revision, folder.
+struct SourceOptions: ParsableArguments {
+    @Option(help: "The git repository: a path (bare or not).")
+    var repo: String = "."
+
+    @Option(help: "The revision to read: branch, tag, commit id, or an expression such as main~1.")
+    var revision: String = "HEAD"
+
+    @Option(help: "The manifest folder, relative to the repository root.")
+    var path: String = ""
+
+    @Option(name: .customLong("exclude"), help: "A folder name or repository path to skip (repeatable).")
+    var excluded: [String] = []
+
+    func openRepository() throws(SourceError) -> GitRepository {
+        try GitRepository(path: repo)
+    }
+
+    /// Reads the revision (or, with `worktree`, the working directory) and validates it.
+    func load(worktree: Bool = false) throws(SourceError) -> (RevisionSnapshot, LoadedManifests) {
+        let repository = try openRepository()
+        let snapshot: RevisionSnapshot
+        if worktree {
+            snapshot = try WorktreeSource.snapshot(repository: repository, root: path, exclude: Set(excluded))
+        } else {
+            snapshot = try repository.snapshot(revision: revision, root: path, exclude: Set(excluded))
+        }
+        return (snapshot, ManifestLoader.load(snapshot))
+    }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json, markdown
+}
+
+struct OutputOptions: ParsableArguments {
+    @Option(help: "Output format: text, json or markdown.")
+    var format: OutputFormat = .text
+
+    @Flag(name: .customLong("no-color"), help: "No ANSI colour, even on a terminal.")
+    var noColor = false
+
+    var style: Style { Style.forStandardOutput(noColor: noColor) }
+}
+
+/// Writes to standard error: logs and errors never mix with machine output on stdout.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Reports a failure to read the source and exits 1.
+func fail(_ error: SourceError, format: OutputFormat) -> ExitCode {
+    if format == .json {
+        let payload: [String: String] = ["formatVersion": "1", "error": error.message, "hint": error.hint ?? ""]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        print(String(decoding: (try? encoder.encode(payload)) ?? Data(), as: UTF8.self))
+    }
+    printError("error: \(error.message)" + (error.hint.map { "\n    hint: \($0)" } ?? ""))
+    return ExitCode(1)
+}
