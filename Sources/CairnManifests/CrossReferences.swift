@@ -16,7 +16,7 @@ enum CrossReferences {
 
         func missing(_ what: ManifestKind, _ name: String, from address: ManifestAddress, field: String,
                      source: SourceLocation, known: [String]) {
-            var hint = "add a \(what.rawValue) named '\(name)', or fix the name"
+            var hint = "add \(what.rawValue)/\(name), or fix the name"
             if let guess = closest(to: name, in: known) { hint = "did you mean '\(guess)'? " + hint }
             found.append(.error("\(field) refers to \(what.rawValue)/\(name), which does not exist at this revision",
                                 at: at(address, field, source), address: address.description, hint: hint))

@@ -59,7 +59,12 @@ enum KindDecoders {
             .flatMap { r.name($0, "spec.outcomeWeights") }
         let dataset = spec.required("dataset", hint: "add `dataset: {path: data/interactions.csv}`").flatMap { decodeDataset($0, r) }
         let trainer = spec.required("trainer", hint: "add `trainer: {kind: builtin, algorithm: popularity}`").flatMap { decodeTrainer($0, r) }
-        let evaluation = spec.required("evaluation", hint: "add `evaluation: {metrics: [ndcg@10]}`").flatMap { decodeEvaluation($0, trainer, r) }
+        // Known from the raw text, so metric names are checked even when the trainer has errors.
+        let builtin = spec.optional("trainer").flatMap { node -> Bool? in
+            guard case let .mapping(pairs) = node.content else { return nil }
+            return pairs.contains { if case .scalar("kind", _) = $0.key.content, case .string("builtin")? = $0.value.scalarValue { true } else { false } }
+        } ?? false
+        let evaluation = spec.required("evaluation", hint: "add `evaluation: {metrics: [ndcg@10]}`").flatMap { decodeEvaluation($0, builtin: builtin, r) }
         spec.finish()
         guard let metadata, let events, let weights, let dataset, let trainer, let evaluation else { return nil }
         return .template(Template(metadata: metadata, displayName: displayName, events: events, outcomeWeights: weights,
@@ -186,7 +191,7 @@ enum KindDecoders {
         return r.errorCount == before ? out : nil
     }
 
-    private static func decodeEvaluation(_ node: YAMLNode, _ trainer: Template.Trainer?, _ r: NodeReader) -> Template.Evaluation? {
+    private static func decodeEvaluation(_ node: YAMLNode, builtin: Bool, _ r: NodeReader) -> Template.Evaluation? {
         guard var f = r.mapping(node, "spec.evaluation") else { return nil }
         var holdout: Double? = 0.2
         if let h = f.optional("holdout") {
@@ -204,8 +209,6 @@ enum KindDecoders {
                 seed = nil
             }
         }
-        let builtin: Bool
-        if case .builtin? = trainer { builtin = true } else { builtin = false }
         let metrics = f.required("metrics", hint: "add `metrics: [ndcg@10, recall@20]`").flatMap { node in
             r.stringList(node, "spec.evaluation.metrics") { item, s in
                 if builtin, !Patterns.isBuiltinMetric(s) {
@@ -377,7 +380,7 @@ enum KindDecoders {
             for (i, item) in items.enumerated() {
                 guard let v = r.int(item, "spec.decisions.\(key)[\(i)]") else { ok = false; continue }
                 if v < 1 {
-                    r.error(item, "spec.decisions.\(key)[\(i)] is \(v); version numbers start at 1")
+                    r.error(item, "spec.decisions.\(key)[\(i)] is \(v); version numbers start at 1", hint: "list version numbers as `cairn versions MODEL` shows them")
                     ok = false
                 } else if nodes[v] != nil {
                     r.error(item, "spec.decisions.\(key) lists version \(v) twice", hint: "remove the repeated entry")

@@ -81,7 +81,12 @@ final class NodeReader {
     }
 
     func int(_ node: YAMLNode, _ path: String) -> Int? {
-        if case let .int(i)? = node.scalarValue { return i }
+        switch node.scalarValue {
+        case let .int(i)?: return i
+        // 50.0 is a whole number, as JSON Schema's "integer" agrees.
+        case let .double(d)? where d == d.rounded() && abs(d) < 1e15: return Int(d)
+        default: break
+        }
         error(node, "\(path) must be a whole number, found \(describe(node))")
         return nil
     }

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+
+@Suite struct ValidateCommandTests {
+    @Test func validRepositoryExitsZero() throws {
+        let repo = try GitFixture()
+        try repo.commit("ok", files: ["w.yaml": weightsDoc, "t.yaml": templateDoc("t"), "data/i.csv": "user_id,item_id,event,timestamp\n"])
+        let result = try cairn(["validate", "--repo", repo.path, "--no-color"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("✓ valid: 2 manifests in 2 files, 0 errors, 1 warning"))
+        #expect(result.stdout.contains("t.yaml:5:11: warning: Template/t: events convert have no weight"))
+    }
+
+    @Test func invalidRevisionExitsOneWithEveryError() throws {
+        let repo = try GitFixture()
+        let good = try repo.commit("good", files: ["w.yaml": weightsDoc, "data/i.csv": "x\n"])
+        try repo.commit("bad", files: ["t.yaml": templateDoc("t", weights: "nope", dataset: "../x.csv"), "m.yaml": modelDoc("m", template: "t2")])
+        let bad = try cairn(["validate", "--repo", repo.path, "--no-color"])
+        #expect(bad.status == 1)
+        #expect(bad.stdout.contains("m.yaml:5:13: error: Model/m: spec.template refers to Template/t2"))
+        #expect(bad.stdout.contains("t.yaml:6:19: error: Template/t: spec.outcomeWeights refers to OutcomeWeights/nope"))
+        #expect(bad.stdout.contains("t.yaml:7:19: error: Template/t: spec.dataset.path '../x.csv' leaves the repository"))
+        #expect(bad.stdout.contains("✗ invalid: 3 errors"))
+        // The previous commit is still valid.
+        let older = try cairn(["validate", "--repo", repo.path, "--revision", "HEAD~1"])
+        #expect(older.status == 0)
+        let bySHA = try cairn(["validate", "--repo", repo.path, "--revision", good])
+        #expect(bySHA.status == 0)
+    }
+
+    @Test func jsonOutputIsMachineReadable() throws {
+        let repo = try GitFixture()
+        let sha = try repo.commit("bad", files: ["m.yaml": "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: m}\nspec: {template: t, stage: x}\n"])
+        let result = try cairn(["validate", "--repo", repo.path, "--format", "json"])
+        #expect(result.status == 1)
+        let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        #expect(json["formatVersion"] as? String == "1")
+        #expect(json["valid"] as? Bool == false)
+        #expect(json["revision"] as? String == sha)
+        let diagnostics = json["diagnostics"] as! [[String: Any]]
+        let first = diagnostics[0]
+        #expect(first["file"] as? String == "m.yaml")
+        #expect(first["line"] as? Int == 4)
+        #expect(first["address"] as? String == "Model/m")
+        #expect((first["hint"] as? String)?.contains("use one of") == true)
+        #expect(result.stderr.isEmpty)
+    }
+
+    @Test func sourceErrorsExitOne() throws {
+        let repo = try GitFixture()
+        try repo.commit("x", files: ["w.yaml": weightsDoc])
+        let missing = try cairn(["validate", "--repo", repo.path, "--revision", "nope"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("revision 'nope' not found"))
+        let notRepo = try cairn(["validate", "--repo", TempDir().path])
+        #expect(notRepo.status == 1)
+        #expect(notRepo.stderr.contains("cannot open git repository"))
+        let badPath = try cairn(["validate", "--repo", repo.path, "--path", "nowhere", "--format", "json"])
+        #expect(badPath.status == 1)
+        #expect(badPath.stdout.contains("\"error\" : \"the manifest folder 'nowhere' does not exist"))
+    }
+
+    @Test func worktreeFlagValidatesUncommittedChanges() throws {
+        let repo = try GitFixture()
+        try repo.commit("x", files: ["w.yaml": weightsDoc])
+        repo.write("w.yaml", "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: w}\nspec: {weights: {click: -1}}\n")
+        #expect(try cairn(["validate", "--repo", repo.path]).status == 0)
+        let result = try cairn(["validate", "--repo", repo.path, "--worktree", "--no-color"])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("Cairn validate · working tree"))
+        #expect(result.stdout.contains("has no positive weight"))
+    }
+
+    @Test func verboseListsSkippedDocuments() throws {
+        let repo = try GitFixture()
+        try repo.commit("x", files: ["w.yaml": weightsDoc, "ci.yaml": "name: CI\non: push\n", "k.yaml": "apiVersion: v1\nkind: ConfigMap\n"])
+        let result = try cairn(["validate", "--repo", repo.path, "--verbose", "--no-color"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("ci.yaml:1 apiVersion (none), kind (none)"))
+        #expect(result.stdout.contains("k.yaml:1 apiVersion v1, kind ConfigMap"))
+    }
+
+    @Test func yamlSyntaxErrorsArePositioned() throws {
+        let repo = try GitFixture()
+        try repo.commit("x", files: ["w.yaml": "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata:\n\tname: w\n"])
+        let result = try cairn(["validate", "--repo", repo.path, "--no-color"])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("w.yaml:4:1: error:"))
+        #expect(result.stdout.contains("hint: YAML does not allow tab characters"))
+    }
+}

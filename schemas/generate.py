@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Writes the JSON Schemas (2020-12) for Cairn's manifest kinds, one file per kind.
+
+The shared parts (metadata, names, durations, routes) are defined once here. Run it after
+changing a rule; `--check` exits 1 if a committed schema is out of date (CI runs it).
+What a schema cannot express (route weights summing to 100, a version both approved and
+rejected, references between documents) is checked by `cairn validate` alone.
+"""
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BASE = "https://cairn.dev/schemas/"
+
+NAME = {
+    "type": "string",
+    "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+    "maxLength": 63,
+}
+TEXT = {"type": "string", "pattern": "\\S"}
+EVENT = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 63}
+METRIC = {"type": "string", "pattern": "^[a-z][a-z0-9_]*(@[1-9][0-9]{0,3})?$"}
+BUILTIN_METRIC = {"type": "string", "pattern": "^((ndcg|recall|precision)@[1-9][0-9]{0,3}|coverage(@[1-9][0-9]{0,3})?)$"}
+DURATION = {
+    "type": "string",
+    "pattern": "^(?=.*[1-9])([0-9]+[smhd])+$",
+    "description": "A number and a unit, repeated: 90s, 30m, 24h, 7d, 1h30m.",
+}
+
+
+def described(schema, text):
+    return {**schema, "description": text}
+
+
+def document(kind, title, description, spec):
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": BASE + file_name(kind),
+        "title": title,
+        "description": description,
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": "cairn/v1", "description": "Always cairn/v1."},
+            "kind": {"const": kind},
+            "metadata": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": described(NAME, "Unique per kind: lower-case letters, digits and '-', at most 63 characters."),
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Free-form string labels."},
+                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Free-form string notes."},
+                },
+            },
+            "spec": spec,
+        },
+    }
+
+
+def file_name(kind):
+    return {
+        "OutcomeWeights": "outcome-weights.schema.json",
+        "Template": "template.schema.json",
+        "Model": "model.schema.json",
+        "ServingTarget": "serving-target.schema.json",
+    }[kind]
+
+
+outcome_weights = document(
+    "OutcomeWeights", "Cairn OutcomeWeights",
+    "How outcome and event types map to a signed training signal.",
+    {
+        "type": "object",
+        "required": ["weights"],
+        "additionalProperties": False,
+        "properties": {
+            "weights": {
+                "type": "object",
+                "description": "Event type to weight in [-10, 10]; at least one weight above 0.",
+                "minProperties": 1,
+                "propertyNames": EVENT,
+                "additionalProperties": {"type": "number", "minimum": -10, "maximum": 10},
+                # "Not every weight is 0 or below" = at least one is positive.
+                "not": {"additionalProperties": {"maximum": 0}},
+            }
+        },
+    },
+)
+
+builtin_trainer = {
+    "type": "object",
+    "required": ["kind", "algorithm"],
+    "additionalProperties": False,
+    "properties": {
+        "kind": {"const": "builtin"},
+        "algorithm": {"enum": ["popularity", "item-knn"], "description": "popularity ranks by weighted count; item-knn by item-item cosine similarity."},
+        "params": {"type": "object"},
+    },
+    "allOf": [
+        {
+            "if": {"properties": {"algorithm": {"const": "popularity"}}},
+            "then": {"properties": {"params": {"type": "object", "maxProperties": 0}}},
+        },
+        {
+            "if": {"properties": {"algorithm": {"const": "item-knn"}}},
+            "then": {
+                "properties": {
+                    "params": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "neighbors": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Neighbours kept per item (default 50)."},
+                            "shrinkage": {"type": "number", "minimum": 0, "maximum": 10000, "description": "Similarity shrinkage toward 0 for rare co-occurrence."},
+                        },
+                    }
+                }
+            },
+        },
+    ],
+}
+
+exec_trainer = {
+    "type": "object",
+    "required": ["kind", "command"],
+    "additionalProperties": False,
+    "properties": {
+        "kind": {"const": "exec"},
+        "command": {"type": "array", "minItems": 1, "items": TEXT, "description": "Program and arguments, run from the repository snapshot."},
+        "timeout": DURATION,
+        "env": {
+            "type": "object",
+            "propertyNames": {"type": "string", "pattern": "^(?!CAIRN_)[A-Za-z_][A-Za-z0-9_]*$"},
+            "additionalProperties": {"type": "string"},
+            "description": "Extra environment variables; CAIRN_ names are reserved.",
+        },
+        "params": {"type": "object", "description": "Passed to the trainer in the CAIRN_PARAMS file."},
+    },
+}
+
+template = document(
+    "Template", "Cairn Template",
+    "A repeatable training recipe: which signals, which data, which trainer, how it is evaluated.",
+    {
+        "type": "object",
+        "required": ["events", "outcomeWeights", "dataset", "trainer", "evaluation"],
+        "additionalProperties": False,
+        "properties": {
+            "displayName": described(TEXT, "Used in version system names."),
+            "events": {"type": "array", "minItems": 1, "uniqueItems": True, "items": EVENT, "description": "Event types this template learns from."},
+            "outcomeWeights": described(NAME, "Name of an OutcomeWeights document."),
+            "dataset": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "path": {"type": "string", "pattern": "^[^/]", "description": "A file in the repository, relative to the manifest root."},
+                    "uri": {"type": "string", "pattern": "^file:///.", "description": "A file outside git (file:///…), fingerprinted by content at train time."},
+                },
+                "oneOf": [{"required": ["path"]}, {"required": ["uri"]}],
+            },
+            "trainer": {
+                "type": "object",
+                "required": ["kind"],
+                "properties": {"kind": {"enum": ["builtin", "exec"]}},
+                "allOf": [
+                    {"if": {"properties": {"kind": {"const": "builtin"}}}, "then": builtin_trainer},
+                    {"if": {"properties": {"kind": {"const": "exec"}}}, "then": exec_trainer},
+                ],
+            },
+            "evaluation": {
+                "type": "object",
+                "required": ["metrics"],
+                "additionalProperties": False,
+                "properties": {
+                    "holdout": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "description": "Fraction held out per user (default 0.2)."},
+                    "metrics": {"type": "array", "minItems": 1, "uniqueItems": True, "items": METRIC},
+                    "seed": {"type": "integer", "minimum": 0, "description": "Seed of the holdout split (default 42)."},
+                },
+            },
+        },
+        "if": {"properties": {"trainer": {"properties": {"kind": {"const": "builtin"}}, "required": ["kind"]}}, "required": ["trainer"]},
+        "then": {"properties": {"evaluation": {"properties": {"metrics": {"items": BUILTIN_METRIC}}}}},
+    },
+)
+
+gate = {
+    "type": "object",
+    "required": ["metric"],
+    "additionalProperties": False,
+    "properties": {
+        "metric": TEXT,
+        "min": {"type": "number"},
+        "max": {"type": "number"},
+        "maxRegression": {"type": "number", "minimum": 0, "description": "Largest drop allowed against the best approved version so far."},
+    },
+    "anyOf": [{"required": ["min"]}, {"required": ["max"]}, {"required": ["maxRegression"]}],
+}
+
+version_list = {"type": "array", "uniqueItems": True, "items": {"type": "integer", "minimum": 1}}
+
+model = document(
+    "Model", "Cairn Model",
+    "A registered model: a long-lived track whose trained versions are produced from a template.",
+    {
+        "type": "object",
+        "required": ["template"],
+        "additionalProperties": False,
+        "properties": {
+            "template": described(NAME, "Name of the Template versions are trained from."),
+            "lifecycle": {"enum": ["draft", "active", "archived"], "default": "draft"},
+            "family": described(NAME, "Registry family; at most one champion per family."),
+            "stage": {"enum": ["none", "shadow", "challenger", "champion"], "default": "none"},
+            "label": TEXT,
+            "description": {"type": "string"},
+            "traits": {"type": "array", "uniqueItems": True, "items": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$", "maxLength": 63},
+                       "description": "May change only until the model is first ready."},
+            "learning": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"mode": {"enum": ["none", "scheduled"], "default": "none"}, "every": DURATION},
+                "if": {"properties": {"mode": {"const": "scheduled"}}, "required": ["mode"]},
+                "then": {"required": ["every"]},
+            },
+            "retrainToken": described(TEXT, "Any string; changing it forces one new training run."),
+            "approval": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"mode": {"enum": ["manual", "gated"], "default": "manual"}, "gates": {"type": "array", "items": gate}},
+                "if": {"properties": {"mode": {"const": "gated"}}, "required": ["mode"]},
+                "then": {"required": ["gates"], "properties": {"gates": {"minItems": 1}}},
+            },
+            "decisions": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"approve": version_list, "reject": version_list},
+            },
+        },
+        "if": {"properties": {"stage": {"enum": ["shadow", "challenger", "champion"]}}, "required": ["stage"]},
+        "then": {"required": ["lifecycle", "family"], "properties": {"lifecycle": {"const": "active"}}},
+    },
+)
+
+
+def route(with_weight):
+    props = {
+        "model": described(NAME, "A model by name."),
+        "family": described(NAME, "A family; its champion's latest approved version (needs version: champion)."),
+        "version": {
+            "description": "A version number, latest-approved, or champion (with family).",
+            "oneOf": [{"type": "integer", "minimum": 1}, {"enum": ["latest-approved", "champion"]}],
+        },
+    }
+    if with_weight:
+        props["weight"] = {"type": "integer", "minimum": 0, "maximum": 100, "description": "Percent of traffic; routes sum to 100."}
+    return {
+        "type": "object",
+        "required": ["version"],
+        "additionalProperties": False,
+        "properties": props,
+        "oneOf": [{"required": ["model"]}, {"required": ["family"]}],
+        "allOf": [
+            {"if": {"required": ["family"]}, "then": {"properties": {"version": {"const": "champion"}}}},
+            {"if": {"required": ["model"]}, "then": {"properties": {"version": {"not": {"const": "champion"}}}}},
+        ],
+    }
+
+
+serving_target = document(
+    "ServingTarget", "Cairn ServingTarget",
+    "Which approved version is live for a tenant and surface, with traffic splits and shadows.",
+    {
+        "type": "object",
+        "required": ["tenant", "surface", "routes"],
+        "additionalProperties": False,
+        "properties": {
+            "tenant": NAME,
+            "surface": NAME,
+            "routes": {
+                "type": "array",
+                "minItems": 1,
+                "items": route(True),
+                "description": "Weights sum to 100; one route needs no weight.",
+            },
+            "shadow": {"type": "array", "items": route(False), "description": "Scored and recorded, never served."},
+        },
+        "if": {"properties": {"routes": {"minItems": 2}}, "required": ["routes"]},
+        "then": {"properties": {"routes": {"items": {"required": ["weight"]}}}},
+    },
+)
+
+
+def main():
+    check = "--check" in sys.argv
+    stale = []
+    for kind, schema in [("OutcomeWeights", outcome_weights), ("Template", template), ("Model", model), ("ServingTarget", serving_target)]:
+        path = os.path.join(HERE, file_name(kind))
+        text = json.dumps(schema, indent=2) + "\n"
+        if check:
+            with open(path) as f:
+                if f.read() != text:
+                    stale.append(path)
+        else:
+            with open(path, "w") as f:
+                f.write(text)
+    if stale:
+        print("out of date (run python3 schemas/generate.py): " + ", ".join(stale))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
