@@ -88,3 +88,23 @@ public enum JSONValue: Sendable, Hashable, Codable {
         out += "\""
     }
 }
+
+import Foundation
+
+extension JSONValue {
+    /// Any `Encodable` value as a `JSONValue` (through JSON text).
+    public static func from<T: Encodable>(_ value: T) -> JSONValue {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(value), let v = try? JSONDecoder().decode(JSONValue.self, from: data) else {
+            return .null
+        }
+        return v
+    }
+
+    /// Decodes a `Decodable` value from this JSON.
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        let data = try JSONEncoder().encode(self)
+        return try JSONDecoder().decode(T.self, from: data)
+    }
+}

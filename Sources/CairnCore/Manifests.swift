@@ -37,6 +37,9 @@ public struct ManifestAddress: Sendable, Hashable, Codable, Comparable, CustomSt
 }
 
 /// `metadata` of every document, plus where the document was read from.
+///
+/// `source` is provenance, not desired state: equality, hashing and coding ignore it, so a
+/// manifest moved to another file or line is not a change.
 public struct ManifestMetadata: Sendable, Hashable, Codable {
     public var name: String
     public var labels: [String: String]
@@ -49,6 +52,26 @@ public struct ManifestMetadata: Sendable, Hashable, Codable {
         self.labels = labels
         self.annotations = annotations
         self.source = source
+    }
+
+    enum CodingKeys: String, CodingKey { case name, labels, annotations }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        labels = try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
+        annotations = try c.decodeIfPresent([String: String].self, forKey: .annotations) ?? [:]
+        source = SourceLocation(file: "", line: 0, column: 0)
+    }
+
+    public static func == (a: ManifestMetadata, b: ManifestMetadata) -> Bool {
+        a.name == b.name && a.labels == b.labels && a.annotations == b.annotations
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(name)
+        h.combine(labels)
+        h.combine(annotations)
     }
 }
 
@@ -249,6 +272,27 @@ public struct ServingTarget: Sendable, Hashable, Codable {
             self.version = version
             self.weight = weight
             self.source = source
+        }
+
+        enum CodingKeys: String, CodingKey { case subject, version, weight }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            subject = try c.decode(RouteSubject.self, forKey: .subject)
+            version = try c.decode(VersionSelector.self, forKey: .version)
+            weight = try c.decode(Int.self, forKey: .weight)
+            source = SourceLocation(file: "", line: 0, column: 0)
+        }
+
+        // Provenance is not state (see ManifestMetadata).
+        public static func == (a: Route, b: Route) -> Bool {
+            a.subject == b.subject && a.version == b.version && a.weight == b.weight
+        }
+
+        public func hash(into h: inout Hasher) {
+            h.combine(subject)
+            h.combine(version)
+            h.combine(weight)
         }
     }
 

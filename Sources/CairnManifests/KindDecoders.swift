@@ -246,7 +246,7 @@ enum KindDecoders {
         let familyNode = spec.optional("family")
         let family = take(familyNode.flatMap { r.name($0, "spec.family") }, present: familyNode != nil)
         let stageNode = spec.optional("stage")
-        let stage = take(stageNode.flatMap { r.choice($0, "spec.stage", Model.Stage.self) }, present: stageNode != nil) ?? .none
+        let stage = take(stageNode.flatMap { r.choice($0, "spec.stage", Model.Stage.self) }, present: stageNode != nil) ?? Model.Stage.none
         let labelNode = spec.optional("label")
         let label = take(labelNode.flatMap { r.nonEmptyString($0, "spec.label") }, present: labelNode != nil)
         let descriptionNode = spec.optional("description")
@@ -300,7 +300,7 @@ enum KindDecoders {
         f.finish()
         if modeNode != nil, mode == nil { return nil }
         if everyNode != nil, every == nil { return nil }
-        let m = mode ?? .none
+        let m = mode ?? Model.LearningMode.none
         switch m {
         case .scheduled:
             guard let every else {

@@ -1,0 +1,85 @@
+import Crypto
+
+/// What a trained version is pinned to. Any change of these means "train again".
+public struct FingerprintInputs: Sendable, Codable, Hashable {
+    /// sha256 of the template spec's canonical JSON (display name left out: it is cosmetic).
+    public var template: String
+    /// sha256 of the dataset file's content, or `uri:<uri>` for datasets outside git (their
+    /// content is hashed when a run starts and recorded on the version).
+    public var dataset: String
+    /// sha256 of the outcome weights' canonical JSON.
+    public var weights: String
+    public var traits: [String]
+    public var retrainToken: String?
+
+    public init(template: String, dataset: String, weights: String, traits: [String], retrainToken: String?) {
+        self.template = template
+        self.dataset = dataset
+        self.weights = weights
+        self.traits = traits.sorted()
+        self.retrainToken = retrainToken
+    }
+
+    /// The training fingerprint: sha256 over the canonical form of the inputs.
+    public var fingerprint: String {
+        var o: [String: JSONValue] = [
+            "template": .string(template), "dataset": .string(dataset), "weights": .string(weights),
+            "traits": .array(traits.map { .string($0) }),
+        ]
+        if let retrainToken { o["retrainToken"] = .string(retrainToken) }
+        return sha256Hex(JSONValue.object(o).canonicalText)
+    }
+
+    /// Which inputs differ from `old`, in words, for plan reasons.
+    public func differences(from old: FingerprintInputs) -> [String] {
+        var out: [String] = []
+        if template != old.template { out.append("template changed") }
+        if dataset != old.dataset { out.append("dataset changed") }
+        if weights != old.weights { out.append("outcome weights changed") }
+        if traits != old.traits { out.append("traits changed") }
+        if retrainToken != old.retrainToken { out.append("retrainToken changed") }
+        return out
+    }
+
+    public static func forModel(_ model: Model, template: Template, weights: OutcomeWeights, datasetHash: String?) -> FingerprintInputs {
+        var spec = template
+        spec.displayName = nil
+        let templateJSON = JSONValue.from(TemplateFingerprintView(template: spec))
+        let weightsJSON = JSONValue.object(weights.weights.mapValues { .double($0) })
+        let dataset: String
+        switch template.dataset {
+        case .path: dataset = datasetHash ?? "missing"
+        case let .uri(uri): dataset = "uri:\(uri)"
+        }
+        return FingerprintInputs(template: sha256Hex(templateJSON.canonicalText), dataset: dataset,
+                                 weights: sha256Hex(weightsJSON.canonicalText), traits: model.traits, retrainToken: model.retrainToken)
+    }
+}
+
+/// The parts of a template that decide what is trained (not its name or labels).
+private struct TemplateFingerprintView: Encodable {
+    let events: [String]
+    let outcomeWeights: String
+    let dataset: Template.Dataset
+    let trainer: Template.Trainer
+    let evaluation: Template.Evaluation
+
+    init(template: Template) {
+        events = template.events
+        outcomeWeights = template.outcomeWeights
+        dataset = template.dataset
+        trainer = template.trainer
+        evaluation = template.evaluation
+    }
+}
+
+public func sha256Hex(_ text: String) -> String {
+    sha256Hex(Array(text.utf8))
+}
+
+public func sha256Hex(_ bytes: [UInt8]) -> String {
+    SHA256.hash(data: bytes).map { b in
+        let s = String(b, radix: 16)
+        return s.count == 1 ? "0" + s : s
+    }.joined()
+}

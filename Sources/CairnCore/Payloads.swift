@@ -1,0 +1,68 @@
+/// The `after` payloads of plan changes, by action. Apply decodes exactly these.
+
+/// `stage` and `demote`: a registry stage move.
+public struct StageMove: Sendable, Codable, Equatable {
+    public var family: String?
+    public var from: Model.Stage
+    public var to: Model.Stage
+
+    public init(family: String?, from: Model.Stage, to: Model.Stage) {
+        self.family = family
+        self.from = from
+        self.to = to
+    }
+}
+
+/// `train`: everything a training run needs, resolved at plan time.
+public struct TrainRequest: Sendable, Codable, Equatable {
+    public var model: String
+    public var fingerprint: String
+    public var inputs: FingerprintInputs
+    public var template: Template
+    public var weights: OutcomeWeights
+    /// Repository path of the dataset (templates with `dataset.path`).
+    public var datasetPath: String?
+    public var commit: String
+    /// Queued runs of the same model with an older fingerprint, cancelled by this one.
+    public var supersedes: [Int]
+
+    public init(model: String, fingerprint: String, inputs: FingerprintInputs, template: Template, weights: OutcomeWeights,
+                datasetPath: String?, commit: String, supersedes: [Int]) {
+        self.model = model
+        self.fingerprint = fingerprint
+        self.inputs = inputs
+        self.template = template
+        self.weights = weights
+        self.datasetPath = datasetPath
+        self.commit = commit
+        self.supersedes = supersedes
+    }
+}
+
+/// `approve` / `reject`.
+public struct Decision: Sendable, Codable, Equatable {
+    public var model: String
+    public var version: Int
+    public var status: ModelVersion.Status
+
+    public init(model: String, version: Int, status: ModelVersion.Status) {
+        self.model = model
+        self.version = version
+        self.status = status
+    }
+}
+
+/// `promote`: the complete live state of a target after the change.
+public struct Assignment: Sendable, Codable, Equatable {
+    public var tenant: String
+    public var surface: String
+    public var routes: [LiveRoute]
+    public var shadow: [LiveRoute]
+
+    public init(tenant: String, surface: String, routes: [LiveRoute], shadow: [LiveRoute]) {
+        self.tenant = tenant
+        self.surface = surface
+        self.routes = routes
+        self.shadow = shadow
+    }
+}

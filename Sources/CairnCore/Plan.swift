@@ -1,0 +1,199 @@
+/// What a plan may do. Raw values are the stable wire names (never renamed).
+public enum Action: String, Sendable, Codable, CaseIterable {
+    case create, update, stage, train, approve, reject, promote, demote, archive
+
+    /// The symbol used in text plans.
+    public var symbol: String {
+        switch self {
+        case .create: "+"
+        case .update: "~"
+        case .stage: "⇄"
+        case .train: "»"
+        case .approve: "✓"
+        case .reject: "✗"
+        case .promote: "⇡"
+        case .demote: "⇣"
+        case .archive: "-"
+        }
+    }
+
+    /// Apply order: weights → templates → models (create/update/stage) → train →
+    /// approve/reject → promote/demote → archive.
+    public var phase: Int {
+        switch self {
+        case .create, .update, .stage: 0
+        case .train: 1
+        case .approve, .reject: 2
+        case .promote, .demote: 3
+        case .archive: 4
+        }
+    }
+}
+
+/// One planned change. `after` is the payload apply works from; `before` and `reason` explain it.
+public struct Change: Sendable, Codable, Equatable {
+    public var action: Action
+    /// `Kind/name`.
+    public var address: String
+    /// The version a change is about (train: the number it will get is not known; approve/reject: the version).
+    public var version: Int?
+    public var before: JSONValue?
+    public var after: JSONValue?
+    public var reason: String
+    /// The manifest file the change comes from, for the audit history.
+    public var file: String?
+    /// Another change this one is applied together with, in one transaction (a demote goes
+    /// with the promotion of the new champion).
+    public var appliedWith: String?
+
+    public init(action: Action, address: String, version: Int? = nil, before: JSONValue? = nil, after: JSONValue? = nil,
+                reason: String, file: String? = nil, appliedWith: String? = nil) {
+        self.action = action
+        self.address = address
+        self.version = version
+        self.before = before
+        self.after = after
+        self.reason = reason
+        self.file = file
+        self.appliedWith = appliedWith
+    }
+
+    public var kind: ManifestKind? { ManifestKind(rawValue: String(address.prefix { $0 != "/" })) }
+    public var name: String { String(address.drop { $0 != "/" }.dropFirst()) }
+}
+
+/// A change that cannot happen yet, or is refused; the reason says why.
+public struct BlockedChange: Sendable, Codable, Equatable {
+    /// What would have happened.
+    public var action: Action
+    public var address: String
+    public var version: Int?
+    public var reason: String
+
+    public init(action: Action, address: String, version: Int? = nil, reason: String) {
+        self.action = action
+        self.address = address
+        self.version = version
+        self.reason = reason
+    }
+}
+
+/// A difference made outside git (a break-glass rollback), shown with who and when.
+public struct DriftItem: Sendable, Codable, Equatable {
+    public var address: String
+    public var live: String
+    public var declared: String
+    public var actor: String
+    public var at: Int64
+    public var how: String
+
+    public init(address: String, live: String, declared: String, actor: String, at: Int64, how: String) {
+        self.address = address
+        self.live = live
+        self.declared = declared
+        self.actor = actor
+        self.at = at
+        self.how = how
+    }
+}
+
+/// The plan: data that can be printed, saved and applied later.
+public struct Plan: Sendable, Codable, Equatable {
+    public var formatVersion: String
+    /// Full 40-hex commit id of the desired revision.
+    public var revision: String
+    /// The revision as the user named it (`main`, `HEAD~1`).
+    public var revisionName: String
+    public var manifestRoot: String
+    public var manifestCount: Int
+    /// The observed-state generation the plan was made against.
+    public var observedGeneration: Int
+    public var lastAppliedRevision: String?
+    public var changes: [Change]
+    public var blocked: [BlockedChange]
+    public var drift: [DriftItem]
+    /// Candidate metrics beside the live version, for pull-request comments.
+    public var candidates: [Candidate]
+
+    public init(revision: String, revisionName: String, manifestRoot: String, manifestCount: Int, observedGeneration: Int,
+                lastAppliedRevision: String?, changes: [Change], blocked: [BlockedChange], drift: [DriftItem],
+                candidates: [Candidate] = []) {
+        self.formatVersion = "1"
+        self.revision = revision
+        self.revisionName = revisionName
+        self.manifestRoot = manifestRoot
+        self.manifestCount = manifestCount
+        self.observedGeneration = observedGeneration
+        self.lastAppliedRevision = lastAppliedRevision
+        self.changes = changes
+        self.blocked = blocked
+        self.drift = drift
+        self.candidates = candidates
+    }
+
+    public var isEmpty: Bool { changes.isEmpty }
+
+    /// Count per action name, plus `blocked`, always with every key (stable JSON).
+    public var summary: [String: Int] {
+        var out = Dictionary(uniqueKeysWithValues: Action.allCases.map { ($0.rawValue, 0) })
+        for c in changes { out[c.action.rawValue, default: 0] += 1 }
+        out["blocked"] = blocked.count
+        out["drift"] = drift.count
+        return out
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion, revision, revisionName, manifestRoot, manifestCount, observedGeneration, lastAppliedRevision
+        case changes, blocked, drift, candidates, summary
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(formatVersion, forKey: .formatVersion)
+        try c.encode(revision, forKey: .revision)
+        try c.encode(revisionName, forKey: .revisionName)
+        try c.encode(manifestRoot, forKey: .manifestRoot)
+        try c.encode(manifestCount, forKey: .manifestCount)
+        try c.encode(observedGeneration, forKey: .observedGeneration)
+        try c.encode(lastAppliedRevision, forKey: .lastAppliedRevision)
+        try c.encode(changes, forKey: .changes)
+        try c.encode(blocked, forKey: .blocked)
+        try c.encode(drift, forKey: .drift)
+        try c.encode(candidates, forKey: .candidates)
+        try c.encode(summary, forKey: .summary)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        formatVersion = try c.decode(String.self, forKey: .formatVersion)
+        revision = try c.decode(String.self, forKey: .revision)
+        revisionName = try c.decode(String.self, forKey: .revisionName)
+        manifestRoot = try c.decode(String.self, forKey: .manifestRoot)
+        manifestCount = try c.decode(Int.self, forKey: .manifestCount)
+        observedGeneration = try c.decode(Int.self, forKey: .observedGeneration)
+        lastAppliedRevision = try c.decodeIfPresent(String.self, forKey: .lastAppliedRevision)
+        changes = try c.decode([Change].self, forKey: .changes)
+        blocked = try c.decode([BlockedChange].self, forKey: .blocked)
+        drift = try c.decode([DriftItem].self, forKey: .drift)
+        candidates = try c.decodeIfPresent([Candidate].self, forKey: .candidates) ?? []
+    }
+}
+
+/// A version a plan would approve or promote, with its metrics beside the live version's.
+public struct Candidate: Sendable, Codable, Equatable {
+    public var target: String?
+    public var model: String
+    public var version: Int
+    public var metrics: [String: Double]
+    public var liveVersion: Int?
+    public var liveMetrics: [String: Double]?
+
+    public init(target: String?, model: String, version: Int, metrics: [String: Double], liveVersion: Int?, liveMetrics: [String: Double]?) {
+        self.target = target
+        self.model = model
+        self.version = version
+        self.metrics = metrics
+        self.liveVersion = liveVersion
+        self.liveMetrics = liveMetrics
+    }
+}

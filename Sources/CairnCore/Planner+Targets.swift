@@ -1,0 +1,200 @@
+extension PlanBuilder {
+    // MARK: serving targets (phase 3 promotions, phase 4 unassignments)
+
+    mutating func planTargets() {
+        let desiredNames = Set(desired.manifests.servingTargets.map(\.metadata.name))
+        for target in desired.manifests.servingTargets {
+            planTarget(target)
+        }
+        for (name, old) in observed.targets.sorted(by: { $0.key < $1.key }) where old.assigned && !desiredNames.contains(name) {
+            projectedRoutes[name] = nil
+            add(Change(action: .archive, address: ManifestAddress(.servingTarget, name).description,
+                       before: .from(Assignment(tenant: old.tenant, surface: old.surface, routes: old.routes, shadow: old.shadow)),
+                       reason: "manifest removed: unassign (was \(Describe.routes(old.routes)))"))
+        }
+    }
+
+    private mutating func planTarget(_ target: ServingTarget) {
+        let name = target.metadata.name
+        let address = ManifestAddress(.servingTarget, name).description
+        var routes: [LiveRoute] = []
+        var problems: [String] = []
+        for route in target.routes {
+            switch resolve(route, shadow: false) {
+            case let .success(live): routes.append(LiveRoute(model: live.model, version: live.version, weight: route.weight))
+            case let .failure(why): problems.append("route \(route.subject): \(why.text)")
+            }
+        }
+        var shadow: [LiveRoute] = []
+        for route in target.shadow {
+            switch resolve(route, shadow: true) {
+            case let .success(live): shadow.append(LiveRoute(model: live.model, version: live.version, weight: 0))
+            // A shadow that cannot resolve yet must not hold back what is served.
+            case let .failure(why): block(.promote, address, "shadow \(route.subject): \(why.text)")
+            }
+        }
+        routes.sort()
+        shadow.sort()
+        let old = observed.targets[name]
+        if !problems.isEmpty {
+            // Rule 2: nothing of a target goes live until every route can; the live routes stay.
+            block(.promote, address, problems.joined(separator: "; "))
+            return
+        }
+        let before = old.flatMap { $0.assigned ? Assignment(tenant: $0.tenant, surface: $0.surface, routes: $0.routes, shadow: $0.shadow) : nil }
+        let after = Assignment(tenant: target.tenant, surface: target.surface, routes: routes, shadow: shadow)
+        if let before, before == after {
+            return
+        }
+        projectedRoutes[name] = routes + shadow
+        var reason = Describe.promotion(from: before?.routes ?? [], to: routes)
+        if (before?.shadow ?? []) != shadow { reason += "; shadow " + (shadow.isEmpty ? "none" : Describe.routes(shadow, weights: false)) }
+        if let before, before.tenant != target.tenant || before.surface != target.surface {
+            reason += "; serves \(target.tenant)/\(target.surface)"
+        }
+        if let old, let record = old.drift, old.assigned, old.routes != routes {
+            // Rule 11: a change made outside git is shown, then the declared state is put back.
+            drift.append(DriftItem(address: address, live: Describe.routes(old.routes), declared: Describe.routes(routes),
+                                   actor: record.actor, at: record.at, how: record.how))
+            reason = "revert drift: " + reason
+        }
+        add(Change(action: .promote, address: address, before: before.map { .from($0) }, after: .from(after), reason: reason,
+                   file: target.metadata.source.file))
+        for route in routes where !(before?.routes.contains(route) ?? false) {
+            let liveVersion = before?.routes.first { $0.model == route.model }?.version
+            let metrics = observed.models[route.model]?.version(route.version)?.metrics ?? [:]
+            let liveMetrics = liveVersion.flatMap { observed.models[route.model]?.version($0)?.metrics }
+            candidates.append(Candidate(target: name, model: route.model, version: route.version, metrics: metrics,
+                                        liveVersion: liveVersion, liveMetrics: liveMetrics))
+        }
+    }
+
+    struct Unresolved: Error {
+        var text: String
+    }
+
+    /// The concrete version a route asks for, as it will be after this plan's decisions.
+    private func resolve(_ route: ServingTarget.Route, shadow: Bool) -> Result<LiveRoute, Unresolved> {
+        let modelName: String
+        switch route.subject {
+        case let .model(m): modelName = m
+        case let .family(f):
+            guard let champion = championName(of: f) else { return .failure(Unresolved(text: "family \(f) has no active champion")) }
+            modelName = champion
+        }
+        guard let model = effectiveModels[modelName] else { return .failure(Unresolved(text: "Model/\(modelName) is not declared")) }
+        guard model.lifecycle == .active else {
+            return .failure(Unresolved(text: "Model/\(modelName) is \(model.lifecycle.rawValue); only active models serve"))
+        }
+        let statuses = projectedStatus[modelName] ?? [:]
+        switch route.version {
+        case let .number(n):
+            guard let status = statuses[n] else {
+                return .failure(Unresolved(text: "v\(n) does not exist yet" + runNote(modelName)))
+            }
+            switch status {
+            case .approved: return .success(LiveRoute(model: modelName, version: n, weight: route.weight))
+            case .pending:
+                // Shadows score versions before anyone approves them; that is what they are for.
+                if shadow { return .success(LiveRoute(model: modelName, version: n, weight: 0)) }
+                return .failure(Unresolved(text: "v\(n) is pending approval"))
+            case .rejected: return .failure(Unresolved(text: "v\(n) was rejected"))
+            }
+        case .latestApproved, .champion:
+            if let n = statuses.filter({ $0.value == .approved }).keys.max() {
+                return .success(LiveRoute(model: modelName, version: n, weight: route.weight))
+            }
+            // A family route names its champion, so the reader knows which model is waiting.
+            let who = route.subject == .model(modelName) ? "" : "champion \(modelName) has "
+            if let pending = statuses.filter({ $0.value == .pending }).keys.max() {
+                return .failure(Unresolved(text: who + "no approved version yet; v\(pending) is pending approval"))
+            }
+            return .failure(Unresolved(text: who + "no approved version yet" + runNote(modelName)))
+        }
+    }
+}
+
+/// Wording shared by plan reasons and renderers.
+public enum Describe {
+    /// Shortest decimal that reads back as the same number: 1.0 → "1.0", 0.25 → "0.25".
+    public static func number(_ d: Double) -> String {
+        if d == d.rounded(), abs(d) < 1e15 { return String(format: "%.1f", d) }
+        return "\(d)"
+    }
+
+    /// UTC, to the second: 2026-11-20T08:00:00Z.
+    public static func time(_ unix: Int64) -> String {
+        var t = time_t(unix)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+                      Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+    }
+
+    public static func routes(_ routes: [LiveRoute], weights: Bool = true) -> String {
+        if routes.isEmpty { return "nothing" }
+        return routes.map { weights ? "\($0.model) v\($0.version) (\($0.weight)%)" : "\($0.model) v\($0.version)" }
+            .joined(separator: ", ")
+    }
+
+    static func promotion(from old: [LiveRoute], to new: [LiveRoute]) -> String {
+        if old.isEmpty { return Describe.routes(new) }
+        var parts: [String] = []
+        for route in new {
+            if let previous = old.first(where: { $0.model == route.model }) {
+                if previous.version == route.version, previous.weight == route.weight { continue }
+                var text = "\(route.model) v\(previous.version) → v\(route.version)"
+                if previous.version > route.version { text = "rollback: " + text }
+                if previous.weight != route.weight { text += " (\(previous.weight)% → \(route.weight)%)" } else { text += " (\(route.weight)%)" }
+                parts.append(text)
+            } else {
+                parts.append("\(route.model) v\(route.version) (\(route.weight)%)")
+            }
+        }
+        for route in old where !new.contains(where: { $0.model == route.model }) {
+            parts.append("\(route.model) v\(route.version) removed")
+        }
+        return parts.isEmpty ? "routes unchanged" : parts.joined(separator: ", ")
+    }
+
+    static func weightsSummary(_ w: [String: Double]) -> String {
+        w.keys.sorted().map { "\($0) \(number(w[$0]!))" }.joined(separator: ", ")
+    }
+
+    static func weights(_ old: [String: Double], _ new: [String: Double], metadataChanged: Bool) -> String {
+        var parts: [String] = []
+        for key in Set(old.keys).union(new.keys).sorted() {
+            switch (old[key], new[key]) {
+            case let (a?, b?) where a != b: parts.append("\(key) \(number(a)) → \(number(b))")
+            case let (nil, b?): parts.append("\(key) + \(number(b))")
+            case (_?, nil): parts.append("\(key) removed")
+            default: break
+            }
+        }
+        if metadataChanged { parts.append("metadata changed") }
+        return parts.joined(separator: ", ")
+    }
+
+    static func template(_ t: Template) -> String {
+        let trainer: String
+        switch t.trainer {
+        case let .builtin(algorithm, _): trainer = "builtin \(algorithm.rawValue)"
+        case let .exec(command, _, _, _): trainer = "exec \(command.first ?? "")"
+        }
+        return "\(trainer), weights \(t.outcomeWeights)"
+    }
+
+    /// The top-level fields that differ between two values, by their JSON form.
+    static func changedFields<T: Encodable>(_ old: T, _ new: T) -> String {
+        guard case let .object(a) = JSONValue.from(old), case let .object(b) = JSONValue.from(new) else { return "changed" }
+        let keys = Set(a.keys).union(b.keys).filter { a[$0]?.canonicalText != b[$0]?.canonicalText }.sorted()
+        return keys.isEmpty ? "changed" : keys.joined(separator: ", ") + " changed"
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation

@@ -1,0 +1,175 @@
+extension PlanBuilder {
+    // MARK: training (phase 1)
+
+    /// The fingerprint inputs an active model should have a version for, or nil if its template
+    /// or weights are missing (validation prevents that for a valid revision).
+    func desiredInputs(_ model: Model) -> (FingerprintInputs, Template, OutcomeWeights)? {
+        guard let template = templatesByName[model.template], let weights = weightsByName[template.outcomeWeights] else { return nil }
+        let inputs = FingerprintInputs.forModel(model, template: template, weights: weights,
+                                                datasetHash: desired.datasetHashes[template.metadata.name])
+        return (inputs, template, weights)
+    }
+
+    func runs(of model: String) -> [TrainingRun] {
+        observed.runs.filter { $0.model == model }.sorted { $0.id < $1.id }
+    }
+
+    mutating func planTraining() {
+        for model in desired.manifests.models {
+            let name = model.metadata.name
+            guard let effective = effectiveModels[name], effective.lifecycle == .active,
+                  let (inputs, template, weights) = desiredInputs(effective) else { continue }
+            let address = ManifestAddress(.model, name).description
+            let fingerprint = inputs.fingerprint
+            let modelRuns = runs(of: name)
+            if modelRuns.contains(where: { $0.fingerprint == fingerprint && $0.state.isActive }) { continue }
+            let versions = observed.models[name]?.versions ?? []
+            let reason: String
+            if versions.contains(where: { $0.fingerprint == fingerprint }) {
+                // Up to date; only the learning schedule can ask for another run.
+                guard effective.learning.mode == .scheduled, let every = effective.learning.every,
+                      let last = modelRuns.filter({ $0.state == .succeeded }).compactMap(\.finishedAt).max(),
+                      now - last >= Int64(every.seconds) else { continue }
+                reason = "learning schedule: every \(every), last successful run finished \(Describe.time(last))"
+            } else if let failed = modelRuns.last(where: { $0.fingerprint == fingerprint }), failed.state == .failed {
+                // Rule 6: a failed run is not retried blindly; a fix or a new token changes the fingerprint.
+                block(.train, address, "training run \(failed.id) failed: \(failed.reason ?? "no reason recorded"); "
+                      + "fix the template or data, or change retrainToken to try again")
+                continue
+            } else if let latest = versions.max(by: { $0.number < $1.number }) {
+                let why = inputs.differences(from: latest.fingerprintInputs)
+                reason = "fingerprint \(fingerprint.prefix(8))…: " + (why.isEmpty ? "new inputs" : why.joined(separator: ", "))
+            } else {
+                reason = "fingerprint \(fingerprint.prefix(8))…: no version yet"
+            }
+            let superseded = modelRuns.filter { $0.state == .queued && $0.fingerprint != fingerprint }.map(\.id)
+            let request = TrainRequest(model: name, fingerprint: fingerprint, inputs: inputs, template: template, weights: weights,
+                                       datasetPath: desired.datasetFiles[template.metadata.name], commit: desired.commit.sha,
+                                       supersedes: superseded)
+            let next = (versions.map(\.number).max() ?? 0) + 1
+            add(Change(action: .train, address: address, version: next, after: .from(request),
+                       reason: reason + (superseded.isEmpty ? "" : "; cancels queued run \(superseded.map(String.init).joined(separator: ", "))"),
+                       file: model.metadata.source.file))
+        }
+    }
+
+    // MARK: approvals and rejections (phase 2)
+
+    mutating func planDecisions() {
+        for model in desired.manifests.models {
+            let name = model.metadata.name
+            guard let old = observed.models[name] else {
+                for v in model.decisions.approve + model.decisions.reject {
+                    block(model.decisions.approve.contains(v) ? .approve : .reject, ManifestAddress(.model, name).description, version: v,
+                          "v\(v) does not exist yet" + runNote(name))
+                }
+                continue
+            }
+            let effective = effectiveModels[name] ?? model
+            let address = ManifestAddress(.model, name).description
+            let listed = Set(model.decisions.approve + model.decisions.reject)
+            for v in model.decisions.approve.sorted() {
+                guard let version = old.version(v) else {
+                    block(.approve, address, version: v, "v\(v) does not exist yet" + runNote(name))
+                    continue
+                }
+                if version.status != .approved {
+                    decide(version, .approved, "listed in decisions.approve", address: address, file: model.metadata.source.file)
+                }
+            }
+            for v in model.decisions.reject.sorted() {
+                guard let version = old.version(v) else {
+                    block(.reject, address, version: v, "v\(v) does not exist yet" + runNote(name))
+                    continue
+                }
+                guard version.status != .rejected else { continue }
+                if version.status == .approved, let target = liveTarget(model: name, version: v) {
+                    block(.reject, address, version: v, "v\(v) is live on ServingTarget/\(target); route that target to another version first")
+                    continue
+                }
+                decide(version, .rejected, "listed in decisions.reject", address: address, file: model.metadata.source.file)
+            }
+            guard effective.approval.mode == .gated else { continue }
+            var best: [String: Double] = [:]
+            for version in old.versions.sorted(by: { $0.number < $1.number }) {
+                if projectedStatus[name]?[version.number] == .approved {
+                    for (metric, value) in version.metrics { best[metric] = max(best[metric] ?? value, value) }
+                    continue
+                }
+                guard version.status == .pending, !listed.contains(version.number) else { continue }
+                let (passed, why) = Gates.evaluate(effective.approval.gates, metrics: version.metrics, best: best)
+                decide(version, passed ? .approved : .rejected, "gates: " + why, address: address, file: model.metadata.source.file)
+                if passed {
+                    for (metric, value) in version.metrics { best[metric] = max(best[metric] ?? value, value) }
+                }
+            }
+        }
+    }
+
+    private mutating func decide(_ version: ModelVersion, _ status: ModelVersion.Status, _ reason: String, address: String, file: String) {
+        projectedStatus[version.model, default: [:]][version.number] = status
+        add(Change(action: status == .approved ? .approve : .reject, address: address, version: version.number,
+                   before: .string(version.status.rawValue), after: .from(Decision(model: version.model, version: version.number, status: status)),
+                   reason: reason, file: file))
+        if status == .approved {
+            let live = observed.models[version.model]?.latestApproved
+            candidates.append(Candidate(target: nil, model: version.model, version: version.number, metrics: version.metrics,
+                                        liveVersion: live?.number, liveMetrics: live?.metrics))
+        }
+    }
+
+    /// A target serving `model` v`version` now.
+    func liveTarget(model: String, version: Int) -> String? {
+        observed.targets.values.filter(\.assigned).sorted { $0.name < $1.name }
+            .first { $0.routes.contains { $0.model == model && $0.version == version } }?.name
+    }
+
+    /// ": training run 3 is queued", when the model has a run in flight.
+    func runNote(_ model: String) -> String {
+        if let run = runs(of: model).last(where: { $0.state.isActive }) { return " (training run \(run.id) is \(run.state.rawValue))" }
+        if changes.contains(where: { $0.action == .train && $0.address == ManifestAddress(.model, model).description }) {
+            return " (training is queued by this plan)"
+        }
+        return ""
+    }
+}
+
+/// Approval gates: every gate must pass.
+public enum Gates {
+    /// Whether `metrics` pass every gate, and why in words. `best` holds the best value of each
+    /// metric among approved versions so far (for `maxRegression`).
+    public static func evaluate(_ gates: [Model.Gate], metrics: [String: Double], best: [String: Double]) -> (Bool, String) {
+        var passed = true
+        var parts: [String] = []
+        for gate in gates {
+            guard let value = metrics[gate.metric] else {
+                passed = false
+                parts.append("\(gate.metric) missing")
+                continue
+            }
+            let v = Describe.number(value)
+            if let min = gate.min {
+                let ok = value >= min
+                passed = passed && ok
+                parts.append("\(gate.metric) \(v) \(ok ? "≥" : "<") min \(Describe.number(min))")
+            }
+            if let max = gate.max {
+                let ok = value <= max
+                passed = passed && ok
+                parts.append("\(gate.metric) \(v) \(ok ? "≤" : ">") max \(Describe.number(max))")
+            }
+            if let allowed = gate.maxRegression {
+                if let top = best[gate.metric] {
+                    let drop = top - value
+                    let ok = drop <= allowed + 1e-12
+                    passed = passed && ok
+                    parts.append("\(gate.metric) \(v) vs best approved \(Describe.number(top)): "
+                                 + (ok ? "within" : "drops more than") + " maxRegression \(Describe.number(allowed))")
+                } else {
+                    parts.append("\(gate.metric) \(v): no approved version to regress from")
+                }
+            }
+        }
+        return (passed, parts.joined(separator: "; "))
+    }
+}

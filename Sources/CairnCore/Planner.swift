@@ -1,0 +1,168 @@
+/// The desired state: the manifests of one revision and what was read alongside them.
+public struct DesiredState: Sendable {
+    public var manifests: ManifestSet
+    public var commit: CommitInfo
+    /// The revision as the user named it (`main`, `HEAD~1`).
+    public var revisionName: String
+    public var manifestRoot: String
+    /// Template name → repository path of its dataset file.
+    public var datasetFiles: [String: String]
+    /// Template name → sha256 of its dataset file's content.
+    public var datasetHashes: [String: String]
+
+    public init(manifests: ManifestSet, commit: CommitInfo, revisionName: String, manifestRoot: String = "",
+                datasetFiles: [String: String] = [:], datasetHashes: [String: String] = [:]) {
+        self.manifests = manifests
+        self.commit = commit
+        self.revisionName = revisionName
+        self.manifestRoot = manifestRoot
+        self.datasetFiles = datasetFiles
+        self.datasetHashes = datasetHashes
+    }
+}
+
+public struct PlannerOptions: Sendable {
+    /// Most routes one plan may promote without `allowBulk`.
+    public var maxPromotions: Int
+    public var allowBulk: Bool
+
+    public init(maxPromotions: Int = 20, allowBulk: Bool = false) {
+        self.maxPromotions = maxPromotions
+        self.allowBulk = allowBulk
+    }
+}
+
+/// Computes the plan. A pure function of (desired, observed, now, options): no I/O, no clock,
+/// no randomness; the same inputs give the same plan, byte for byte once encoded.
+public enum Planner {
+    public static func plan(desired: DesiredState, observed: ObservedState, now: Int64, options: PlannerOptions = PlannerOptions()) -> Plan {
+        var builder = PlanBuilder(desired: desired, observed: observed, now: now)
+        builder.planWeightsAndTemplates()
+        builder.planModels()
+        builder.planTraining()
+        builder.planDecisions()
+        builder.planTargets()
+        builder.planModelArchives()
+        builder.applyBulkGuard(options)
+        return builder.finish()
+    }
+}
+
+/// Working state of one planning pass.
+struct PlanBuilder {
+    let desired: DesiredState
+    let observed: ObservedState
+    let now: Int64
+    var changes: [Change] = []
+    var blocked: [BlockedChange] = []
+    var drift: [DriftItem] = []
+    var candidates: [Candidate] = []
+    /// Models as they will be once the plan's definition changes apply (traits refusals kept out).
+    var effectiveModels: [String: Model] = [:]
+    /// Version statuses once the plan's approvals and rejections apply.
+    var projectedStatus: [String: [Int: ModelVersion.Status]] = [:]
+    /// Target → live routes once the plan's promotions apply.
+    var projectedRoutes: [String: [LiveRoute]] = [:]
+
+    init(desired: DesiredState, observed: ObservedState, now: Int64) {
+        self.desired = desired
+        self.observed = observed
+        self.now = now
+        for (name, model) in observed.models {
+            projectedStatus[name] = Dictionary(uniqueKeysWithValues: model.versions.map { ($0.number, $0.status) })
+        }
+        for (name, target) in observed.targets where target.assigned {
+            projectedRoutes[name] = target.routes + target.shadow
+        }
+    }
+
+    var weightsByName: [String: OutcomeWeights] {
+        Dictionary(uniqueKeysWithValues: desired.manifests.outcomeWeights.map { ($0.metadata.name, $0) })
+    }
+
+    var templatesByName: [String: Template] {
+        Dictionary(uniqueKeysWithValues: desired.manifests.templates.map { ($0.metadata.name, $0) })
+    }
+
+    mutating func add(_ change: Change) { changes.append(change) }
+
+    mutating func block(_ action: Action, _ address: String, version: Int? = nil, _ reason: String) {
+        blocked.append(BlockedChange(action: action, address: address, version: version, reason: reason))
+    }
+
+    // MARK: weights and templates
+
+    mutating func planWeightsAndTemplates() {
+        for w in desired.manifests.outcomeWeights {
+            let address = ManifestAddress(.outcomeWeights, w.metadata.name).description
+            let file = w.metadata.source.file
+            if let old = observed.weights[w.metadata.name] {
+                if old.spec != w || old.archived {
+                    add(Change(action: .update, address: address, before: .from(old.spec), after: .from(w),
+                               reason: old.archived ? "restored from archive" : Describe.weights(old.spec.weights, w.weights, metadataChanged: old.spec.metadata != w.metadata),
+                               file: file))
+                }
+            } else {
+                add(Change(action: .create, address: address, after: .from(w), reason: Describe.weightsSummary(w.weights), file: file))
+            }
+        }
+        for (name, old) in observed.weights.sorted(by: { $0.key < $1.key }) where !old.archived && weightsByName[name] == nil {
+            add(Change(action: .archive, address: ManifestAddress(.outcomeWeights, name).description, before: .from(old.spec),
+                       reason: "manifest removed from the revision"))
+        }
+        for t in desired.manifests.templates {
+            let address = ManifestAddress(.template, t.metadata.name).description
+            let file = t.metadata.source.file
+            if let old = observed.templates[t.metadata.name] {
+                if old.spec != t || old.archived {
+                    add(Change(action: .update, address: address, before: .from(old.spec), after: .from(t),
+                               reason: old.archived ? "restored from archive" : Describe.changedFields(old.spec, t), file: file))
+                }
+            } else {
+                add(Change(action: .create, address: address, after: .from(t), reason: Describe.template(t), file: file))
+            }
+        }
+        for (name, old) in observed.templates.sorted(by: { $0.key < $1.key }) where !old.archived && templatesByName[name] == nil {
+            add(Change(action: .archive, address: ManifestAddress(.template, name).description, before: .from(old.spec),
+                       reason: "manifest removed from the revision"))
+        }
+    }
+
+    // MARK: sorting and output
+
+    mutating func finish() -> Plan {
+        let subOrder: [Action: Int] = [.create: 0, .update: 1, .stage: 2, .demote: 3, .promote: 2]
+        changes.sort { a, b in
+            let ka = (a.action.phase, a.kind?.order ?? 9, a.name, subOrder[a.action] ?? 0, a.version ?? 0)
+            let kb = (b.action.phase, b.kind?.order ?? 9, b.name, subOrder[b.action] ?? 0, b.version ?? 0)
+            return ka < kb
+        }
+        blocked.sort { a, b in
+            let ka = (ManifestKind(rawValue: String(a.address.prefix { $0 != "/" }))?.order ?? 9, a.address, a.action.phase, a.version ?? 0, a.reason)
+            let kb = (ManifestKind(rawValue: String(b.address.prefix { $0 != "/" }))?.order ?? 9, b.address, b.action.phase, b.version ?? 0, b.reason)
+            return ka < kb
+        }
+        drift.sort { $0.address < $1.address }
+        candidates.sort { ($0.target ?? "", $0.model, $0.version) < ($1.target ?? "", $1.model, $1.version) }
+        return Plan(revision: desired.commit.sha, revisionName: desired.revisionName, manifestRoot: desired.manifestRoot,
+                    manifestCount: desired.manifests.count, observedGeneration: observed.generation,
+                    lastAppliedRevision: observed.lastAppliedRevision, changes: changes, blocked: blocked, drift: drift,
+                    candidates: candidates)
+    }
+
+    /// Rule 12: a plan that promotes more routes than allowed is refused unless asked for.
+    mutating func applyBulkGuard(_ options: PlannerOptions) {
+        let promotions = changes.filter { $0.action == .promote }
+        let routes = promotions.reduce(0) { total, change in
+            let before = (try? change.before?.decode(Assignment.self))?.routes ?? []
+            let after = (try? change.after?.decode(Assignment.self))?.routes ?? []
+            return total + Set(after).subtracting(before).count
+        }
+        guard routes > options.maxPromotions, !options.allowBulk else { return }
+        changes.removeAll { $0.action == .promote }
+        for change in promotions {
+            block(.promote, change.address,
+                  "bulk guard: this plan promotes \(routes) routes, more than --max-promotions \(options.maxPromotions); review it and pass --allow-bulk")
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import CairnCore
+
+/// The plan as a pull-request comment: summary first, a table per action group, candidate
+/// metrics beside the live version, and never more than `limit` characters.
+public enum MarkdownPlan {
+    public static let defaultLimit = 60_000
+
+    static let groups: [(String, [Action])] = [
+        ("Definitions", [.create, .update, .stage]),
+        ("Training", [.train]),
+        ("Approvals", [.approve, .reject]),
+        ("Serving", [.promote, .demote]),
+        ("Archive", [.archive]),
+    ]
+
+    public static func render(_ plan: Plan, limit: Int = defaultLimit) -> String {
+        var doc = Budget(limit: limit)
+        doc.add("### Cairn plan for `\(plan.revisionName)` @ `\(plan.revision.prefix(7))`\n\n")
+        doc.add("**\(PlanRenderer.summaryLine(plan))** \(plan.manifestCount) manifests")
+        doc.add(plan.lastAppliedRevision.map { "; last applied `\($0.prefix(7))`" } ?? "; nothing applied yet")
+        doc.add(", observed generation \(plan.observedGeneration).\n")
+        for (title, actions) in groups {
+            let rows = plan.changes.filter { actions.contains($0.action) }
+            guard !rows.isEmpty else { continue }
+            doc.add("\n#### \(title) (\(rows.count))\n\n| | address | change |\n|---|---|---|\n")
+            for change in rows {
+                doc.row("| \(change.action.symbol) | `\(change.address)` | \(cell(PlanRenderer.describe(change))) |\n")
+            }
+        }
+        if !plan.blocked.isEmpty {
+            doc.add("\n#### Blocked (\(plan.blocked.count))\n\n| address | would | reason |\n|---|---|---|\n")
+            for b in plan.blocked {
+                doc.row("| `\(b.address)` | \(b.action.rawValue)\(b.version.map { " v\($0)" } ?? "") | \(cell(b.reason)) |\n")
+            }
+        }
+        if !plan.drift.isEmpty {
+            doc.add("\n#### Drift (changed outside git)\n\n| address | live | declared | by |\n|---|---|---|---|\n")
+            for d in plan.drift {
+                doc.row("| `\(d.address)` | \(cell(d.live)) | \(cell(d.declared)) | \(cell(d.actor)), \(Describe.time(d.at)), \(cell(d.how)) |\n")
+            }
+        }
+        if !plan.candidates.isEmpty {
+            doc.add("\n#### Candidate metrics\n\n| where | candidate | metric | candidate value | live | live value |\n|---|---|---|---|---|---|\n")
+            for c in plan.candidates {
+                let metrics = Set(c.metrics.keys).union(c.liveMetrics?.keys ?? [:].keys).sorted()
+                if metrics.isEmpty {
+                    doc.row("| \(c.target.map { "`\($0)`" } ?? "approval") | \(c.model) v\(c.version) | — | — | \(c.liveVersion.map { "v\($0)" } ?? "—") | — |\n")
+                }
+                for m in metrics {
+                    let live = c.liveMetrics?[m].map(format) ?? "—"
+                    doc.row("| \(c.target.map { "`\($0)`" } ?? "approval") | \(c.model) v\(c.version) | \(m) | \(c.metrics[m].map(format) ?? "—") "
+                            + "| \(c.liveVersion.map { "v\($0)" } ?? "—") | \(live) |\n")
+                }
+            }
+        }
+        return doc.finish()
+    }
+
+    static func format(_ d: Double) -> String { String(format: "%.4f", d) }
+
+    /// Table cells cannot hold `|` or new lines.
+    static func cell(_ s: String) -> String {
+        s.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
+    }
+
+    /// Appends text until the limit, keeping room for the note that says what was cut.
+    struct Budget {
+        let limit: Int
+        var text = ""
+        /// Characters in `text`, kept here because `String.count` walks the whole string.
+        var length = 0
+        var cutRows = 0
+
+        static let noteRoom = 200
+
+        mutating func add(_ s: String) {
+            guard cutRows == 0 else { return }
+            if length + s.count > limit - Self.noteRoom {
+                cutRows += 1
+                return
+            }
+            text += s
+            length += s.count
+        }
+
+        mutating func row(_ s: String) {
+            if cutRows > 0 || length + s.count > limit - Self.noteRoom {
+                cutRows += 1
+                return
+            }
+            text += s
+            length += s.count
+        }
+
+        func finish() -> String {
+            guard cutRows > 0 else { return text }
+            return text + "\n> The plan is longer than a comment can hold: \(cutRows) more rows are not shown. "
+                + "Run `cairn plan --format json` for the whole plan.\n"
+        }
+    }
+}
+
+extension String {
+    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
+        split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}

@@ -1,0 +1,73 @@
+import CairnCore
+import Foundation
+
+/// Prints plans. One renderer per format, chosen once; all read the same `Plan` data.
+public enum PlanRenderer {
+    /// Deterministic JSON: sorted keys, so the same plan gives the same bytes.
+    public static func json(_ plan: Plan) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(plan)) ?? Data(), as: UTF8.self) + "\n"
+    }
+
+    /// `Plan: 1 create, 2 train, 1 blocked.` (or `No changes.`).
+    public static func summaryLine(_ plan: Plan) -> String {
+        let s = plan.summary
+        var parts = Action.allCases.compactMap { a in s[a.rawValue].flatMap { $0 > 0 ? "\($0) \(a.rawValue)" : nil } }
+        if plan.blocked.count > 0 { parts.append("\(plan.blocked.count) blocked") }
+        if plan.drift.count > 0 { parts.append("\(plan.drift.count) drift") }
+        if plan.changes.isEmpty {
+            return parts.isEmpty ? "No changes." : "No changes; " + parts.joined(separator: ", ") + "."
+        }
+        return "Plan: " + parts.joined(separator: ", ") + "."
+    }
+
+    /// What a change does, in the words of the text and markdown plans.
+    public static func describe(_ change: Change) -> String {
+        switch change.action {
+        case .create, .update, .archive: return "\(change.action.rawValue) (\(change.reason))"
+        case .train: return "train v\(change.version ?? 0) (\(change.reason))"
+        case .approve, .reject: return "\(change.action.rawValue) v\(change.version ?? 0) (\(change.reason))"
+        case .promote, .stage: return change.reason
+        case .demote: return change.reason + (change.appliedWith.map { " (with \($0))" } ?? "")
+        }
+    }
+
+    public static func describe(_ blocked: BlockedChange) -> String {
+        "\(blocked.action.rawValue)\(blocked.version.map { " v\($0)" } ?? ""): \(blocked.reason)"
+    }
+
+    public static func text(_ plan: Plan, style: Style, observed: String) -> String {
+        var out = style.bold("Cairn plan · desired \(plan.revisionName)@\(plan.revision.prefix(7)) (\(plan.manifestCount) manifests)"
+                             + " · observed \(observed)" + (plan.lastAppliedRevision.map { " (applied \($0.prefix(7)))" } ?? " (nothing applied yet)"))
+        out += "\n\n"
+        let width = (plan.changes.map(\.address.count) + plan.blocked.map(\.address.count)).max() ?? 0
+        func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
+        for change in plan.changes {
+            let symbol = color(change.action, style)
+            out += "  \(symbol) \(pad(change.address))  \(describe(change))\n"
+        }
+        for b in plan.blocked {
+            out += "  \(style.red("!")) \(pad(b.address))  \(describe(b))\n"
+        }
+        if !plan.changes.isEmpty || !plan.blocked.isEmpty { out += "\n" }
+        if !plan.drift.isEmpty {
+            out += style.yellow("Drift (changed outside git; the plan puts the declared state back):") + "\n"
+            for d in plan.drift {
+                out += "  \(d.address)  live \(d.live), declared \(d.declared) — by \(d.actor) at \(Describe.time(d.at)) via \(d.how)\n"
+            }
+            out += "\n"
+        }
+        out += style.bold(summaryLine(plan)) + "\n"
+        return out
+    }
+
+    static func color(_ action: Action, _ style: Style) -> String {
+        switch action {
+        case .create, .approve: style.green(action.symbol)
+        case .update, .stage, .demote: style.yellow(action.symbol)
+        case .archive, .reject: style.red(action.symbol)
+        case .train, .promote: style.cyan(action.symbol)
+        }
+    }
+}

@@ -1,0 +1,230 @@
+import CairnCore
+import Foundation
+import GRDB
+
+public struct ApplyResult: Sendable, Equatable {
+    /// Changes written.
+    public var applied: Int
+    /// Transactions committed.
+    public var steps: Int
+    /// Training runs enqueued, by model.
+    public var enqueuedRuns: [String: Int]
+}
+
+extension RegistryDatabase {
+    /// Applies a plan, one transaction per step, each with its audit rows. The caller holds the
+    /// applier lease. With `expectedGeneration`, refuses a plan made against another observed
+    /// state ("stale"). A failing step rolls back whole and stops the apply: nothing is half-written.
+    public func apply(_ plan: Plan, holder: LeaseHolder, context: AuditContext, expectedGeneration: Int? = nil,
+                      now: () -> Int64) throws -> ApplyResult {
+        var result = ApplyResult(applied: 0, steps: 0, enqueuedRuns: [:])
+        if let suspension = try suspension() {
+            throw StoreError("applying is suspended (by \(suspension.by) at \(Describe.time(suspension.at)))", hint: "run `cairn resume` to apply again")
+        }
+        let steps = Self.steps(of: plan)
+        if steps.isEmpty {
+            try writer.write { db in
+                try renewLease(db, holder, now: now())
+                if let expectedGeneration, try generation(db) != expectedGeneration {
+                    throw StoreError("saved plan is stale: the observed state moved (generation \(try generation(db)), plan made at \(expectedGeneration))",
+                                     hint: "make a new plan")
+                }
+                if try meta(db, "last_applied_revision") != plan.revision {
+                    try setMeta(db, "last_applied_revision", plan.revision)
+                }
+            }
+            return result
+        }
+        for (index, step) in steps.enumerated() {
+            try writer.write { db in
+                let at = now()
+                try renewLease(db, holder, now: at)
+                if index == 0, let expectedGeneration, try generation(db) != expectedGeneration {
+                    throw StoreError("saved plan is stale: the observed state moved (generation \(try generation(db)), plan made at \(expectedGeneration))",
+                                     hint: "make a new plan")
+                }
+                for change in step {
+                    if let run = try applyChange(db, change, at: at, revision: plan.revision, context: context) {
+                        result.enqueuedRuns[change.name] = run
+                    }
+                    result.applied += 1
+                }
+                try bumpGeneration(db)
+                if index == steps.count - 1 {
+                    try setMeta(db, "last_applied_revision", plan.revision)
+                    try db.execute(sql: """
+                        INSERT INTO reconcile_runs(started_at, finished_at, revision, revision_name, result, changes, blocked)
+                        VALUES (?, ?, ?, ?, 'applied', ?, ?)
+                        """, arguments: [at, now(), plan.revision, plan.revisionName, plan.changes.count, plan.blocked.count])
+                }
+            }
+            result.steps += 1
+        }
+        return result
+    }
+
+    /// Groups changes into transactions: a demote joins the stage change it is applied with
+    /// (rule 3: one champion per family at every commit), placed before it.
+    static func steps(of plan: Plan) -> [[Change]] {
+        var steps: [[Change]] = []
+        var stepOfStage: [String: Int] = [:]
+        for change in plan.changes where change.appliedWith == nil {
+            if change.action == .stage { stepOfStage[change.address] = steps.count }
+            steps.append([change])
+        }
+        for change in plan.changes {
+            guard let with = change.appliedWith else { continue }
+            if let i = stepOfStage[with] { steps[i].insert(change, at: 0) } else { steps.append([change]) }
+        }
+        return steps
+    }
+
+    /// Applies one change and its audit row; returns the run id for `train`.
+    private func applyChange(_ db: Database, _ change: Change, at: Int64, revision: String, context: AuditContext) throws -> Int? {
+        var auditAfter = change.after
+        var models: [String] = []
+        var runID: Int?
+        let name = change.name
+        switch (change.action, change.kind) {
+        case (.create, .outcomeWeights?), (.update, .outcomeWeights?):
+            let spec = try payload(change, OutcomeWeights.self)
+            try upsertDefinition(db, table: "outcome_weights", name: name, spec: try encode(spec), at: at, revision: revision)
+        case (.create, .template?), (.update, .template?):
+            let spec = try payload(change, Template.self)
+            try upsertDefinition(db, table: "templates", name: name, spec: try encode(spec), at: at, revision: revision)
+        case (.create, .model?):
+            let spec = try payload(change, Model.self)
+            try db.execute(sql: """
+                INSERT INTO models(name, spec, family, stage, lifecycle, created_at, updated_at, revision) VALUES (?, ?, ?, 'none', ?, ?, ?, ?)
+                """, arguments: [name, try encode(spec), spec.family, spec.lifecycle.rawValue, at, at, revision])
+            models = [name]
+        case (.update, .model?):
+            let spec = try payload(change, Model.self)
+            try db.execute(sql: "UPDATE models SET spec = ?, family = ?, lifecycle = ?, updated_at = ?, revision = ? WHERE name = ?",
+                           arguments: [try encode(spec), spec.family, spec.lifecycle.rawValue, at, revision, name])
+            try requireChanged(db, change)
+            models = [name]
+        case (.stage, .model?), (.demote, .model?):
+            let move = try payload(change, StageMove.self)
+            if move.to == .champion, let family = move.family {
+                let others = try String.fetchAll(db, sql: "SELECT name FROM models WHERE family = ? AND stage = 'champion' AND name != ?",
+                                                 arguments: [family, name])
+                if !others.isEmpty {
+                    throw StoreError("refusing to make Model/\(name) champion: \(others.joined(separator: ", ")) is still champion of family \(family)",
+                                     hint: "the plan must demote it in the same step; make a new plan")
+                }
+            }
+            try db.execute(sql: "UPDATE models SET stage = ?, updated_at = ? WHERE name = ?", arguments: [move.to.rawValue, at, name])
+            try requireChanged(db, change)
+            models = [name]
+        case (.train, .model?):
+            let request = try payload(change, TrainRequest.self)
+            try db.execute(sql: """
+                INSERT INTO training_runs(model, fingerprint, request, state, commit_sha, created_at) VALUES (?, ?, ?, 'queued', ?, ?)
+                """, arguments: [name, request.fingerprint, try encode(request), request.commit, at])
+            let id = Int(db.lastInsertedRowID)
+            runID = id
+            for old in request.supersedes {
+                try db.execute(sql: """
+                    UPDATE training_runs SET state = 'cancelled', reason = ?, finished_at = ? WHERE id = ? AND state = 'queued'
+                    """, arguments: ["superseded by run \(id) (fingerprint \(request.fingerprint.prefix(8))…)", at, old])
+            }
+            auditAfter = .object(["run": .int(id), "fingerprint": .string(request.fingerprint),
+                                  "supersedes": .array(request.supersedes.map { .int($0) })])
+            models = [name]
+        case (.approve, .model?), (.reject, .model?):
+            let decision = try payload(change, Decision.self)
+            try db.execute(sql: "UPDATE versions SET status = ?, status_reason = ?, decided_at = ? WHERE model = ? AND number = ?",
+                           arguments: [decision.status.rawValue, change.reason, at, decision.model, decision.version])
+            try requireChanged(db, change)
+            if decision.status == .approved {
+                try db.execute(sql: "UPDATE models SET first_ready_at = COALESCE(first_ready_at, ?) WHERE name = ?", arguments: [at, name])
+            }
+            models = [name]
+        case (.promote, .servingTarget?):
+            let assignment = try payload(change, Assignment.self)
+            try checkServable(db, assignment.routes, shadow: assignment.shadow, target: name)
+            try db.execute(sql: """
+                INSERT INTO serving_targets(name, tenant, surface, routes, shadow, assigned, drift, promoted_at, revision)
+                VALUES (?, ?, ?, ?, ?, 1, NULL, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET tenant = excluded.tenant, surface = excluded.surface, routes = excluded.routes,
+                    shadow = excluded.shadow, assigned = 1, drift = NULL, promoted_at = excluded.promoted_at, revision = excluded.revision
+                """, arguments: [name, assignment.tenant, assignment.surface, try encode(assignment.routes), try encode(assignment.shadow), at, revision])
+            models = (assignment.routes + assignment.shadow).map(\.model)
+        case (.archive, .outcomeWeights?):
+            try db.execute(sql: "UPDATE outcome_weights SET archived = 1, updated_at = ?, revision = ? WHERE name = ?", arguments: [at, revision, name])
+        case (.archive, .template?):
+            try db.execute(sql: "UPDATE templates SET archived = 1, updated_at = ?, revision = ? WHERE name = ?", arguments: [at, revision, name])
+        case (.archive, .model?):
+            if let target = try targetServing(db, model: name) {
+                throw StoreError("Cannot archive model with active deployments. Remove it from serving targets first. (served by ServingTarget/\(target))")
+            }
+            guard let text = try String.fetchOne(db, sql: "SELECT spec FROM models WHERE name = ?", arguments: [name]) else {
+                throw StoreError("Model/\(name) does not exist", hint: "make a new plan")
+            }
+            var spec = try decode(Model.self, text)
+            spec.lifecycle = .archived
+            try db.execute(sql: "UPDATE models SET spec = ?, lifecycle = 'archived', stage = 'none', updated_at = ?, revision = ? WHERE name = ?",
+                           arguments: [try encode(spec), at, revision, name])
+            models = [name]
+        case (.archive, .servingTarget?):
+            let before = try? change.before?.decode(Assignment.self)
+            try db.execute(sql: "UPDATE serving_targets SET assigned = 0, routes = '[]', shadow = '[]', drift = NULL, promoted_at = ?, revision = ? WHERE name = ?",
+                           arguments: [at, revision, name])
+            models = ((before?.routes ?? []) + (before?.shadow ?? [])).map(\.model)
+        default:
+            throw StoreError("cannot apply \(change.action.rawValue) to \(change.address)", hint: "this plan was not made by this version of Cairn")
+        }
+        try appendAudit(db, at: at, action: change.action.rawValue, address: change.address, version: change.action == .train ? nil : change.version,
+                        before: change.before, after: auditAfter, reason: change.reason, file: change.file, context: context, models: models)
+        return runID
+    }
+
+    private func payload<T: Decodable>(_ change: Change, _ type: T.Type) throws -> T {
+        guard let after = change.after else { throw StoreError("\(change.action.rawValue) \(change.address) has no payload") }
+        do {
+            return try after.decode(T.self)
+        } catch {
+            throw StoreError("\(change.action.rawValue) \(change.address) has a malformed payload: \(error)")
+        }
+    }
+
+    private func requireChanged(_ db: Database, _ change: Change) throws {
+        if db.changesCount == 0 {
+            throw StoreError("\(change.action.rawValue) \(change.address) found nothing to change", hint: "the observed state moved; make a new plan")
+        }
+    }
+
+    private func upsertDefinition(_ db: Database, table: String, name: String, spec: String, at: Int64, revision: String) throws {
+        try db.execute(sql: """
+            INSERT INTO \(table)(name, spec, archived, created_at, updated_at, revision) VALUES (?, ?, 0, ?, ?, ?)
+            ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, archived = 0, updated_at = excluded.updated_at, revision = excluded.revision
+            """, arguments: [name, spec, at, at, revision])
+    }
+
+    /// Rule 2 at the last moment: every served version exists, is approved, and its model is active.
+    func checkServable(_ db: Database, _ routes: [LiveRoute], shadow: [LiveRoute], target: String) throws {
+        for route in routes + shadow {
+            let row = try Row.fetchOne(db, sql: """
+                SELECT v.status, m.lifecycle FROM versions v JOIN models m ON m.name = v.model WHERE v.model = ? AND v.number = ?
+                """, arguments: [route.model, route.version])
+            guard let row else {
+                throw StoreError("refusing to promote ServingTarget/\(target): \(route.model) v\(route.version) does not exist")
+            }
+            let status: String = row["status"], lifecycle: String = row["lifecycle"]
+            let isShadow = !routes.contains(route)
+            if lifecycle != "active" || (status != "approved" && !(isShadow && status == "pending")) {
+                throw StoreError("refusing to promote ServingTarget/\(target): \(route.model) v\(route.version) is \(status), model \(lifecycle)",
+                                 hint: "make a new plan")
+            }
+        }
+    }
+
+    func targetServing(_ db: Database, model: String) throws -> String? {
+        for row in try Row.fetchAll(db, sql: "SELECT name, routes, shadow FROM serving_targets WHERE assigned = 1 ORDER BY name") {
+            let live = try decode([LiveRoute].self, row["routes"]) + (try decode([LiveRoute].self, row["shadow"]))
+            if live.contains(where: { $0.model == model }) { return row["name"] }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,136 @@
+import CairnCore
+import Foundation
+import GRDB
+
+/// One row of the audit history.
+public struct AuditEntry: Sendable, Codable, Equatable {
+    public var id: Int64
+    public var at: Int64
+    public var action: String
+    public var address: String
+    public var version: Int?
+    public var before: JSONValue?
+    public var after: JSONValue?
+    public var reason: String
+    /// Full commit id the change came from (nil for out-of-band changes).
+    public var revision: String?
+    public var author: String?
+    public var file: String?
+    /// `reconciler`, or the OS user of a CLI command.
+    public var actor: String
+    public var hash: String
+}
+
+/// Provenance shared by the rows of one apply.
+public struct AuditContext: Sendable {
+    public var revision: String?
+    public var author: String?
+    public var actor: String
+
+    public init(revision: String?, author: String?, actor: String) {
+        self.revision = revision
+        self.author = author
+        self.actor = actor
+    }
+}
+
+extension RegistryDatabase {
+    static let genesisHash = String(repeating: "0", count: 64)
+
+    /// Appends one row, chained to the previous one. Runs inside the caller's transaction so the
+    /// row commits with the change it records, or not at all.
+    func appendAudit(_ db: Database, at: Int64, action: String, address: String, version: Int?, before: JSONValue?,
+                     after: JSONValue?, reason: String, file: String?, context: AuditContext, models: [String]) throws {
+        let last = try Row.fetchOne(db, sql: "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        let id: Int64 = (last?["id"] as Int64? ?? 0) + 1
+        let prev: String = last?["hash"] ?? Self.genesisHash
+        let fields = AuditFields(id: id, at: at, action: action, address: address, version: version,
+                                 before: before?.canonicalText, after: after?.canonicalText, reason: reason,
+                                 revision: context.revision, author: context.author, file: file, actor: context.actor)
+        let hash = fields.hash(previous: prev)
+        try db.execute(sql: """
+            INSERT INTO audit_log(id, at, action, address, version, before, after, reason, revision, author, file, actor, prev_hash, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [id, at, action, address, version, fields.before, fields.after, reason, context.revision,
+                             context.author, file, context.actor, prev, hash])
+        // The head is kept apart from the rows, so deleting the newest rows is detected too.
+        try setMeta(db, "audit_head", "\(id) \(hash)")
+        for model in Set(models).sorted() {
+            try db.execute(sql: "INSERT INTO audit_models(audit_id, model) VALUES (?, ?)", arguments: [id, model])
+        }
+    }
+
+    /// Recomputes the chain. Returns nil when intact, or the first row that does not match
+    /// (altered, inserted out of order, or following a deleted row).
+    public func verifyAudit() throws -> AuditBreak? {
+        try writer.read { db in
+            var previous = Self.genesisHash
+            var expectedID: Int64 = 1
+            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit_log ORDER BY id")
+            var count = 0
+            while let row = try rows.next() {
+                let id: Int64 = row["id"]
+                let fields = AuditFields(id: id, at: row["at"], action: row["action"], address: row["address"], version: row["version"],
+                                         before: row["before"], after: row["after"], reason: row["reason"], revision: row["revision"],
+                                         author: row["author"], file: row["file"], actor: row["actor"])
+                if id != expectedID {
+                    return AuditBreak(id: id, count: count, problem: "row \(expectedID) is missing (deleted?); the chain jumps to row \(id)")
+                }
+                if (row["prev_hash"] as String) != previous {
+                    return AuditBreak(id: id, count: count, problem: "row \(id) does not follow row \(id - 1) (prev_hash differs)")
+                }
+                let hash = fields.hash(previous: previous)
+                if (row["hash"] as String) != hash {
+                    return AuditBreak(id: id, count: count, problem: "row \(id) was altered (its content no longer matches its hash)")
+                }
+                previous = hash
+                expectedID += 1
+                count += 1
+            }
+            let head = try meta(db, "audit_head")
+            let expectedHead = count == 0 ? nil : "\(expectedID - 1) \(previous)"
+            if head != expectedHead {
+                return AuditBreak(id: expectedID, count: count,
+                                  problem: "the chain ends at row \(expectedID - 1) but the recorded head is \(head ?? "empty"): newest rows were deleted or replaced")
+            }
+            return nil
+        }
+    }
+
+    public func auditCount() throws -> Int {
+        try writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_log") ?? 0 }
+    }
+}
+
+public struct AuditBreak: Sendable, Equatable {
+    public var id: Int64
+    /// Rows verified before the break.
+    public var count: Int
+    public var problem: String
+}
+
+/// The hashed content of an audit row: every column but the hashes, canonical JSON.
+struct AuditFields {
+    var id: Int64
+    var at: Int64
+    var action: String
+    var address: String
+    var version: Int?
+    var before: String?
+    var after: String?
+    var reason: String
+    var revision: String?
+    var author: String?
+    var file: String?
+    var actor: String
+
+    func hash(previous: String) -> String {
+        func opt(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
+        let canonical = JSONValue.object([
+            "id": .int(Int(id)), "at": .int(Int(at)), "action": .string(action), "address": .string(address),
+            "version": version.map { .int($0) } ?? .null, "before": opt(before), "after": opt(after), "reason": .string(reason),
+            "revision": opt(revision), "author": opt(author), "file": opt(file), "actor": .string(actor),
+        ]).canonicalText
+        return sha256Hex(previous + "\n" + canonical)
+    }
+}

@@ -1,0 +1,60 @@
+import CairnCore
+import Foundation
+import GRDB
+
+/// Who holds (or wants) the applier lease.
+public struct LeaseHolder: Sendable {
+    public var id: String
+    public var pid: Int32
+    public var host: String
+
+    public init(id: String = UUID().uuidString, pid: Int32 = ProcessInfo.processInfo.processIdentifier,
+                host: String = ProcessInfo.processInfo.hostName) {
+        self.id = id
+        self.pid = pid
+        self.host = host
+    }
+}
+
+extension RegistryDatabase {
+    /// Takes the single-applier lease, waiting up to `wait` seconds for a live holder to let go.
+    /// An expired lease (its holder died) is taken over.
+    public func acquireLease(_ holder: LeaseHolder, ttl: Int64 = 120, wait: Double = 0, now: () -> Int64) throws {
+        let deadline = Date().addingTimeInterval(wait)
+        while true {
+            let other: Row? = try writer.write { db in
+                if let row = try Row.fetchOne(db, sql: "SELECT * FROM applier_lease WHERE id = 1"),
+                   (row["holder"] as String) != holder.id, (row["expires_at"] as Int64) > now() {
+                    return row
+                }
+                try db.execute(sql: """
+                    INSERT INTO applier_lease(id, holder, pid, host, acquired_at, expires_at) VALUES (1, ?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, host = excluded.host,
+                        acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
+                    """, arguments: [holder.id, holder.pid, holder.host, now(), now() + ttl])
+                return nil
+            }
+            guard let other else { return }
+            if Date() >= deadline {
+                let pid: Int = other["pid"], host: String = other["host"], since: Int64 = other["acquired_at"]
+                throw StoreError("reconcile already running: pid \(pid) on \(host) since \(Describe.time(since))",
+                                 hint: "wait for it to finish, or pass --lock-timeout to wait longer")
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
+    /// Extends the lease inside a write transaction; fails if another applier took it over.
+    func renewLease(_ db: Database, _ holder: LeaseHolder, ttl: Int64 = 120, now: Int64) throws {
+        try db.execute(sql: "UPDATE applier_lease SET expires_at = ? WHERE id = 1 AND holder = ?", arguments: [now + ttl, holder.id])
+        if db.changesCount == 0 {
+            throw StoreError("lost the applier lease (another reconcile took over after it expired)", hint: "run the command again")
+        }
+    }
+
+    public func releaseLease(_ holder: LeaseHolder) throws {
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM applier_lease WHERE id = 1 AND holder = ?", arguments: [holder.id])
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import CairnCore
+import Foundation
+import GRDB
+
+extension RegistryDatabase {
+    /// The observed state for planning, read in one consistent snapshot.
+    public func observedState() throws -> ObservedState {
+        try writer.read { db in try loadObserved(db) }
+    }
+
+    func loadObserved(_ db: Database) throws -> ObservedState {
+        var state = ObservedState()
+        state.generation = try generation(db)
+        state.lastAppliedRevision = try meta(db, "last_applied_revision")
+        state.suspended = try meta(db, "suspended_by") != nil
+        for row in try Row.fetchAll(db, sql: "SELECT name, spec, archived FROM outcome_weights") {
+            let spec = try decode(OutcomeWeights.self, row["spec"])
+            state.weights[row["name"]] = ObservedWeights(spec: spec, archived: row["archived"])
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT name, spec, archived FROM templates") {
+            let spec = try decode(Template.self, row["spec"])
+            state.templates[row["name"]] = ObservedTemplate(spec: spec, archived: row["archived"])
+        }
+        var versions: [String: [ModelVersion]] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT * FROM versions ORDER BY model, number") {
+            let v = try version(row)
+            versions[v.model, default: []].append(v)
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT name, spec, stage, first_ready_at FROM models") {
+            let name: String = row["name"]
+            let spec = try decode(Model.self, row["spec"])
+            state.models[name] = ObservedModel(spec: spec, stage: Model.Stage(rawValue: row["stage"]) ?? Model.Stage.none,
+                                               firstReadyAt: row["first_ready_at"], versions: versions[name] ?? [])
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT * FROM serving_targets") {
+            let target = try servingTarget(row)
+            state.targets[target.name] = target
+        }
+        // Every active run, and each model's latest run per fingerprint (enough to plan with).
+        let runRows = try Row.fetchAll(db, sql: """
+            SELECT id, model, fingerprint, state, reason, created_at, finished_at, version FROM training_runs
+            WHERE state IN ('queued', 'running')
+               OR id IN (SELECT MAX(id) FROM training_runs GROUP BY model, fingerprint)
+               OR id IN (SELECT MAX(id) FROM training_runs WHERE state = 'succeeded' GROUP BY model)
+            ORDER BY id
+            """)
+        state.runs = runRows.map(trainingRun)
+        return state
+    }
+
+    func version(_ row: Row) throws -> ModelVersion {
+        ModelVersion(model: row["model"], number: row["number"], systemName: row["system_name"],
+                     status: ModelVersion.Status(rawValue: row["status"]) ?? .pending, statusReason: row["status_reason"],
+                     metrics: try decode([String: Double].self, row["metrics"]), fingerprint: row["fingerprint"],
+                     fingerprintInputs: try decode(FingerprintInputs.self, row["fingerprint_inputs"]), datasetHash: row["dataset_hash"],
+                     commit: row["commit_sha"], trainerVersion: row["trainer_version"], runID: row["run_id"], createdAt: row["created_at"],
+                     label: row["label"], description: row["description"], artifactHash: row["artifact_hash"],
+                     artifactSignature: row["artifact_signature"])
+    }
+
+    func trainingRun(_ row: Row) -> TrainingRun {
+        TrainingRun(id: row["id"], model: row["model"], fingerprint: row["fingerprint"],
+                    state: TrainingRun.State(rawValue: row["state"]) ?? .failed, reason: row["reason"], createdAt: row["created_at"],
+                    finishedAt: row["finished_at"], version: row["version"])
+    }
+
+    func servingTarget(_ row: Row) throws -> ObservedTarget {
+        let driftText: String? = row["drift"]
+        return ObservedTarget(name: row["name"], tenant: row["tenant"], surface: row["surface"],
+                              routes: try decode([LiveRoute].self, row["routes"]), shadow: try decode([LiveRoute].self, row["shadow"]),
+                              assigned: row["assigned"], drift: try driftText.map { try decode(DriftRecord.self, $0) })
+    }
+}
+
+let storeEncoder: JSONEncoder = {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return e
+}()
+
+func encode<T: Encodable>(_ value: T) throws -> String {
+    String(decoding: try storeEncoder.encode(value), as: UTF8.self)
+}
+
+func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T {
+    guard let text else { throw StoreError("missing JSON column for \(T.self)") }
+    return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+}

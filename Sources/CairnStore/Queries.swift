@@ -1,0 +1,91 @@
+import CairnCore
+import Foundation
+import GRDB
+
+/// Read-only views for `status`, `versions`, `history` and `logs`.
+extension RegistryDatabase {
+    public func versions(of model: String) throws -> [ModelVersion]? {
+        try writer.read { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM models WHERE name = ?", arguments: [model]) != nil else { return nil }
+            return try Row.fetchAll(db, sql: "SELECT * FROM versions WHERE model = ? ORDER BY number", arguments: [model]).map(version)
+        }
+    }
+
+    public struct RunSummary: Sendable, Codable, Equatable {
+        public var id: Int
+        public var model: String
+        public var state: String
+        public var reason: String?
+        public var createdAt: Int64
+        public var startedAt: Int64?
+        public var finishedAt: Int64?
+        public var attempts: Int
+        public var version: Int?
+    }
+
+    /// The newest runs first.
+    public func recentRuns(limit: Int = 20) throws -> [RunSummary] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM training_runs ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
+                RunSummary(id: $0["id"], model: $0["model"], state: $0["state"], reason: $0["reason"], createdAt: $0["created_at"],
+                           startedAt: $0["started_at"], finishedAt: $0["finished_at"], attempts: $0["attempts"], version: $0["version"])
+            }
+        }
+    }
+
+    public struct HistoryFilter: Sendable {
+        public var model: String?
+        public var target: String?
+        public var since: Int64?
+        public var limit: Int
+
+        public init(model: String? = nil, target: String? = nil, since: Int64? = nil, limit: Int = 100) {
+            self.model = model
+            self.target = target
+            self.since = since
+            self.limit = limit
+        }
+    }
+
+    /// Audit rows, newest first. `model` matches rows about the model and promotions that route it.
+    public func history(_ filter: HistoryFilter) throws -> [AuditEntry] {
+        try writer.read { db in
+            var conditions: [String] = []
+            var arguments: [any DatabaseValueConvertible] = []
+            if let model = filter.model {
+                conditions.append("id IN (SELECT audit_id FROM audit_models WHERE model = ?)")
+                arguments.append(model)
+            }
+            if let target = filter.target {
+                conditions.append("address = ?")
+                arguments.append("ServingTarget/\(target)")
+            }
+            if let since = filter.since {
+                conditions.append("at >= ?")
+                arguments.append(since)
+            }
+            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            arguments.append(filter.limit)
+            return try Row.fetchAll(db, sql: "SELECT * FROM audit_log \(whereClause) ORDER BY id DESC LIMIT ?",
+                                    arguments: StatementArguments(arguments)).map { row in
+                func json(_ column: String) throws -> JSONValue? {
+                    guard let text: String = row[column] else { return nil }
+                    return try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+                }
+                return AuditEntry(id: row["id"], at: row["at"], action: row["action"], address: row["address"], version: row["version"],
+                                  before: try json("before"), after: try json("after"), reason: row["reason"], revision: row["revision"],
+                                  author: row["author"], file: row["file"], actor: row["actor"], hash: row["hash"])
+            }
+        }
+    }
+
+    /// A run's stored log, or nil if the run does not exist.
+    public func runLog(_ id: Int) throws -> (RunSummary, String)? {
+        try writer.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM training_runs WHERE id = ?", arguments: [id]) else { return nil }
+            let summary = RunSummary(id: row["id"], model: row["model"], state: row["state"], reason: row["reason"], createdAt: row["created_at"],
+                                     startedAt: row["started_at"], finishedAt: row["finished_at"], attempts: row["attempts"], version: row["version"])
+            return (summary, row["log"] ?? "")
+        }
+    }
+}

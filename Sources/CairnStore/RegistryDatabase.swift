@@ -1,0 +1,230 @@
+import CairnCore
+import Foundation
+import GRDB
+
+/// A failure of the registry database, with what to do about it.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var hint: String?
+
+    public init(_ message: String, hint: String? = nil) {
+        self.message = message
+        self.hint = hint
+    }
+
+    public var description: String { hint.map { "\(message) (\($0))" } ?? message }
+}
+
+/// The registry database (SQLite in WAL mode through GRDB): observed state, versions, runs,
+/// serving targets, the audit history, the applier lease.
+///
+/// Each public method that writes runs one transaction that keeps every invariant.
+public struct RegistryDatabase: Sendable {
+    let writer: DatabasePool
+    public let path: String
+
+    /// Opens (and creates or migrates) the database for writing.
+    public init(path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        writer = try DatabasePool(path: path, configuration: Self.configuration())
+        self.path = path
+        try Self.migrator.migrate(writer)
+    }
+
+    private init(pool: DatabasePool, path: String) {
+        writer = pool
+        self.path = path
+    }
+
+    /// Opens an existing database without writing anything (for `plan` and `--dry-run`).
+    /// Returns nil when there is no database yet: the observed state is empty.
+    public static func openForReading(path: String) throws -> RegistryDatabase? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let pool = try DatabasePool(path: path, configuration: configuration())
+        let current = try pool.read { db in try migrator.hasCompletedMigrations(db) }
+        guard current else {
+            throw StoreError("the database at \(path) has an older schema", hint: "run `cairn reconcile` once to upgrade it")
+        }
+        return RegistryDatabase(pool: pool, path: path)
+    }
+
+    static func configuration() -> Configuration {
+        var config = Configuration()
+        // Other processes (a second reconciler, workers) may hold the write lock briefly.
+        config.busyMode = .timeout(30)
+        config.foreignKeysEnabled = true
+        return config
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: Schema.v1)
+        }
+        return migrator
+    }
+
+    /// Reads a value from the `meta` table.
+    func meta(_ db: Database, _ key: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+    }
+
+    func setMeta(_ db: Database, _ key: String, _ value: String?) throws {
+        if let value {
+            try db.execute(sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                           arguments: [key, value])
+        } else {
+            try db.execute(sql: "DELETE FROM meta WHERE key = ?", arguments: [key])
+        }
+    }
+
+    func generation(_ db: Database) throws -> Int {
+        Int(try meta(db, "generation") ?? "0") ?? 0
+    }
+
+    func bumpGeneration(_ db: Database) throws {
+        try setMeta(db, "generation", String(try generation(db) + 1))
+    }
+}
+
+enum Schema {
+    static let v1 = """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+    CREATE TABLE outcome_weights (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        archived INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        revision TEXT NOT NULL
+    );
+
+    CREATE TABLE templates (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        archived INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        revision TEXT NOT NULL
+    );
+
+    CREATE TABLE models (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        family TEXT,
+        stage TEXT NOT NULL DEFAULT 'none',
+        lifecycle TEXT NOT NULL,
+        first_ready_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        revision TEXT NOT NULL
+    );
+    CREATE INDEX models_family ON models(family, stage);
+
+    -- Immutable identity; only label, description and the decision change.
+    CREATE TABLE versions (
+        model TEXT NOT NULL REFERENCES models(name),
+        number INTEGER NOT NULL,
+        system_name TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+        status_reason TEXT,
+        metrics TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        fingerprint_inputs TEXT NOT NULL,
+        dataset_hash TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        trainer_version TEXT NOT NULL,
+        run_id INTEGER NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        label TEXT,
+        description TEXT,
+        artifact_hash TEXT,
+        artifact_signature TEXT,
+        PRIMARY KEY (model, number)
+    );
+    CREATE INDEX versions_fingerprint ON versions(model, fingerprint);
+
+    CREATE TABLE training_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model TEXT NOT NULL REFERENCES models(name),
+        fingerprint TEXT NOT NULL,
+        request TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+        reason TEXT,
+        commit_sha TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL DEFAULT 3,
+        next_attempt_at INTEGER,
+        lease_holder TEXT,
+        lease_expires_at INTEGER,
+        version INTEGER,
+        metrics TEXT,
+        log TEXT
+    );
+    CREATE INDEX training_runs_state ON training_runs(state, next_attempt_at);
+    CREATE INDEX training_runs_model ON training_runs(model, id);
+
+    CREATE TABLE serving_targets (
+        name TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        surface TEXT NOT NULL,
+        routes TEXT NOT NULL,
+        shadow TEXT NOT NULL,
+        assigned INTEGER NOT NULL DEFAULT 1,
+        drift TEXT,
+        promoted_at INTEGER NOT NULL,
+        revision TEXT
+    );
+
+    -- Append-only; each row's hash chains to the previous row's.
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        address TEXT NOT NULL,
+        version INTEGER,
+        before TEXT,
+        after TEXT,
+        reason TEXT NOT NULL,
+        revision TEXT,
+        author TEXT,
+        file TEXT,
+        actor TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_address ON audit_log(address, id);
+    -- Which models a row concerns (a promotion concerns every model it routes), for history filters.
+    CREATE TABLE audit_models (audit_id INTEGER NOT NULL REFERENCES audit_log(id), model TEXT NOT NULL);
+    CREATE INDEX audit_models_model ON audit_models(model, audit_id);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+
+    CREATE TABLE reconcile_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER NOT NULL,
+        revision TEXT,
+        revision_name TEXT,
+        result TEXT NOT NULL,
+        changes INTEGER NOT NULL DEFAULT 0,
+        blocked INTEGER NOT NULL DEFAULT 0,
+        message TEXT
+    );
+
+    CREATE TABLE applier_lease (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        holder TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        acquired_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    """
+}

@@ -1,0 +1,127 @@
+import CairnCore
+import Foundation
+import GRDB
+
+/// A training run handed to a worker.
+public struct ClaimedRun: Sendable {
+    public var id: Int
+    public var model: String
+    public var request: TrainRequest
+    public var attempt: Int
+}
+
+/// What a trainer produced.
+public struct RunSuccess: Sendable {
+    public var metrics: [String: Double]
+    public var datasetHash: String
+    public var trainerVersion: String
+    public var artifactHash: String?
+    public var artifactSignature: String?
+    public var log: String
+
+    public init(metrics: [String: Double], datasetHash: String, trainerVersion: String, artifactHash: String? = nil,
+                artifactSignature: String? = nil, log: String = "") {
+        self.metrics = metrics
+        self.datasetHash = datasetHash
+        self.trainerVersion = trainerVersion
+        self.artifactHash = artifactHash
+        self.artifactSignature = artifactSignature
+        self.log = log
+    }
+}
+
+extension RegistryDatabase {
+    /// Claims the oldest queued run that is due, under a lease for `holder`.
+    public func claimRun(holder: String, leaseSeconds: Int64 = 60, now: Int64) throws -> ClaimedRun? {
+        try writer.write { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT id, model, request, attempts FROM training_runs
+                WHERE state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT 1
+                """, arguments: [now]) else { return nil }
+            let id: Int = row["id"]
+            let attempt: Int = row["attempts"] + 1
+            try db.execute(sql: """
+                UPDATE training_runs SET state = 'running', started_at = ?, attempts = ?, lease_holder = ?, lease_expires_at = ? WHERE id = ?
+                """, arguments: [now, attempt, holder, now + leaseSeconds, id])
+            try bumpGeneration(db)
+            return ClaimedRun(id: id, model: row["model"], request: try decode(TrainRequest.self, row["request"]), attempt: attempt)
+        }
+    }
+
+    /// Records a successful run: creates the model's next version (never overwriting one), and
+    /// under `approval.mode: gated` decides it at once, recording why.
+    @discardableResult
+    public func finishRun(_ id: Int, holder: String, success: RunSuccess, now: Int64) throws -> ModelVersion {
+        try writer.write { db in
+            let run = try runForFinish(db, id, holder: holder)
+            let request = try decode(TrainRequest.self, run["request"])
+            let model: String = run["model"]
+            let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM versions WHERE model = ?", arguments: [model]) ?? 0) + 1
+            let specText = try String.fetchOne(db, sql: "SELECT spec FROM models WHERE name = ?", arguments: [model])
+            let spec = try specText.map { try decode(Model.self, $0) }
+            let display = request.template.displayName ?? request.template.metadata.name
+            var version = ModelVersion(model: model, number: number, systemName: "\(display) v\(number) · train-\(id)-\(now)",
+                                       status: .pending, metrics: success.metrics, fingerprint: request.fingerprint,
+                                       fingerprintInputs: request.inputs, datasetHash: success.datasetHash, commit: request.commit,
+                                       trainerVersion: success.trainerVersion, runID: id, createdAt: now,
+                                       artifactHash: success.artifactHash, artifactSignature: success.artifactSignature)
+            let context = AuditContext(revision: request.commit, author: nil, actor: "worker")
+            try db.execute(sql: """
+                INSERT INTO versions(model, number, system_name, status, metrics, fingerprint, fingerprint_inputs, dataset_hash, commit_sha,
+                    trainer_version, run_id, created_at, artifact_hash, artifact_signature)
+                VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [model, number, version.systemName, try encode(success.metrics), version.fingerprint, try encode(request.inputs),
+                                 success.datasetHash, request.commit, success.trainerVersion, id, now, success.artifactHash, success.artifactSignature])
+            try db.execute(sql: """
+                UPDATE training_runs SET state = 'succeeded', finished_at = ?, version = ?, metrics = ?, log = ?, lease_holder = NULL WHERE id = ?
+                """, arguments: [now, number, try encode(success.metrics), success.log, id])
+            try appendAudit(db, at: now, action: "version", address: "Model/\(model)", version: number, before: nil,
+                            after: .object(["run": .int(id), "fingerprint": .string(request.fingerprint),
+                                            "metrics": .object(success.metrics.mapValues { .double($0) })]),
+                            reason: "training run \(id) succeeded: \(version.systemName)", file: nil, context: context, models: [model])
+            if let spec, spec.approval.mode == .gated {
+                var best: [String: Double] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT metrics FROM versions WHERE model = ? AND status = 'approved'", arguments: [model]) {
+                    for (metric, value) in try decode([String: Double].self, row["metrics"]) { best[metric] = max(best[metric] ?? value, value) }
+                }
+                let (passed, why) = Gates.evaluate(spec.approval.gates, metrics: success.metrics, best: best)
+                version.status = passed ? .approved : .rejected
+                version.statusReason = "gates: " + why
+                try db.execute(sql: "UPDATE versions SET status = ?, status_reason = ?, decided_at = ? WHERE model = ? AND number = ?",
+                               arguments: [version.status.rawValue, version.statusReason, now, model, number])
+                if passed {
+                    try db.execute(sql: "UPDATE models SET first_ready_at = COALESCE(first_ready_at, ?) WHERE name = ?", arguments: [now, model])
+                }
+                try appendAudit(db, at: now, action: passed ? "approve" : "reject", address: "Model/\(model)", version: number,
+                                before: .string("pending"), after: .from(Decision(model: model, version: number, status: version.status)),
+                                reason: version.statusReason!, file: nil, context: context, models: [model])
+            }
+            try bumpGeneration(db)
+            return version
+        }
+    }
+
+    /// Records a failed run. The model's definition and live versions are untouched (rule 6).
+    public func failRun(_ id: Int, holder: String, reason: String, log: String = "", now: Int64) throws {
+        try writer.write { db in
+            let run = try runForFinish(db, id, holder: holder)
+            try db.execute(sql: "UPDATE training_runs SET state = 'failed', reason = ?, finished_at = ?, log = ?, lease_holder = NULL WHERE id = ?",
+                           arguments: [reason, now, log, id])
+            try appendAudit(db, at: now, action: "fail", address: "Model/\(run["model"] as String)", version: nil, before: nil,
+                            after: .object(["run": .int(id)]), reason: "training run \(id) failed: \(reason)", file: nil,
+                            context: AuditContext(revision: run["commit_sha"], author: nil, actor: "worker"), models: [run["model"]])
+            try bumpGeneration(db)
+        }
+    }
+
+    private func runForFinish(_ db: Database, _ id: Int, holder: String) throws -> Row {
+        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM training_runs WHERE id = ?", arguments: [id]) else {
+            throw StoreError("training run \(id) does not exist")
+        }
+        guard (run["state"] as String) == "running", (run["lease_holder"] as String?) == holder else {
+            throw StoreError("training run \(id) is no longer held by this worker (state \(run["state"] as String))",
+                             hint: "its lease expired and it was handed to another worker")
+        }
+        return run
+    }
+}

@@ -1,0 +1,113 @@
+import ArgumentParser
+import CairnCore
+import CairnGit
+import CairnStore
+import Foundation
+
+struct Apply: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply a plan saved with `cairn plan --out FILE`.",
+        discussion: "Refuses a stale plan: one whose revision or observed state has moved since it was made. Exit status 0 applied, 1 error or stale."
+    )
+
+    @Argument(help: "The saved plan (JSON).")
+    var file: String
+
+    @Option(help: "The git repository the plan was made from (to check its revision has not moved).")
+    var repo: String = "."
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "Seconds to wait for another reconcile holding the applier lease.")
+    var lockTimeout: Double = 10
+
+    func run() throws {
+        try reportingFailures {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw CommandFailure("cannot read \(file)", hint: "save a plan with `cairn plan --out \(file)`")
+            }
+            let plan: Plan
+            do {
+                plan = try JSONDecoder().decode(Plan.self, from: data)
+            } catch {
+                throw CommandFailure("\(file) is not a Cairn plan: \(error)", hint: "save a plan with `cairn plan --out \(file)`")
+            }
+            guard plan.formatVersion == "1" else {
+                throw CommandFailure("\(file) has plan format \(plan.formatVersion); this Cairn reads format 1")
+            }
+            let repository = try GitRepository(path: repo)
+            let commit = try repository.commit(plan.revision)
+            let now = try? repository.commit(plan.revisionName)
+            if let now, now.sha != plan.revision {
+                throw CommandFailure("saved plan is stale: \(plan.revisionName) has moved from \(plan.revision.prefix(7)) to \(now.shortSHA)",
+                                     hint: "make a new plan")
+            }
+            let db = try database.open()
+            let holder = LeaseHolder()
+            try db.acquireLease(holder, wait: lockTimeout, now: unixNow)
+            defer { try? db.releaseLease(holder) }
+            let context = AuditContext(revision: plan.revision, author: "\(commit.authorName) <\(commit.authorEmail)>", actor: currentUser())
+            let result = try db.apply(plan, holder: holder, context: context, expectedGeneration: plan.observedGeneration, now: unixNow)
+            print(result.applied == 0 ? "Nothing to apply." : "Applied \(result.applied) change\(result.applied == 1 ? "" : "s") in \(result.steps) step\(result.steps == 1 ? "" : "s").")
+        }
+    }
+}
+
+struct Suspend: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Pause applying; plans are still computed.")
+    @OptionGroup var database: DatabaseOptions
+
+    func run() throws {
+        try reportingFailures {
+            let changed = try database.open().setSuspended(true, actor: currentUser(), at: unixNow())
+            print(changed ? "Applying is suspended. `cairn resume` to apply again." : "Applying was already suspended.")
+        }
+    }
+}
+
+struct Resume: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Resume applying after `cairn suspend`.")
+    @OptionGroup var database: DatabaseOptions
+
+    func run() throws {
+        try reportingFailures {
+            let changed = try database.open().setSuspended(false, actor: currentUser(), at: unixNow())
+            print(changed ? "Applying is resumed." : "Applying was not suspended.")
+        }
+    }
+}
+
+struct Rollback: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Break-glass: put an older approved version live on a target, outside git.",
+        discussion: """
+            Recorded in the history and shown as drift in the next plan, which puts the git-declared version back. \
+            To keep the rollback, run `cairn suspend` first, then change the manifest.
+            """
+    )
+
+    @Argument(help: "The serving target.")
+    var target: String
+
+    @Option(help: "The version number to serve.")
+    var to: Int
+
+    @Option(help: "The route's model, when the target has several routes.")
+    var model: String?
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "Seconds to wait for a reconcile holding the applier lease.")
+    var lockTimeout: Double = 10
+
+    func run() throws {
+        try reportingFailures {
+            let db = try database.open()
+            let holder = LeaseHolder()
+            try db.acquireLease(holder, wait: lockTimeout, now: unixNow)
+            defer { try? db.releaseLease(holder) }
+            let (old, new) = try db.rollback(target: target, model: model, to: to, actor: currentUser(), holder: holder, at: unixNow())
+            print("ServingTarget/\(target): \(old.model) v\(old.version) → v\(new.version). This is drift: the next reconcile puts the git-declared version back unless applying is suspended.")
+        }
+    }
+}

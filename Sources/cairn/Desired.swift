@@ -1,0 +1,137 @@
+import ArgumentParser
+import CairnCore
+import CairnGit
+import CairnManifests
+import CairnRender
+import CairnStore
+import Foundation
+
+/// A revision read and validated, ready to plan against.
+struct LoadedRevision {
+    var snapshot: RevisionSnapshot
+    var loaded: LoadedManifests
+    var desired: DesiredState?
+}
+
+extension SourceOptions {
+    /// Reads the revision, validates it and, when valid, hashes its datasets.
+    func loadDesired() throws(SourceError) -> LoadedRevision {
+        let (snapshot, loaded) = try load()
+        guard loaded.isValid, let commit = snapshot.commit else {
+            return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: nil)
+        }
+        var hashes: [String: String] = [:]
+        var byPath: [String: String] = [:]
+        for (template, path) in loaded.datasetFiles.sorted(by: { $0.key < $1.key }) {
+            if let known = byPath[path] {
+                hashes[template] = known
+                continue
+            }
+            do {
+                let hash = sha256Hex(try snapshot.tree.readFile(at: path))
+                byPath[path] = hash
+                hashes[template] = hash
+            } catch {
+                throw SourceError("cannot read dataset \(path) at \(revision): \(error)")
+            }
+        }
+        let desired = DesiredState(manifests: loaded.manifests, commit: commit, revisionName: revision, manifestRoot: snapshot.manifestRoot,
+                                   datasetFiles: loaded.datasetFiles, datasetHashes: hashes)
+        return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: desired)
+    }
+}
+
+struct DatabaseOptions: ParsableArguments {
+    @Option(help: "The registry database (SQLite).")
+    var db: String = ".cairn/cairn.db"
+
+    /// Opens for writing, creating the file and its folder if needed.
+    func open() throws -> RegistryDatabase {
+        do {
+            return try RegistryDatabase(path: db)
+        } catch let error as StoreError {
+            throw CommandFailure(error.message, hint: error.hint)
+        } catch {
+            throw CommandFailure("cannot open the database \(db): \(error)", hint: "check --db and the folder's permissions")
+        }
+    }
+
+    /// Opens without writing; nil when there is no database yet.
+    func openForReading() throws -> RegistryDatabase? {
+        do {
+            return try RegistryDatabase.openForReading(path: db)
+        } catch let error as StoreError {
+            throw CommandFailure(error.message, hint: error.hint)
+        } catch {
+            throw CommandFailure("cannot read the database \(db): \(error)", hint: "check --db")
+        }
+    }
+}
+
+struct PlanningOptions: ParsableArguments {
+    @Option(help: "Most routes one plan may promote without --allow-bulk.")
+    var maxPromotions: Int = 20
+
+    @Flag(help: "Allow a plan to promote more than --max-promotions routes.")
+    var allowBulk = false
+
+    var planner: PlannerOptions { PlannerOptions(maxPromotions: maxPromotions, allowBulk: allowBulk) }
+}
+
+/// An error a command reports and exits 1 with.
+struct CommandFailure: Error, CustomStringConvertible {
+    var message: String
+    var hint: String?
+
+    init(_ message: String, hint: String? = nil) {
+        self.message = message
+        self.hint = hint
+    }
+
+    var description: String { message }
+}
+
+/// Runs a command body, turning expected failures into a message on stderr and exit 1.
+func reportingFailures(format: OutputFormat = .text, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as SourceError {
+        throw fail(error, format: format)
+    } catch let error as StoreError {
+        throw fail(SourceError(error.message, hint: error.hint), format: format)
+    } catch let error as CommandFailure {
+        throw fail(SourceError(error.message, hint: error.hint), format: format)
+    }
+}
+
+func currentUser() -> String {
+    if let user = ProcessInfo.processInfo.environment["USER"], !user.isEmpty { return user }
+    if let pw = getpwuid(getuid()), let name = pw.pointee.pw_name { return String(cString: name) }
+    return "uid \(getuid())"
+}
+
+func unixNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+/// Prints the validation report of an invalid revision and exits 1.
+func invalidRevision(_ revision: LoadedRevision, source: SourceOptions, output: OutputOptions) -> ExitCode {
+    let report = ValidationReport(valid: false, revision: revision.snapshot.commit?.sha, manifestRoot: revision.snapshot.manifestRoot,
+                                  files: revision.loaded.fileCount, documents: revision.loaded.manifests.count,
+                                  diagnostics: revision.loaded.diagnostics, skipped: [])
+    if output.format == .json {
+        print(report.json())
+    } else {
+        let at = revision.snapshot.commit.map { "\(source.revision)@\($0.shortSHA)" } ?? "working tree"
+        print(report.text(style: output.style, heading: "Cairn · \(at) is invalid; nothing is planned or applied", verbose: false), terminator: "")
+    }
+    return ExitCode(1)
+}
+
+func render(_ plan: Plan, output: OutputOptions, db: String) {
+    switch output.format {
+    case .json: print(PlanRenderer.json(plan), terminator: "")
+    case .markdown: print(MarkdownPlan.render(plan), terminator: "")
+    case .text: print(PlanRenderer.text(plan, style: output.style, observed: db), terminator: "")
+    }
+}

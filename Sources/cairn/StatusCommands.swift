@@ -1,0 +1,234 @@
+import ArgumentParser
+import CairnCore
+import CairnRender
+import CairnStore
+import Foundation
+
+func printJSON<T: Encodable>(_ value: T) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self))
+}
+
+/// A table with aligned columns.
+func table(_ header: [String], _ rows: [[String]]) -> String {
+    var widths = header.map(\.count)
+    for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { i, c in i == cells.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count) }
+            .joined(separator: "  ")
+    }
+    return ([line(header)] + rows.map(line)).joined(separator: "\n") + "\n"
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the observed state: models, serving targets, training runs.")
+
+    @Argument(help: "Limit to one object: Model/NAME or ServingTarget/NAME.")
+    var object: String?
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    struct ModelRow: Codable {
+        var name: String
+        var lifecycle: String
+        var stage: String
+        var family: String?
+        var phase: String
+        var detail: String?
+        var versions: Int
+        var latestApproved: Int?
+        var liveOn: [String]
+    }
+
+    struct TargetRow: Codable {
+        var name: String
+        var tenant: String
+        var surface: String
+        var assigned: Bool
+        var routes: [LiveRoute]
+        var shadow: [LiveRoute]
+        var drift: DriftRecord?
+    }
+
+    struct Report: Codable {
+        var formatVersion = "1"
+        var lastAppliedRevision: String?
+        var generation: Int
+        var suspended: Bool
+        var models: [ModelRow]
+        var targets: [TargetRow]
+        var runs: [RegistryDatabase.RunSummary]
+    }
+
+    func run() throws {
+        try reportingFailures(format: output.format) {
+            guard let db = try database.openForReading() else {
+                throw CommandFailure("no registry database at \(database.db)", hint: "run `cairn reconcile` first, or pass --db")
+            }
+            let observed = try db.observedState()
+            var runs = try db.recentRuns(limit: 20)
+            var models = observed.models.values.sorted { $0.spec.metadata.name < $1.spec.metadata.name }.map { m -> ModelRow in
+                let (phase, detail) = ModelPhase.of(m, runs: observed.runs)
+                let name = m.spec.metadata.name
+                let live = observed.targets.values.filter { $0.assigned && ($0.routes + $0.shadow).contains { $0.model == name } }.map(\.name).sorted()
+                return ModelRow(name: name, lifecycle: m.spec.lifecycle.rawValue, stage: m.stage.rawValue, family: m.spec.family,
+                                phase: phase.rawValue, detail: detail, versions: m.versions.count, latestApproved: m.latestApproved?.number,
+                                liveOn: live)
+            }
+            var targets = observed.targets.values.sorted { $0.name < $1.name }.map {
+                TargetRow(name: $0.name, tenant: $0.tenant, surface: $0.surface, assigned: $0.assigned, routes: $0.routes, shadow: $0.shadow, drift: $0.drift)
+            }
+            if let object {
+                let parts = object.split(separator: "/", maxSplits: 1).map(String.init)
+                guard parts.count == 2, ["Model", "ServingTarget"].contains(parts[0]) else {
+                    throw CommandFailure("'\(object)' is not Model/NAME or ServingTarget/NAME")
+                }
+                if parts[0] == "Model" {
+                    models = models.filter { $0.name == parts[1] }
+                    targets = targets.filter { $0.routes.contains { $0.model == parts[1] } || $0.shadow.contains { $0.model == parts[1] } }
+                    runs = runs.filter { $0.model == parts[1] }
+                    if models.isEmpty { throw CommandFailure("Model/\(parts[1]) has never been applied", hint: "`cairn status` lists models") }
+                } else {
+                    targets = targets.filter { $0.name == parts[1] }
+                    let served = Set(targets.flatMap { ($0.routes + $0.shadow).map(\.model) })
+                    models = models.filter { served.contains($0.name) }
+                    runs = runs.filter { served.contains($0.model) }
+                    if targets.isEmpty { throw CommandFailure("ServingTarget/\(parts[1]) has never been applied", hint: "`cairn status` lists targets") }
+                }
+            }
+            let report = Report(lastAppliedRevision: observed.lastAppliedRevision, generation: observed.generation, suspended: observed.suspended,
+                                models: models, targets: targets, runs: runs)
+            if output.format == .json {
+                printJSON(report)
+                return
+            }
+            let style = output.style
+            var out = style.bold("Cairn status · \(database.db)") + " · applied \(observed.lastAppliedRevision.map { String($0.prefix(7)) } ?? "nothing yet")"
+                + " · generation \(observed.generation)" + (observed.suspended ? " · " + style.yellow("SUSPENDED") : "") + "\n\n"
+            out += style.bold("Models") + "\n"
+            out += table(["NAME", "LIFECYCLE", "STAGE", "PHASE", "VERSIONS", "LIVE ON"], models.map {
+                [$0.name, $0.lifecycle, $0.stage + ($0.family.map { " (\($0))" } ?? ""), $0.phase + ($0.detail.map { ": \($0)" } ?? ""),
+                 "\($0.versions)" + ($0.latestApproved.map { ", v\($0) approved" } ?? ""), $0.liveOn.joined(separator: ", ")]
+            })
+            out += "\n" + style.bold("Serving targets") + "\n"
+            out += table(["NAME", "TENANT/SURFACE", "ROUTES", "SHADOW"], targets.map {
+                [$0.name + ($0.drift != nil ? " (drift)" : ""), "\($0.tenant)/\($0.surface)", $0.assigned ? Describe.routes($0.routes) : "unassigned",
+                 $0.shadow.isEmpty ? "" : Describe.routes($0.shadow, weights: false)]
+            })
+            out += "\n" + style.bold("Training runs (newest first)") + "\n"
+            out += table(["RUN", "MODEL", "STATE", "CREATED", "DETAIL"], runs.map {
+                ["\($0.id)", $0.model, $0.state, Describe.time($0.createdAt), $0.version.map { "v\($0)" } ?? ($0.reason ?? "")]
+            })
+            print(out, terminator: "")
+        }
+    }
+}
+
+struct Versions: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List every version of a model.")
+
+    @Argument(help: "The model.")
+    var model: String
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try reportingFailures(format: output.format) {
+            guard let db = try database.openForReading(), let versions = try db.versions(of: model) else {
+                throw CommandFailure("Model/\(model) has never been applied", hint: "`cairn status` lists models")
+            }
+            if output.format == .json {
+                printJSON(versions)
+                return
+            }
+            print(table(["N", "SYSTEM NAME", "STATUS", "METRICS", "FINGERPRINT", "COMMIT", "LABEL"], versions.map { v in
+                [String(v.number), v.systemName, v.status.rawValue,
+                 v.metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", v.metrics[$0]!))" }.joined(separator: " "),
+                 String(v.fingerprint.prefix(12)), String(v.commit.prefix(7)), v.label ?? ""]
+            }), terminator: "")
+        }
+    }
+}
+
+struct History: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the audit history, newest first.")
+
+    @Option(help: "Only rows about this model (including promotions that route it).")
+    var model: String?
+
+    @Option(help: "Only rows about this serving target.")
+    var target: String?
+
+    @Option(help: "Only rows since this time: 2026-11-20, 2026-11-20T08:00:00Z, unix seconds, or an age such as 24h.")
+    var since: String?
+
+    @Option(help: "At most this many rows.")
+    var limit: Int = 100
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try reportingFailures(format: output.format) {
+            guard let db = try database.openForReading() else {
+                throw CommandFailure("no registry database at \(database.db)", hint: "run `cairn reconcile` first, or pass --db")
+            }
+            var sinceTime: Int64?
+            if let since {
+                guard let t = parseTime(since, now: unixNow()) else {
+                    throw CommandFailure("--since '\(since)' is not a time", hint: "use 2026-11-20, 2026-11-20T08:00:00Z, unix seconds or an age such as 24h")
+                }
+                sinceTime = t
+            }
+            let rows = try db.history(RegistryDatabase.HistoryFilter(model: model, target: target, since: sinceTime, limit: limit))
+            if output.format == .json {
+                printJSON(rows)
+                return
+            }
+            print(table(["ID", "TIME", "ACTION", "ADDRESS", "REASON", "ACTOR", "REVISION"], rows.map {
+                [String($0.id), Describe.time($0.at), $0.action, $0.address + ($0.version.map { " v\($0)" } ?? ""), $0.reason, $0.actor,
+                 $0.revision.map { String($0.prefix(7)) } ?? "-"]
+            }), terminator: "")
+        }
+    }
+}
+
+/// 2026-11-20, 2026-11-20T08:00:00Z, unix seconds, or an age (24h, 7d) before `now`.
+func parseTime(_ text: String, now: Int64) -> Int64? {
+    if let seconds = Int64(text) { return seconds }
+    if let age = ManifestDuration(parsing: text) { return now - Int64(age.seconds) }
+    let formatter = ISO8601DateFormatter()
+    if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970) }
+    formatter.formatOptions = [.withFullDate]
+    if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970) }
+    return nil
+}
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check the audit history.", subcommands: [Verify.self])
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Recompute the audit hash chain.",
+            discussion: "Exit status 0 when intact, 1 when broken (the first bad row is printed)."
+        )
+
+        @OptionGroup var database: DatabaseOptions
+
+        func run() throws {
+            try reportingFailures {
+                guard let db = try database.openForReading() else {
+                    throw CommandFailure("no registry database at \(database.db)", hint: "pass --db")
+                }
+                if let broken = try db.verifyAudit() {
+                    print("audit chain BROKEN at row \(broken.id): \(broken.problem) (\(broken.count) rows before it verified)")
+                    throw ExitCode(1)
+                }
+                print("audit chain intact: \(try db.auditCount()) rows verified")
+            }
+        }
+    }
+}
