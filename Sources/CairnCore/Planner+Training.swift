@@ -170,6 +170,7 @@ public enum Gates {
                 }
             }
         }
-        return (passed, parts.joined(separator: "; "))
+        var seen: Set<String> = []
+        return (passed, parts.filter { seen.insert($0).inserted }.joined(separator: "; "))
     }
 }

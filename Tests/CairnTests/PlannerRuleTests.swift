@@ -1,0 +1,127 @@
+import CairnCore
+import Testing
+
+/// Each numbered rule of RECONCILE.md, stated against its golden case.
+@Suite struct PlannerRuleTests {
+    func plan(_ name: String) throws -> Plan { try PlannerCase(name: name).run() }
+
+    func actions(_ plan: Plan, _ address: String) -> [Action] {
+        plan.changes.filter { $0.address == address }.map(\.action)
+    }
+
+    @Test func rule1DefaultsAreInert() throws {
+        let p = try plan("02-defaults-inert")
+        #expect(actions(p, "Model/draft-m") == [.create])
+        #expect(p.blocked.contains { $0.address == "ServingTarget/draft-target" && $0.reason.contains("Model/draft-m is draft") })
+        #expect(!p.changes.contains { $0.action == .promote })
+    }
+
+    @Test func rule2PromotionNeedsAnApprovedVersionOfAnActiveModel() throws {
+        let p = try plan("04-pending-and-running")
+        #expect(p.changes.isEmpty)
+        #expect(p.blocked.map(\.reason) == ["route home-b: v1 is pending approval",
+                                            "route home-a: v3 does not exist yet (training run 7 is running)"])
+    }
+
+    @Test func rule3NewChampionDemotesTheOldOneInTheSameStep() throws {
+        let p = try plan("05-champion-swap")
+        let demote = try #require(p.changes.first { $0.action == .demote })
+        #expect(demote.address == "Model/home-a")
+        #expect(demote.appliedWith == "Model/home-b")
+        #expect(actions(p, "Model/home-b") == [.stage])
+    }
+
+    @Test func rule4RoutedModelsAreNotArchived() throws {
+        let p = try plan("06-archive-routed")
+        #expect(p.blocked.contains {
+            $0.action == .archive && $0.address == "Model/home-b"
+                && $0.reason.hasPrefix("Cannot archive model with active deployments. Remove it from serving targets first.")
+        })
+        #expect(actions(p, "Model/home-c") == [.archive])
+    }
+
+    @Test func rule5TraitsFreezeOnceReady() throws {
+        let p = try plan("07-traits-frozen")
+        #expect(p.changes.isEmpty)
+        #expect(p.blocked.first?.reason.contains("a new standard is a new model") == true)
+    }
+
+    @Test func rule6FailedRunLeavesTheLiveVersion() throws {
+        let p = try plan("08-failed-run")
+        #expect(!p.changes.contains { $0.action == .promote || $0.action == .train })
+        #expect(p.blocked.contains { $0.action == .train && $0.reason.hasPrefix("training run 9 failed") })
+    }
+
+    @Test func rule7RetrainingCreatesTheNextNumber() throws {
+        let p = try plan("09-retrain-token")
+        let train = try #require(p.changes.first { $0.action == .train })
+        #expect(train.version == 2)
+        #expect(train.reason.hasSuffix("retrainToken changed"))
+        #expect(!p.changes.contains { $0.action == .promote })
+    }
+
+    @Test func rule10SteadyStatePlansNothing() throws {
+        let p = try plan("03-steady-state")
+        #expect(p.changes.isEmpty && p.blocked.isEmpty && p.drift.isEmpty)
+    }
+
+    @Test func rule11DriftIsShownAndReverted() throws {
+        let p = try plan("10-drift")
+        #expect(p.drift.count == 1)
+        #expect(p.drift.first?.actor == "alice")
+        #expect(p.changes.first { $0.action == .promote }?.reason.hasPrefix("revert drift: home-a v1 → v2") == true)
+    }
+
+    @Test func rule12BulkPromotionsAreRefused() throws {
+        let p = try plan("11-bulk-guard")
+        #expect(!p.changes.contains { $0.action == .promote })
+        #expect(p.blocked.count == 2 && p.blocked.allSatisfy { $0.reason.hasPrefix("bulk guard") })
+    }
+
+    @Test func gatesAndDecisions() throws {
+        let p = try plan("12-gated-and-decisions")
+        let decided = p.changes.filter { $0.action == .approve || $0.action == .reject }.map { "\($0.action.rawValue) \($0.name) v\($0.version!)" }
+        #expect(decided == ["approve home-a v2", "reject home-a v3", "reject home-a v4", "reject home-a v5", "approve home-b v2"])
+        #expect(p.blocked.contains { $0.action == .reject && $0.version == 1 && $0.reason.contains("is live on ServingTarget/acme") })
+    }
+
+    @Test func pruneArchivesAndUnassigns() throws {
+        let p = try plan("13-prune")
+        #expect(p.changes.map { "\($0.action.rawValue) \($0.address)" } == ["archive Template/t2", "archive Model/home-c", "archive ServingTarget/globex"])
+    }
+
+    @Test func learningScheduleTrainsWhenDue() throws {
+        let p = try plan("14-learning-schedule")
+        #expect(p.changes.map(\.address) == ["Model/home-a"])
+    }
+
+    @Test func rollbackIsAPromotionToAnOlderNumber() throws {
+        let p = try plan("15-rollback-by-number")
+        #expect(p.changes.first?.reason == "rollback: home-a v2 → v1 (90%)")
+    }
+
+    @Test func newFingerprintCancelsQueuedRunsOnly() throws {
+        let p = try plan("16-superseded-run")
+        let trainA = try #require(p.changes.first { $0.action == .train && $0.name == "home-a" }?.after)
+        let trainB = try #require(p.changes.first { $0.action == .train && $0.name == "home-b" }?.after)
+        let a = try trainA.decode(TrainRequest.self)
+        let b = try trainB.decode(TrainRequest.self)
+        #expect(a.supersedes == [11])
+        #expect(b.supersedes.isEmpty)
+    }
+
+    @Test func shadowsMayScorePendingVersions() throws {
+        let p = try plan("17-shadow-pending")
+        let payload = try #require(p.changes.first { $0.action == .promote }?.after)
+        let after = try payload.decode(Assignment.self)
+        #expect(after.shadow == [LiveRoute(model: "home-b", version: 2, weight: 0)])
+        #expect(p.blocked.contains { $0.reason.hasPrefix("shadow home-b-next") })
+    }
+
+    @Test func orderingFollowsPhasesThenKindThenName() throws {
+        let p = try plan("01-fresh-fleet")
+        let phases = p.changes.map(\.action.phase)
+        #expect(phases == phases.sorted())
+        #expect(p.changes.prefix(2).map(\.address) == ["OutcomeWeights/w", "Template/t"])
+    }
+}
