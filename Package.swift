@@ -38,8 +38,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnTests",
-            dependencies: ["CairnCore", "CairnYAML", "CairnManifests", "CairnGit", "CairnStore", "CairnRender"],
-            resources: []
+            dependencies: [
+                "CairnCore", "CairnYAML", "CairnManifests", "CairnGit", "CairnStore", "CairnRender",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -20,7 +20,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 ///
 /// Each public method that writes runs one transaction that keeps every invariant.
 public struct RegistryDatabase: Sendable {
-    let writer: DatabasePool
+    /// A pool for writers; a read-only queue for planning (a pool writes on open to create its WAL file).
+    let writer: any DatabaseWriter
     public let path: String
 
     /// Opens (and creates or migrates) the database for writing.
@@ -32,8 +33,8 @@ public struct RegistryDatabase: Sendable {
         try Self.migrator.migrate(writer)
     }
 
-    private init(pool: DatabasePool, path: String) {
-        writer = pool
+    private init(reader: DatabaseQueue, path: String) {
+        writer = reader
         self.path = path
     }
 
@@ -41,12 +42,14 @@ public struct RegistryDatabase: Sendable {
     /// Returns nil when there is no database yet: the observed state is empty.
     public static func openForReading(path: String) throws -> RegistryDatabase? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let pool = try DatabasePool(path: path, configuration: configuration())
-        let current = try pool.read { db in try migrator.hasCompletedMigrations(db) }
+        var config = configuration()
+        config.readonly = true
+        let queue = try DatabaseQueue(path: path, configuration: config)
+        let current = try queue.read { db in try migrator.hasCompletedMigrations(db) }
         guard current else {
             throw StoreError("the database at \(path) has an older schema", hint: "run `cairn reconcile` once to upgrade it")
         }
-        return RegistryDatabase(pool: pool, path: path)
+        return RegistryDatabase(reader: queue, path: path)
     }
 
     static func configuration() -> Configuration {

@@ -1,0 +1,299 @@
+import CairnCore
+import CairnStore
+import Foundation
+import GRDB
+import Testing
+
+/// The built `cairn` binary on real git repositories and real database files.
+@Suite struct ReconcileEndToEndTests {
+    /// A repository holding the example fleet, and a database path beside it.
+    final class Fleet: @unchecked Sendable {
+        let repo: GitFixture
+        let dbPath: String
+
+        init() throws {
+            repo = try GitFixture()
+            try repo.copyExamples()
+            try repo.commit("fleet: homepage and search families")
+            dbPath = repo.dir.url.appendingPathComponent(".cairn/cairn.db").path
+            repo.write(".gitignore", ".cairn/\n")
+            try repo.commit("ignore the database")
+        }
+
+        func run(_ args: [String]) throws -> ProcessResult {
+            try cairn(args + ["--repo", repo.path, "--db", dbPath], cwd: repo.path)
+        }
+
+        /// Commands that take no --repo.
+        func runDB(_ args: [String]) throws -> ProcessResult {
+            try cairn(args + ["--db", dbPath], cwd: repo.path)
+        }
+
+        func database() throws -> RegistryDatabase { try RegistryDatabase(path: dbPath) }
+
+        /// Plays the worker: finishes every queued run with the given metrics.
+        func trainAll(metrics: [String: Double] = ["ndcg@10": 0.3, "recall@20": 0.4, "coverage": 0.5, "precision@5": 0.2]) throws {
+            let db = try database()
+            while let run = try db.claimRun(holder: "test-worker", now: unixNowForTests()) {
+                try db.finishRun(run.id, holder: "test-worker",
+                                 success: RunSuccess(metrics: metrics, datasetHash: run.request.inputs.dataset, trainerVersion: "test"),
+                                 now: unixNowForTests())
+            }
+        }
+    }
+
+    @Test func firstReconcileQueuesTrainingAndBlocksPromotions() throws {
+        let fleet = try Fleet()
+        let result = try fleet.run(["reconcile", "--no-color"])
+        #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("Plan: 11 create, 5 stage, 5 train, 4 blocked."))
+        #expect(result.stdout.contains("  » Model/homepage-recs            train v1 (fingerprint "))
+        #expect(result.stdout.contains("! ServingTarget/acme-search      promote: route family search: champion search-knn has no approved version yet (training is queued by this plan)"))
+        #expect(result.stdout.contains("Applied 21 changes in 21 steps."))
+        let status = try fleet.runDB(["status", "--no-color"])
+        #expect(status.stdout.contains("busy: training run 1 is queued"))
+        #expect(status.stdout.contains("search-experimental  draft      none"))
+    }
+
+    @Test func secondApplyOfTheSameRevisionWritesNothing() throws {
+        let fleet = try Fleet()
+        _ = try fleet.run(["reconcile"])
+        let db = try fleet.database()
+        let rows = try db.auditCount()
+        let generation = try db.observedState().generation
+        let again = try fleet.run(["reconcile", "--no-color"])
+        #expect(again.stdout.contains("No changes; 4 blocked."))
+        #expect(again.stdout.contains("Nothing to apply."))
+        #expect(try db.auditCount() == rows)
+        #expect(try db.observedState().generation == generation)
+    }
+
+    @Test func planAndDryRunNeverWrite() throws {
+        let fleet = try Fleet()
+        // No database yet: planning must not create one.
+        #expect(try fleet.run(["plan"]).status == 0)
+        #expect(try fleet.run(["reconcile", "--dry-run"]).status == 3)
+        #expect(!FileManager.default.fileExists(atPath: fleet.dbPath))
+        _ = try fleet.run(["reconcile"])
+        try fleet.trainAll()
+        let before = try Data(contentsOf: URL(fileURLWithPath: fleet.dbPath))
+        let plan = try fleet.run(["plan", "--no-color"])
+        #expect(plan.stdout.contains("⇡ ServingTarget/acme-homepage"))
+        // Exit 3: the manual-approval shadow of acme-homepage stays blocked.
+        #expect(try fleet.run(["reconcile", "--dry-run"]).status == 3)
+        #expect(try fleet.runDB(["status"]).status == 0)
+        #expect(try fleet.runDB(["history"]).status == 0)
+        let after = try Data(contentsOf: URL(fileURLWithPath: fleet.dbPath))
+        #expect(before == after)
+    }
+
+    @Test func trainedVersionsArePromotedAndOutputsAreDeterministic() throws {
+        let fleet = try Fleet()
+        _ = try fleet.run(["reconcile"])
+        try fleet.trainAll()
+        let first = try fleet.run(["plan", "--format", "json"])
+        let second = try fleet.run(["plan", "--format", "json"])
+        #expect(first.stdout == second.stdout)
+        let text1 = try fleet.run(["plan", "--no-color"]).stdout
+        let text2 = try fleet.run(["plan", "--no-color"]).stdout
+        #expect(text1 == text2)
+        #expect(text1.contains("⇡ ServingTarget/acme-homepage    homepage-recs v1 (90%), homepage-recs-b v1 (10%)\n"))
+        // The shadow's model is manual-approval: it waits, and does not hold the routes back.
+        #expect(text1.contains("! ServingTarget/acme-homepage    promote: shadow homepage-recs-c: no approved version yet; v1 is pending approval"))
+        let json = try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as! [String: Any]
+        #expect(json["formatVersion"] as? String == "1")
+        #expect((json["revision"] as? String)?.count == 40)
+        let summary = json["summary"] as! [String: Int]
+        #expect(summary["promote"] == 3)
+        let apply = try fleet.run(["reconcile", "--no-color"])
+        #expect(apply.status == 3, "\(apply.stdout)\(apply.stderr)")
+        let status = try fleet.runDB(["status", "ServingTarget/acme-homepage", "--format", "json"])
+        #expect(status.stdout.contains("\"model\" : \"homepage-recs-b\""))
+        #expect(try fleet.run(["plan", "--detailed-exitcode"]).status == 0)
+        // Approving the shadow's version in git lets the last piece go live.
+        let models = fleet.repo.dir.url.appendingPathComponent("models/homepage.yaml")
+        let text = try String(contentsOf: models, encoding: .utf8).replacingOccurrences(
+            of: "  retrainToken: \"2026-11-20\"\n", with: "  retrainToken: \"2026-11-20\"\n  decisions: {approve: [1]}\n")
+        try fleet.repo.commit("Approve homepage-recs-c v1 for shadowing", files: ["models/homepage.yaml": text])
+        let converged = try fleet.run(["reconcile", "--no-color"])
+        #expect(converged.status == 0, "\(converged.stdout)")
+        #expect(converged.stdout.contains("✓ Model/homepage-recs-c        approve v1 (listed in decisions.approve)"))
+        #expect(converged.stdout.contains("shadow homepage-recs-c v1"))
+    }
+
+    @Test func savedPlansApplyOnceAndStalePlansAreRefused() throws {
+        let fleet = try Fleet()
+        let planFile = fleet.repo.dir.url.appendingPathComponent("plan.json").path
+        #expect(try fleet.run(["plan", "--out", planFile, "--detailed-exitcode"]).status == 2)
+        let applied = try cairn(["apply", planFile, "--repo", fleet.repo.path, "--db", fleet.dbPath])
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stdout.contains("Applied 21 changes"))
+        // The same file again: the observed state moved.
+        let again = try cairn(["apply", planFile, "--repo", fleet.repo.path, "--db", fleet.dbPath])
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("saved plan is stale: the observed state moved"))
+        // A plan whose branch moved on.
+        _ = try fleet.run(["plan", "--revision", "main", "--out", planFile])
+        try fleet.repo.commit("another commit")
+        let moved = try cairn(["apply", planFile, "--repo", fleet.repo.path, "--db", fleet.dbPath])
+        #expect(moved.status == 1)
+        #expect(moved.stderr.contains("saved plan is stale: main has moved"))
+    }
+
+    @Test func invalidRevisionAppliesNothingAndIsRecorded() throws {
+        let fleet = try Fleet()
+        _ = try fleet.run(["reconcile"])
+        let good = try fleet.database().observedState().lastAppliedRevision
+        fleet.repo.write("models/broken.yaml", "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: broken}\nspec: {template: nope}\n")
+        fleet.repo.write("targets/acme-search.yaml", "")
+        try fleet.repo.commit("break it")
+        let result = try fleet.run(["reconcile", "--no-color"])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("models/broken.yaml:4:18: error: Model/broken: spec.template refers to Template/nope"))
+        let db = try fleet.database()
+        #expect(try db.observedState().lastAppliedRevision == good)
+        #expect(try db.observedState().targets.isEmpty)
+        #expect(try db.lastPass()?.result == "invalid")
+        let missing = try fleet.run(["reconcile", "--revision", "no-such-branch"])
+        #expect(missing.status == 1)
+        #expect(try db.lastPass()?.result == "source_error")
+        #expect(try db.observedState().models.count == 6)
+    }
+
+    @Test func tamperedOrDeletedAuditRowsAreFound() throws {
+        let fleet = try Fleet()
+        _ = try fleet.run(["reconcile"])
+        let ok = try fleet.runDB(["audit", "verify"])
+        #expect(ok.status == 0)
+        #expect(ok.stdout.contains("audit chain intact: 21 rows verified"))
+        // Someone with the file edits a row (dropping the append-only trigger first).
+        try runSQL(fleet.dbPath, "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET reason = 'nothing to see' WHERE id = 7;")
+        let altered = try fleet.runDB(["audit", "verify"])
+        #expect(altered.status == 1)
+        #expect(altered.stdout.contains("audit chain BROKEN at row 7: row 7 was altered"))
+    }
+
+    @Test func deletingTheNewestAuditRowIsFound() throws {
+        let fleet = try Fleet()
+        _ = try fleet.run(["reconcile"])
+        try runSQL(fleet.dbPath, "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_models WHERE audit_id IN (3, 21); DELETE FROM audit_log WHERE id = 21;")
+        let result = try fleet.runDB(["audit", "verify"])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("newest rows were deleted or replaced"))
+        try runSQL(fleet.dbPath, "DELETE FROM audit_log WHERE id = 3;")
+        #expect(try fleet.runDB(["audit", "verify"]).stdout.contains("row 3 is missing"))
+    }
+
+    @Test func twoConcurrentReconcilesNeverInterleave() throws {
+        let fleet = try Fleet()
+        try FileManager.default.createDirectory(atPath: (fleet.dbPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        _ = try fleet.database()
+        let results = ConcurrentResults()
+        let group = DispatchGroup()
+        for _ in 0..<2 {
+            group.enter()
+            Thread.detachNewThread {
+                results.append(try? cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.dbPath, "--lock-timeout", "0"]))
+                group.leave()
+            }
+        }
+        group.wait()
+        let all = results.values.compactMap { $0 }
+        #expect(all.count == 2)
+        // Whoever lost the race either found the lease taken or, arriving after, nothing to do.
+        let appliedAll = all.filter { $0.stdout.contains("Applied 21 changes") }
+        #expect(appliedAll.count == 1, "\(all.map { $0.stdout + $0.stderr })")
+        let other = all.first { !$0.stdout.contains("Applied 21 changes") }!
+        #expect(other.stderr.contains("reconcile already running: pid") || other.stdout.contains("Nothing to apply."), "\(other.stdout)\(other.stderr)")
+        let db = try fleet.database()
+        #expect(try db.auditCount() == 21)
+        #expect(try db.verifyAudit() == nil)
+        // Every change exactly once.
+        let history = try db.history(RegistryDatabase.HistoryFilter(limit: 100))
+        #expect(Set(history.map { "\($0.action) \($0.address)" }).count == 21)
+    }
+
+    @Test func rollbackIsDriftThatTheNextReconcileReverts() throws {
+        let fleet = try Fleet()
+        _ = try fleet.run(["reconcile"])
+        try fleet.trainAll()
+        _ = try fleet.run(["reconcile"])
+        // Retrain search-knn to v2 and promote it (family champion route).
+        fleet.repo.write("models/search.yaml", try String(contentsOf: packageRoot.appendingPathComponent("examples/fleet/models/search.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "  label: Search re-ranking neighbours\n", with: "  label: Search re-ranking neighbours\n  retrainToken: \"two\"\n"))
+        try fleet.repo.commit("retrain search-knn")
+        _ = try fleet.run(["reconcile"])
+        try fleet.trainAll()
+        let promote = try fleet.run(["reconcile", "--no-color"])
+        #expect(promote.stdout.contains("search-knn v1 → v2 (100%)"))
+        let rollback = try fleet.runDB(["rollback", "acme-search", "--to", "1"])
+        #expect(rollback.status == 0, "\(rollback.stderr)")
+        #expect(rollback.stdout.contains("search-knn v2 → v1"))
+        let plan = try fleet.run(["plan", "--no-color"])
+        #expect(plan.stdout.contains("Drift (changed outside git; the plan puts the declared state back):"))
+        #expect(plan.stdout.contains("ServingTarget/acme-search  live search-knn v1 (100%), declared search-knn v2 (100%) — by "))
+        #expect(plan.stdout.contains("revert drift: search-knn v1 → v2 (100%)"))
+        let history = try fleet.runDB(["history", "--target", "acme-search", "--format", "json"])
+        #expect(history.stdout.contains("break-glass rollback: search-knn v2 → v1"))
+        // Suspended: plans still show, nothing applies; resumed: the revert applies.
+        #expect(try fleet.runDB(["suspend"]).status == 0)
+        let suspended = try fleet.run(["reconcile"])
+        #expect(suspended.stderr.contains("applying is suspended"))
+        #expect(try fleet.database().observedState().targets["acme-search"]?.routes.first?.version == 1)
+        #expect(try fleet.runDB(["resume"]).status == 0)
+        _ = try fleet.run(["reconcile"])
+        let target = try fleet.database().observedState().targets["acme-search"]
+        #expect(target?.routes.first?.version == 2)
+        #expect(target?.drift == nil)
+    }
+
+    @Test func pullRequestPlanInMarkdown() throws {
+        let fleet = try Fleet()
+        _ = try fleet.run(["reconcile"])
+        try fleet.trainAll()
+        _ = try fleet.run(["reconcile"])
+        try fleet.repo.git(["checkout", "-q", "-b", "tune-weights"])
+        let weights = fleet.repo.dir.url.appendingPathComponent("weights/retail-default.yaml")
+        let text = try String(contentsOf: weights, encoding: .utf8).replacingOccurrences(of: "renewed: 1.2", with: "renewed: 1.5")
+        try fleet.repo.commit("Weigh renewals more", files: ["weights/retail-default.yaml": text])
+        let md = try fleet.run(["plan", "--revision", "tune-weights", "--format", "markdown"])
+        #expect(md.status == 0)
+        #expect(md.stdout.hasPrefix("### Cairn plan for `tune-weights` @ `"))
+        #expect(md.stdout.contains("**Plan: 1 update, 4 train, 1 blocked.**"))
+        #expect(md.stdout.contains("| ~ | `OutcomeWeights/retail-default` | update (renewed 1.2 → 1.5) |"))
+        #expect(md.stdout.contains("| » | `Model/search-popular` | train v2 (fingerprint "))
+        #expect(md.stdout.contains("outcome weights changed) |"))
+    }
+
+    @Test func historyFilters() throws {
+        let fleet = try Fleet()
+        _ = try fleet.run(["reconcile"])
+        let model = try fleet.runDB(["history", "--model", "search-knn", "--format", "json"])
+        let rows = try JSONSerialization.jsonObject(with: Data(model.stdout.utf8)) as! [[String: Any]]
+        #expect(rows.map { $0["action"] as! String } == ["train", "stage", "create"])
+        #expect(rows.allSatisfy { ($0["revision"] as? String)?.count == 40 && ($0["author"] as? String) == "Ada Operator <ada@example.com>" })
+        #expect(rows.allSatisfy { ($0["file"] as? String) == "models/search.yaml" })
+        let since = try fleet.runDB(["history", "--since", "1h", "--limit", "3", "--no-color"])
+        #expect(since.stdout.split(separator: "\n").count == 4)
+        #expect(try fleet.runDB(["history", "--since", "yesterday"]).status == 1)
+    }
+}
+
+func unixNowForTests() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+/// Runs SQL on a database file directly (as someone tampering with it would).
+func runSQL(_ path: String, _ sql: String) throws {
+    let db = try DatabaseQueue(path: path)
+    try db.writeWithoutTransaction { try $0.execute(sql: sql) }
+}
+
+final class ConcurrentResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var values: [ProcessResult?] = []
+
+    func append(_ value: ProcessResult?) {
+        lock.lock()
+        values.append(value)
+        lock.unlock()
+    }
+}
