@@ -265,6 +265,19 @@ import Testing
         #expect(md.stdout.contains("outcome weights changed) |"))
     }
 
+    @Test func bulkPromotionsNeedToBeAskedFor() throws {
+        let fleet = try Fleet()
+        _ = try fleet.run(["reconcile"])
+        try fleet.trainAll()
+        let guarded = try fleet.run(["reconcile", "--max-promotions", "2", "--no-color"])
+        #expect(guarded.status == 3)
+        #expect(guarded.stdout.contains("promote: bulk guard: this plan promotes 4 routes, more than --max-promotions 2; review it and pass --allow-bulk"))
+        #expect(try fleet.database().observedState().targets.isEmpty)
+        let allowed = try fleet.run(["reconcile", "--max-promotions", "2", "--allow-bulk", "--no-color"])
+        #expect(allowed.stdout.contains("Plan: 3 promote, 1 blocked."))
+        #expect(try fleet.database().observedState().targets.count == 3)
+    }
+
     @Test func historyFilters() throws {
         let fleet = try Fleet()
         _ = try fleet.run(["reconcile"])

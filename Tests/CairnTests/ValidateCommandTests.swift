@@ -89,3 +89,38 @@ import Testing
         #expect(result.stdout.contains("hint: YAML does not allow tab characters"))
     }
 }
+
+@Suite struct PreCommitHookTests {
+    @Test func hookRefusesAnInvalidCommit() throws {
+        let repo = try GitFixture()
+        try repo.commit("ok", files: ["w.yaml": weightsDoc])
+        let hook = repo.dir.url.appendingPathComponent(".git/hooks/pre-commit").path
+        try FileManager.default.copyItem(atPath: packageRoot.appendingPathComponent("examples/ci/pre-commit").path, toPath: hook)
+        let binDir = (cairnBinary as NSString).deletingLastPathComponent
+        let path = "\(binDir):\(ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")"
+        func commit(_ message: String) throws -> ProcessResult {
+            try runProcess("/usr/bin/git", ["-C", repo.path, "-c", "user.name=A", "-c", "user.email=a@example.com", "commit", "-q", "-am", message],
+                           env: ["PATH": path])
+        }
+        repo.write("w.yaml", "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: w}\nspec: {weights: {click: -1}}\n")
+        let refused = try commit("negative weights")
+        #expect(refused.status != 0)
+        // git passes a hook's output on through stderr.
+        #expect(refused.stderr.contains("w.yaml:4:17: error: OutcomeWeights/w: spec.weights has no positive weight"))
+        repo.write("w.yaml", "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: w}\nspec: {weights: {click: 2}}\n")
+        #expect(try commit("better weights").status == 0)
+    }
+
+    @Test func ciExamplesAreYAMLThatCairnSkips() throws {
+        let repo = try GitFixture()
+        let ci = packageRoot.appendingPathComponent("examples/ci")
+        for name in ["github-actions-cairn-plan.yaml", "pre-commit-config.yaml"] {
+            repo.write(name, try String(contentsOf: ci.appendingPathComponent(name), encoding: .utf8))
+        }
+        try repo.commit("ci")
+        let result = try cairn(["validate", "--repo", repo.path, "--verbose", "--no-color"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("github-actions-cairn-plan.yaml:6 apiVersion (none)"))
+        #expect(result.stdout.contains("✓ valid: 0 manifests in 2 files"))
+    }
+}

@@ -1,0 +1,133 @@
+import CairnCore
+import CairnRender
+import CairnStore
+import Foundation
+import GRDB
+import Testing
+
+@Suite struct StoreTests {
+    /// A database in a temporary folder that lives as long as the suite instance.
+    let dir = TempDir("cairn-db")
+
+    func freshDatabase() throws -> RegistryDatabase {
+        try RegistryDatabase(path: dir.url.appendingPathComponent("r.db").path)
+    }
+
+    func applyCase(_ name: String, to db: RegistryDatabase, holder: LeaseHolder) throws -> (Plan, ApplyResult) {
+        let plan = try PlannerCase(name: name).run()
+        let result = try db.apply(plan, holder: holder, context: AuditContext(revision: plan.revision, author: "t", actor: "test"),
+                                  now: { 1_800_000_000 })
+        return (plan, result)
+    }
+
+    @Test func championSwapCommitsAsOneStep() throws {
+        let db = try freshDatabase()
+        let holder = LeaseHolder()
+        try db.acquireLease(holder, now: { 1_800_000_000 })
+        // Build the observed side of the case for real: apply the base fleet, train, approve.
+        let base = PlannerCase(name: "03-steady-state")
+        let (loaded, tree) = try PlannerCase.load(base.folder.appendingPathComponent("desired"))
+        let desired = try PlannerCase.desiredState(loaded, tree)
+        var plan = Planner.plan(desired: desired, observed: try db.observedState(), now: 1_800_000_000)
+        _ = try db.apply(plan, holder: holder, context: AuditContext(revision: plan.revision, author: nil, actor: "test"), now: { 1_800_000_000 })
+        while let run = try db.claimRun(holder: "w", now: 1_800_000_000) {
+            try db.finishRun(run.id, holder: "w", success: RunSuccess(metrics: ["ndcg@10": 0.3], datasetHash: "d", trainerVersion: "t"), now: 1_800_000_000)
+        }
+        // home-b is manual: approve it through git, then swap the champion.
+        let swap = PlannerCase(name: "05-champion-swap")
+        let read = try PlannerCase.load(swap.folder.appendingPathComponent("desired"))
+        var swapLoaded = read.0
+        swapLoaded.manifests.models = swapLoaded.manifests.models.map { m in
+            var m = m
+            if m.metadata.name == "home-b" { m.decisions = Model.Decisions(approve: [1]) }
+            return m
+        }
+        plan = Planner.plan(desired: try PlannerCase.desiredState(swapLoaded, read.1), observed: try db.observedState(), now: 1_800_000_000)
+        let stage = try #require(plan.changes.firstIndex { $0.action == .stage && $0.address == "Model/home-b" })
+        let demote = try #require(plan.changes.firstIndex { $0.action == .demote && $0.address == "Model/home-a" })
+        #expect(stage < demote)
+        let result = try db.apply(plan, holder: holder, context: AuditContext(revision: plan.revision, author: nil, actor: "test"), now: { 1_800_000_001 })
+        #expect(result.steps == plan.changes.count - 1)
+        let models = try db.observedState().models
+        #expect(models["home-a"]?.stage == .challenger)
+        #expect(models["home-b"]?.stage == .champion)
+    }
+
+    @Test func promotionOfAnUnapprovedVersionIsRefusedAtApply() throws {
+        let db = try freshDatabase()
+        let holder = LeaseHolder()
+        try db.acquireLease(holder, now: { 1_800_000_000 })
+        _ = try applyCase("01-fresh-fleet", to: db, holder: holder)
+        let forged = Plan(revision: String(repeating: "c", count: 40), revisionName: "main", manifestRoot: "", manifestCount: 0,
+                          observedGeneration: 0, lastAppliedRevision: nil,
+                          changes: [Change(action: .promote, address: "ServingTarget/acme",
+                                           after: .from(Assignment(tenant: "acme", surface: "home", routes: [LiveRoute(model: "home-a", version: 1, weight: 100)], shadow: [])),
+                                           reason: "forged")],
+                          blocked: [], drift: [])
+        let before = try db.auditCount()
+        #expect {
+            _ = try db.apply(forged, holder: holder, context: AuditContext(revision: nil, author: nil, actor: "test"), now: { 1_800_000_000 })
+        } throws: { error in
+            (error as? StoreError)?.message == "refusing to promote ServingTarget/acme: home-a v1 does not exist"
+        }
+        #expect(try db.auditCount() == before)
+        #expect(try db.observedState().targets.isEmpty)
+    }
+
+    @Test func secondApplierIsToldWhoHoldsTheLease() throws {
+        let db = try freshDatabase()
+        try db.acquireLease(LeaseHolder(id: "first", pid: 4242, host: "ops-1"), now: { 1_800_000_000 })
+        #expect {
+            try db.acquireLease(LeaseHolder(id: "second"), wait: 0.3, now: { 1_800_000_010 })
+        } throws: { error in
+            (error as? StoreError)?.message == "reconcile already running: pid 4242 on ops-1 since 2027-01-15T08:00:00Z"
+        }
+        // An expired lease (its holder died) is taken over.
+        try db.acquireLease(LeaseHolder(id: "third"), now: { 1_800_000_000 + 121 })
+    }
+
+    @Test func appliesAreRefusedWhileSuspended() throws {
+        let db = try freshDatabase()
+        let holder = LeaseHolder()
+        try db.acquireLease(holder, now: { 1_800_000_000 })
+        #expect(try db.setSuspended(true, actor: "ops", at: 1_800_000_000))
+        #expect(throws: StoreError.self) { _ = try applyCase("01-fresh-fleet", to: db, holder: holder) }
+        #expect(try db.setSuspended(false, actor: "ops", at: 1_800_000_001))
+        let (_, result) = try applyCase("01-fresh-fleet", to: db, holder: holder)
+        #expect(result.applied == 8)
+        #expect(try db.verifyAudit() == nil)
+    }
+
+    @Test func gatedVersionsAreDecidedWhenCreated() throws {
+        let db = try freshDatabase()
+        let holder = LeaseHolder()
+        try db.acquireLease(holder, now: { 1_800_000_000 })
+        _ = try applyCase("01-fresh-fleet", to: db, holder: holder)
+        var decided: [String: ModelVersion] = [:]
+        while let run = try db.claimRun(holder: "w", now: 1_800_000_000) {
+            // home-a is gated (ndcg@10 ≥ 0.2); home-b is manual.
+            decided[run.model] = try db.finishRun(run.id, holder: "w",
+                                                  success: RunSuccess(metrics: ["ndcg@10": 0.1], datasetHash: "d", trainerVersion: "t"), now: 1_800_000_000)
+        }
+        #expect(decided["home-a"]?.status == .rejected)
+        #expect(decided["home-a"]?.statusReason == "gates: ndcg@10 0.1 < min 0.2; ndcg@10 0.1: no approved version to regress from")
+        #expect(decided["home-b"]?.status == .pending)
+        #expect(decided["home-a"]?.systemName.hasPrefix("t v1 · train-1-1800000000") == true)
+    }
+
+    @Test func markdownIsCappedWithANote() throws {
+        let changes = (0..<3000).map { i in
+            Change(action: .train, address: "Model/model-\(i)", version: 1, reason: "fingerprint 0123abcd…: no version yet")
+        }
+        let plan = Plan(revision: String(repeating: "a", count: 40), revisionName: "main", manifestRoot: "", manifestCount: 3000,
+                        observedGeneration: 0, lastAppliedRevision: nil, changes: changes, blocked: [], drift: [])
+        let md = MarkdownPlan.render(plan)
+        #expect(md.count <= MarkdownPlan.defaultLimit)
+        #expect(md.contains("**Plan: 3000 train.**"))
+        #expect(md.hasSuffix("Run `cairn plan --format json` for the whole plan.\n"))
+        #expect(md.contains("more rows are not shown"))
+        let small = MarkdownPlan.render(Plan(revision: plan.revision, revisionName: "main", manifestRoot: "", manifestCount: 1, observedGeneration: 0,
+                                             lastAppliedRevision: nil, changes: Array(changes.prefix(2)), blocked: [], drift: []))
+        #expect(!small.contains("not shown"))
+    }
+}
