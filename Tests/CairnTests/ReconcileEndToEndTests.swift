@@ -91,6 +91,13 @@ import Testing
         let fleet = try Fleet()
         _ = try fleet.run(["reconcile"])
         try fleet.trainAll()
+        let versions = try fleet.runDB(["versions", "homepage-recs", "--no-color"])
+        #expect(versions.stdout.contains("Engagement booster v2 v1 · train-1-"))
+        #expect(versions.stdout.contains("approved  coverage=0.5000 ndcg@10=0.3000 precision@5=0.2000 recall@20=0.4000"))
+        let versionsJSON = try JSONSerialization.jsonObject(with: Data(try fleet.runDB(["versions", "homepage-recs", "--format", "json"]).stdout.utf8)) as! [[String: Any]]
+        #expect(versionsJSON.first?["statusReason"] as? String == "gates: ndcg@10 0.3 ≥ min 0.05; ndcg@10 0.3: no approved version to regress from")
+        #expect((versionsJSON.first?["commit"] as? String)?.count == 40)
+        #expect(try fleet.runDB(["versions", "nope"]).stderr.contains("Model/nope has never been applied"))
         let first = try fleet.run(["plan", "--format", "json"])
         let second = try fleet.run(["plan", "--format", "json"])
         #expect(first.stdout == second.stdout)
