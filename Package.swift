@@ -29,17 +29,21 @@ let package = Package(
         .target(name: "CairnGit", dependencies: ["CairnCore", "CLibGit2"]),
         .target(name: "CairnStore", dependencies: ["CairnCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "CairnRender", dependencies: ["CairnCore"]),
+        .target(
+            name: "CairnTraining",
+            dependencies: ["CairnCore", "CairnGit", "CairnStore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "CairnCore", "CairnManifests", "CairnGit", "CairnStore", "CairnRender",
+                "CairnCore", "CairnManifests", "CairnGit", "CairnStore", "CairnRender", "CairnTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "CairnTests",
             dependencies: [
-                "CairnCore", "CairnYAML", "CairnManifests", "CairnGit", "CairnStore", "CairnRender",
+                "CairnCore", "CairnYAML", "CairnManifests", "CairnGit", "CairnStore", "CairnRender", "CairnTraining",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -1,4 +1,5 @@
 import CLibGit2
+import Foundation
 import CairnCore
 
 private let libgit2Ready: Int32 = git_libgit2_init()
@@ -234,4 +235,65 @@ func oidString(_ oid: UnsafePointer<git_oid>?) -> String {
 func lastGitError(_ code: Int32) -> String {
     if let e = git_error_last(), let m = e.pointee.message { return String(cString: m) }
     return "libgit2 error \(code)"
+}
+
+extension GitRepository {
+    /// Writes every file of `revision`'s tree under `folder` (created), read-only: the
+    /// repository snapshot an exec trainer runs in. Symlinks are recreated as links.
+    public func materialize(revision: String, into folder: String) throws(SourceError) {
+        let commit = try lookupCommit(revision)
+        defer { git_commit_free(commit) }
+        var tree: OpaquePointer?
+        guard git_commit_tree(&tree, commit) == 0, let tree else { throw SourceError("cannot read the tree of \(revision): \(lastGitError(-1))") }
+        defer { git_tree_free(tree) }
+        try write(tree, to: folder)
+    }
+
+    private func write(_ tree: OpaquePointer, to folder: String) throws(SourceError) {
+        guard mkdir(folder, 0o755) == 0 || errno == EEXIST else {
+            throw SourceError("cannot create \(folder): \(String(cString: strerror(errno)))")
+        }
+        for i in 0..<git_tree_entrycount(tree) {
+            guard let entry = git_tree_entry_byindex(tree, i) else { continue }
+            let name = String(cString: git_tree_entry_name(entry))
+            let path = folder + "/" + name
+            switch git_tree_entry_filemode(entry) {
+            case GIT_FILEMODE_TREE:
+                var sub: OpaquePointer?
+                guard git_tree_lookup(&sub, repo, git_tree_entry_id(entry)) == 0, let sub else { throw SourceError("cannot read \(path)") }
+                defer { git_tree_free(sub) }
+                try write(sub, to: path)
+                chmod(path, 0o555)
+            case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE:
+                let bytes = try readBlob(git_tree_entry_id(entry), path: path)
+                let executable = git_tree_entry_filemode(entry) == GIT_FILEMODE_BLOB_EXECUTABLE
+                let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, executable ? 0o555 : 0o444)
+                guard fd >= 0 else { throw SourceError("cannot write \(path): \(String(cString: strerror(errno)))") }
+                let written = bytes.withUnsafeBufferPointer { Foundation.write(fd, $0.baseAddress, $0.count) }
+                close(fd)
+                guard written == bytes.count else { throw SourceError("cannot write \(path)") }
+            case GIT_FILEMODE_LINK:
+                let target = String(decoding: try readBlob(git_tree_entry_id(entry), path: path), as: UTF8.self)
+                symlink(target, path)
+            default:
+                continue
+            }
+        }
+        chmod(folder, 0o555)
+    }
+
+    /// The bytes of the file at `path` in `revision`.
+    public func readFile(revision: String, path: String) throws(SourceError) -> [UInt8] {
+        let snapshotTree: GitTree
+        let commit = try lookupCommit(revision)
+        defer { git_commit_free(commit) }
+        var tree: OpaquePointer?
+        guard git_commit_tree(&tree, commit) == 0, let tree else { throw SourceError("cannot read the tree of \(revision)") }
+        snapshotTree = GitTree(repository: self, tree: tree)
+        do {
+            return try snapshotTree.readFile(at: path)
+        } catch {
+            throw SourceError("\(path) does not exist at \(revision)")
+        }
+    }
 }

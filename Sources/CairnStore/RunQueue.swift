@@ -50,8 +50,11 @@ extension RegistryDatabase {
 
     /// Records a successful run: creates the model's next version (never overwriting one), and
     /// under `approval.mode: gated` decides it at once, recording why.
+    /// `sign` is called inside the transaction, once the version number is known, with
+    /// (model, number, fingerprint); it returns the artifact's signature.
     @discardableResult
-    public func finishRun(_ id: Int, holder: String, success: RunSuccess, now: Int64) throws -> ModelVersion {
+    public func finishRun(_ id: Int, holder: String, success: RunSuccess, now: Int64,
+                          sign: ((String, Int, String) -> String)? = nil) throws -> ModelVersion {
         try writer.write { db in
             let run = try runForFinish(db, id, holder: holder)
             let request = try decode(TrainRequest.self, run["request"])
@@ -65,13 +68,16 @@ extension RegistryDatabase {
                                        fingerprintInputs: request.inputs, datasetHash: success.datasetHash, commit: request.commit,
                                        trainerVersion: success.trainerVersion, runID: id, createdAt: now,
                                        artifactHash: success.artifactHash, artifactSignature: success.artifactSignature)
+            if let sign, success.artifactHash != nil {
+                version.artifactSignature = sign(model, number, request.fingerprint)
+            }
             let context = AuditContext(revision: request.commit, author: nil, actor: "worker")
             try db.execute(sql: """
                 INSERT INTO versions(model, number, system_name, status, metrics, fingerprint, fingerprint_inputs, dataset_hash, commit_sha,
                     trainer_version, run_id, created_at, artifact_hash, artifact_signature)
                 VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [model, number, version.systemName, try encode(success.metrics), version.fingerprint, try encode(request.inputs),
-                                 success.datasetHash, request.commit, success.trainerVersion, id, now, success.artifactHash, success.artifactSignature])
+                                 success.datasetHash, request.commit, success.trainerVersion, id, now, success.artifactHash, version.artifactSignature])
             try db.execute(sql: """
                 UPDATE training_runs SET state = 'succeeded', finished_at = ?, version = ?, metrics = ?, log = ?, lease_holder = NULL WHERE id = ?
                 """, arguments: [now, number, try encode(success.metrics), success.log, id])
@@ -112,6 +118,73 @@ extension RegistryDatabase {
                             context: AuditContext(revision: run["commit_sha"], author: nil, actor: "worker"), models: [run["model"]])
             try bumpGeneration(db)
         }
+    }
+
+    /// Extends a running run's lease; false if this worker no longer holds it.
+    public func heartbeat(_ id: Int, holder: String, leaseSeconds: Int64 = 60, now: Int64) throws -> Bool {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE training_runs SET lease_expires_at = ? WHERE id = ? AND state = 'running' AND lease_holder = ?",
+                           arguments: [now + leaseSeconds, id, holder])
+            return db.changesCount == 1
+        }
+    }
+
+    /// Re-queues runs whose worker died (lease expired), with exponential backoff
+    /// (`baseDelay`, twice that, four times … capped at 1h); a run out of attempts fails.
+    /// Returns the affected run ids.
+    @discardableResult
+    public func requeueExpiredRuns(now: Int64, baseDelay: Int64 = 30) throws -> [Int] {
+        try writer.write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT id, model, attempts, max_attempts, commit_sha FROM training_runs
+                WHERE state = 'running' AND lease_expires_at < ? ORDER BY id
+                """, arguments: [now])
+            for row in rows {
+                let id: Int = row["id"], attempts: Int = row["attempts"], maxAttempts: Int = row["max_attempts"]
+                let model: String = row["model"]
+                if attempts >= maxAttempts {
+                    let reason = "worker lost \(attempts) times (lease expired); giving up after \(maxAttempts) attempts"
+                    try db.execute(sql: "UPDATE training_runs SET state = 'failed', reason = ?, finished_at = ?, lease_holder = NULL WHERE id = ?",
+                                   arguments: [reason, now, id])
+                    try appendAudit(db, at: now, action: "fail", address: "Model/\(model)", version: nil, before: nil, after: .object(["run": .int(id)]),
+                                    reason: "training run \(id) failed: \(reason)", file: nil,
+                                    context: AuditContext(revision: row["commit_sha"], author: nil, actor: "worker"), models: [model])
+                } else {
+                    let delay = min(baseDelay << Int64(max(0, attempts - 1)), 3600)
+                    try db.execute(sql: """
+                        UPDATE training_runs SET state = 'queued', reason = ?, next_attempt_at = ?, lease_holder = NULL, lease_expires_at = NULL
+                        WHERE id = ?
+                        """, arguments: ["worker lost (lease expired); retry \(attempts + 1) of \(maxAttempts) after \(delay)s", now + delay, id])
+                }
+            }
+            if !rows.isEmpty { try bumpGeneration(db) }
+            return rows.map { $0["id"] }
+        }
+    }
+
+    /// Hands a running run back to the queue (the worker is shutting down); the attempt is not counted.
+    public func releaseRun(_ id: Int, holder: String) throws {
+        try writer.write { db in
+            try db.execute(sql: """
+                UPDATE training_runs SET state = 'queued', attempts = MAX(attempts - 1, 0), lease_holder = NULL, lease_expires_at = NULL,
+                    reason = 'handed back by a stopping worker'
+                WHERE id = ? AND state = 'running' AND lease_holder = ?
+                """, arguments: [id, holder])
+            if db.changesCount > 0 { try bumpGeneration(db) }
+        }
+    }
+
+    /// Queued and running runs, for progress lines.
+    public func activeRunCounts() throws -> (queued: Int, running: Int) {
+        try writer.read { db in
+            (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM training_runs WHERE state = 'queued'") ?? 0,
+             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM training_runs WHERE state = 'running'") ?? 0)
+        }
+    }
+
+    /// The next version number a model's run will most likely get.
+    public func nextVersionNumber(_ model: String) throws -> Int {
+        try writer.read { db in (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM versions WHERE model = ?", arguments: [model]) ?? 0) + 1 }
     }
 
     private func runForFinish(_ db: Database, _ id: Int, holder: String) throws -> Row {

@@ -2,6 +2,7 @@ import ArgumentParser
 import CairnCore
 import CairnRender
 import CairnStore
+import CairnTraining
 import Foundation
 
 struct PlanCommand: ParsableCommand {
@@ -48,8 +49,9 @@ struct Reconcile: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Plan a revision and apply it to the registry database.",
         discussion: """
-            Exit status: 0 applied (or nothing to do), 1 error or invalid revision, 3 applied but some changes are blocked. \
-            With --dry-run nothing is written, not even a history row.
+            Exit status: 0 applied (or nothing to do), 1 error, invalid revision or --wait timeout, 3 applied but some changes are blocked. \
+            With --dry-run nothing is written, not even a history row. With --wait, queued training runs are run (or, with \
+            --no-train, awaited) and the revision is reconciled again until nothing is left to do.
             """
     )
 
@@ -57,12 +59,27 @@ struct Reconcile: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var planning: PlanningOptions
+    @OptionGroup var artifacts: ArtifactOptions
 
     @Flag(help: "Plan only; write nothing.")
     var dryRun = false
 
     @Option(help: "Seconds to wait for another reconcile holding the applier lease.")
     var lockTimeout: Double = 10
+
+    @Flag(help: "Keep reconciling until converged: training done and nothing left to apply.")
+    var wait = false
+
+    @Option(help: "With --wait: give up after this long (90s, 30m, 1h).")
+    var timeout: String = "30m"
+
+    @Flag(help: "With --wait: do not run training here; wait for `cairn worker` or `cairn serve` to do it.")
+    var noTrain = false
+
+    func validate() throws {
+        if dryRun, wait { throw ValidationError("--dry-run and --wait do not go together") }
+        if ManifestDuration(parsing: timeout) == nil { throw ValidationError("--timeout '\(timeout)' is not a duration such as 90s, 30m or 1h") }
+    }
 
     func run() throws {
         try reportingFailures(format: output.format) {
@@ -76,38 +93,105 @@ struct Reconcile: ParsableCommand {
                 return
             }
             let db = try database.open()
-            let revision: LoadedRevision
-            do {
-                revision = try source.loadDesired()
-            } catch let error as SourceError {
-                // Rule 9: when git cannot be read nothing is planned, so nothing is pruned.
-                try db.recordFailedPass(revision: nil, revisionName: source.revision, result: "source_error", message: error.message, at: unixNow())
-                throw error
-            }
-            guard let desired = revision.desired else {
-                // Rule 8: an invalid revision blocks as a whole; the last applied revision stays.
-                let message = revision.loaded.diagnostics.errors.map(\.oneLine).joined(separator: "\n")
-                try db.recordFailedPass(revision: revision.snapshot.commit?.sha, revisionName: source.revision, result: "invalid",
-                                        message: message, at: unixNow())
-                throw invalidRevision(revision, source: source, output: output)
-            }
-            let holder = LeaseHolder()
-            try db.acquireLease(holder, wait: lockTimeout, now: unixNow)
-            defer { try? db.releaseLease(holder) }
-            let observed = try db.observedState()
-            let plan = Planner.plan(desired: desired, observed: observed, now: unixNow(), options: planning.planner)
-            render(plan, output: output, db: database.db)
-            if observed.suspended {
-                printError("applying is suspended: nothing applied (`cairn resume` to apply again)")
+            let desired = try loadOrRecord(db)
+            var plan = try pass(db, desired, show: true)
+            guard wait else {
+                if !plan.blocked.isEmpty { throw ExitCode(3) }
                 return
             }
-            let author = "\(desired.commit.authorName) <\(desired.commit.authorEmail)>"
-            let result = try db.apply(plan, holder: holder, context: AuditContext(revision: desired.commit.sha, author: author, actor: currentUser()),
-                                      now: unixNow)
+            let worker = noTrain ? nil : try makeWorker(repo: source.repo, database: database, artifacts: artifacts, db: db)
+            let stop = StopFlag()
+            let signals = stopOnSignals(stop)
+            defer { _ = signals }
+            let started = Date()
+            let limit = Double(ManifestDuration(parsing: timeout)!.seconds)
+            let progress = Progress(enabled: isatty(STDERR_FILENO) == 1)
+            var passes = 1
+            while true {
+                let (queued, running) = try db.activeRunCounts()
+                if plan.changes.isEmpty, queued == 0, running == 0 { break }
+                if stop.isSet { throw CommandFailure("stopped before converging") }
+                if Date().timeIntervalSince(started) > limit {
+                    throw CommandFailure("timed out after \(timeout) before converging: \(queued) training runs queued, \(running) running",
+                                         hint: "a worker must run them: start `cairn worker`, or drop --no-train")
+                }
+                progress.show("[\(Int(Date().timeIntervalSince(started)))s] pass \(passes) · training: \(queued) queued, \(running) running")
+                if let worker {
+                    while try worker.runOne(stop: stop) != nil {
+                        let (q, r) = try db.activeRunCounts()
+                        progress.show("[\(Int(Date().timeIntervalSince(started)))s] pass \(passes) · training: \(q) queued, \(r) running")
+                    }
+                    if try db.activeRunCounts().queued > 0 { Thread.sleep(forTimeInterval: 1) }
+                } else {
+                    Thread.sleep(forTimeInterval: 2)
+                }
+                passes += 1
+                plan = try pass(db, desired, show: false)
+                if !plan.changes.isEmpty, output.format == .text {
+                    progress.clear()
+                    print(PlanRenderer.text(plan, style: output.style, observed: database.db), terminator: "")
+                }
+            }
+            progress.clear()
             if output.format == .text {
-                print(result.applied == 0 ? "Nothing to apply." : "Applied \(result.applied) change\(result.applied == 1 ? "" : "s") in \(result.steps) step\(result.steps == 1 ? "" : "s").")
+                print("Converged after \(passes) pass\(passes == 1 ? "" : "es") in \(Int(Date().timeIntervalSince(started)))s" + (plan.blocked.isEmpty ? "." : "; still blocked:"))
+                for b in plan.blocked { print("  ! \(b.address)  \(PlanRenderer.describe(b))") }
             }
             if !plan.blocked.isEmpty { throw ExitCode(3) }
         }
+    }
+
+    /// Reads the revision; a failure to read or validate it is recorded as a failed pass.
+    func loadOrRecord(_ db: RegistryDatabase) throws -> DesiredState {
+        let revision: LoadedRevision
+        do {
+            revision = try source.loadDesired()
+        } catch {
+            // Rule 9: when git cannot be read nothing is planned, so nothing is pruned.
+            try db.recordFailedPass(revision: nil, revisionName: source.revision, result: "source_error", message: "\(error)", at: unixNow())
+            throw error
+        }
+        guard let desired = revision.desired else {
+            // Rule 8: an invalid revision blocks as a whole; the last applied revision stays.
+            let message = revision.loaded.diagnostics.errors.map(\.oneLine).joined(separator: "\n")
+            try db.recordFailedPass(revision: revision.snapshot.commit?.sha, revisionName: source.revision, result: "invalid",
+                                    message: message, at: unixNow())
+            throw invalidRevision(revision, source: source, output: output)
+        }
+        return desired
+    }
+
+    /// One plan-and-apply under the applier lease.
+    func pass(_ db: RegistryDatabase, _ desired: DesiredState, show: Bool) throws -> Plan {
+        let holder = LeaseHolder()
+        try db.acquireLease(holder, wait: lockTimeout, now: unixNow)
+        defer { try? db.releaseLease(holder) }
+        let observed = try db.observedState()
+        let plan = Planner.plan(desired: desired, observed: observed, now: unixNow(), options: planning.planner)
+        if show { render(plan, output: output, db: database.db) }
+        if observed.suspended {
+            printError("applying is suspended: nothing applied (`cairn resume` to apply again)")
+            return plan
+        }
+        let author = "\(desired.commit.authorName) <\(desired.commit.authorEmail)>"
+        let result = try db.apply(plan, holder: holder, context: AuditContext(revision: desired.commit.sha, author: author, actor: currentUser()),
+                                  now: unixNow)
+        if show, output.format == .text {
+            print(result.applied == 0 ? "Nothing to apply." : "Applied \(result.applied) change\(result.applied == 1 ? "" : "s") in \(result.steps) step\(result.steps == 1 ? "" : "s").")
+        }
+        return plan
+    }
+}
+
+/// A progress line on a terminal (stderr), rewritten in place.
+struct Progress {
+    let enabled: Bool
+
+    func show(_ text: String) {
+        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8)) }
+    }
+
+    func clear() {
+        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 }

@@ -107,7 +107,7 @@ func modelDoc(_ name: String, template: String = "t", extra: String = "") -> Str
         try repo.commit("fleet")
         let result = try cairn(["validate", "--repo", repo.path, "--path", "fleet", "--format", "json"])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-        #expect(result.stdout.contains("\"documents\" : 14"))
+        #expect(result.stdout.contains("\"documents\" : 15"))
         #expect(result.stdout.contains("\"errors\" : 0"))
     }
 }

@@ -46,10 +46,10 @@ import Testing
         let fleet = try Fleet()
         let result = try fleet.run(["reconcile", "--no-color"])
         #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
-        #expect(result.stdout.contains("Plan: 11 create, 5 stage, 5 train, 4 blocked."))
+        #expect(result.stdout.contains("Plan: 12 create, 5 stage, 5 train, 4 blocked."))
         #expect(result.stdout.contains("  » Model/homepage-recs            train v1 (fingerprint "))
         #expect(result.stdout.contains("! ServingTarget/acme-search      promote: route family search: champion search-knn has no approved version yet (training is queued by this plan)"))
-        #expect(result.stdout.contains("Applied 21 changes in 21 steps."))
+        #expect(result.stdout.contains("Applied 22 changes in 22 steps."))
         let status = try fleet.runDB(["status", "--no-color"])
         #expect(status.stdout.contains("busy: training run 1 is queued"))
         #expect(status.stdout.contains("search-experimental  draft      none"))
@@ -134,7 +134,7 @@ import Testing
         #expect(try fleet.run(["plan", "--out", planFile, "--detailed-exitcode"]).status == 2)
         let applied = try cairn(["apply", planFile, "--repo", fleet.repo.path, "--db", fleet.dbPath])
         #expect(applied.status == 0, "\(applied.stderr)")
-        #expect(applied.stdout.contains("Applied 21 changes"))
+        #expect(applied.stdout.contains("Applied 22 changes"))
         // The same file again: the observed state moved.
         let again = try cairn(["apply", planFile, "--repo", fleet.repo.path, "--db", fleet.dbPath])
         #expect(again.status == 1)
@@ -172,7 +172,7 @@ import Testing
         _ = try fleet.run(["reconcile"])
         let ok = try fleet.runDB(["audit", "verify"])
         #expect(ok.status == 0)
-        #expect(ok.stdout.contains("audit chain intact: 21 rows verified"))
+        #expect(ok.stdout.contains("audit chain intact: 22 rows verified"))
         // Someone with the file edits a row (dropping the append-only trigger first).
         try runSQL(fleet.dbPath, "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET reason = 'nothing to see' WHERE id = 7;")
         let altered = try fleet.runDB(["audit", "verify"])
@@ -183,7 +183,7 @@ import Testing
     @Test func deletingTheNewestAuditRowIsFound() throws {
         let fleet = try Fleet()
         _ = try fleet.run(["reconcile"])
-        try runSQL(fleet.dbPath, "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_models WHERE audit_id IN (3, 21); DELETE FROM audit_log WHERE id = 21;")
+        try runSQL(fleet.dbPath, "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_models WHERE audit_id IN (3, 22); DELETE FROM audit_log WHERE id = 22;")
         let result = try fleet.runDB(["audit", "verify"])
         #expect(result.status == 1)
         #expect(result.stdout.contains("newest rows were deleted or replaced"))
@@ -208,16 +208,16 @@ import Testing
         let all = results.values.compactMap { $0 }
         #expect(all.count == 2)
         // Whoever lost the race either found the lease taken or, arriving after, nothing to do.
-        let appliedAll = all.filter { $0.stdout.contains("Applied 21 changes") }
+        let appliedAll = all.filter { $0.stdout.contains("Applied 22 changes") }
         #expect(appliedAll.count == 1, "\(all.map { $0.stdout + $0.stderr })")
-        let other = all.first { !$0.stdout.contains("Applied 21 changes") }!
+        let other = all.first { !$0.stdout.contains("Applied 22 changes") }!
         #expect(other.stderr.contains("reconcile already running: pid") || other.stdout.contains("Nothing to apply."), "\(other.stdout)\(other.stderr)")
         let db = try fleet.database()
-        #expect(try db.auditCount() == 21)
+        #expect(try db.auditCount() == 22)
         #expect(try db.verifyAudit() == nil)
         // Every change exactly once.
         let history = try db.history(RegistryDatabase.HistoryFilter(limit: 100))
-        #expect(Set(history.map { "\($0.action) \($0.address)" }).count == 21)
+        #expect(Set(history.map { "\($0.action) \($0.address)" }).count == 22)
     }
 
     @Test func rollbackIsDriftThatTheNextReconcileReverts() throws {

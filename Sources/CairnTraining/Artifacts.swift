@@ -1,0 +1,149 @@
+import CairnCore
+import Crypto
+import Foundation
+
+/// Content-addressed artifact folders: `<root>/<sha256>/…`, written once, never overwritten.
+///
+/// An artifact's hash is sha256 over its sorted file list (`path`, tab, the file's sha256,
+/// new line), so it names the whole folder's content.
+public struct ArtifactStore: Sendable {
+    public let root: URL
+
+    public init(root: URL) { self.root = root }
+
+    public func folder(_ hash: String) -> URL { root.appendingPathComponent(hash) }
+
+    /// Moves `staging` (a folder of files) into the store; returns its content hash. If an
+    /// artifact with the same content exists it is kept, and `staging` is removed.
+    public func store(staging: URL) throws -> String {
+        let hash = try Self.contentHash(of: staging)
+        let target = folder(hash)
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        if FileManager.default.fileExists(atPath: target.path) {
+            try? FileManager.default.removeItem(at: staging)
+            return hash
+        }
+        do {
+            try FileManager.default.moveItem(at: staging, to: target)
+        } catch {
+            // Another worker stored the same content first: fine, it is the same artifact.
+            if FileManager.default.fileExists(atPath: target.path) {
+                try? FileManager.default.removeItem(at: staging)
+                return hash
+            }
+            throw TrainingError("cannot store artifact \(hash): \(error.localizedDescription)")
+        }
+        return hash
+    }
+
+    /// sha256 over the sorted `path<TAB>sha256<LF>` lines of every regular file under `folder`.
+    public static func contentHash(of folder: URL) throws -> String {
+        var lines: [String] = []
+        let base = folder.standardizedFileURL.path
+        guard let e = FileManager.default.enumerator(atPath: base) else { throw TrainingError("cannot read \(base)") }
+        while let relative = e.nextObject() as? String {
+            let path = base + "/" + relative
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else { continue }
+            guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError("cannot read \(path)") }
+            lines.append("\(relative)\t\(sha256Hex([UInt8](data)))\n")
+        }
+        return sha256Hex(lines.sorted().joined())
+    }
+
+    /// Checks an artifact against its recorded hash and signature before it is used.
+    public func verify(hash: String, signature: String, identity: VersionIdentity, key: SigningKey) throws {
+        let dir = folder(hash)
+        guard FileManager.default.fileExists(atPath: dir.path) else {
+            throw TrainingError("artifact \(hash.prefix(12))… of \(identity) is missing from \(root.path)")
+        }
+        let actual = try Self.contentHash(of: dir)
+        guard actual == hash else {
+            throw TrainingError("artifact of \(identity) was tampered with: its content hashes to \(actual.prefix(12))…, not \(hash.prefix(12))…")
+        }
+        guard key.verify(signature, contentHash: hash, identity: identity) else {
+            throw TrainingError("artifact of \(identity) has a signature this key did not make (tampered, or signed with another CAIRN_SIGNING_KEY)")
+        }
+    }
+}
+
+/// What a signature binds an artifact to.
+public struct VersionIdentity: Sendable, CustomStringConvertible {
+    public var model: String
+    public var version: Int
+    public var fingerprint: String
+
+    public init(model: String, version: Int, fingerprint: String) {
+        self.model = model
+        self.version = version
+        self.fingerprint = fingerprint
+    }
+
+    public var description: String { "\(model) v\(version)" }
+
+    var signedText: String { "cairn-artifact/1\n\(model)\n\(version)\n\(fingerprint)\n" }
+}
+
+/// The HMAC-SHA256 key that signs artifacts.
+public struct SigningKey: Sendable {
+    /// Raw key bytes (`SymmetricKey` is not `Sendable`; one is made per use).
+    let bytes: [UInt8]
+
+    public init(bytes: [UInt8]) { self.bytes = bytes }
+
+    var key: SymmetricKey { SymmetricKey(data: bytes) }
+
+    /// HMAC-SHA256 over the content hash and the version identity, hex.
+    public func sign(contentHash: String, identity: VersionIdentity) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Array((contentHash + "\n" + identity.signedText).utf8), using: key)
+        return mac.map { String(format: "%02x", $0) }.joined()
+    }
+
+    public func verify(_ signature: String, contentHash: String, identity: VersionIdentity) -> Bool {
+        guard let given = Self.bytes(hex: signature) else { return false }
+        return HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: Array((contentHash + "\n" + identity.signedText).utf8), using: key)
+    }
+
+    static func bytes(hex: String) -> [UInt8]? {
+        let chars = Array(hex.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(chars.count / 2)
+        for i in stride(from: 0, to: chars.count, by: 2) {
+            guard let b = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
+            out.append(b)
+        }
+        return out
+    }
+
+    /// The key from `CAIRN_SIGNING_KEY` (any string), else from `file`, generated there (0600) on
+    /// first use. `notice` is told when a key is generated.
+    public static func load(environment: [String: String], file: URL, notice: (String) -> Void) throws -> SigningKey {
+        if let text = environment["CAIRN_SIGNING_KEY"], !text.isEmpty {
+            return SigningKey(bytes: Array(text.utf8))
+        }
+        if let data = FileManager.default.contents(atPath: file.path) {
+            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let bytes = Self.bytes(hex: text), bytes.count >= 16 else {
+                throw TrainingError("\(file.path) is not a Cairn signing key (64 hex characters)")
+            }
+            return SigningKey(bytes: bytes)
+        }
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let text = bytes.map { String(format: "%02x", $0) }.joined() + "\n"
+        // Private from the start (no window in which others could read it), and exclusive: if
+        // another process generated one first, use that one.
+        let fd = open(file.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        if fd < 0 {
+            if errno == EEXIST { return try load(environment: environment, file: file, notice: notice) }
+            throw TrainingError("cannot write a signing key to \(file.path): \(String(cString: strerror(errno)))")
+        }
+        let written = text.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
+        close(fd)
+        guard written == text.utf8.count else { throw TrainingError("cannot write a signing key to \(file.path)") }
+        notice("generated a signing key at \(file.path) (mode 0600); set CAIRN_SIGNING_KEY or keep this file to verify artifacts later")
+        return SigningKey(bytes: bytes)
+    }
+}

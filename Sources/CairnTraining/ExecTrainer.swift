@@ -1,0 +1,201 @@
+import CairnCore
+import CairnGit
+import Foundation
+
+/// Runs an operator's own training command, as TRAINERS.md specifies: in a read-only snapshot
+/// of the run's commit, with CAIRN_DATASET, CAIRN_PARAMS, CAIRN_OUTPUT, CAIRN_RUN_ID,
+/// CAIRN_MODEL and CAIRN_VERSION set, secrets removed, and a timeout.
+public enum ExecTrainer {
+    public static let version = "exec-1"
+    /// Used when the template sets no `timeout`.
+    public static let defaultTimeout = ManifestDuration(seconds: 3600)
+    /// Variables never passed on to a trainer.
+    public static let secrets: Set<String> = ["CAIRN_SIGNING_KEY", "CAIRN_WEBHOOK_SECRET", "CAIRN_GIT_TOKEN"]
+    /// The most trainer output kept in a run's log.
+    public static let logLimit = 1 << 20
+
+    public static func train(_ job: TrainingJob, command: [String], timeout: ManifestDuration?, env: [String: String],
+                             params: [String: JSONValue], stop: StopFlag) throws -> TrainerOutput {
+        let fm = FileManager.default
+        let runDir = job.workDir
+        let snapshot = runDir.appendingPathComponent("repo")
+        let output = runDir.appendingPathComponent("output")
+        try? makeWritable(runDir)
+        try? fm.removeItem(at: runDir)
+        try fm.createDirectory(at: output, withIntermediateDirectories: true)
+        do {
+            try GitRepository(path: job.repositoryPath).materialize(revision: job.request.commit, into: snapshot.path)
+        } catch {
+            throw TrainingError("cannot prepare the repository snapshot at \(job.request.commit.prefix(7)): \(error.message)")
+        }
+        let datasetPath: String
+        if let path = job.request.datasetPath {
+            datasetPath = snapshot.appendingPathComponent(path).path
+        } else if case let .uri(uri) = job.request.template.dataset {
+            datasetPath = String(uri.dropFirst("file://".count))
+        } else {
+            throw TrainingError("the template names no dataset")
+        }
+        guard let datasetBytes = fm.contents(atPath: datasetPath) else { throw TrainingError("cannot read the dataset at \(datasetPath)") }
+
+        let paramsFile = runDir.appendingPathComponent("params.json")
+        let payload = JSONValue.object([
+            "params": .object(params),
+            "events": .array(job.request.template.events.map { .string($0) }),
+            "outcomeWeights": .object(job.request.weights.weights.mapValues { .double($0) }),
+            "evaluation": .from(job.request.template.evaluation),
+        ])
+        try Data(payload.canonicalText.utf8).write(to: paramsFile)
+
+        var environment = job.environment.filter { !secrets.contains($0.key) }
+        for (k, v) in env { environment[k] = v }
+        environment["CAIRN_DATASET"] = datasetPath
+        environment["CAIRN_PARAMS"] = paramsFile.path
+        environment["CAIRN_OUTPUT"] = output.path
+        environment["CAIRN_RUN_ID"] = String(job.runID)
+        environment["CAIRN_MODEL"] = job.model
+        environment["CAIRN_VERSION"] = String(job.expectedVersion)
+
+        let limit = timeout ?? defaultTimeout
+        let (status, reason, log) = try run(command, in: snapshot, environment: environment, timeout: limit, stop: stop)
+        if stop.isSet { throw TrainingInterrupted() }
+        switch reason {
+        case .exit where status == 0:
+            break
+        case .exit:
+            throw TrainerFailure("trainer exited with status \(status)", log: log)
+        case .uncaughtSignal:
+            throw TrainerFailure("trainer was killed by signal \(status)", log: log)
+        case .timeout:
+            throw TrainerFailure("trainer timed out after \(limit)", log: log)
+        }
+        let metrics = try readMetrics(output.appendingPathComponent("metrics.json"), expected: job.request.template.evaluation.metrics, log: log)
+        return TrainerOutput(metrics: metrics, staging: output, datasetHash: sha256Hex([UInt8](datasetBytes)),
+                             trainerVersion: "\(version) \(command.joined(separator: " "))", log: log)
+    }
+
+    enum Ending { case exit, uncaughtSignal, timeout }
+
+    /// Runs the command with stdout and stderr merged into a bounded log.
+    static func run(_ command: [String], in dir: URL, environment: [String: String], timeout: ManifestDuration,
+                    stop: StopFlag) throws -> (Int32, Ending, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        process.currentDirectoryURL = dir
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        let done = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in done.signal() }
+        let collector = BoundedLog(limit: logLimit)
+        let reader = Thread {
+            let handle = pipe.fileHandleForReading
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                collector.append(chunk)
+            }
+            collector.finish()
+        }
+        do {
+            try process.run()
+        } catch {
+            throw TrainingError("cannot start \(command.joined(separator: " ")): \(error.localizedDescription)")
+        }
+        reader.start()
+        let deadline = Date().addingTimeInterval(Double(timeout.seconds))
+        var timedOut = false
+        while done.wait(timeout: .now() + 0.2) == .timedOut {
+            if stop.isSet || Date() >= deadline {
+                timedOut = !stop.isSet
+                process.terminate()
+                if done.wait(timeout: .now() + 5) == .timedOut {
+                    kill(process.processIdentifier, SIGKILL)
+                    done.wait()
+                }
+                break
+            }
+        }
+        collector.waitFinished()
+        let ending: Ending = timedOut ? .timeout : (process.terminationReason == .uncaughtSignal ? .uncaughtSignal : .exit)
+        return (process.terminationStatus, ending, collector.text)
+    }
+
+    static func readMetrics(_ file: URL, expected: [String], log: String) throws -> [String: Double] {
+        guard let data = FileManager.default.contents(atPath: file.path) else {
+            throw TrainerFailure("trainer wrote no metrics.json to CAIRN_OUTPUT", log: log)
+        }
+        guard let object = try? JSONDecoder().decode(JSONValue.self, from: data), case let .object(fields) = object else {
+            throw TrainerFailure("metrics.json is not a JSON object such as {\"ndcg@10\": 0.31}", log: log)
+        }
+        var metrics: [String: Double] = [:]
+        for (name, value) in fields {
+            switch value {
+            case let .int(i): metrics[name] = Double(i)
+            case let .double(d) where d.isFinite: metrics[name] = d
+            default: throw TrainerFailure("metrics.json: \(name) is not a finite number", log: log)
+            }
+        }
+        let missing = expected.filter { metrics[$0] == nil }
+        if !missing.isEmpty {
+            throw TrainerFailure("metrics.json lacks \(missing.joined(separator: ", ")) (the template's evaluation lists them)", log: log)
+        }
+        return metrics
+    }
+
+    static func makeWritable(_ url: URL) throws {
+        guard let e = FileManager.default.enumerator(atPath: url.path) else { return }
+        chmod(url.path, 0o755)
+        while let relative = e.nextObject() as? String {
+            chmod(url.path + "/" + relative, 0o755)
+        }
+    }
+}
+
+/// A trainer that ran and failed; its output is kept for `cairn logs`.
+public struct TrainerFailure: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var log: String
+
+    public init(_ message: String, log: String) {
+        self.message = message
+        self.log = log
+    }
+
+    public var description: String { message }
+}
+
+/// Keeps the last `limit` bytes of a stream.
+final class BoundedLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    private var dropped = 0
+    private let limit: Int
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(limit: Int) { self.limit = limit }
+
+    func append(_ chunk: Data) {
+        lock.lock()
+        data.append(chunk)
+        if data.count > limit {
+            dropped += data.count - limit
+            data = data.suffix(limit)
+        }
+        lock.unlock()
+    }
+
+    func finish() { finished.signal() }
+
+    func waitFinished() { finished.wait() }
+
+    var text: String {
+        lock.lock()
+        defer { lock.unlock() }
+        let body = String(decoding: data, as: UTF8.self)
+        return dropped > 0 ? "[\(dropped) earlier bytes not kept]\n" + body : body
+    }
+}

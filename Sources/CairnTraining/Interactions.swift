@@ -1,0 +1,136 @@
+import CairnCore
+import Foundation
+
+/// A failure to read or train on data, with where and what to do.
+public struct TrainingError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}
+
+/// The interactions CSV (`user_id,item_id,event,timestamp`), weighted by outcome weights and
+/// folded into one signed signal per (user, item).
+///
+/// A pair's signal is the sum of its events' weights. Events the template does not list, and
+/// events whose weight is 0, are ignored. A pair whose sum is ≤ 0 is a negative signal: it is
+/// never a positive example, it lowers the item's popularity, and the item is not recommended
+/// back to that user.
+public struct Interactions: Sendable {
+    /// Interned ids: users[i], items[j].
+    public var users: [String]
+    public var items: [String]
+    /// Per user: (item index, signal, last timestamp), items ascending.
+    public var pairs: [[Pair]]
+    public var rows: Int
+
+    public struct Pair: Sendable, Equatable {
+        public var item: Int
+        public var signal: Double
+        public var lastSeen: Int64
+    }
+
+    /// Parses and weights the CSV. Column order comes from the header.
+    public static func load(_ bytes: [UInt8], events: [String], weights: [String: Double]) throws -> Interactions {
+        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        guard let headerLine = lines.first else { throw TrainingError("the dataset is empty: it needs the header user_id,item_id,event,timestamp") }
+        let header = fields(headerLine).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespaces) }
+        func column(_ name: String) throws -> Int {
+            guard let i = header.firstIndex(of: name) else {
+                throw TrainingError("the dataset header has no '\(name)' column (found \(header.joined(separator: ","))); it needs user_id,item_id,event,timestamp")
+            }
+            return i
+        }
+        let (cu, ci, ce, ct) = (try column("user_id"), try column("item_id"), try column("event"), try column("timestamp"))
+        let needed = max(cu, ci, ce, ct)
+        var eventWeight: [String: Double] = [:]
+        for e in events { if let w = weights[e], w != 0 { eventWeight[e] = w } }
+        var userIndex: [String: Int] = [:], itemIndex: [String: Int] = [:]
+        var users: [String] = [], items: [String] = []
+        var sums: [[Int: (Double, Int64)]] = []
+        for (n, line) in lines.enumerated().dropFirst() {
+            if line.isEmpty || (line.count == 1 && line.first == UInt8(ascii: "\r")) { continue }
+            let f = fields(line)
+            guard f.count > needed else {
+                throw TrainingError("dataset line \(n + 1): \(f.count) columns, expected \(header.count)")
+            }
+            let event = String(decoding: f[ce], as: UTF8.self)
+            guard let w = eventWeight[event] else { continue }
+            let user = String(decoding: f[cu], as: UTF8.self), item = String(decoding: f[ci], as: UTF8.self)
+            guard !user.isEmpty, !item.isEmpty else { throw TrainingError("dataset line \(n + 1): empty user_id or item_id") }
+            guard let time = parseTimestamp(f[ct]) else {
+                throw TrainingError("dataset line \(n + 1): timestamp '\(String(decoding: f[ct], as: UTF8.self))' is neither unix seconds nor ISO 8601 (2026-11-20T08:00:00Z)")
+            }
+            let u: Int
+            if let known = userIndex[user] { u = known } else {
+                u = users.count
+                userIndex[user] = u
+                users.append(user)
+                sums.append([:])
+            }
+            let i: Int
+            if let known = itemIndex[item] { i = known } else {
+                i = items.count
+                itemIndex[item] = i
+                items.append(item)
+            }
+            let old = sums[u][i] ?? (0, Int64.min)
+            sums[u][i] = (old.0 + w, max(old.1, time))
+        }
+        let pairs = sums.map { m in m.map { Pair(item: $0.key, signal: $0.value.0, lastSeen: $0.value.1) }.sorted { $0.item < $1.item } }
+        return Interactions(users: users, items: items, pairs: pairs, rows: lines.count - 1)
+    }
+
+    /// Comma-separated fields; a trailing `\r` is dropped. (Quoted fields are not used by this format.)
+    static func fields(_ line: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
+        var l = line
+        if l.last == UInt8(ascii: "\r") { l = l.dropLast() }
+        return l.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
+    }
+
+    /// Unix seconds, or ISO 8601 `YYYY-MM-DDTHH:MM:SSZ`.
+    static func parseTimestamp(_ f: ArraySlice<UInt8>) -> Int64? {
+        if let n = Int64(String(decoding: f, as: UTF8.self)) { return n }
+        let b = Array(f)
+        guard b.count >= 20, b[4] == 0x2d, b[7] == 0x2d, b[10] == 0x54 || b[10] == 0x20, b[13] == 0x3a, b[16] == 0x3a else { return nil }
+        func num(_ r: Range<Int>) -> Int? { Int(String(decoding: b[r], as: UTF8.self)) }
+        guard let y = num(0..<4), let mo = num(5..<7), let d = num(8..<10), let h = num(11..<13), let mi = num(14..<16), let s = num(17..<19),
+              (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { return nil }
+        // Days from civil (Howard Hinnant's algorithm), UTC.
+        let yy = mo <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146097 + doe - 719468
+        return Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + s)
+    }
+}
+
+/// SplitMix64: a small deterministic generator, the same on every platform and run.
+struct SplitMix64 {
+    var state: UInt64
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..<n.
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
+
+/// FNV-1a, for seeding per user (Swift's `Hasher` is randomised per process).
+func fnv1a(_ s: String) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in s.utf8 {
+        h ^= UInt64(b)
+        h = h &* 0x100_0000_01b3
+    }
+    return h
+}

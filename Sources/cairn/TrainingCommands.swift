@@ -1,0 +1,247 @@
+import ArgumentParser
+import CairnCore
+import CairnStore
+import CairnTraining
+import Foundation
+
+/// Where artifacts, the signing key and run folders live (by default beside the database).
+struct ArtifactOptions: ParsableArguments {
+    @Option(help: "The artifact folder (default: artifacts/ beside the database).")
+    var artifacts: String?
+
+    @Option(help: "The signing key file, used when CAIRN_SIGNING_KEY is not set (default: signing.key beside the database).")
+    var signingKeyFile: String?
+
+    func store(db: String) -> ArtifactStore {
+        ArtifactStore(root: URL(fileURLWithPath: artifacts ?? beside(db, "artifacts")))
+    }
+
+    /// The signing key; generated (and announced) only when `generate` and none exists.
+    func key(db: String, generate: Bool) throws -> SigningKey {
+        let file = URL(fileURLWithPath: signingKeyFile ?? beside(db, "signing.key"))
+        let env = ProcessInfo.processInfo.environment
+        if !generate, env["CAIRN_SIGNING_KEY"]?.isEmpty ?? true, !FileManager.default.fileExists(atPath: file.path) {
+            throw CommandFailure("no signing key: CAIRN_SIGNING_KEY is not set and \(file.path) does not exist",
+                                 hint: "use the key that signed the artifacts (CAIRN_SIGNING_KEY or --signing-key-file)")
+        }
+        do {
+            return try SigningKey.load(environment: env, file: file) { printError("note: \($0)") }
+        } catch let error as TrainingError {
+            throw CommandFailure(error.message)
+        }
+    }
+
+    func beside(_ db: String, _ name: String) -> String {
+        (((db as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name) as NSString).standardizingPath
+    }
+}
+
+func makeWorker(repo: String, database: DatabaseOptions, artifacts: ArtifactOptions, db: RegistryDatabase,
+                leaseSeconds: Int64 = 60, retryDelay: Int64 = 30) throws -> Worker {
+    let config = Worker.Configuration(repositoryPath: repo, artifacts: artifacts.store(db: database.db),
+                                      key: try artifacts.key(db: database.db, generate: true),
+                                      workRoot: URL(fileURLWithPath: artifacts.beside(database.db, "runs")),
+                                      leaseSeconds: leaseSeconds, retryDelay: retryDelay)
+    return Worker(db: db, configuration: config) { printError($0) }
+}
+
+/// SIGINT and SIGTERM set the flag instead of killing the process, so running work is handed back.
+func stopOnSignals(_ stop: StopFlag) -> [DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { sig in
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler {
+            printError("stopping: handing running training back to the queue")
+            stop.set()
+        }
+        source.resume()
+        return source
+    }
+}
+
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run queued training runs.",
+        discussion: "SIGINT/SIGTERM stop it: running exec trainers are stopped and their runs go back to the queue."
+    )
+
+    @Option(help: "The git repository the runs' commits are read from.")
+    var repo: String = "."
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var artifacts: ArtifactOptions
+
+    @Option(help: "Training runs at a time.")
+    var concurrency: Int = 1
+
+    @Flag(help: "Exit when the queue is empty instead of waiting for more.")
+    var once = false
+
+    @Option(help: "How long a claimed run stays this worker's without a heartbeat (heartbeats every third of it).")
+    var lease: String = "60s"
+
+    @Option(help: "First retry delay for a run whose worker died; doubles with each attempt.")
+    var retryDelay: String = "30s"
+
+    func validate() throws {
+        guard let l = ManifestDuration(parsing: lease), l.seconds >= 2 else { throw ValidationError("--lease must be a duration of 2s or more") }
+        guard ManifestDuration(parsing: retryDelay) != nil else { throw ValidationError("--retry-delay must be a duration such as 30s") }
+        if concurrency < 1 { throw ValidationError("--concurrency must be 1 or more") }
+    }
+
+    func run() throws {
+        try reportingFailures {
+            let db = try database.open()
+            let worker = try makeWorker(repo: repo, database: database, artifacts: artifacts, db: db,
+                                        leaseSeconds: Int64(ManifestDuration(parsing: lease)!.seconds),
+                                        retryDelay: Int64(ManifestDuration(parsing: retryDelay)!.seconds))
+            let stop = StopFlag()
+            let signals = stopOnSignals(stop)
+            let outcomes = worker.run(concurrency: concurrency, once: once, stop: stop)
+            _ = signals
+            let failed = outcomes.filter { if case .failed = $0 { true } else { false } }.count
+            let succeeded = outcomes.filter { if case .succeeded = $0 { true } else { false } }.count
+            print("\(succeeded) run\(succeeded == 1 ? "" : "s") succeeded, \(failed) failed.")
+        }
+    }
+}
+
+struct Logs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a training run's log (the trainer's output, last 1 MiB).")
+
+    @Argument(help: "The training run id.")
+    var runID: Int
+
+    @OptionGroup var database: DatabaseOptions
+
+    func run() throws {
+        try reportingFailures {
+            guard let db = try database.openForReading(), let (summary, log) = try db.runLog(runID) else {
+                throw CommandFailure("training run \(runID) does not exist", hint: "`cairn status` lists recent runs")
+            }
+            printError("training run \(summary.id) · \(summary.model) · \(summary.state)" + (summary.reason.map { ": \($0)" } ?? ""))
+            print(log, terminator: log.hasSuffix("\n") || log.isEmpty ? "" : "\n")
+        }
+    }
+}
+
+/// `MODEL@N` (also `MODEL:N`, `MODEL/vN`).
+func parseVersionRef(_ text: String) throws -> (String, Int) {
+    for separator in ["@", ":", "/v"] {
+        if let r = text.range(of: separator, options: .backwards), let n = Int(text[r.upperBound...]), n > 0 {
+            return (String(text[..<r.lowerBound]), n)
+        }
+    }
+    throw CommandFailure("'\(text)' is not a version reference", hint: "write MODEL@N, for example homepage-recs@3")
+}
+
+struct Artifact: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Work with trained artifacts.", subcommands: [Verify.self])
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a version's artifact: content hash and HMAC signature.",
+            discussion: "Exit status 0 when intact, 1 when tampered, missing or signed with another key."
+        )
+
+        @Argument(help: "The version: MODEL@N.")
+        var version: String
+
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var artifacts: ArtifactOptions
+
+        func run() throws {
+            try reportingFailures {
+                let (model, number) = try parseVersionRef(version)
+                let v = try loadVersion(database: database, model: model, number: number)
+                guard let hash = v.artifactHash, let signature = v.artifactSignature else {
+                    throw CommandFailure("\(model) v\(number) has no artifact")
+                }
+                do {
+                    try artifacts.store(db: database.db).verify(hash: hash, signature: signature,
+                                                                identity: VersionIdentity(model: model, version: number, fingerprint: v.fingerprint),
+                                                                key: try artifacts.key(db: database.db, generate: false))
+                } catch let error as TrainingError {
+                    print("\(model) v\(number): TAMPERED: \(error.message)")
+                    throw ExitCode(1)
+                }
+                print("\(model) v\(number): artifact \(hash.prefix(12))… intact, signature valid")
+            }
+        }
+    }
+}
+
+func loadVersion(database: DatabaseOptions, model: String, number: Int) throws -> ModelVersion {
+    guard let db = try database.openForReading() else { throw CommandFailure("no registry database at \(database.db)") }
+    guard let versions = try db.versions(of: model) else { throw CommandFailure("Model/\(model) has never been applied") }
+    guard let v = versions.first(where: { $0.number == number }) else {
+        throw CommandFailure("\(model) has no v\(number)", hint: "`cairn versions \(model)` lists them")
+    }
+    return v
+}
+
+struct Recommend: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score items with a target's live version (its artifact is verified first).",
+        discussion: "With several routes, a user is assigned to one by a stable hash of the user id, honouring the route weights."
+    )
+
+    @Option(help: "The serving target.")
+    var target: String
+
+    @Option(help: "A known user id.")
+    var user: String?
+
+    @Option(help: "Items the user interacted with, comma-separated (for users the model has not seen).")
+    var items: String?
+
+    @Option(name: .short, help: "How many items.")
+    var k: Int = 10
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var artifacts: ArtifactOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if user == nil, items == nil { throw ValidationError("give --user U or --items a,b") }
+        if k < 1 || k > 1000 { throw ValidationError("-k must be between 1 and 1000") }
+    }
+
+    struct Answer: Encodable {
+        var target: String
+        var model: String
+        var version: Int
+        var user: String?
+        var items: [Scored]
+    }
+
+    struct Scored: Encodable {
+        var item: String
+        var score: Double
+    }
+
+    func run() throws {
+        try reportingFailures(format: output.format) {
+            guard let db = try database.openForReading() else { throw CommandFailure("no registry database at \(database.db)") }
+            guard let live = try db.observedState().targets[target], live.assigned, !live.routes.isEmpty else {
+                throw CommandFailure("ServingTarget/\(target) serves nothing yet", hint: "`cairn status` shows what is live")
+            }
+            let history = items.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
+            let route = RouteChoice.pick(live.routes, key: user ?? history.joined(separator: ","))
+            let scorer = try ModelLoader(store: artifacts.store(db: database.db), key: try artifacts.key(db: database.db, generate: false))
+                .load(try loadVersion(database: database, model: route.model, number: route.version))
+            let scored = scorer.recommend(user: user, items: history, k: k)
+            let answer = Answer(target: target, model: route.model, version: route.version, user: user,
+                                items: scored.map { Scored(item: $0.item, score: ($0.score * 1e6).rounded() / 1e6) })
+            if output.format == .json {
+                printJSON(answer)
+                return
+            }
+            print("ServingTarget/\(target) → \(route.model) v\(route.version) (\(route.weight)% route)" + (user.map { " for \($0)" } ?? ""))
+            for (n, s) in answer.items.enumerated() {
+                print(String(format: "%3d. %@  %.4f", n + 1, s.item, s.score))
+            }
+        }
+    }
+}
