@@ -105,7 +105,8 @@ public struct Worker: Sendable {
         }
     }
 
-    /// Runs `concurrency` loops until the queue is empty (`once`) or `stop` is set.
+    /// Runs `concurrency` loops until `stop` is set, or with `once` until no queued run is left
+    /// (runs waiting out a retry delay count as queued; runs other workers hold do not).
     public func run(concurrency: Int, once: Bool, stop: StopFlag, pollInterval: Double = 2) -> [Outcome] {
         let results = OutcomeList()
         let group = DispatchGroup()
@@ -122,8 +123,8 @@ public struct Worker: Sendable {
                     } catch {
                         self.log("worker error: \(error)")
                     }
-                    if once { return }
-                    Thread.sleep(forTimeInterval: pollInterval)
+                    if once, (try? self.db.activeRunCounts().queued) ?? 0 == 0 { return }
+                    Thread.sleep(forTimeInterval: once ? min(pollInterval, 0.5) : pollInterval)
                 }
             }
         }
