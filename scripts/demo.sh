@@ -21,10 +21,22 @@ if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
 step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
 run() { step "cairn $*"; "$cairn" "$@" || true; }
 
+export CAIRN_SIGNING_KEY="demo-signing-key"   # artifacts are HMAC-signed with it
+
 run validate --repo "$repo"
 run plan --repo "$repo" --db "$db"
-# Exit status 3 here means: applied, with promotions blocked until training finishes.
+# Reconcile, train what it queues (builtin trainers, in this process), reconcile again until
+# converged. Exit status 3: converged, but the manual-approval shadow still waits for a person.
+run reconcile --repo "$repo" --db "$db" --wait
+run versions homepage-recs-c --db "$db"
+
+step "git commit: approve homepage-recs-c v1 (the pull-request way)"
+sed -i 's/^  retrainToken: "2026-11-20"$/  retrainToken: "2026-11-20"\n  decisions: {approve: [1]}/' "$repo/models/homepage.yaml"
+git -C "$repo" -c user.name="Demo Reviewer" -c user.email=review@example.com commit -q -am "Approve homepage-recs-c v1 for shadowing"
+run plan --repo "$repo" --db "$db" --format markdown
 run reconcile --repo "$repo" --db "$db"
 run status --db "$db"
-run history --db "$db" --limit 5
+run recommend --target acme-homepage --user u0042 -k 5 --db "$db"
+run artifact verify homepage-recs@1 --db "$db"
+run history --db "$db" --limit 6
 run audit verify --db "$db"

@@ -134,4 +134,6 @@ func render(_ plan: Plan, output: OutputOptions, db: String) {
     case .markdown: print(MarkdownPlan.render(plan), terminator: "")
     case .text: print(PlanRenderer.text(plan, style: output.style, observed: db), terminator: "")
     }
+    // Worker log lines go to stderr; flush so the two streams stay in order when piped.
+    fflush(nil)
 }
