@@ -11,6 +11,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -33,10 +38,22 @@ let package = Package(
             name: "CairnTraining",
             dependencies: ["CairnCore", "CairnGit", "CairnStore", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(
+            name: "CairnServer",
+            dependencies: [
+                "CairnCore", "CairnManifests", "CairnGit", "CairnStore", "CairnRender", "CairnTraining",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "CairnCore", "CairnManifests", "CairnGit", "CairnStore", "CairnRender", "CairnTraining",
+                "CairnCore", "CairnManifests", "CairnGit", "CairnStore", "CairnRender", "CairnTraining", "CairnServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -45,6 +62,7 @@ let package = Package(
             dependencies: [
                 "CairnCore", "CairnYAML", "CairnManifests", "CairnGit", "CairnStore", "CairnRender", "CairnTraining",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
     ],

@@ -174,3 +174,19 @@ public enum Gates {
         return (passed, parts.filter { seen.insert($0).inserted }.joined(separator: "; "))
     }
 }
+
+extension Planner {
+    /// When the next learning schedule falls due (unix seconds), so a daemon knows when an
+    /// unchanged revision still needs a pass; nil if no active model learns on a schedule.
+    public static func nextScheduledTraining(desired: DesiredState, observed: ObservedState) -> Int64? {
+        var next: Int64?
+        for model in desired.manifests.models where model.lifecycle == .active && model.learning.mode == .scheduled {
+            guard let every = model.learning.every else { continue }
+            let last = observed.runs.filter { $0.model == model.metadata.name && $0.state == .succeeded }.compactMap(\.finishedAt).max()
+            guard let last else { continue }
+            let due = last + Int64(every.seconds)
+            next = min(next ?? due, due)
+        }
+        return next
+    }
+}

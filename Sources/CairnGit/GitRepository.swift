@@ -2,7 +2,7 @@ import CLibGit2
 import Foundation
 import CairnCore
 
-private let libgit2Ready: Int32 = git_libgit2_init()
+
 
 /// A git repository opened with libgit2. Revisions are read straight from the object
 /// database; nothing is checked out.
@@ -15,7 +15,7 @@ public final class GitRepository: @unchecked Sendable {
     public let location: String
 
     public init(path: String) throws(SourceError) {
-        _ = libgit2Ready
+        _ = GitRepository.ensureInitialised
         var repo: OpaquePointer?
         let rc = git_repository_open_ext(&repo, path, 0, nil)
         guard rc == 0, let repo else {

@@ -82,6 +82,11 @@ public struct RegistryDatabase: Sendable {
         }
     }
 
+    /// The observed-state generation: a cheap read that tells whether anything changed.
+    public func generation() throws -> Int {
+        try writer.read { db in try generation(db) }
+    }
+
     func generation(_ db: Database) throws -> Int {
         Int(try meta(db, "generation") ?? "0") ?? 0
     }

@@ -182,6 +182,15 @@ extension RegistryDatabase {
         }
     }
 
+    /// Training runs per state.
+    public func runStateCounts() throws -> [String: Int] {
+        try writer.read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM training_runs GROUP BY state").map {
+                ($0["state"] as String, $0["n"] as Int)
+            })
+        }
+    }
+
     /// The next version number a model's run will most likely get.
     public func nextVersionNumber(_ model: String) throws -> Int {
         try writer.read { db in (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM versions WHERE model = ?", arguments: [model]) ?? 0) + 1 }

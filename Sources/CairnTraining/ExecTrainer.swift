@@ -106,20 +106,25 @@ public enum ExecTrainer {
             throw TrainingError("cannot start \(command.joined(separator: " ")): \(error.localizedDescription)")
         }
         reader.start()
+        // The trainer leads its own process group (Foundation starts children that way), so
+        // signalling -pid reaches everything it started, such as `sleep` under `sh`.
+        let group = -process.processIdentifier
         let deadline = Date().addingTimeInterval(Double(timeout.seconds))
         var timedOut = false
         while done.wait(timeout: .now() + 0.2) == .timedOut {
             if stop.isSet || Date() >= deadline {
                 timedOut = !stop.isSet
-                process.terminate()
+                kill(group, SIGTERM)
                 if done.wait(timeout: .now() + 5) == .timedOut {
-                    kill(process.processIdentifier, SIGKILL)
+                    kill(group, SIGKILL)
                     done.wait()
                 }
                 break
             }
         }
-        collector.waitFinished()
+        // Leftover children would hold the output pipe open (and outlive the run): end them.
+        kill(group, SIGKILL)
+        collector.waitFinished(timeout: 5)
         let ending: Ending = timedOut ? .timeout : (process.terminationReason == .uncaughtSignal ? .uncaughtSignal : .exit)
         return (process.terminationStatus, ending, collector.text)
     }
@@ -190,7 +195,8 @@ final class BoundedLog: @unchecked Sendable {
 
     func finish() { finished.signal() }
 
-    func waitFinished() { finished.wait() }
+    /// Waits for end-of-file, at most `timeout` seconds (a process outside the group may still hold the pipe).
+    func waitFinished(timeout: Double) { _ = finished.wait(timeout: .now() + timeout) }
 
     var text: String {
         lock.lock()

@@ -3,41 +3,14 @@ import CairnCore
 import CairnGit
 import CairnManifests
 import CairnRender
+import CairnServer
 import CairnStore
 import Foundation
-
-/// A revision read and validated, ready to plan against.
-struct LoadedRevision {
-    var snapshot: RevisionSnapshot
-    var loaded: LoadedManifests
-    var desired: DesiredState?
-}
 
 extension SourceOptions {
     /// Reads the revision, validates it and, when valid, hashes its datasets.
     func loadDesired() throws(SourceError) -> LoadedRevision {
-        let (snapshot, loaded) = try load()
-        guard loaded.isValid, let commit = snapshot.commit else {
-            return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: nil)
-        }
-        var hashes: [String: String] = [:]
-        var byPath: [String: String] = [:]
-        for (template, path) in loaded.datasetFiles.sorted(by: { $0.key < $1.key }) {
-            if let known = byPath[path] {
-                hashes[template] = known
-                continue
-            }
-            do {
-                let hash = sha256Hex(try snapshot.tree.readFile(at: path))
-                byPath[path] = hash
-                hashes[template] = hash
-            } catch {
-                throw SourceError("cannot read dataset \(path) at \(revision): \(error)")
-            }
-        }
-        let desired = DesiredState(manifests: loaded.manifests, commit: commit, revisionName: revision, manifestRoot: snapshot.manifestRoot,
-                                   datasetFiles: loaded.datasetFiles, datasetHashes: hashes)
-        return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: desired)
+        try RevisionReader.read(repository: try openRepository(), revision: revision, root: path, exclude: Set(excluded))
     }
 }
 

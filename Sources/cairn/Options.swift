@@ -3,6 +3,7 @@ import CairnCore
 import CairnGit
 import CairnManifests
 import CairnRender
+import CairnServer
 import Foundation
 
 /// Where the manifests come from: repository, revision, folder.
@@ -25,14 +26,9 @@ struct SourceOptions: ParsableArguments {
 
     /// Reads the revision (or, with `worktree`, the working directory) and validates it.
     func load(worktree: Bool = false) throws(SourceError) -> (RevisionSnapshot, LoadedManifests) {
-        let repository = try openRepository()
-        let snapshot: RevisionSnapshot
-        if worktree {
-            snapshot = try WorktreeSource.snapshot(repository: repository, root: path, exclude: Set(excluded))
-        } else {
-            snapshot = try repository.snapshot(revision: revision, root: path, exclude: Set(excluded))
-        }
-        return (snapshot, ManifestLoader.load(snapshot))
+        let revision = try RevisionReader.read(repository: try openRepository(), revision: self.revision, root: path,
+                                               exclude: Set(excluded), worktree: worktree)
+        return (revision.snapshot, revision.loaded)
     }
 }
 

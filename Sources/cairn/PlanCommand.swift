@@ -1,6 +1,7 @@
 import ArgumentParser
 import CairnCore
 import CairnRender
+import CairnServer
 import CairnStore
 import CairnTraining
 import Foundation

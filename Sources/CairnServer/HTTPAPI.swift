@@ -1,0 +1,173 @@
+import CairnCore
+import CairnStore
+import CairnTraining
+import Crypto
+import Foundation
+import Hummingbird
+import Logging
+
+/// The daemon's HTTP endpoints (DAEMON.md).
+public struct HTTPAPI: Sendable {
+    let configuration: ServeConfiguration
+    let db: RegistryDatabase
+    let state: ServeState
+    let serving: ServingCache
+    let metrics: CairnMetrics
+
+    public init(configuration: ServeConfiguration, db: RegistryDatabase, state: ServeState, serving: ServingCache, metrics: CairnMetrics) {
+        self.configuration = configuration
+        self.db = db
+        self.state = state
+        self.serving = serving
+        self.metrics = metrics
+    }
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func text(_ text: String, status: HTTPResponse.Status = .ok, type: String = "text/plain; charset=utf-8") -> Response {
+        Response(status: status, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    struct Problem: Encodable {
+        var error: String
+    }
+
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("healthz") { _, _ in Self.text("ok\n") }
+
+        router.get("readyz") { _, _ -> Response in
+            let reachable = (try? await blocking { [db] in try db.generation() }) != nil
+            let stalled = await state.isStalled
+            let passed = await state.lastPassAt != nil
+            let ready = reachable && !stalled && passed
+            if ready { return Self.text("ready\n") }
+            let why = !reachable ? "database unreachable" : stalled ? "last pass stalled: \(await state.conditions["Stalled"]?.message ?? "")" : "no pass yet"
+            return Self.text("not ready: \(why)\n", status: .serviceUnavailable)
+        }
+
+        router.get("metrics") { _, _ in
+            Self.text(metrics.render(db: db), type: "text/plain; version=0.0.4; charset=utf-8")
+        }
+
+        router.post("hooks/git") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let signature = request.headers.first { $0.name.canonicalName == "x-hub-signature-256" }?.value
+            guard let secret = configuration.webhookSecret, !secret.isEmpty else {
+                return Self.json(Problem(error: "webhooks are disabled: CAIRN_WEBHOOK_SECRET is not set"), status: .unauthorized)
+            }
+            guard let signature, Self.verify(signature: signature, body: Array(buffer: body), secret: secret) else {
+                return Self.json(Problem(error: "missing or bad X-Hub-Signature-256"), status: .unauthorized)
+            }
+            await state.trigger()
+            return Self.json(["accepted": true], status: .accepted)
+        }
+
+        router.get("v1/status") { _, _ -> Response in
+            struct Status: Encodable {
+                var formatVersion = "1"
+                var conditions: [Condition]
+                var lastAppliedRevision: String?
+                var lastAttemptedRevision: String?
+                var suspended: Bool
+                var observedGeneration: Int?
+            }
+            let suspended = (try? await blocking { [db] in try db.suspension() != nil }) ?? false
+            let conditions = await state.conditions.values.sorted { $0.type < $1.type }
+            return Self.json(Status(conditions: conditions, lastAppliedRevision: await state.lastAppliedRevision,
+                                    lastAttemptedRevision: await state.lastAttemptedRevision, suspended: suspended,
+                                    observedGeneration: try? await blocking { [db] in try db.generation() }))
+        }
+
+        router.get("v1/plan") { _, _ -> Response in
+            guard let desired = await state.desired else {
+                return Self.json(Problem(error: "no valid revision has been read yet"), status: .serviceUnavailable)
+            }
+            let options = configuration.planner
+            let plan = try await blocking { [db] in
+                Planner.plan(desired: desired, observed: try db.observedState(), now: Int64(Date().timeIntervalSince1970), options: options)
+            }
+            return Self.json(plan)
+        }
+
+        router.get("v1/targets/:name") { _, context -> Response in
+            let name = try context.parameters.require("name")
+            struct Route: Encodable {
+                var model: String
+                var version: Int
+                var weight: Int
+                var artifactHash: String?
+                var artifactSignature: String?
+            }
+            struct Target: Encodable {
+                var name: String
+                var tenant: String
+                var surface: String
+                var routes: [Route]
+                var shadow: [Route]
+                var drift: DriftRecord?
+            }
+            let found: Target? = try await blocking { [db] in
+                guard let t = try db.observedState().targets[name], t.assigned else { return nil }
+                func describe(_ r: LiveRoute) throws -> Route {
+                    let v = try db.versions(of: r.model)?.first { $0.number == r.version }
+                    return Route(model: r.model, version: r.version, weight: r.weight, artifactHash: v?.artifactHash, artifactSignature: v?.artifactSignature)
+                }
+                return Target(name: name, tenant: t.tenant, surface: t.surface, routes: try t.routes.map(describe), shadow: try t.shadow.map(describe),
+                              drift: t.drift)
+            }
+            guard let found else { return Self.json(Problem(error: "ServingTarget/\(name) serves nothing"), status: .notFound) }
+            return Self.json(found)
+        }
+
+        router.get("v1/targets/:name/recommendations") { request, context -> Response in
+            let name = try context.parameters.require("name")
+            let user = request.uri.queryParameters.get("user")
+            let items = request.uri.queryParameters.get("items").map { $0.split(separator: ",").map(String.init) } ?? []
+            let k = request.uri.queryParameters.get("k").flatMap(Int.init) ?? 10
+            guard user != nil || !items.isEmpty else { return Self.json(Problem(error: "give user=U or items=a,b"), status: .badRequest) }
+            guard (1...1000).contains(k) else { return Self.json(Problem(error: "k must be between 1 and 1000"), status: .badRequest) }
+            let (served, problem) = await serving.served(name)
+            guard let served else {
+                return Self.json(Problem(error: problem ?? "ServingTarget/\(name) serves nothing yet"), status: .notFound)
+            }
+            // One snapshot of the target: its routes and models belong together.
+            let route = RouteChoice.pick(served.routes, key: user ?? items.joined(separator: ","))
+            guard let model = served.models[ServingCache.key(route)] else {
+                return Self.json(Problem(error: "\(route.model) v\(route.version) is not loaded"), status: .serviceUnavailable)
+            }
+            struct Scored: Encodable {
+                var item: String
+                var score: Double
+            }
+            struct Answer: Encodable {
+                var target: String
+                var model: String
+                var version: Int
+                var user: String?
+                var items: [Scored]
+            }
+            let scored = model.recommend(user: user, items: items, k: k).map { Scored(item: $0.item, score: ($0.score * 1e6).rounded() / 1e6) }
+            return Self.json(Answer(target: name, model: route.model, version: route.version, user: user, items: scored))
+        }
+        return router
+    }
+
+    /// GitHub-style `sha256=<hex HMAC-SHA256 of the body>`, compared in constant time.
+    static func verify(signature: String, body: [UInt8], secret: String) -> Bool {
+        guard signature.hasPrefix("sha256=") else { return false }
+        let hex = Array(signature.dropFirst(7).utf8)
+        guard hex.count == 64 else { return false }
+        var given: [UInt8] = []
+        for i in stride(from: 0, to: 64, by: 2) {
+            guard let b = UInt8(String(decoding: hex[i..<i + 2], as: UTF8.self), radix: 16) else { return false }
+            given.append(b)
+        }
+        return HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: body, using: SymmetricKey(data: Array(secret.utf8)))
+    }
+}

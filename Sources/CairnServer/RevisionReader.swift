@@ -1,0 +1,42 @@
+import CairnCore
+import CairnGit
+import CairnManifests
+
+/// A revision read and validated, ready to plan against.
+public struct LoadedRevision: Sendable {
+    public var snapshot: RevisionSnapshot
+    public var loaded: LoadedManifests
+    /// Nil when the revision is invalid (or read from a working tree).
+    public var desired: DesiredState?
+}
+
+/// Reads the manifests of one revision and hashes their datasets: everything the planner
+/// needs from git. Shared by the command line and `cairn serve`.
+public enum RevisionReader {
+    public static func read(repository: GitRepository, revision: String, root: String, exclude: Set<String>,
+                            worktree: Bool = false) throws(SourceError) -> LoadedRevision {
+        let snapshot = worktree
+            ? try WorktreeSource.snapshot(repository: repository, root: root, exclude: exclude)
+            : try repository.snapshot(revision: revision, root: root, exclude: exclude)
+        let loaded = ManifestLoader.load(snapshot)
+        guard loaded.isValid, let commit = snapshot.commit else { return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: nil) }
+        var hashes: [String: String] = [:]
+        var byPath: [String: String] = [:]
+        for (template, path) in loaded.datasetFiles.sorted(by: { $0.key < $1.key }) {
+            if let known = byPath[path] {
+                hashes[template] = known
+                continue
+            }
+            do {
+                let hash = sha256Hex(try snapshot.tree.readFile(at: path))
+                byPath[path] = hash
+                hashes[template] = hash
+            } catch {
+                throw SourceError("cannot read dataset \(path) at \(revision): \(error)")
+            }
+        }
+        let desired = DesiredState(manifests: loaded.manifests, commit: commit, revisionName: revision, manifestRoot: snapshot.manifestRoot,
+                                   datasetFiles: loaded.datasetFiles, datasetHashes: hashes)
+        return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: desired)
+    }
+}

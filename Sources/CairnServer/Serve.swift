@@ -1,0 +1,63 @@
+import CairnCore
+import CairnGit
+import CairnStore
+import CairnTraining
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// `cairn serve`: HTTP API, reconcile loop and workers in one ServiceGroup. SIGTERM/SIGINT:
+/// stop taking work, finish the current pass, hand running training back, exit 0.
+public enum Serve {
+    public static func run(_ configuration: ServeConfiguration, key: SigningKey, logger: Logger) async throws {
+        let db = try RegistryDatabase(path: configuration.databasePath)
+        let metrics = CairnMetrics.bootstrap()
+        let state = ServeState()
+        let store = ArtifactStore(root: URL(fileURLWithPath: configuration.artifactsPath))
+        let serving = ServingCache(db: db, loader: ModelLoader(store: store, key: key))
+        // Serve what is live from the start, before the first pass.
+        await serving.refresh(try db.observedState().targets)
+        let reconciler = Reconciler(configuration: configuration, db: db, state: state, serving: serving, metrics: metrics, logger: logger)
+        let repositoryPath = RemoteMirror.isURL(configuration.repository)
+            ? RemoteMirror.cachePath(url: configuration.repository, cacheRoot: configuration.gitCachePath) : configuration.repository
+        let worker = Worker(db: db, configuration: Worker.Configuration(repositoryPath: repositoryPath, artifacts: store, key: key,
+                                                                        workRoot: URL(fileURLWithPath: configuration.workRoot))) { line in
+            logger.info("\(line)")
+        }
+        let api = HTTPAPI(configuration: configuration, db: db, state: state, serving: serving, metrics: metrics)
+        let app = Application(
+            router: api.router(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "cairn"),
+            services: [reconciler, WorkerService(worker: worker, concurrency: configuration.workers, state: state)],
+            logger: logger
+        )
+        logger.info("serving", metadata: ["listen": "\(configuration.host):\(configuration.port)", "repository": "\(configuration.repository)",
+                                           "revision": "\(configuration.revision)", "workers": "\(configuration.workers)"])
+        try await app.runService()
+        logger.info("stopped")
+    }
+}
+
+/// One JSON object per log line on stderr (`--log-format json`).
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    let label: String
+
+    public init(label: String) { self.label = label }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields: [String: JSONValue] = [
+            "time": .string(ISO8601DateFormatter().string(from: Date())), "level": .string(event.level.rawValue),
+            "message": .string("\(event.message)"), "logger": .string(label),
+        ]
+        for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { fields[k] = .string("\(v)") }
+        FileHandle.standardError.write(Data((JSONValue.object(fields).canonicalText + "\n").utf8))
+    }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import CairnCore
+import CairnServer
+import CairnTraining
+import Foundation
+import Logging
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the scheduled reconcile loop, training workers and the HTTP API.",
+        discussion: """
+            --repo may be a local path or a remote URL (file://, https:// with CAIRN_GIT_TOKEN, ssh:// with an ssh agent), \
+            fetched into a cache beside the database. POST /hooks/git needs CAIRN_WEBHOOK_SECRET. SIGTERM or SIGINT: \
+            finish the current pass, hand running training back to the queue, exit 0.
+            """
+    )
+
+    @Option(help: "The git repository: a path or a URL.")
+    var repo: String = "."
+
+    @Option(help: "The revision to follow (a branch, usually). For a remote, HEAD is its main or master.")
+    var revision: String = "HEAD"
+
+    @Option(help: "The manifest folder, relative to the repository root.")
+    var path: String = ""
+
+    @Option(name: .customLong("exclude"), help: "A folder name or repository path to skip (repeatable).")
+    var excluded: [String] = []
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var artifacts: ArtifactOptions
+    @OptionGroup var planning: PlanningOptions
+
+    @Option(help: "Where the HTTP API listens (HOST:PORT).")
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(help: "How often to poll the source (±10% jitter).")
+    var interval: String = "1m"
+
+    @Option(help: "Reconcile at least this often, even with nothing new, to catch drift.")
+    var resync: String = "10m"
+
+    @Option(help: "Training runs at a time (0: leave training to `cairn worker`).")
+    var workers: Int = 1
+
+    @Option(help: "Log format: text or json.")
+    var logFormat: String = "text"
+
+    func validate() throws {
+        guard let i = ManifestDuration(parsing: interval), i.seconds >= 1 else { throw ValidationError("--interval must be a duration such as 30s or 1m") }
+        guard ManifestDuration(parsing: resync) != nil else { throw ValidationError("--resync must be a duration such as 10m") }
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format is text or json") }
+        guard let colon = listen.lastIndex(of: ":"), Int(listen[listen.index(after: colon)...]) != nil else {
+            throw ValidationError("--listen must be HOST:PORT, for example 127.0.0.1:8080")
+        }
+        if workers < 0 { throw ValidationError("--workers must be 0 or more") }
+    }
+
+    func run() async throws {
+        let json = logFormat == "json"
+        LoggingSystem.bootstrap { label in
+            json ? JSONLogHandler(label: label) as any LogHandler : StreamLogHandler.standardError(label: label)
+        }
+        let logger = Logger(label: "cairn")
+        let colon = listen.lastIndex(of: ":")!
+        let config = ServeConfiguration(
+            repository: repo, revision: revision, manifestRoot: path, exclude: Set(excluded), databasePath: database.db,
+            host: String(listen[..<colon]), port: Int(listen[listen.index(after: colon)...])!,
+            interval: ManifestDuration(parsing: interval)!.seconds, resync: ManifestDuration(parsing: resync)!.seconds, workers: workers,
+            planner: planning.planner, artifactsPath: artifacts.artifacts ?? artifacts.beside(database.db, "artifacts"),
+            signingKeyPath: artifacts.signingKeyFile ?? artifacts.beside(database.db, "signing.key"),
+            gitCachePath: artifacts.beside(database.db, "git-cache"), workRoot: artifacts.beside(database.db, "runs"),
+            webhookSecret: ProcessInfo.processInfo.environment["CAIRN_WEBHOOK_SECRET"])
+        if config.webhookSecret == nil { logger.warning("CAIRN_WEBHOOK_SECRET is not set: POST /hooks/git answers 401") }
+        let key = try artifacts.key(db: database.db, generate: true)
+        try await Serve.run(config, key: key, logger: logger)
+    }
+}

@@ -1,0 +1,274 @@
+import CairnCore
+import CairnStore
+import Crypto
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// `cairn serve` as a real process on 127.0.0.1, following a bare git remote that receives pushes.
+@Suite(.serialized) struct ServeEndToEndTests {
+    /// A bare remote, a clone to push from, and a daemon following the remote.
+    final class Setup: @unchecked Sendable {
+        let dir = TempDir("cairn-serve")
+        let remote: String
+        let work: GitFixture
+        var daemon: Process?
+        var port = 0
+        var dbPath: String { dir.url.appendingPathComponent("state/cairn.db").path }
+        var base: String { "http://127.0.0.1:\(port)" }
+
+        init(files: [String: String]? = nil, copyExamples: Bool = true) throws {
+            remote = dir.url.appendingPathComponent("remote.git").path
+            try runProcess("/usr/bin/git", ["init", "-q", "--bare", "-b", "main", remote])
+            work = try GitFixture()
+            if copyExamples { try work.copyExamples() }
+            try work.commit("first", files: files ?? [:])
+            try work.git(["remote", "add", "origin", remote])
+            try work.git(["push", "-q", "origin", "main"])
+        }
+
+        deinit {
+            if let daemon, daemon.isRunning {
+                kill(daemon.processIdentifier, SIGKILL)
+                daemon.waitUntilExit()
+            }
+        }
+
+        @discardableResult
+        func push(_ message: String, files: [String: String] = [:], remove: [String] = []) throws -> String {
+            for path in remove { try work.git(["rm", "-q", path]) }
+            let sha = try work.commit(message, files: files)
+            try work.git(["push", "-q", "origin", "main"])
+            return sha
+        }
+
+        func start(interval: String = "1s", extra: [String] = [], env: [String: String] = [:]) throws {
+            port = freePort()
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: cairnBinary)
+            p.arguments = ["serve", "--repo", "file://\(remote)", "--db", dbPath, "--listen", "127.0.0.1:\(port)", "--interval", interval] + extra
+            var environment = ProcessInfo.processInfo.environment
+            environment["CAIRN_WEBHOOK_SECRET"] = "hook-secret"
+            environment["CAIRN_SIGNING_KEY"] = "serve-key"
+            for (k, v) in env { environment[k] = v }
+            p.environment = environment
+            p.standardOutput = FileHandle.nullDevice
+            let logPath = dir.url.appendingPathComponent("serve.log").path
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+            p.standardError = FileHandle(forWritingAtPath: logPath)
+            try p.run()
+            daemon = p
+            try waitFor("the daemon to answer /healthz") { (try? http("GET", "/healthz"))?.status == 200 }
+        }
+
+        var log: String { (try? String(contentsOf: dir.url.appendingPathComponent("serve.log"), encoding: .utf8)) ?? "" }
+
+        func http(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws -> (status: Int, body: String) {
+            var request = URLRequest(url: URL(string: base + path)!)
+            request.httpMethod = method
+            request.httpBody = body
+            request.timeoutInterval = 10
+            for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+            let done = DispatchSemaphore(value: 0)
+            let box = ResultBox()
+            URLSession.shared.dataTask(with: request) { data, response, error in
+                box.value = (response as? HTTPURLResponse).map { ($0.statusCode, String(decoding: data ?? Data(), as: UTF8.self)) }
+                box.error = error
+                done.signal()
+            }.resume()
+            done.wait()
+            guard let value = box.value else { throw FixtureError("\(method) \(path): \(box.error.map { "\($0)" } ?? "no response")") }
+            return value
+        }
+
+        func status() throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: Data(try http("GET", "/v1/status").body.utf8)) as! [String: Any]
+        }
+
+        func condition(_ type: String) throws -> [String: Any]? {
+            (try status()["conditions"] as? [[String: Any]])?.first { $0["type"] as? String == type }
+        }
+
+        func waitFor(_ what: String, timeout: Double = 60, _ check: () throws -> Bool) throws {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if (try? check()) == true { return }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+            throw FixtureError("timed out waiting for \(what); daemon log:\n\(log.suffix(3000))")
+        }
+    }
+
+    final class ResultBox: @unchecked Sendable {
+        var value: (Int, String)?
+        var error: Error?
+    }
+
+    @Test func pushedCommitsAreReconciledAndABadOneStallsUntilFixed() throws {
+        let s = try Setup()
+        let first = try s.work.git(["rev-parse", "HEAD"])
+        try s.start()
+        try s.waitFor("the first revision to be applied and served") {
+            try s.status()["lastAppliedRevision"] as? String == first && (try s.http("GET", "/v1/targets/acme-search/recommendations?user=u0001&k=3")).status == 200
+        }
+        #expect(try s.http("GET", "/readyz").status == 200)
+        let target = try s.http("GET", "/v1/targets/acme-search")
+        #expect(target.body.contains("\"artifactHash\" : \"") && target.body.contains("\"model\" : \"search-knn\""))
+        let plan = try s.http("GET", "/v1/plan")
+        #expect(plan.status == 200 && plan.body.contains("\"formatVersion\" : \"1\"") && plan.body.contains("\"revision\" : \"\(first)\""))
+
+        let broken = try s.push("a broken model", files: ["models/broken.yaml": "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: broken}\nspec: {template: nope}\n"])
+        try s.waitFor("the bad revision to stall") { try s.condition("Stalled")?["status"] as? String == "True" }
+        let stalled = try s.condition("Stalled")
+        #expect(stalled?["reason"] as? String == "ValidationFailed")
+        #expect((stalled?["message"] as? String)?.contains("models/broken.yaml:4:18: error: Model/broken: spec.template refers to Template/nope") == true)
+        #expect(try s.status()["lastAttemptedRevision"] as? String == broken)
+        #expect(try s.status()["lastAppliedRevision"] as? String == first)
+        #expect(try s.http("GET", "/readyz").status == 503)
+        // The last applied state keeps serving.
+        #expect(try s.http("GET", "/v1/targets/acme-search/recommendations?user=u0001").status == 200)
+
+        let fixed = try s.push("remove the broken model", remove: ["models/broken.yaml"])
+        try s.waitFor("the fix to be applied") { try s.status()["lastAppliedRevision"] as? String == fixed }
+        #expect(try s.condition("Stalled")?["status"] as? String == "False")
+        #expect(try s.condition("Ready")?["status"] as? String == "True")
+        let metrics = try s.http("GET", "/metrics").body
+        for name in ["cairn_reconcile_duration_seconds_bucket", "cairn_reconcile_total{result=\"invalid\"} 1", "cairn_plan_changes{action=",
+                     "cairn_training_runs{state=\"succeeded\"} 5", "cairn_drift_items", "cairn_last_applied_revision_info{revision=\"\(fixed)\"} 1",
+                     "cairn_suspended 0"] {
+            #expect(metrics.contains(name), "metrics lack \(name)")
+        }
+        let db = try RegistryDatabase(path: s.dbPath)
+        #expect(try db.verifyAudit() == nil)
+        #expect(try db.history(RegistryDatabase.HistoryFilter(limit: 500)).allSatisfy { $0.actor == "reconciler" || $0.actor == "worker" })
+    }
+
+    @Test func webhooksNeedAValidSignature() throws {
+        let s = try Setup()
+        let first = try s.work.git(["rev-parse", "HEAD"])
+        // Poll hourly: only the webhook can make the daemon look again.
+        try s.start(interval: "1h", extra: ["--workers", "0"])
+        try s.waitFor("the first pass") { try s.status()["lastAppliedRevision"] as? String == first }
+        let second = try s.push("tune weights", files: ["weights/clicks-only.yaml": "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: clicks-only}\nspec: {weights: {click: 1.0, convert: 1.5}}\n"])
+        let body = Data(#"{"ref":"refs/heads/main"}"#.utf8)
+        #expect(try s.http("POST", "/hooks/git", body: body).status == 401)
+        #expect(try s.http("POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": "sha256=" + String(repeating: "0", count: 64)]).status == 401)
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(try s.status()["lastAttemptedRevision"] as? String == first, "a refused webhook must not trigger a pass")
+        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array("hook-secret".utf8)))
+        let good = try s.http("POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": "sha256=" + mac.map { String(format: "%02x", $0) }.joined()])
+        #expect(good.status == 202)
+        try s.waitFor("the webhook's pass", timeout: 20) { try s.status()["lastAppliedRevision"] as? String == second }
+    }
+
+    @Test func recommendationsStayUpAcrossAPromotion() throws {
+        let s = try Setup()
+        let searchModels = try String(contentsOf: packageRoot.appendingPathComponent("examples/fleet/models/search.yaml"), encoding: .utf8)
+        func models(_ extra: String) -> String {
+            searchModels.replacingOccurrences(of: "  label: Search popularity fallback\n", with: "  label: Search popularity fallback\n\(extra)")
+        }
+        try s.push("serve search-popular", files: [
+            "targets/acme-search.yaml": "apiVersion: cairn/v1\nkind: ServingTarget\nmetadata: {name: acme-search}\nspec:\n  tenant: acme\n  surface: search\n  routes: [{model: search-popular, version: latest-approved}]\n",
+            "models/search.yaml": models("  decisions: {approve: [1]}\n"),
+        ])
+        try s.start()
+        try s.waitFor("v1 to be served") {
+            (try s.http("GET", "/v1/targets/acme-search/recommendations?user=u0001")).body.contains("\"version\" : 1")
+        }
+        let seen = VersionLog()
+        let stop = StopSignal()
+        let hammer = Thread {
+            var n = 0
+            while !stop.isSet {
+                n += 1
+                let answer = try? s.http("GET", "/v1/targets/acme-search/recommendations?user=u\(String(format: "%04d", n % 1200))&k=5")
+                seen.append(answer)
+            }
+        }
+        hammer.start()
+        try s.push("retrain and approve v2", files: ["models/search.yaml": models("  retrainToken: \"second\"\n  decisions: {approve: [1, 2]}\n")])
+        try s.waitFor("v2 to be served") { seen.versions.last == 2 }
+        Thread.sleep(forTimeInterval: 0.5)
+        stop.set()
+        while !hammer.isFinished { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(seen.failures == 0, "some recommendation requests failed")
+        let versions = seen.versions
+        #expect(versions.count > 20)
+        #expect(versions == versions.sorted(), "a request saw v1 after v2")
+        #expect(Set(versions) == [1, 2])
+    }
+
+    @Test func sigtermDuringTrainingLosesNothing() throws {
+        let s = try Setup(files: [
+            "data/i.csv": "user_id,item_id,event,timestamp\nu1,a,click,1793491200\n",
+            "w.yaml": weightsDoc,
+            "slow.sh": "sleep 60\necho '{\"auc\": 1}' > \"$CAIRN_OUTPUT/metrics.json\"\n",
+            "t.yaml": "apiVersion: cairn/v1\nkind: Template\nmetadata: {name: slow}\nspec:\n  events: [click]\n  outcomeWeights: w\n  dataset: {path: data/i.csv}\n  trainer: {kind: exec, command: [sh, slow.sh]}\n  evaluation: {metrics: [auc]}\n",
+            "m.yaml": "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: slow-model}\nspec: {template: slow, lifecycle: active}\n",
+        ], copyExamples: false)
+        try s.start()
+        try s.waitFor("training to start") { (try RegistryDatabase(path: s.dbPath).recentRuns().first?.state) == "running" }
+        let stopAsked = Date()
+        kill(s.daemon!.processIdentifier, SIGTERM)
+        s.daemon!.waitUntilExit()
+        #expect(s.daemon!.terminationStatus == 0, "\(s.log.suffix(2000))")
+        #expect(Date().timeIntervalSince(stopAsked) < 15)
+        let db = try RegistryDatabase(path: s.dbPath)
+        let run = try #require(try db.recentRuns().first)
+        #expect(run.state == "queued")
+        #expect(run.reason == "handed back by a stopping worker")
+        #expect(run.attempts == 0)
+        #expect(try db.verifyAudit() == nil)
+        #expect(try db.observedState().models["slow-model"] != nil)
+    }
+}
+
+final class VersionLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var versions: [Int] = []
+    private(set) var failures = 0
+
+    func append(_ answer: (status: Int, body: String)?) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let answer, answer.status == 200,
+              let json = try? JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any], let v = json["version"] as? Int else {
+            failures += 1
+            return
+        }
+        versions.append(v)
+    }
+}
+
+final class StopSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+
+    var isSet: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
+
+    func set() {
+        lock.lock()
+        value = true
+        lock.unlock()
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var size = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
