@@ -143,13 +143,33 @@ import Testing
         let db = try RegistryDatabase(path: s.dbPath)
         #expect(try db.verifyAudit() == nil)
         #expect(try db.history(RegistryDatabase.HistoryFilter(limit: 500)).allSatisfy { $0.actor == "reconciler" || $0.actor == "worker" })
+
+        // Fast path: with nothing new, several polls later nothing was parsed or written.
+        func passes() throws -> Int {
+            try s.http("GET", "/metrics").body.split(separator: "\n").filter { $0.hasPrefix("cairn_reconcile_total{") }
+                .compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +)
+        }
+        let (generation, rows, counted) = (try db.generation(), try db.auditCount(), try passes())
+        Thread.sleep(forTimeInterval: 3.5)
+        #expect(try db.generation() == generation)
+        #expect(try db.auditCount() == rows)
+        #expect(try passes() == counted)
+
+        // An unreachable remote stalls the daemon but prunes nothing; it recovers when back.
+        let moved = s.remote + ".away"
+        try FileManager.default.moveItem(atPath: s.remote, toPath: moved)
+        try s.waitFor("the fetch failure to stall") { try s.condition("Stalled")?["reason"] as? String == "SourceUnavailable" }
+        #expect(try db.observedState().models.values.filter { !$0.archived }.count == 6)
+        #expect(try s.http("GET", "/v1/targets/acme-search/recommendations?user=u0001").status == 200)
+        try FileManager.default.moveItem(atPath: moved, toPath: s.remote)
+        try s.waitFor("the source to come back") { try s.condition("Stalled")?["status"] as? String == "False" }
     }
 
     @Test func webhooksNeedAValidSignature() throws {
         let s = try Setup()
         let first = try s.work.git(["rev-parse", "HEAD"])
         // Poll hourly: only the webhook can make the daemon look again.
-        try s.start(interval: "1h", extra: ["--workers", "0"])
+        try s.start(interval: "1h", extra: ["--workers", "0", "--log-format", "json"])
         try s.waitFor("the first pass") { try s.status()["lastAppliedRevision"] as? String == first }
         let second = try s.push("tune weights", files: ["weights/clicks-only.yaml": "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: clicks-only}\nspec: {weights: {click: 1.0, convert: 1.5}}\n"])
         let body = Data(#"{"ref":"refs/heads/main"}"#.utf8)
@@ -161,6 +181,10 @@ import Testing
         let good = try s.http("POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": "sha256=" + mac.map { String(format: "%02x", $0) }.joined()])
         #expect(good.status == 202)
         try s.waitFor("the webhook's pass", timeout: 20) { try s.status()["lastAppliedRevision"] as? String == second }
+        // --log-format json: one object per line, one line per pass with its revision.
+        let lines = s.log.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(lines.count == s.log.split(separator: "\n").count)
+        #expect(lines.contains { $0["message"] as? String == "pass" && $0["revision"] as? String == second && $0["duration_ms"] != nil })
     }
 
     @Test func recommendationsStayUpAcrossAPromotion() throws {
