@@ -122,9 +122,7 @@ extension PlanBuilder {
     }
 
     /// The family's champion as declared in this revision.
-    func championName(of family: String) -> String? {
-        desired.manifests.models.first { $0.family == family && $0.stage == .champion && $0.lifecycle == .active }?.metadata.name
-    }
+    func championName(of family: String) -> String? { championByFamily[family] }
 }
 
 struct StageMoveRequest {

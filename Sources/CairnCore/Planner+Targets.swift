@@ -47,6 +47,7 @@ extension PlanBuilder {
             return
         }
         projectedRoutes[name] = routes + shadow
+        promotedRoutes += Set(routes).subtracting(before?.routes ?? []).count
         var reason = Describe.promotion(from: before?.routes ?? [], to: routes)
         if (before?.shadow ?? []) != shadow { reason += "; shadow " + (shadow.isEmpty ? "none" : Describe.routes(shadow, weights: false)) }
         if let before, before.tenant != target.tenant || before.surface != target.surface {

@@ -3,16 +3,22 @@ extension PlanBuilder {
 
     /// The fingerprint inputs an active model should have a version for, or nil if its template
     /// or weights are missing (validation prevents that for a valid revision).
-    func desiredInputs(_ model: Model) -> (FingerprintInputs, Template, OutcomeWeights)? {
+    mutating func desiredInputs(_ model: Model) -> (FingerprintInputs, Template, OutcomeWeights)? {
         guard let template = templatesByName[model.template], let weights = weightsByName[template.outcomeWeights] else { return nil }
-        let inputs = FingerprintInputs.forModel(model, template: template, weights: weights,
-                                                datasetHash: desired.datasetHashes[template.metadata.name])
+        // The template's and weights' hashes are the same for every model using them: compute once.
+        var inputs: FingerprintInputs
+        if let parts = fingerprintParts[template.metadata.name] {
+            inputs = parts
+        } else {
+            inputs = FingerprintInputs.forModel(model, template: template, weights: weights, datasetHash: desired.datasetHashes[template.metadata.name])
+            fingerprintParts[template.metadata.name] = inputs
+        }
+        inputs.traits = model.traits.sorted()
+        inputs.retrainToken = model.retrainToken
         return (inputs, template, weights)
     }
 
-    func runs(of model: String) -> [TrainingRun] {
-        observed.runs.filter { $0.model == model }.sorted { $0.id < $1.id }
-    }
+    func runs(of model: String) -> [TrainingRun] { runsByModel[model] ?? [] }
 
     mutating func planTraining() {
         for model in desired.manifests.models {

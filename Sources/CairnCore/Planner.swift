@@ -63,6 +63,15 @@ struct PlanBuilder {
     var projectedStatus: [String: [Int: ModelVersion.Status]] = [:]
     /// Target → live routes once the plan's promotions apply.
     var projectedRoutes: [String: [LiveRoute]] = [:]
+    /// Routes newly promoted by this plan (for the bulk guard).
+    var promotedRoutes = 0
+    // Indexes built once, so planning stays linear in the fleet's size.
+    let weightsByName: [String: OutcomeWeights]
+    let templatesByName: [String: Template]
+    let runsByModel: [String: [TrainingRun]]
+    let championByFamily: [String: String]
+    /// Template name → its fingerprint inputs that do not depend on the model.
+    var fingerprintParts: [String: FingerprintInputs] = [:]
 
     init(desired: DesiredState, observed: ObservedState, now: Int64) {
         self.desired = desired
@@ -74,14 +83,14 @@ struct PlanBuilder {
         for (name, target) in observed.targets where target.assigned {
             projectedRoutes[name] = target.routes + target.shadow
         }
-    }
-
-    var weightsByName: [String: OutcomeWeights] {
-        Dictionary(uniqueKeysWithValues: desired.manifests.outcomeWeights.map { ($0.metadata.name, $0) })
-    }
-
-    var templatesByName: [String: Template] {
-        Dictionary(uniqueKeysWithValues: desired.manifests.templates.map { ($0.metadata.name, $0) })
+        weightsByName = Dictionary(uniqueKeysWithValues: desired.manifests.outcomeWeights.map { ($0.metadata.name, $0) })
+        templatesByName = Dictionary(uniqueKeysWithValues: desired.manifests.templates.map { ($0.metadata.name, $0) })
+        runsByModel = Dictionary(grouping: observed.runs.sorted { $0.id < $1.id }, by: \.model)
+        var champions: [String: String] = [:]
+        for m in desired.manifests.models where m.stage == .champion && m.lifecycle == .active {
+            if let family = m.family, champions[family] == nil { champions[family] = m.metadata.name }
+        }
+        championByFamily = champions
     }
 
     mutating func add(_ change: Change) { changes.append(change) }
@@ -132,11 +141,9 @@ struct PlanBuilder {
 
     mutating func finish() -> Plan {
         let subOrder: [Action: Int] = [.create: 0, .update: 1, .stage: 2, .demote: 3, .promote: 2]
-        changes.sort { a, b in
-            let ka = (a.action.phase, a.kind?.order ?? 9, a.name, subOrder[a.action] ?? 0, a.version ?? 0)
-            let kb = (b.action.phase, b.kind?.order ?? 9, b.name, subOrder[b.action] ?? 0, b.version ?? 0)
-            return ka < kb
-        }
+        // Keys computed once per change, not once per comparison.
+        let keyed = changes.map { c in ((c.action.phase, c.kind?.order ?? 9, c.name, subOrder[c.action] ?? 0, c.version ?? 0), c) }
+        changes = keyed.sorted { $0.0 < $1.0 }.map(\.1)
         blocked.sort { a, b in
             let ka = (ManifestKind(rawValue: String(a.address.prefix { $0 != "/" }))?.order ?? 9, a.address, a.action.phase, a.version ?? 0, a.reason)
             let kb = (ManifestKind(rawValue: String(b.address.prefix { $0 != "/" }))?.order ?? 9, b.address, b.action.phase, b.version ?? 0, b.reason)
@@ -152,13 +159,9 @@ struct PlanBuilder {
 
     /// Rule 12: a plan that promotes more routes than allowed is refused unless asked for.
     mutating func applyBulkGuard(_ options: PlannerOptions) {
-        let promotions = changes.filter { $0.action == .promote }
-        let routes = promotions.reduce(0) { total, change in
-            let before = (try? change.before?.decode(Assignment.self))?.routes ?? []
-            let after = (try? change.after?.decode(Assignment.self))?.routes ?? []
-            return total + Set(after).subtracting(before).count
-        }
+        let routes = promotedRoutes
         guard routes > options.maxPromotions, !options.allowBulk else { return }
+        let promotions = changes.filter { $0.action == .promote }
         changes.removeAll { $0.action == .promote }
         for change in promotions {
             block(.promote, change.address,

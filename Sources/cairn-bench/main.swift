@@ -1,0 +1,131 @@
+import CairnCore
+import CairnGit
+import CairnStore
+import CairnYAML
+import Foundation
+
+/// `cairn-bench`: generates fleet repositories and measures the `cairn` binary on them.
+/// Usage: cairn-bench [--sizes 1000,10000] [--out bench-out/report.json] [--cairn PATH] [--work DIR]
+struct Options {
+    var sizes = [1000, 10000]
+    var out = "bench-out/report.json"
+    var cairn: String
+    var work = NSTemporaryDirectory() + "cairn-bench"
+    var historyRows = 1_000_000
+
+    init(_ args: [String]) throws {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        cairn = here.appendingPathComponent("cairn").path
+        var i = 1
+        while i < args.count {
+            let value = i + 1 < args.count ? args[i + 1] : ""
+            switch args[i] {
+            case "--sizes": sizes = value.split(separator: ",").compactMap { Int($0) }
+            case "--out": out = value
+            case "--cairn": cairn = value
+            case "--work": work = value
+            case "--history-rows": historyRows = Int(value) ?? historyRows
+            default: throw BenchError("unknown option \(args[i]); see the comment at the top of main.swift")
+            }
+            i += 2
+        }
+    }
+}
+
+struct Measurement: Codable {
+    var scenario: String
+    var models: Int
+    var wallSeconds: Double
+    var peakRSSMegabytes: Double?
+    var ratioToFloor: Double?
+    var target: String?
+    var exitStatus: Int32?
+}
+
+/// Runs the binary (arguments carry absolute paths); returns wall time, the process's own peak RSS, and its exit status.
+func measure(_ executable: String, _ arguments: [String]) throws -> (Double, Double, Int32) {
+    var pid: pid_t = 0
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let start = Date()
+    guard posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0 else { throw BenchError("cannot start \(executable)") }
+    var status: Int32 = 0
+    var usage = rusage()
+    wait4(pid, &status, 0, &usage)
+    let wall = Date().timeIntervalSince(start)
+    return (wall, Double(usage.ru_maxrss) / 1024, (status >> 8) & 0xff)
+}
+
+/// The floor: read every manifest blob of the revision and run libyaml over it, no decoding.
+func floor(repo: String) throws -> Double {
+    let start = Date()
+    let snapshot = try GitRepository(path: repo).snapshot(revision: "HEAD")
+    var nodes = 0
+    for file in snapshot.files { nodes += try YAMLLoader.load(file.contents).count }
+    precondition(nodes > 0)
+    return Date().timeIntervalSince(start)
+}
+
+let targets: [String: String] = [
+    "plan (cold, empty database)": "< 0.5 s at 10,000", "plan (no-op)": "< 20 ms at 10,000", "plan (one file changed)": "< 50 ms at 10,000",
+    "reconcile (apply whole fleet)": "< 3 s at 10,000", "history (one model, 1,000,000 rows)": "< 10 ms",
+]
+
+let options = try Options(CommandLine.arguments)
+guard FileManager.default.isExecutableFile(atPath: options.cairn) else { throw BenchError("no cairn binary at \(options.cairn); pass --cairn") }
+var results: [Measurement] = []
+for n in options.sizes {
+    let repo = URL(fileURLWithPath: options.work).appendingPathComponent("fleet-\(n)")
+    let generator = FleetGenerator(models: n, root: repo)
+    FileHandle.standardError.write(Data("generating a fleet of \(n) models…\n".utf8))
+    _ = try generator.generate()
+    let db = repo.appendingPathComponent(".bench/cairn.db").path
+    try? FileManager.default.removeItem(atPath: repo.appendingPathComponent(".bench").path)
+    let floorSeconds = try floor(repo: repo.path)
+    results.append(Measurement(scenario: "floor (read blobs + libyaml, no decoding)", models: n, wallSeconds: floorSeconds))
+    func run(_ name: String, _ args: [String]) throws {
+        let (wall, rss, status) = try measure(options.cairn, args)
+        results.append(Measurement(scenario: name, models: n, wallSeconds: wall, peakRSSMegabytes: rss, ratioToFloor: wall / floorSeconds,
+                                   target: targets[name], exitStatus: status))
+        FileHandle.standardError.write(Data(String(format: "  %-40@ %8.3f s  %7.1f MB  exit %d\n", name, wall, rss, status).utf8))
+    }
+    try run("validate (cold)", ["validate", "--repo", repo.path])
+    try run("plan (cold, empty database)", ["plan", "--repo", repo.path, "--db", db])
+    try run("reconcile (apply whole fleet)", ["reconcile", "--repo", repo.path, "--db", db, "--allow-bulk"])
+    try run("plan (no-op)", ["plan", "--repo", repo.path, "--db", db])
+    try generator.commitChange()
+    try run("plan (one file changed)", ["plan", "--repo", repo.path, "--db", db])
+    try run("status (whole fleet)", ["status", "--db", db, "--format", "json"])
+    if n == options.sizes.last {
+        FileHandle.standardError.write(Data("  appending \(options.historyRows) audit rows…\n".utf8))
+        try RegistryDatabase(path: db).appendSyntheticHistory(rows: options.historyRows, models: (0..<n).map { "model-\($0)" },
+                                                               startingAt: 1_790_000_000)
+        try run("history (one model, 1,000,000 rows)", ["history", "--db", db, "--model", "model-42", "--limit", "20"])
+    }
+}
+
+struct Report: Codable {
+    var formatVersion = "1"
+    var machine: String
+    var measuredAt: String
+    var results: [Measurement]
+}
+let cores = ProcessInfo.processInfo.activeProcessorCount
+let memory = ProcessInfo.processInfo.physicalMemory / (1 << 30)
+let report = Report(machine: "\(cores) cores, \(memory) GiB, \(ProcessInfo.processInfo.operatingSystemVersionString)",
+                    measuredAt: ISO8601DateFormatter().string(from: Date()), results: results)
+let encoder = JSONEncoder()
+encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+try FileManager.default.createDirectory(at: URL(fileURLWithPath: options.out).deletingLastPathComponent(), withIntermediateDirectories: true)
+try encoder.encode(report).write(to: URL(fileURLWithPath: options.out))
+print("| scenario | models | wall | peak RSS | × floor | target |")
+print("|---|---:|---:|---:|---:|---|")
+for r in results {
+    print("| \(r.scenario) | \(r.models) | \(String(format: "%.3f s", r.wallSeconds)) | \(r.peakRSSMegabytes.map { String(format: "%.0f MB", $0) } ?? "—") | \(r.ratioToFloor.map { String(format: "%.1f", $0) } ?? "—") | \(r.target ?? "") |")
+}
+print("\nreport: \(options.out)")
