@@ -53,6 +53,7 @@ extension PlanBuilder {
                                        datasetPath: desired.datasetFiles[template.metadata.name], commit: desired.commit.sha,
                                        supersedes: superseded)
             let next = (versions.map(\.number).max() ?? 0) + 1
+            trainedModels.insert(name)
             add(Change(action: .train, address: address, version: next, after: .from(request),
                        reason: reason + (superseded.isEmpty ? "" : "; cancels queued run \(superseded.map(String.init).joined(separator: ", "))"),
                        file: model.metadata.source.file))
@@ -133,9 +134,7 @@ extension PlanBuilder {
     /// ": training run 3 is queued", when the model has a run in flight.
     func runNote(_ model: String) -> String {
         if let run = runs(of: model).last(where: { $0.state.isActive }) { return " (training run \(run.id) is \(run.state.rawValue))" }
-        if changes.contains(where: { $0.action == .train && $0.address == ManifestAddress(.model, model).description }) {
-            return " (training is queued by this plan)"
-        }
+        if trainedModels.contains(model) { return " (training is queued by this plan)" }
         return ""
     }
 }

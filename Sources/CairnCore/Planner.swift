@@ -65,6 +65,8 @@ struct PlanBuilder {
     var projectedRoutes: [String: [LiveRoute]] = [:]
     /// Routes newly promoted by this plan (for the bulk guard).
     var promotedRoutes = 0
+    /// Models this plan queues training for.
+    var trainedModels: Set<String> = []
     // Indexes built once, so planning stays linear in the fleet's size.
     let weightsByName: [String: OutcomeWeights]
     let templatesByName: [String: Template]

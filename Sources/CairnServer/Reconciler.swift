@@ -75,7 +75,8 @@ public struct Reconciler: Service {
             let (revision, generation) = try await blocking { [db] in
                 (try GitRepository(path: repositoryPath).commit(config.revision).sha, try db.generation())
             }
-            if !force, revision == (await state.lastAttemptedRevision), generation == (await state.lastGeneration) {
+            let (attempted, seenGeneration, invalid) = (await state.lastAttemptedRevision, await state.lastGeneration, await state.invalidRevision)
+            if !force, (revision == attempted && generation == seenGeneration) || revision == invalid {
                 await state.passSkipped()
                 return !(await state.isStalled)
             }
@@ -93,7 +94,7 @@ public struct Reconciler: Service {
                                             at: Int64(Date().timeIntervalSince1970))
                 }
                 await fail(revision: revision, reason: "ValidationFailed", message: message, result: "invalid", started: started,
-                           generation: try? await blocking { [db] in try db.generation() })
+                           generation: try? await blocking { [db] in try db.generation() }, invalid: true)
                 return false
             }
             let (plan, after, observed) = try await blocking { [db] in
@@ -127,8 +128,9 @@ public struct Reconciler: Service {
         }
     }
 
-    func fail(revision: String?, reason: String, message: String, result: String, started: Date, generation: Int? = nil) async {
-        await state.passFailed(revision: revision, generation: generation, reason: reason, message: message)
+    func fail(revision: String?, reason: String, message: String, result: String, started: Date, generation: Int? = nil,
+              invalid: Bool = false) async {
+        await state.passFailed(revision: revision, generation: generation, reason: reason, message: message, invalid: invalid)
         metrics.recordFailure(result: result, duration: Date().timeIntervalSince(started))
         logger.error("pass failed", metadata: ["reason": "\(reason)", "message": "\(message)", "revision": "\(revision ?? "-")"])
     }

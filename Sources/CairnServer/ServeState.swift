@@ -65,6 +65,8 @@ public actor ServeState {
     public private(set) var lastPassAt: Date?
     public private(set) var nextScheduleDue: Int64?
     public private(set) var failures = 0
+    /// The revision last found invalid: it stays invalid whatever the observed state does.
+    public private(set) var invalidRevision: String?
     private var triggered = false
 
     public init() {}
@@ -91,6 +93,7 @@ public actor ServeState {
 
     func passSucceeded(desired: DesiredState, generation: Int, plan: Plan, nextScheduleDue: Int64?) {
         self.desired = desired
+        invalidRevision = nil
         lastAppliedRevision = desired.commit.sha
         lastGeneration = generation
         lastPassAt = Date()
@@ -105,8 +108,9 @@ public actor ServeState {
     /// Unchanged revision and observed state: nothing ran, only the time moved.
     func passSkipped() { lastPassAt = Date() }
 
-    func passFailed(revision: String?, generation: Int?, reason: String, message: String) {
+    func passFailed(revision: String?, generation: Int?, reason: String, message: String, invalid: Bool = false) {
         if let revision { lastAttemptedRevision = revision }
+        if invalid { invalidRevision = revision }
         lastGeneration = generation
         lastPassAt = Date()
         failures += 1

@@ -63,18 +63,33 @@ extension RegistryDatabase {
         return result
     }
 
-    /// Groups changes into transactions: a demote joins the stage change it is applied with
-    /// (rule 3: one champion per family at every commit), placed before it.
-    static func steps(of plan: Plan) -> [[Change]] {
-        var steps: [[Change]] = []
-        var stepOfStage: [String: Int] = [:]
+    /// Most changes one step (one transaction) holds.
+    public static let maximumStepSize = 500
+
+    /// Groups changes into steps, one transaction each: consecutive changes of one phase, at
+    /// most `maximumStepSize`, and a demote always in the step of the promotion it goes with,
+    /// before it (rule 3: one champion per family at every commit).
+    public static func steps(of plan: Plan) -> [[Change]] {
+        var groups: [[Change]] = []
+        var groupOfStage: [String: Int] = [:]
         for change in plan.changes where change.appliedWith == nil {
-            if change.action == .stage { stepOfStage[change.address] = steps.count }
-            steps.append([change])
+            if change.action == .stage { groupOfStage[change.address] = groups.count }
+            groups.append([change])
         }
         for change in plan.changes {
             guard let with = change.appliedWith else { continue }
-            if let i = stepOfStage[with] { steps[i].insert(change, at: 0) } else { steps.append([change]) }
+            if let i = groupOfStage[with] { groups[i].insert(change, at: 0) } else { groups.append([change]) }
+        }
+        var steps: [[Change]] = []
+        var phase = -1
+        for group in groups {
+            let groupPhase = group.last!.action.phase
+            if groupPhase == phase, let last = steps.last, last.count + group.count <= maximumStepSize {
+                steps[steps.count - 1].append(contentsOf: group)
+            } else {
+                steps.append(group)
+                phase = groupPhase
+            }
         }
         return steps
     }

@@ -129,6 +129,12 @@ import Testing
         #expect(try s.http("GET", "/readyz").status == 503)
         // The last applied state keeps serving.
         #expect(try s.http("GET", "/v1/targets/acme-search/recommendations?user=u0001").status == 200)
+        // A change of observed state (here: suspend, resume) does not make an invalid revision worth reading again.
+        let store = try RegistryDatabase(path: s.dbPath)
+        _ = try store.setSuspended(true, actor: "test", at: Int64(Date().timeIntervalSince1970))
+        _ = try store.setSuspended(false, actor: "test", at: Int64(Date().timeIntervalSince1970))
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(try s.http("GET", "/metrics").body.contains("cairn_reconcile_total{result=\"invalid\"} 1\n"))
 
         let fixed = try s.push("remove the broken model", remove: ["models/broken.yaml"])
         try s.waitFor("the fix to be applied") { try s.status()["lastAppliedRevision"] as? String == fixed }
@@ -142,7 +148,7 @@ import Testing
         }
         let db = try RegistryDatabase(path: s.dbPath)
         #expect(try db.verifyAudit() == nil)
-        #expect(try db.history(RegistryDatabase.HistoryFilter(limit: 500)).allSatisfy { $0.actor == "reconciler" || $0.actor == "worker" })
+        #expect(try db.history(RegistryDatabase.HistoryFilter(limit: 500)).allSatisfy { ["reconciler", "worker", "test"].contains($0.actor) })
 
         // Fast path: with nothing new, several polls later nothing was parsed or written.
         func passes() throws -> Int {

@@ -46,8 +46,13 @@ import Testing
         let stage = try #require(plan.changes.firstIndex { $0.action == .stage && $0.address == "Model/home-b" })
         let demote = try #require(plan.changes.firstIndex { $0.action == .demote && $0.address == "Model/home-a" })
         #expect(stage < demote)
+        let steps = RegistryDatabase.steps(of: plan)
+        let swapStep = try #require(steps.first { step in step.contains { $0.action == .stage && $0.address == "Model/home-b" } })
+        let demoteAt = try #require(swapStep.firstIndex { $0.action == .demote && $0.address == "Model/home-a" })
+        let stageAt = try #require(swapStep.firstIndex { $0.action == .stage && $0.address == "Model/home-b" })
+        #expect(demoteAt < stageAt)
         let result = try db.apply(plan, holder: holder, context: AuditContext(revision: plan.revision, author: nil, actor: "test"), now: { 1_800_000_001 })
-        #expect(result.steps == plan.changes.count - 1)
+        #expect(result.steps == steps.count)
         let models = try db.observedState().models
         #expect(models["home-a"]?.stage == .challenger)
         #expect(models["home-b"]?.stage == .champion)
@@ -72,6 +77,14 @@ import Testing
         }
         #expect(try db.auditCount() == before)
         #expect(try db.observedState().targets.isEmpty)
+    }
+
+    @Test func stepsArePhasesCutIntoBatches() {
+        let changes = (0..<1200).map { Change(action: .create, address: "Model/m\($0)", reason: "") }
+            + (0..<3).map { Change(action: .train, address: "Model/m\($0)", reason: "") }
+        let plan = Plan(revision: "", revisionName: "", manifestRoot: "", manifestCount: 0, observedGeneration: 0, lastAppliedRevision: nil,
+                        changes: changes, blocked: [], drift: [])
+        #expect(RegistryDatabase.steps(of: plan).map(\.count) == [500, 500, 200, 3])
     }
 
     @Test func secondApplierIsToldWhoHoldsTheLease() throws {
