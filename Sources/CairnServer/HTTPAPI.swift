@@ -141,19 +141,7 @@ public struct HTTPAPI: Sendable {
             guard let model = served.models[ServingCache.key(route)] else {
                 return Self.json(Problem(error: "\(route.model) v\(route.version) is not loaded"), status: .serviceUnavailable)
             }
-            struct Scored: Encodable {
-                var item: String
-                var score: Double
-            }
-            struct Answer: Encodable {
-                var target: String
-                var model: String
-                var version: Int
-                var user: String?
-                var items: [Scored]
-            }
-            let scored = model.recommend(user: user, items: items, k: k).map { Scored(item: $0.item, score: ($0.score * 1e6).rounded() / 1e6) }
-            return Self.json(Answer(target: name, model: route.model, version: route.version, user: user, items: scored))
+            return Self.json(Recommendation(target: name, route: route, user: user, scored: model.recommend(user: user, items: items, k: k)))
         }
         return router
     }

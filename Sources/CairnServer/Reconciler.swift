@@ -141,12 +141,10 @@ public struct Reconciler: Service {
 public struct WorkerService: Service {
     let worker: Worker
     let concurrency: Int
-    let state: ServeState
 
-    public init(worker: Worker, concurrency: Int, state: ServeState) {
+    public init(worker: Worker, concurrency: Int) {
         self.worker = worker
         self.concurrency = concurrency
-        self.state = state
     }
 
     public func run() async throws {
@@ -156,18 +154,15 @@ public struct WorkerService: Service {
             return
         }
         let stop = StopFlag()
-        let state = self.state
         let worker = self.worker
         let concurrency = self.concurrency
         // Hummingbird hands its extra services either a graceful shutdown or a cancellation;
         // both must stop the trainers and hand their runs back.
         try await withTaskCancellationHandler {
             try await withGracefulShutdownHandler {
-                _ = try await blocking {
-                    worker.run(concurrency: concurrency, once: false, stop: stop, pollInterval: 0.5) { _ in
-                        Task { await state.trigger() }
-                    }
-                }
+                // A finished run bumps the observed generation, which the reconcile loop notices
+                // within a tick; no forced pass is needed (and an invalid revision stays unread).
+                _ = try await blocking { worker.run(concurrency: concurrency, once: false, stop: stop, pollInterval: 0.5) }
             } onGracefulShutdown: {
                 stop.set()
             }

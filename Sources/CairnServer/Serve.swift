@@ -29,7 +29,7 @@ public enum Serve {
         let app = Application(
             router: api.router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "cairn"),
-            services: [reconciler, WorkerService(worker: worker, concurrency: configuration.workers, state: state)],
+            services: [reconciler, WorkerService(worker: worker, concurrency: configuration.workers)],
             logger: logger
         )
         logger.info("serving", metadata: ["listen": "\(configuration.host):\(configuration.port)", "repository": "\(configuration.repository)",

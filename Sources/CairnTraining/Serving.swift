@@ -40,3 +40,26 @@ public struct ModelLoader: Sendable {
         return model
     }
 }
+
+/// A recommendation response: which route answered, and the scored items (the same shape
+/// from `cairn recommend --format json` and the HTTP API).
+public struct Recommendation: Encodable, Sendable {
+    public struct Scored: Encodable, Sendable {
+        public var item: String
+        public var score: Double
+    }
+
+    public var target: String
+    public var model: String
+    public var version: Int
+    public var user: String?
+    public var items: [Scored]
+
+    public init(target: String, route: LiveRoute, user: String?, scored: [(item: String, score: Double)]) {
+        self.target = target
+        model = route.model
+        version = route.version
+        self.user = user
+        items = scored.map { Scored(item: $0.item, score: ($0.score * 1e6).rounded() / 1e6) }
+    }
+}

@@ -107,8 +107,7 @@ public struct Worker: Sendable {
 
     /// Runs `concurrency` loops until `stop` is set, or with `once` until no queued run is left
     /// (runs waiting out a retry delay count as queued; runs other workers hold do not).
-    public func run(concurrency: Int, once: Bool, stop: StopFlag, pollInterval: Double = 2,
-                    onOutcome: @escaping @Sendable (Outcome) -> Void = { _ in }) -> [Outcome] {
+    public func run(concurrency: Int, once: Bool, stop: StopFlag, pollInterval: Double = 2) -> [Outcome] {
         let results = OutcomeList()
         let group = DispatchGroup()
         for _ in 0..<max(1, concurrency) {
@@ -119,7 +118,6 @@ public struct Worker: Sendable {
                     do {
                         if let outcome = try self.runOne(stop: stop) {
                             results.append(outcome)
-                            onOutcome(outcome)
                             continue
                         }
                     } catch {

@@ -8,10 +8,10 @@ import Foundation
 
 /// Where the manifests come from: repository, revision, folder.
 struct SourceOptions: ParsableArguments {
-    @Option(help: "The git repository: a path (bare or not).")
+    @Option(help: "The git repository: a path (bare or not); for `serve`, also a file://, https:// or ssh:// URL.")
     var repo: String = "."
 
-    @Option(help: "The revision to read: branch, tag, commit id, or an expression such as main~1.")
+    @Option(help: "The revision to read: branch, tag, commit id, or an expression such as main~1 (for `serve`, the branch to follow).")
     var revision: String = "HEAD"
 
     @Option(help: "The manifest folder, relative to the repository root.")

@@ -16,18 +16,7 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The git repository: a path or a URL.")
-    var repo: String = "."
-
-    @Option(help: "The revision to follow (a branch, usually). For a remote, HEAD is its main or master.")
-    var revision: String = "HEAD"
-
-    @Option(help: "The manifest folder, relative to the repository root.")
-    var path: String = ""
-
-    @Option(name: .customLong("exclude"), help: "A folder name or repository path to skip (repeatable).")
-    var excluded: [String] = []
-
+    @OptionGroup var source: SourceOptions
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var artifacts: ArtifactOptions
     @OptionGroup var planning: PlanningOptions
@@ -65,7 +54,7 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "cairn")
         let colon = listen.lastIndex(of: ":")!
         let config = ServeConfiguration(
-            repository: repo, revision: revision, manifestRoot: path, exclude: Set(excluded), databasePath: database.db,
+            repository: source.repo, revision: source.revision, manifestRoot: source.path, exclude: Set(source.excluded), databasePath: database.db,
             host: String(listen[..<colon]), port: Int(listen[listen.index(after: colon)...])!,
             interval: ManifestDuration(parsing: interval)!.seconds, resync: ManifestDuration(parsing: resync)!.seconds, workers: workers,
             planner: planning.planner, artifactsPath: artifacts.artifacts ?? artifacts.beside(database.db, "artifacts"),

@@ -208,19 +208,6 @@ struct Recommend: ParsableCommand {
         if k < 1 || k > 1000 { throw ValidationError("-k must be between 1 and 1000") }
     }
 
-    struct Answer: Encodable {
-        var target: String
-        var model: String
-        var version: Int
-        var user: String?
-        var items: [Scored]
-    }
-
-    struct Scored: Encodable {
-        var item: String
-        var score: Double
-    }
-
     func run() throws {
         try reportingFailures(format: output.format) {
             guard let db = try database.openForReading() else { throw CommandFailure("no registry database at \(database.db)") }
@@ -231,9 +218,7 @@ struct Recommend: ParsableCommand {
             let route = RouteChoice.pick(live.routes, key: user ?? history.joined(separator: ","))
             let scorer = try ModelLoader(store: artifacts.store(db: database.db), key: try artifacts.key(db: database.db, generate: false))
                 .load(try loadVersion(database: database, model: route.model, number: route.version))
-            let scored = scorer.recommend(user: user, items: history, k: k)
-            let answer = Answer(target: target, model: route.model, version: route.version, user: user,
-                                items: scored.map { Scored(item: $0.item, score: ($0.score * 1e6).rounded() / 1e6) })
+            let answer = Recommendation(target: target, route: route, user: user, scored: scorer.recommend(user: user, items: history, k: k))
             if output.format == .json {
                 printJSON(answer)
                 return

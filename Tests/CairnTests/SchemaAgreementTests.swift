@@ -25,7 +25,7 @@ import Testing
                 case .invalid: accepted = false
                 case .skipped: continue
                 }
-                out.append(Case(name: "\(url.lastPathComponent)#\(i)", json: document.root.jsonText(), decoderAccepts: accepted))
+                out.append(Case(name: "\(url.lastPathComponent)#\(i)", json: document.root.jsonValue.canonicalText, decoderAccepts: accepted))
             }
         }
         return out

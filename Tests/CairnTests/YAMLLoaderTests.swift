@@ -1,3 +1,4 @@
+import CairnManifests
 import CairnYAML
 import Foundation
 import Testing
@@ -120,8 +121,8 @@ import Testing
         #expect(throws: YAMLError.self) { _ = try YAMLLoader.load("? [a, b]\n: 1\n") }
     }
 
-    @Test func jsonTextUsesResolvedValues() throws {
-        let docs = try YAMLLoader.load("a: [1, 2.5, true, null, \"q\\\"\", yes]\nb: {c: .nan}\n")
-        #expect(docs[0].root.jsonText() == #"{"a":[1,2.5,true,null,"q\"","yes"],"b":{"c":"nan"}}"#)
+    @Test func jsonUsesResolvedValues() throws {
+        let docs = try YAMLLoader.load("b: {c: .nan}\na: [1, 2.5, true, null, \"q\\\"\", yes]\n")
+        #expect(docs[0].root.jsonValue.canonicalText == #"{"a":[1,2.5,true,null,"q\"","yes"],"b":{"c":"nan"}}"#)
     }
 }
