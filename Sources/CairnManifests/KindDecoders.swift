@@ -71,7 +71,7 @@ enum KindDecoders {
                                   dataset: dataset, trainer: trainer, evaluation: evaluation))
     }
 
-    private static func decodeDataset(_ node: YAMLNode, _ r: NodeReader) -> Template.Dataset? {
+    static func decodeDataset(_ node: YAMLNode, _ r: NodeReader) -> Template.Dataset? {
         guard var f = r.mapping(node, "spec.dataset") else { return nil }
         let path = f.optional("path")
         let uri = f.optional("uri")
@@ -100,7 +100,7 @@ enum KindDecoders {
         return nil
     }
 
-    private static func decodeTrainer(_ node: YAMLNode, _ r: NodeReader) -> Template.Trainer? {
+    static func decodeTrainer(_ node: YAMLNode, _ r: NodeReader) -> Template.Trainer? {
         guard var f = r.mapping(node, "spec.trainer") else { return nil }
         enum TrainerKind: String, CaseIterable { case builtin, exec }
         let kind = f.required("kind", hint: "add `kind: builtin` or `kind: exec`").flatMap { r.choice($0, "spec.trainer.kind", TrainerKind.self) }
@@ -164,7 +164,7 @@ enum KindDecoders {
         return result
     }
 
-    private static func decodeBuiltinParams(_ node: YAMLNode, _ algorithm: Template.BuiltinAlgorithm, _ r: NodeReader) -> [String: JSONValue]? {
+    static func decodeBuiltinParams(_ node: YAMLNode, _ algorithm: Template.BuiltinAlgorithm, _ r: NodeReader) -> [String: JSONValue]? {
         guard var f = r.mapping(node, "spec.trainer.params") else { return nil }
         let before = r.errorCount
         var out: [String: JSONValue] = [:]
@@ -191,7 +191,7 @@ enum KindDecoders {
         return r.errorCount == before ? out : nil
     }
 
-    private static func decodeEvaluation(_ node: YAMLNode, builtin: Bool, _ r: NodeReader) -> Template.Evaluation? {
+    static func decodeEvaluation(_ node: YAMLNode, builtin: Bool, _ r: NodeReader) -> Template.Evaluation? {
         guard var f = r.mapping(node, "spec.evaluation") else { return nil }
         var holdout: Double? = 0.2
         if let h = f.optional("holdout") {
@@ -230,284 +230,6 @@ enum KindDecoders {
         f.finish()
         guard let holdout, let seed, let metrics, !metrics.isEmpty else { return nil }
         return Template.Evaluation(holdout: holdout, metrics: metrics, seed: seed)
-    }
-
-    static func model(_ spec: Fields, _ metadata: ManifestMetadata?, _ r: NodeReader) -> DecodedManifest? {
-        var spec = spec
-        var ok = true
-        func take<T>(_ value: T?, present: Bool) -> T? {
-            if present, value == nil { ok = false }
-            return value
-        }
-        let template = spec.required("template", hint: "name the Template this model is trained from")
-            .flatMap { r.name($0, "spec.template") }
-        let lifecycleNode = spec.optional("lifecycle")
-        let lifecycle = take(lifecycleNode.flatMap { r.choice($0, "spec.lifecycle", Model.Lifecycle.self) }, present: lifecycleNode != nil) ?? .draft
-        let familyNode = spec.optional("family")
-        let family = take(familyNode.flatMap { r.name($0, "spec.family") }, present: familyNode != nil)
-        let stageNode = spec.optional("stage")
-        let stage = take(stageNode.flatMap { r.choice($0, "spec.stage", Model.Stage.self) }, present: stageNode != nil) ?? Model.Stage.none
-        let labelNode = spec.optional("label")
-        let label = take(labelNode.flatMap { r.nonEmptyString($0, "spec.label") }, present: labelNode != nil)
-        let descriptionNode = spec.optional("description")
-        let description = take(descriptionNode.flatMap { r.string($0, "spec.description") }, present: descriptionNode != nil)
-        let traitsNode = spec.optional("traits")
-        let traits = take(traitsNode.flatMap { node in
-            r.stringList(node, "spec.traits") { item, s in
-                guard Patterns.isTrait(s) else {
-                    r.error(item, "spec.traits: '\(s)' is not a trait", hint: "use lower-case letters, digits, '-' and '_'")
-                    return false
-                }
-                return true
-            }
-        }, present: traitsNode != nil) ?? []
-        let learningNode = spec.optional("learning")
-        let learning = take(learningNode.flatMap { decodeLearning($0, r) }, present: learningNode != nil) ?? Model.Learning()
-        let tokenNode = spec.optional("retrainToken")
-        let retrainToken = take(tokenNode.flatMap { r.nonEmptyString($0, "spec.retrainToken") }, present: tokenNode != nil)
-        let approvalNode = spec.optional("approval")
-        let approval = take(approvalNode.flatMap { decodeApproval($0, r) }, present: approvalNode != nil) ?? Model.Approval()
-        let decisionsNode = spec.optional("decisions")
-        let decisions = take(decisionsNode.flatMap { decodeDecisions($0, r) }, present: decisionsNode != nil) ?? Model.Decisions()
-        spec.finish()
-
-        if stage != .none {
-            if lifecycle != .active, let node = stageNode {
-                r.error(node, "spec.stage '\(stage.rawValue)' needs lifecycle: active (it is \(lifecycle.rawValue))",
-                        hint: "set `lifecycle: active`, or `stage: none`")
-                ok = false
-            }
-            if family == nil, let node = stageNode {
-                r.error(node, "spec.stage '\(stage.rawValue)' needs a family", hint: "add `family:` naming the registry family")
-                ok = false
-            }
-        }
-        guard ok, let metadata, let template else { return nil }
-        return .model(Model(metadata: metadata, template: template, lifecycle: lifecycle, family: family, stage: stage,
-                            label: label, description: description, traits: traits, learning: learning,
-                            retrainToken: retrainToken, approval: approval, decisions: decisions))
-    }
-
-    /// The shortest learning cadence accepted; anything faster would keep the queue full.
-    static let minimumLearningInterval = 60
-
-    private static func decodeLearning(_ node: YAMLNode, _ r: NodeReader) -> Model.Learning? {
-        guard var f = r.mapping(node, "spec.learning") else { return nil }
-        let modeNode = f.optional("mode")
-        let mode = modeNode.flatMap { r.choice($0, "spec.learning.mode", Model.LearningMode.self) }
-        let everyNode = f.optional("every")
-        let every = everyNode.flatMap { r.duration($0, "spec.learning.every") }
-        f.finish()
-        if modeNode != nil, mode == nil { return nil }
-        if everyNode != nil, every == nil { return nil }
-        let m = mode ?? Model.LearningMode.none
-        switch m {
-        case .scheduled:
-            guard let every else {
-                r.error(node, "spec.learning.mode scheduled needs `every`", hint: "add `every: 24h` (how often to retrain)")
-                return nil
-            }
-            if every.seconds < minimumLearningInterval, let everyNode {
-                r.error(everyNode, "spec.learning.every is \(every); the shortest cadence is 1m", hint: "use 1m or more")
-                return nil
-            }
-        case .none:
-            if let everyNode {
-                r.warning(everyNode, "spec.learning.every is ignored while mode is none", hint: "set `mode: scheduled`, or remove `every`")
-            }
-        }
-        return Model.Learning(mode: m, every: every)
-    }
-
-    private static func decodeApproval(_ node: YAMLNode, _ r: NodeReader) -> Model.Approval? {
-        guard var f = r.mapping(node, "spec.approval") else { return nil }
-        let modeNode = f.optional("mode")
-        let mode = modeNode.flatMap { r.choice($0, "spec.approval.mode", Model.ApprovalMode.self) }
-        var gates: [Model.Gate]? = []
-        if let gatesNode = f.optional("gates") {
-            if let items = r.list(gatesNode, "spec.approval.gates") {
-                let decoded = items.enumerated().map { decodeGate($1, "spec.approval.gates[\($0)]", r) }
-                gates = decoded.contains(where: { $0 == nil }) ? nil : decoded.compactMap { $0 }
-            } else {
-                gates = nil
-            }
-        }
-        f.finish()
-        if modeNode != nil, mode == nil { return nil }
-        guard let gates else { return nil }
-        let m = mode ?? .manual
-        if m == .gated, gates.isEmpty {
-            r.error(node, "spec.approval.mode gated has no gates, so every version would be approved unseen",
-                    hint: "add `gates:` such as [{metric: ndcg@10, min: 0.2}], or use mode: manual")
-            return nil
-        }
-        return Model.Approval(mode: m, gates: gates)
-    }
-
-    private static func decodeGate(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> Model.Gate? {
-        guard var f = r.mapping(node, path) else { return nil }
-        let metric = f.required("metric", hint: "name the metric this gate checks").flatMap { r.nonEmptyString($0, "\(path).metric") }
-        let minNode = f.optional("min"), maxNode = f.optional("max"), regressionNode = f.optional("maxRegression")
-        let min = minNode.flatMap { r.number($0, "\(path).min") }
-        let max = maxNode.flatMap { r.number($0, "\(path).max") }
-        let regression = regressionNode.flatMap { r.number($0, "\(path).maxRegression") }
-        f.finish()
-        if (minNode != nil && min == nil) || (maxNode != nil && max == nil) || (regressionNode != nil && regression == nil) { return nil }
-        if min == nil, max == nil, regression == nil {
-            r.error(node, "\(path) has no bound", hint: "add `min:`, `max:` or `maxRegression:`")
-            return nil
-        }
-        if let regression, regression < 0, let regressionNode {
-            r.error(regressionNode, "\(path).maxRegression is negative", hint: "give the largest drop allowed, 0 or more")
-            return nil
-        }
-        if let min, let max, min > max {
-            r.error(node, "\(path) has min \(min) above max \(max)", hint: "no version could pass; fix the bounds")
-            return nil
-        }
-        guard let metric else { return nil }
-        return Model.Gate(metric: metric, min: min, max: max, maxRegression: regression)
-    }
-
-    private static func decodeDecisions(_ node: YAMLNode, _ r: NodeReader) -> Model.Decisions? {
-        guard var f = r.mapping(node, "spec.decisions") else { return nil }
-        func versions(_ key: String) -> ([Int]?, [Int: YAMLNode]) {
-            guard let n = f.optional(key) else { return ([], [:]) }
-            guard let items = r.list(n, "spec.decisions.\(key)") else { return (nil, [:]) }
-            var out: [Int] = []
-            var nodes: [Int: YAMLNode] = [:]
-            var ok = true
-            for (i, item) in items.enumerated() {
-                guard let v = r.int(item, "spec.decisions.\(key)[\(i)]") else { ok = false; continue }
-                if v < 1 {
-                    r.error(item, "spec.decisions.\(key)[\(i)] is \(v); version numbers start at 1", hint: "list version numbers as `cairn versions MODEL` shows them")
-                    ok = false
-                } else if nodes[v] != nil {
-                    r.error(item, "spec.decisions.\(key) lists version \(v) twice", hint: "remove the repeated entry")
-                    ok = false
-                } else {
-                    out.append(v)
-                    nodes[v] = item
-                }
-            }
-            return (ok ? out : nil, nodes)
-        }
-        let (approve, approveNodes) = versions("approve")
-        let (reject, _) = versions("reject")
-        f.finish()
-        guard let approve, let reject else { return nil }
-        let both = Set(approve).intersection(reject).sorted()
-        for v in both {
-            r.error(approveNodes[v]!, "version \(v) is both approved and rejected", hint: "keep it in one of the two lists")
-        }
-        return both.isEmpty ? Model.Decisions(approve: approve, reject: reject) : nil
-    }
-
-    static func servingTarget(_ spec: Fields, _ metadata: ManifestMetadata?, _ r: NodeReader) -> DecodedManifest? {
-        var spec = spec
-        let tenant = spec.required("tenant", hint: "name the tenant this target serves").flatMap { r.name($0, "spec.tenant") }
-        let surface = spec.required("surface", hint: "name the surface (homepage, search, …)").flatMap { r.name($0, "spec.surface") }
-        var routes: [ServingTarget.Route]?
-        if let node = spec.required("routes", hint: "add `routes: [{model: NAME, version: N}]`") {
-            routes = decodeRoutes(node, "spec.routes", shadow: false, r)
-            if let items = routes, items.isEmpty {
-                r.error(node, "spec.routes is empty", hint: "route traffic to at least one model; delete the target to unassign it")
-                routes = nil
-            }
-        }
-        var shadow: [ServingTarget.Route]? = []
-        if let node = spec.optional("shadow") {
-            shadow = decodeRoutes(node, "spec.shadow", shadow: true, r)
-        }
-        spec.finish()
-        if let routes, let shadow {
-            var seen: [ServingTarget.RouteSubject: String] = [:]
-            for (i, route) in routes.enumerated() {
-                let path = "spec.routes[\(i)]"
-                if let first = seen[route.subject] {
-                    r.report(.error("\(path) routes to \(route.subject) again (also \(first))", at: route.source,
-                                                address: r.address, hint: "merge the two routes into one"))
-                }
-                seen[route.subject] = path
-            }
-            for (i, route) in shadow.enumerated() {
-                let path = "spec.shadow[\(i)]"
-                if let first = seen[route.subject] {
-                    r.report(.error("\(path) shadows \(route.subject), which \(first) already names", at: route.source,
-                                                address: r.address, hint: "a model is either served or shadowed on one target"))
-                }
-                seen[route.subject] = path
-            }
-            let total = routes.reduce(0) { $0 + $1.weight }
-            if total != 100, let node = spec.optional("routes") {
-                r.error(node, "spec.routes weights add up to \(total), not 100", hint: "make the route weights sum to 100")
-            }
-        }
-        guard let metadata, let tenant, let surface, let routes, let shadow, !r.diagnostics.hasErrors else { return nil }
-        return .servingTarget(ServingTarget(metadata: metadata, tenant: tenant, surface: surface, routes: routes, shadow: shadow))
-    }
-
-    private static func decodeRoutes(_ node: YAMLNode, _ path: String, shadow: Bool, _ r: NodeReader) -> [ServingTarget.Route]? {
-        guard let items = r.list(node, path) else { return nil }
-        let routes = items.enumerated().map { decodeRoute($1, "\(path)[\($0)]", shadow: shadow, single: items.count == 1, r) }
-        return routes.contains(where: { $0 == nil }) ? nil : routes.compactMap { $0 }
-    }
-
-    private static func decodeRoute(_ node: YAMLNode, _ path: String, shadow: Bool, single: Bool, _ r: NodeReader) -> ServingTarget.Route? {
-        guard var f = r.mapping(node, path) else { return nil }
-        let modelNode = f.optional("model")
-        let familyNode = f.optional("family")
-        let model = modelNode.flatMap { r.name($0, "\(path).model") }
-        let family = familyNode.flatMap { r.name($0, "\(path).family") }
-        let versionNode = f.required("version", hint: "add `version:` with a number, latest-approved or champion")
-        var version: ServingTarget.VersionSelector?
-        if let v = versionNode {
-            switch v.scalarValue {
-            case let .int(n)?:
-                if n >= 1 { version = .number(n) } else { r.error(v, "\(path).version is \(n); version numbers start at 1") }
-            case .string("latest-approved")?: version = .latestApproved
-            case .string("champion")?: version = .champion
-            default:
-                r.error(v, "\(path).version must be a version number, latest-approved or champion; found \(r.describe(v))")
-            }
-        }
-        var weight: Int? = single || shadow ? 100 : nil
-        if shadow {
-            // Shadows are never served, so a weight would mean nothing.
-            _ = f.optional("weight").map { r.error($0, "\(path).weight is not used on a shadow", hint: "remove it; shadows get no traffic") }
-        } else if let w = f.optional("weight") {
-            weight = r.int(w, "\(path).weight")
-            if let v = weight, !(0...100).contains(v) {
-                r.error(w, "\(path).weight is \(v), outside 0…100", hint: "give the percent of traffic for this route")
-                weight = nil
-            }
-        } else if !single {
-            r.error(node, "\(path).weight is missing", hint: "with several routes, each needs a weight; the weights sum to 100")
-        }
-        f.finish()
-
-        let subject: ServingTarget.RouteSubject?
-        switch (modelNode, familyNode) {
-        case (_?, _?):
-            r.error(node, "\(path) has both model and family", hint: "use `model:` for a model, or `family:` with `version: champion`")
-            return nil
-        case (nil, nil):
-            r.error(node, "\(path) names no model", hint: "add `model: NAME` (or `family: NAME` with `version: champion`)")
-            return nil
-        case (_?, nil): subject = model.map { .model($0) }
-        case (nil, _?): subject = family.map { .family($0) }
-        }
-        if case .family? = subject, let version, version != .champion, let versionNode {
-            r.error(versionNode, "\(path) names a family, so its version must be champion", hint: "set `version: champion`, or use `model:`")
-            return nil
-        }
-        if case .model? = subject, version == .champion, let versionNode {
-            r.error(versionNode, "\(path).version champion needs `family:` instead of `model:`",
-                    hint: "write `family: NAME, version: champion`, or give a version number")
-            return nil
-        }
-        guard let subject, let version, let weight else { return nil }
-        return ServingTarget.Route(subject: subject, version: version, weight: weight, source: r.location(node))
     }
 }
 

@@ -1,0 +1,175 @@
+import CairnCore
+import CairnYAML
+
+extension KindDecoders {
+    static func model(_ spec: Fields, _ metadata: ManifestMetadata?, _ r: NodeReader) -> DecodedManifest? {
+        var spec = spec
+        var ok = true
+        func take<T>(_ value: T?, present: Bool) -> T? {
+            if present, value == nil { ok = false }
+            return value
+        }
+        let template = spec.required("template", hint: "name the Template this model is trained from")
+            .flatMap { r.name($0, "spec.template") }
+        let lifecycleNode = spec.optional("lifecycle")
+        let lifecycle = take(lifecycleNode.flatMap { r.choice($0, "spec.lifecycle", Model.Lifecycle.self) }, present: lifecycleNode != nil) ?? .draft
+        let familyNode = spec.optional("family")
+        let family = take(familyNode.flatMap { r.name($0, "spec.family") }, present: familyNode != nil)
+        let stageNode = spec.optional("stage")
+        let stage = take(stageNode.flatMap { r.choice($0, "spec.stage", Model.Stage.self) }, present: stageNode != nil) ?? Model.Stage.none
+        let labelNode = spec.optional("label")
+        let label = take(labelNode.flatMap { r.nonEmptyString($0, "spec.label") }, present: labelNode != nil)
+        let descriptionNode = spec.optional("description")
+        let description = take(descriptionNode.flatMap { r.string($0, "spec.description") }, present: descriptionNode != nil)
+        let traitsNode = spec.optional("traits")
+        let traits = take(traitsNode.flatMap { node in
+            r.stringList(node, "spec.traits") { item, s in
+                guard Patterns.isTrait(s) else {
+                    r.error(item, "spec.traits: '\(s)' is not a trait", hint: "use lower-case letters, digits, '-' and '_'")
+                    return false
+                }
+                return true
+            }
+        }, present: traitsNode != nil) ?? []
+        let learningNode = spec.optional("learning")
+        let learning = take(learningNode.flatMap { decodeLearning($0, r) }, present: learningNode != nil) ?? Model.Learning()
+        let tokenNode = spec.optional("retrainToken")
+        let retrainToken = take(tokenNode.flatMap { r.nonEmptyString($0, "spec.retrainToken") }, present: tokenNode != nil)
+        let approvalNode = spec.optional("approval")
+        let approval = take(approvalNode.flatMap { decodeApproval($0, r) }, present: approvalNode != nil) ?? Model.Approval()
+        let decisionsNode = spec.optional("decisions")
+        let decisions = take(decisionsNode.flatMap { decodeDecisions($0, r) }, present: decisionsNode != nil) ?? Model.Decisions()
+        spec.finish()
+
+        if stage != .none {
+            if lifecycle != .active, let node = stageNode {
+                r.error(node, "spec.stage '\(stage.rawValue)' needs lifecycle: active (it is \(lifecycle.rawValue))",
+                        hint: "set `lifecycle: active`, or `stage: none`")
+                ok = false
+            }
+            if family == nil, let node = stageNode {
+                r.error(node, "spec.stage '\(stage.rawValue)' needs a family", hint: "add `family:` naming the registry family")
+                ok = false
+            }
+        }
+        guard ok, let metadata, let template else { return nil }
+        return .model(Model(metadata: metadata, template: template, lifecycle: lifecycle, family: family, stage: stage,
+                            label: label, description: description, traits: traits, learning: learning,
+                            retrainToken: retrainToken, approval: approval, decisions: decisions))
+    }
+
+    /// The shortest learning cadence accepted; anything faster would keep the queue full.
+    static let minimumLearningInterval = 60
+
+    static func decodeLearning(_ node: YAMLNode, _ r: NodeReader) -> Model.Learning? {
+        guard var f = r.mapping(node, "spec.learning") else { return nil }
+        let modeNode = f.optional("mode")
+        let mode = modeNode.flatMap { r.choice($0, "spec.learning.mode", Model.LearningMode.self) }
+        let everyNode = f.optional("every")
+        let every = everyNode.flatMap { r.duration($0, "spec.learning.every") }
+        f.finish()
+        if modeNode != nil, mode == nil { return nil }
+        if everyNode != nil, every == nil { return nil }
+        let m = mode ?? Model.LearningMode.none
+        switch m {
+        case .scheduled:
+            guard let every else {
+                r.error(node, "spec.learning.mode scheduled needs `every`", hint: "add `every: 24h` (how often to retrain)")
+                return nil
+            }
+            if every.seconds < minimumLearningInterval, let everyNode {
+                r.error(everyNode, "spec.learning.every is \(every); the shortest cadence is 1m", hint: "use 1m or more")
+                return nil
+            }
+        case .none:
+            if let everyNode {
+                r.warning(everyNode, "spec.learning.every is ignored while mode is none", hint: "set `mode: scheduled`, or remove `every`")
+            }
+        }
+        return Model.Learning(mode: m, every: every)
+    }
+
+    static func decodeApproval(_ node: YAMLNode, _ r: NodeReader) -> Model.Approval? {
+        guard var f = r.mapping(node, "spec.approval") else { return nil }
+        let modeNode = f.optional("mode")
+        let mode = modeNode.flatMap { r.choice($0, "spec.approval.mode", Model.ApprovalMode.self) }
+        var gates: [Model.Gate]? = []
+        if let gatesNode = f.optional("gates") {
+            if let items = r.list(gatesNode, "spec.approval.gates") {
+                let decoded = items.enumerated().map { decodeGate($1, "spec.approval.gates[\($0)]", r) }
+                gates = decoded.contains(where: { $0 == nil }) ? nil : decoded.compactMap { $0 }
+            } else {
+                gates = nil
+            }
+        }
+        f.finish()
+        if modeNode != nil, mode == nil { return nil }
+        guard let gates else { return nil }
+        let m = mode ?? .manual
+        if m == .gated, gates.isEmpty {
+            r.error(node, "spec.approval.mode gated has no gates, so every version would be approved unseen",
+                    hint: "add `gates:` such as [{metric: ndcg@10, min: 0.2}], or use mode: manual")
+            return nil
+        }
+        return Model.Approval(mode: m, gates: gates)
+    }
+
+    static func decodeGate(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> Model.Gate? {
+        guard var f = r.mapping(node, path) else { return nil }
+        let metric = f.required("metric", hint: "name the metric this gate checks").flatMap { r.nonEmptyString($0, "\(path).metric") }
+        let minNode = f.optional("min"), maxNode = f.optional("max"), regressionNode = f.optional("maxRegression")
+        let min = minNode.flatMap { r.number($0, "\(path).min") }
+        let max = maxNode.flatMap { r.number($0, "\(path).max") }
+        let regression = regressionNode.flatMap { r.number($0, "\(path).maxRegression") }
+        f.finish()
+        if (minNode != nil && min == nil) || (maxNode != nil && max == nil) || (regressionNode != nil && regression == nil) { return nil }
+        if min == nil, max == nil, regression == nil {
+            r.error(node, "\(path) has no bound", hint: "add `min:`, `max:` or `maxRegression:`")
+            return nil
+        }
+        if let regression, regression < 0, let regressionNode {
+            r.error(regressionNode, "\(path).maxRegression is negative", hint: "give the largest drop allowed, 0 or more")
+            return nil
+        }
+        if let min, let max, min > max {
+            r.error(node, "\(path) has min \(min) above max \(max)", hint: "no version could pass; fix the bounds")
+            return nil
+        }
+        guard let metric else { return nil }
+        return Model.Gate(metric: metric, min: min, max: max, maxRegression: regression)
+    }
+
+    static func decodeDecisions(_ node: YAMLNode, _ r: NodeReader) -> Model.Decisions? {
+        guard var f = r.mapping(node, "spec.decisions") else { return nil }
+        func versions(_ key: String) -> ([Int]?, [Int: YAMLNode]) {
+            guard let n = f.optional(key) else { return ([], [:]) }
+            guard let items = r.list(n, "spec.decisions.\(key)") else { return (nil, [:]) }
+            var out: [Int] = []
+            var nodes: [Int: YAMLNode] = [:]
+            var ok = true
+            for (i, item) in items.enumerated() {
+                guard let v = r.int(item, "spec.decisions.\(key)[\(i)]") else { ok = false; continue }
+                if v < 1 {
+                    r.error(item, "spec.decisions.\(key)[\(i)] is \(v); version numbers start at 1", hint: "list version numbers as `cairn versions MODEL` shows them")
+                    ok = false
+                } else if nodes[v] != nil {
+                    r.error(item, "spec.decisions.\(key) lists version \(v) twice", hint: "remove the repeated entry")
+                    ok = false
+                } else {
+                    out.append(v)
+                    nodes[v] = item
+                }
+            }
+            return (ok ? out : nil, nodes)
+        }
+        let (approve, approveNodes) = versions("approve")
+        let (reject, _) = versions("reject")
+        f.finish()
+        guard let approve, let reject else { return nil }
+        let both = Set(approve).intersection(reject).sorted()
+        for v in both {
+            r.error(approveNodes[v]!, "version \(v) is both approved and rejected", hint: "keep it in one of the two lists")
+        }
+        return both.isEmpty ? Model.Decisions(approve: approve, reject: reject) : nil
+    }
+}
