@@ -9,10 +9,19 @@ public struct LeaseHolder: Sendable {
     public var host: String
 
     public init(id: String = UUID().uuidString, pid: Int32 = ProcessInfo.processInfo.processIdentifier,
-                host: String = ProcessInfo.processInfo.hostName) {
+                host: String = LeaseHolder.localHostName) {
         self.id = id
         self.pid = pid
         self.host = host
+    }
+}
+
+extension LeaseHolder {
+    /// This machine's name from gethostname(2) (no name lookup, which could hang without DNS).
+    public static var localHostName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown-host" }
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 }
 
