@@ -92,14 +92,9 @@ public enum JSONValue: Sendable, Hashable, Codable {
 import Foundation
 
 extension JSONValue {
-    /// Any `Encodable` value as a `JSONValue` (through JSON text).
+    /// Any `Encodable` value as a `JSONValue`, built directly (no JSON text in between).
     public static func from<T: Encodable>(_ value: T) -> JSONValue {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard let data = try? encoder.encode(value), let v = try? JSONDecoder().decode(JSONValue.self, from: data) else {
-            return .null
-        }
-        return v
+        (try? JSONValueEncoder().encode(value)) ?? .null
     }
 
     /// Decodes a `Decodable` value from this JSON.
