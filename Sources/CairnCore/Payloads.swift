@@ -39,6 +39,19 @@ public struct TrainRequest: Sendable, Codable, Equatable {
     }
 }
 
+extension TrainRequest {
+    /// The same JSON as `JSONValue.from(self)`, from already-encoded template and weights
+    /// (planning a fleet shares them between many models).
+    func payload(template: JSONValue, weights: JSONValue) -> JSONValue {
+        var object: [String: JSONValue] = [
+            "model": .string(model), "fingerprint": .string(fingerprint), "inputs": .from(inputs),
+            "template": template, "weights": weights, "commit": .string(commit), "supersedes": .array(supersedes.map { .int($0) }),
+        ]
+        if let datasetPath { object["datasetPath"] = .string(datasetPath) }
+        return .object(object)
+    }
+}
+
 /// `approve` / `reject`.
 public struct Decision: Sendable, Codable, Equatable {
     public var model: String

@@ -52,9 +52,11 @@ extension PlanBuilder {
             let request = TrainRequest(model: name, fingerprint: fingerprint, inputs: inputs, template: template, weights: weights,
                                        datasetPath: desired.datasetFiles[template.metadata.name], commit: desired.commit.sha,
                                        supersedes: superseded)
+            let parts = trainPayloadParts[template.metadata.name] ?? (.from(template), .from(weights))
+            trainPayloadParts[template.metadata.name] = parts
             let next = (versions.map(\.number).max() ?? 0) + 1
             trainedModels.insert(name)
-            add(Change(action: .train, address: address, version: next, after: .from(request),
+            add(Change(action: .train, address: address, version: next, after: request.payload(template: parts.template, weights: parts.weights),
                        reason: reason + (superseded.isEmpty ? "" : "; cancels queued run \(superseded.map(String.init).joined(separator: ", "))"),
                        file: model.metadata.source.file))
         }

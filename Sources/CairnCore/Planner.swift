@@ -74,6 +74,8 @@ struct PlanBuilder {
     let championByFamily: [String: String]
     /// Template name → its fingerprint inputs that do not depend on the model.
     var fingerprintParts: [String: FingerprintInputs] = [:]
+    /// Template name → its (template, weights) payload JSON, shared by every model's train change.
+    var trainPayloadParts: [String: (template: JSONValue, weights: JSONValue)] = [:]
 
     init(desired: DesiredState, observed: ObservedState, now: Int64) {
         self.desired = desired

@@ -1,4 +1,5 @@
 import CairnCore
+import Foundation
 import Testing
 
 /// Each numbered rule of RECONCILE.md, stated against its golden case.
@@ -123,5 +124,22 @@ import Testing
         let phases = p.changes.map(\.action.phase)
         #expect(phases == phases.sorted())
         #expect(p.changes.prefix(2).map(\.address) == ["OutcomeWeights/w", "Template/t"])
+    }
+}
+
+@Suite struct PayloadTests {
+    @Test func trainPayloadsAreWhatTheirTypeEncodesTo() throws {
+        let p = try PlannerCase(name: "16-superseded-run").run()
+        for change in p.changes where change.action == .train {
+            let payload = try #require(change.after)
+            let request = try payload.decode(TrainRequest.self)
+            #expect(JSONValue.from(request) == payload)
+        }
+    }
+
+    @Test func encoderMatchesTheJSONTextRoundTrip() throws {
+        let p = try PlannerCase(name: "12-gated-and-decisions").run()
+        let viaText = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(p))
+        #expect(JSONValue.from(p) == viaText)
     }
 }
