@@ -129,7 +129,7 @@ private struct KeyedSlot<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func superEncoder(forKey key: Key) -> any Encoder { SlotEncoder(slot: slot.child(key.stringValue), codingPath: codingPath + [key]) }
 }
 
-private struct UnkeyedSlot: UnkeyedEncodingContainer {
+private struct UnkeyedSlot: UnkeyedEncodingContainer, ForwardsNumbers {
     let slot: Slot
     let codingPath: [any CodingKey]
 
@@ -142,17 +142,7 @@ private struct UnkeyedSlot: UnkeyedEncodingContainer {
     mutating func encode(_ value: Bool) throws { slot.append().state = .value(.bool(value)) }
     mutating func encode(_ value: String) throws { slot.append().state = .value(.string(value)) }
     mutating func encode(_ value: Double) throws { slot.append().state = .value(Slot.number(value)) }
-    mutating func encode(_ value: Float) throws { slot.append().state = .value(Slot.number(Double(value))) }
     mutating func encode(_ value: Int) throws { slot.append().state = .value(.int(value)) }
-    mutating func encode(_ value: Int8) throws { try encode(Int(value)) }
-    mutating func encode(_ value: Int16) throws { try encode(Int(value)) }
-    mutating func encode(_ value: Int32) throws { try encode(Int(value)) }
-    mutating func encode(_ value: Int64) throws { try encode(Int(value)) }
-    mutating func encode(_ value: UInt) throws { try encode(Int(value)) }
-    mutating func encode(_ value: UInt8) throws { try encode(Int(value)) }
-    mutating func encode(_ value: UInt16) throws { try encode(Int(value)) }
-    mutating func encode(_ value: UInt32) throws { try encode(Int(value)) }
-    mutating func encode(_ value: UInt64) throws { try encode(Int(value)) }
 
     mutating func encode<T: Encodable>(_ value: T) throws { try slot.append().encode(value, path: codingPath) }
 
@@ -167,7 +157,7 @@ private struct UnkeyedSlot: UnkeyedEncodingContainer {
     mutating func superEncoder() -> any Encoder { SlotEncoder(slot: slot.append(), codingPath: codingPath) }
 }
 
-private struct SingleSlot: SingleValueEncodingContainer {
+private struct SingleSlot: SingleValueEncodingContainer, ForwardsNumbers {
     let slot: Slot
     let codingPath: [any CodingKey]
 
@@ -175,8 +165,19 @@ private struct SingleSlot: SingleValueEncodingContainer {
     mutating func encode(_ value: Bool) throws { slot.state = .value(.bool(value)) }
     mutating func encode(_ value: String) throws { slot.state = .value(.string(value)) }
     mutating func encode(_ value: Double) throws { slot.state = .value(Slot.number(value)) }
-    mutating func encode(_ value: Float) throws { slot.state = .value(Slot.number(Double(value))) }
     mutating func encode(_ value: Int) throws { slot.state = .value(.int(value)) }
+
+    mutating func encode<T: Encodable>(_ value: T) throws { try slot.encode(value, path: codingPath) }
+}
+
+/// The unkeyed and single-value containers take every number as `Int` or `Double`.
+private protocol ForwardsNumbers {
+    mutating func encode(_ value: Int) throws
+    mutating func encode(_ value: Double) throws
+}
+
+extension ForwardsNumbers {
+    mutating func encode(_ value: Float) throws { try encode(Double(value)) }
     mutating func encode(_ value: Int8) throws { try encode(Int(value)) }
     mutating func encode(_ value: Int16) throws { try encode(Int(value)) }
     mutating func encode(_ value: Int32) throws { try encode(Int(value)) }
@@ -186,6 +187,4 @@ private struct SingleSlot: SingleValueEncodingContainer {
     mutating func encode(_ value: UInt16) throws { try encode(Int(value)) }
     mutating func encode(_ value: UInt32) throws { try encode(Int(value)) }
     mutating func encode(_ value: UInt64) throws { try encode(Int(value)) }
-
-    mutating func encode<T: Encodable>(_ value: T) throws { try slot.encode(value, path: codingPath) }
 }

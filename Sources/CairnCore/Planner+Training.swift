@@ -187,8 +187,10 @@ extension Planner {
     /// unchanged revision still needs a pass; nil if no active model learns on a schedule.
     public static func nextScheduledTraining(desired: DesiredState, observed: ObservedState) -> Int64? {
         var next: Int64?
+        let busy = Set(observed.runs.filter(\.state.isActive).map(\.model))
         for model in desired.manifests.models where model.lifecycle == .active && model.learning.mode == .scheduled {
-            guard let every = model.learning.every else { continue }
+            // A model already training is not due; its run finishing moves the observed generation.
+            guard let every = model.learning.every, !busy.contains(model.metadata.name) else { continue }
             let last = observed.runs.filter { $0.model == model.metadata.name && $0.state == .succeeded }.compactMap(\.finishedAt).max()
             guard let last else { continue }
             let due = last + Int64(every.seconds)

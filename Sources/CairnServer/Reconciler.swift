@@ -31,12 +31,20 @@ public struct Reconciler: Service {
     public func run() async throws {
         var nextPoll = Date()
         var nextResync = Date().addingTimeInterval(Double(configuration.resync))
+        // A due schedule triggers one pass; if that pass cannot train (a failed fingerprint),
+        // the same due time does not trigger again.
+        var handledDue: Int64?
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             let now = Date()
             let triggered = await state.takeTrigger()
-            let due = await state.nextScheduleDue.map { Int64(now.timeIntervalSince1970) >= $0 } ?? false
-            let generationMoved = (try? await blocking { [db] in try db.generation() }) != (await state.lastGeneration)
+            let scheduleDue = await state.nextScheduleDue
+            let due = scheduleDue.map { Int64(now.timeIntervalSince1970) >= $0 && $0 != handledDue } ?? false
+            // An unreadable database is not "moved": the failing pass then backs off like any other.
+            let generation = try? await blocking { [db] in try db.generation() }
+            let lastGeneration = await state.lastGeneration
+            let generationMoved = generation.map { $0 != lastGeneration } ?? false
             if triggered || due || generationMoved || now >= nextPoll || now >= nextResync {
+                if due { handledDue = scheduleDue }
                 let force = triggered || due || now >= nextResync
                 let ok = await pass(fetch: triggered || now >= nextPoll, force: force)
                 if now >= nextResync { nextResync = now.addingTimeInterval(Double(configuration.resync)) }

@@ -143,3 +143,17 @@ import Testing
         #expect(JSONValue.from(p) == viaText)
     }
 }
+
+@Suite struct ScheduleTests {
+    @Test func aModelAlreadyTrainingIsNotDue() throws {
+        let c = PlannerCase(name: "14-learning-schedule")
+        let (loaded, tree) = try PlannerCase.load(c.folder.appendingPathComponent("desired"))
+        let desired = try PlannerCase.desiredState(loaded, tree)
+        let fixture = try JSONDecoder().decode(ObservedFixture.self, from: Data(contentsOf: c.folder.appendingPathComponent("observed.json")))
+        var observed = try fixture.build(previous: desired, desired: desired)
+        // home-a's last run finished 1799910000 and learns every 24h; home-b every 2d.
+        #expect(Planner.nextScheduledTraining(desired: desired, observed: observed) == Int64(1_799_910_000 + 86_400))
+        observed.runs.append(TrainingRun(id: 9, model: "home-a", fingerprint: "f", state: .running, createdAt: 1_799_999_000))
+        #expect(Planner.nextScheduledTraining(desired: desired, observed: observed) == Int64(1_799_910_000 + 2 * 86_400))
+    }
+}
