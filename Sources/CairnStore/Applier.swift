@@ -25,10 +25,7 @@ extension RegistryDatabase {
         if steps.isEmpty {
             try writer.write { db in
                 try renewLease(db, holder, now: now())
-                if let expectedGeneration, try generation(db) != expectedGeneration {
-                    throw StoreError("saved plan is stale: the observed state moved (generation \(try generation(db)), plan made at \(expectedGeneration))",
-                                     hint: "make a new plan")
-                }
+                try requireGeneration(db, expectedGeneration)
                 if try meta(db, "last_applied_revision") != plan.revision {
                     try setMeta(db, "last_applied_revision", plan.revision)
                 }
@@ -39,10 +36,7 @@ extension RegistryDatabase {
             try writer.write { db in
                 let at = now()
                 try renewLease(db, holder, now: at)
-                if index == 0, let expectedGeneration, try generation(db) != expectedGeneration {
-                    throw StoreError("saved plan is stale: the observed state moved (generation \(try generation(db)), plan made at \(expectedGeneration))",
-                                     hint: "make a new plan")
-                }
+                if index == 0 { try requireGeneration(db, expectedGeneration) }
                 for change in step {
                     if let run = try applyChange(db, change, at: at, revision: plan.revision, context: context) {
                         result.enqueuedRuns[change.name] = run
@@ -61,6 +55,15 @@ extension RegistryDatabase {
             result.steps += 1
         }
         return result
+    }
+
+    /// Refuses a saved plan made against another observed state; checked inside the first transaction.
+    private func requireGeneration(_ db: Database, _ expected: Int?) throws {
+        guard let expected else { return }
+        let current = try generation(db)
+        if current != expected {
+            throw StoreError("saved plan is stale: the observed state moved (generation \(current), plan made at \(expected))", hint: "make a new plan")
+        }
     }
 
     /// Most changes one step (one transaction) holds.
