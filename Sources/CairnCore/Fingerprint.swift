@@ -78,8 +78,26 @@ public func sha256Hex(_ text: String) -> String {
 }
 
 public func sha256Hex(_ bytes: [UInt8]) -> String {
-    SHA256.hash(data: bytes).map { b in
+    hexString(SHA256.hash(data: bytes))
+}
+
+/// Lower-case hex, two digits a byte.
+public func hexString<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    bytes.map { b in
         let s = String(b, radix: 16)
         return s.count == 1 ? "0" + s : s
     }.joined()
+}
+
+/// The bytes a hex string spells, or nil if it is not whole bytes of hex digits.
+public func decodeHex(_ hex: String) -> [UInt8]? {
+    let chars = Array(hex.utf8)
+    guard chars.count % 2 == 0 else { return nil }
+    var out: [UInt8] = []
+    out.reserveCapacity(chars.count / 2)
+    for i in stride(from: 0, to: chars.count, by: 2) {
+        guard let b = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
+        out.append(b)
+    }
+    return out
 }

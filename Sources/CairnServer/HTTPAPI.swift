@@ -148,14 +148,7 @@ public struct HTTPAPI: Sendable {
 
     /// GitHub-style `sha256=<hex HMAC-SHA256 of the body>`, compared in constant time.
     static func verify(signature: String, body: [UInt8], secret: String) -> Bool {
-        guard signature.hasPrefix("sha256=") else { return false }
-        let hex = Array(signature.dropFirst(7).utf8)
-        guard hex.count == 64 else { return false }
-        var given: [UInt8] = []
-        for i in stride(from: 0, to: 64, by: 2) {
-            guard let b = UInt8(String(decoding: hex[i..<i + 2], as: UTF8.self), radix: 16) else { return false }
-            given.append(b)
-        }
+        guard signature.hasPrefix("sha256="), let given = decodeHex(String(signature.dropFirst(7))), given.count == 32 else { return false }
         return HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: body, using: SymmetricKey(data: Array(secret.utf8)))
     }
 }

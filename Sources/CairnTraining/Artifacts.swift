@@ -96,24 +96,12 @@ public struct SigningKey: Sendable {
     /// HMAC-SHA256 over the content hash and the version identity, hex.
     public func sign(contentHash: String, identity: VersionIdentity) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Array((contentHash + "\n" + identity.signedText).utf8), using: key)
-        return mac.map { String(format: "%02x", $0) }.joined()
+        return hexString(mac)
     }
 
     public func verify(_ signature: String, contentHash: String, identity: VersionIdentity) -> Bool {
-        guard let given = Self.bytes(hex: signature) else { return false }
+        guard let given = decodeHex(signature) else { return false }
         return HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: Array((contentHash + "\n" + identity.signedText).utf8), using: key)
-    }
-
-    static func bytes(hex: String) -> [UInt8]? {
-        let chars = Array(hex.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(chars.count / 2)
-        for i in stride(from: 0, to: chars.count, by: 2) {
-            guard let b = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
-            out.append(b)
-        }
-        return out
     }
 
     /// The key from `CAIRN_SIGNING_KEY` (any string), else from `file`, generated there (0600) on
@@ -124,7 +112,7 @@ public struct SigningKey: Sendable {
         }
         if let data = FileManager.default.contents(atPath: file.path) {
             let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard let bytes = Self.bytes(hex: text), bytes.count >= 16 else {
+            guard let bytes = decodeHex(text), bytes.count >= 16 else {
                 throw TrainingError("\(file.path) is not a Cairn signing key (64 hex characters)")
             }
             return SigningKey(bytes: bytes)
@@ -132,7 +120,7 @@ public struct SigningKey: Sendable {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let text = bytes.map { String(format: "%02x", $0) }.joined() + "\n"
+        let text = hexString(bytes) + "\n"
         // Private from the start (no window in which others could read it), and exclusive: if
         // another process generated one first, use that one.
         let fd = open(file.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
