@@ -5,9 +5,7 @@ import Foundation
 public enum PlanRenderer {
     /// Deterministic JSON: sorted keys, so the same plan gives the same bytes.
     public static func json(_ plan: Plan) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(plan)) ?? Data(), as: UTF8.self) + "\n"
+        prettyJSON(plan) + "\n"
     }
 
     /// `Plan: 1 create, 2 train, 1 blocked.` (or `No changes.`).

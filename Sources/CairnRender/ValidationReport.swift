@@ -49,9 +49,7 @@ public struct ValidationReport: Sendable, Codable {
     }
 
     public func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+        prettyJSON(self)
     }
 
     public func text(style: Style, heading: String, verbose: Bool) -> String {

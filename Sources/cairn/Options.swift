@@ -55,9 +55,7 @@ func printError(_ message: String) {
 func fail(_ error: SourceError, format: OutputFormat) -> ExitCode {
     if format == .json {
         let payload: [String: String] = ["formatVersion": "1", "error": error.message, "hint": error.hint ?? ""]
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        print(String(decoding: (try? encoder.encode(payload)) ?? Data(), as: UTF8.self))
+        print(prettyJSON(payload))
     }
     printError("error: \(error.message)" + (error.hint.map { "\n    hint: \($0)" } ?? ""))
     return ExitCode(1)

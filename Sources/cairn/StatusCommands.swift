@@ -4,11 +4,7 @@ import CairnRender
 import CairnStore
 import Foundation
 
-func printJSON<T: Encodable>(_ value: T) {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self))
-}
+func printJSON<T: Encodable>(_ value: T) { print(prettyJSON(value)) }
 
 /// A table with aligned columns.
 func table(_ header: [String], _ rows: [[String]]) -> String {
