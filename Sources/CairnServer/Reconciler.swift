@@ -105,20 +105,11 @@ public struct Reconciler: Service {
                            generation: try? await blocking { [db] in try db.generation() }, invalid: true)
                 return false
             }
-            let (plan, after, observed) = try await blocking { [db] in
-                let holder = LeaseHolder()
-                try db.acquireLease(holder, wait: 10, now: { Int64(Date().timeIntervalSince1970) })
-                defer { try? db.releaseLease(holder) }
-                let observed = try db.observedState()
-                let plan = Planner.plan(desired: desired, observed: observed, now: Int64(Date().timeIntervalSince1970), options: config.planner)
-                if !observed.suspended {
-                    _ = try db.apply(plan, holder: holder,
-                                     context: AuditContext(revision: desired.commit.sha,
-                                                           author: "\(desired.commit.authorName) <\(desired.commit.authorEmail)>", actor: "reconciler"),
-                                     now: { Int64(Date().timeIntervalSince1970) })
-                }
-                return (plan, try db.observedState(), observed)
+            let (outcome, after) = try await blocking { [db] in
+                let outcome = try ReconcilePass.run(db: db, desired: desired, options: config.planner, actor: "reconciler", lockWait: 10)
+                return (outcome, try db.observedState())
             }
+            let (plan, observed) = (outcome.plan, outcome.observed)
             await serving.refresh(after.targets)
             await state.passSucceeded(desired: desired, generation: after.generation, plan: plan,
                                       nextScheduleDue: Planner.nextScheduledTraining(desired: desired, observed: after))

@@ -29,10 +29,7 @@ struct PlanCommand: ParsableCommand {
 
     func run() throws {
         try reportingFailures(format: output.format) {
-            let revision = try source.loadDesired()
-            guard let desired = revision.desired else { throw invalidRevision(revision, source: source, output: output) }
-            let observed = try database.openForReading()?.observedState() ?? .empty
-            let plan = Planner.plan(desired: desired, observed: observed, now: unixNow(), options: planning.planner)
+            let plan = try readOnlyPlan(source: source, database: database, planning: planning, output: output)
             if let out {
                 do {
                     try Data(PlanRenderer.json(plan).utf8).write(to: URL(fileURLWithPath: out))
@@ -85,10 +82,7 @@ struct Reconcile: ParsableCommand {
     func run() throws {
         try reportingFailures(format: output.format) {
             if dryRun {
-                let revision = try source.loadDesired()
-                guard let desired = revision.desired else { throw invalidRevision(revision, source: source, output: output) }
-                let observed = try database.openForReading()?.observedState() ?? .empty
-                let plan = Planner.plan(desired: desired, observed: observed, now: unixNow(), options: planning.planner)
+                let plan = try readOnlyPlan(source: source, database: database, planning: planning, output: output)
                 render(plan, output: output, db: database.db)
                 if !plan.blocked.isEmpty { throw ExitCode(3) }
                 return
@@ -164,24 +158,27 @@ struct Reconcile: ParsableCommand {
 
     /// One plan-and-apply under the applier lease.
     func pass(_ db: RegistryDatabase, _ desired: DesiredState, show: Bool) throws -> Plan {
-        let holder = LeaseHolder()
-        try db.acquireLease(holder, wait: lockTimeout, now: unixNow)
-        defer { try? db.releaseLease(holder) }
-        let observed = try db.observedState()
-        let plan = Planner.plan(desired: desired, observed: observed, now: unixNow(), options: planning.planner)
-        if show { render(plan, output: output, db: database.db) }
-        if observed.suspended {
-            printError("applying is suspended: nothing applied (`cairn resume` to apply again)")
-            return plan
+        let outcome = try ReconcilePass.run(db: db, desired: desired, options: planning.planner, actor: currentUser(), lockWait: lockTimeout) { plan in
+            if show { render(plan, output: output, db: database.db) }
         }
-        let author = "\(desired.commit.authorName) <\(desired.commit.authorEmail)>"
-        let result = try db.apply(plan, holder: holder, context: AuditContext(revision: desired.commit.sha, author: author, actor: currentUser()),
-                                  now: unixNow)
+        guard let result = outcome.applied else {
+            printError("applying is suspended: nothing applied (`cairn resume` to apply again)")
+            return outcome.plan
+        }
         if show, output.format == .text {
             print(result.applied == 0 ? "Nothing to apply." : "Applied \(result.applied) change\(result.applied == 1 ? "" : "s") in \(result.steps) step\(result.steps == 1 ? "" : "s").")
         }
-        return plan
+        return outcome.plan
     }
+}
+
+/// Plans the revision against the database without writing anything (`plan`, `reconcile --dry-run`).
+/// An invalid revision prints its diagnostics and exits 1.
+func readOnlyPlan(source: SourceOptions, database: DatabaseOptions, planning: PlanningOptions, output: OutputOptions) throws -> Plan {
+    let revision = try source.loadDesired()
+    guard let desired = revision.desired else { throw invalidRevision(revision, source: source, output: output) }
+    let observed = try database.openForReading()?.observedState() ?? .empty
+    return Planner.plan(desired: desired, observed: observed, now: unixNow(), options: planning.planner)
 }
 
 /// A progress line on a terminal (stderr), rewritten in place.
