@@ -27,13 +27,14 @@ extension LeaseHolder {
 
 extension RegistryDatabase {
     /// Takes the single-applier lease, waiting up to `wait` seconds for a live holder to let go.
-    /// An expired lease (its holder died) is taken over.
+    /// An expired lease, or one whose holder on this host has died, is taken over.
     public func acquireLease(_ holder: LeaseHolder, ttl: Int64 = 120, wait: Double = 0, now: () -> Int64) throws {
         let deadline = Date().addingTimeInterval(wait)
         while true {
             let other: Row? = try writer.write { db in
                 if let row = try Row.fetchOne(db, sql: "SELECT * FROM applier_lease WHERE id = 1"),
-                   (row["holder"] as String) != holder.id, (row["expires_at"] as Int64) > now() {
+                   (row["holder"] as String) != holder.id, (row["expires_at"] as Int64) > now(),
+                   !Self.holderIsGone(pid: row["pid"], host: row["host"], asSeenBy: holder) {
                     return row
                 }
                 try db.execute(sql: """
@@ -51,6 +52,13 @@ extension RegistryDatabase {
             }
             Thread.sleep(forTimeInterval: 0.1)
         }
+    }
+
+    /// True when the lease was taken by a process on this host that no longer exists (killed, crashed),
+    /// so it can be taken over at once instead of after it expires. A reused pid only makes us wait.
+    static func holderIsGone(pid: Int32, host: String, asSeenBy holder: LeaseHolder) -> Bool {
+        guard host == holder.host, pid > 0, pid != holder.pid else { return false }
+        return kill(pid, 0) == -1 && errno == ESRCH
     }
 
     /// Extends the lease inside a write transaction; fails if another applier took it over.

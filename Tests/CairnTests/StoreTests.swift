@@ -99,6 +99,24 @@ import Testing
         try db.acquireLease(LeaseHolder(id: "third"), now: { 1_800_000_000 + 121 })
     }
 
+    @Test func aLeaseWhoseHolderDiedOnThisHostIsTakenOverAtOnce() throws {
+        let db = try freshDatabase()
+        // A real process that has exited (and been reaped): its pid names nothing now.
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        try db.acquireLease(LeaseHolder(id: "killed", pid: gone.processIdentifier), now: { 1_800_000_000 })
+        try db.acquireLease(LeaseHolder(id: "next"), wait: 0, now: { 1_800_000_001 })
+        try db.releaseLease(LeaseHolder(id: "next"))
+        // A live holder on this host (this test process), or any holder on another host, is waited for.
+        try db.acquireLease(LeaseHolder(id: "alive", pid: getppid()), now: { 1_800_000_002 })
+        #expect(throws: StoreError.self) { try db.acquireLease(LeaseHolder(id: "later"), wait: 0, now: { 1_800_000_003 }) }
+        try db.releaseLease(LeaseHolder(id: "alive"))
+        try db.acquireLease(LeaseHolder(id: "remote", pid: gone.processIdentifier, host: "ops-elsewhere"), now: { 1_800_000_200 })
+        #expect(throws: StoreError.self) { try db.acquireLease(LeaseHolder(id: "later"), wait: 0, now: { 1_800_000_201 }) }
+    }
+
     @Test func appliesAreRefusedWhileSuspended() throws {
         let db = try freshDatabase()
         let holder = LeaseHolder()
