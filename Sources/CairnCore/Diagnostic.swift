@@ -37,9 +37,29 @@ public struct Diagnostic: Sendable, Hashable, Codable {
     public init(_ severity: Severity, _ summary: String, at location: SourceLocation?, address: String? = nil, hint: String? = nil) {
         self.severity = severity
         self.location = location
-        self.address = address
-        self.summary = summary
-        self.hint = hint
+        self.address = address.map(Self.shortened)
+        self.summary = Self.shortened(summary)
+        self.hint = hint.map(Self.shortened)
+    }
+
+    /// Longest word (run of characters without a space) a message keeps whole.
+    public static let longestWord = 120
+
+    /// `text` with every word longer than `longestWord` cut to its start and end, so a hostile
+    /// value (a 3 MB name) is quoted in a readable line, not repeated in full.
+    public static func shortened(_ text: String) -> String {
+        guard text.utf8.count > longestWord else { return text }
+        let words = text.split(separator: " ", omittingEmptySubsequences: false)
+        guard words.contains(where: { $0.utf8.count > longestWord }) else { return text }
+        let quotes: Set<Character> = ["'", "\"", "(", ")", "[", "]", "{", "}", ",", ".", ":", ";"]
+        return words.map { word in
+            guard word.utf8.count > longestWord, word.count > longestWord else { return String(word) }
+            // Quotes and punctuation around the value stay outside the cut, and out of the count.
+            let lead = word.prefix { quotes.contains($0) }
+            let trail = word.dropFirst(lead.count).reversed().prefix { quotes.contains($0) }.reversed()
+            let core = word.dropFirst(lead.count).dropLast(trail.count)
+            return "\(lead)\(core.prefix(48))…\(core.suffix(24))\(String(trail)) (\(core.count) characters)"
+        }.joined(separator: " ")
     }
 
     public static func error(_ summary: String, at location: SourceLocation?, address: String? = nil, hint: String? = nil) -> Diagnostic {

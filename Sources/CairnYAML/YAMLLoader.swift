@@ -8,11 +8,18 @@ public struct YAMLLimits: Sendable {
     public var maxNodes: Int
     /// Deepest nesting of lists and mappings.
     public var maxDepth: Int
+    /// Longest single scalar, in bytes.
+    public var maxScalarBytes: Int
+    /// Most scalar text one document may hold, counting every copy an alias makes.
+    public var maxExpandedBytes: Int
 
-    public init(maxBytes: Int = 8 << 20, maxNodes: Int = 1_000_000, maxDepth: Int = 64) {
+    public init(maxBytes: Int = 8 << 20, maxNodes: Int = 1_000_000, maxDepth: Int = 64, maxScalarBytes: Int = 64 << 10,
+                maxExpandedBytes: Int = 16 << 20) {
         self.maxBytes = maxBytes
         self.maxNodes = maxNodes
         self.maxDepth = maxDepth
+        self.maxScalarBytes = maxScalarBytes
+        self.maxExpandedBytes = maxExpandedBytes
     }
 
     public static let `default` = YAMLLimits()
@@ -56,7 +63,7 @@ public enum YAMLLoader {
             var event = yaml_event_t()
             while true {
                 guard yaml_parser_parse(&parser, &event) == 1 else {
-                    return .failure(parserError(parser))
+                    return .failure(parserError(parser, input: buffer))
                 }
                 defer { yaml_event_delete(&event) }
                 do throws(YAMLError) {
@@ -74,9 +81,13 @@ public enum YAMLLoader {
         try load(Array(text.utf8), limits: limits)
     }
 
-    private static func parserError(_ parser: yaml_parser_t) -> YAMLError {
+    private static func parserError(_ parser: yaml_parser_t, input: UnsafeBufferPointer<UInt8>) -> YAMLError {
         let problem = parser.problem.map { String(cString: $0) } ?? "invalid YAML"
-        let mark = YAMLMark(line: Int(parser.problem_mark.line) + 1, column: Int(parser.problem_mark.column) + 1)
+        var mark = YAMLMark(line: Int(parser.problem_mark.line) + 1, column: Int(parser.problem_mark.column) + 1)
+        if parser.error == YAML_READER_ERROR {
+            // The reader (bad UTF-8, control characters) gives a byte offset, not a mark.
+            mark = Self.mark(ofOffset: Int(parser.problem_offset), in: input)
+        }
         var message = problem
         if let context = parser.context.map({ String(cString: $0) }) {
             message = "\(problem) \(context) (started at \(Int(parser.context_mark.line) + 1):\(Int(parser.context_mark.column) + 1))"
@@ -90,6 +101,19 @@ public enum YAMLLoader {
             hint = "quote a value that contains ': ', or check the indentation"
         }
         return YAMLError(mark: mark, message: message, hint: hint)
+    }
+
+    /// The 1-based line and column (in characters) of a byte offset.
+    static func mark(ofOffset offset: Int, in input: UnsafeBufferPointer<UInt8>) -> YAMLMark {
+        let end = min(max(offset, 0), input.count)
+        var line = 1, lineStart = 0
+        for i in 0..<end where input[i] == UInt8(ascii: "\n") {
+            line += 1
+            lineStart = i + 1
+        }
+        // Count characters, not bytes: continuation bytes (10xxxxxx) do not start one.
+        let column = 1 + input[lineStart..<end].filter { $0 & 0xC0 != 0x80 }.count
+        return YAMLMark(line: line, column: column)
     }
 }
 
@@ -106,6 +130,7 @@ private struct Builder {
         var pendingKey: YAMLNode?
         var seen: [String: YAMLMark] = [:]
         var weight = 1
+        var bytes = 0
 
         init(isMapping: Bool, mark: YAMLMark, tag: String?, anchor: String?) {
             self.isMapping = isMapping
@@ -118,10 +143,11 @@ private struct Builder {
     let limits: YAMLLimits
     var documents: [YAMLDocument] = []
     var stack: [Frame] = []
-    var anchors: [String: (node: YAMLNode, weight: Int)] = [:]
+    var anchors: [String: (node: YAMLNode, weight: Int, bytes: Int)] = [:]
     var documentMark = YAMLMark(line: 1, column: 1)
     var documentRoot: YAMLNode?
     var nodesInDocument = 0
+    var bytesInDocument = 0
 
     init(limits: YAMLLimits) { self.limits = limits }
 
@@ -136,6 +162,7 @@ private struct Builder {
             documentRoot = nil
             anchors = [:]
             nodesInDocument = 0
+            bytesInDocument = 0
         case YAML_DOCUMENT_END_EVENT:
             if let root = documentRoot {
                 if case .scalar = root.content, case .null? = root.scalarValue {
@@ -147,6 +174,10 @@ private struct Builder {
             documentRoot = nil
         case YAML_SCALAR_EVENT:
             let s = event.data.scalar
+            if s.length > limits.maxScalarBytes {
+                throw YAMLError(mark: mark, message: "a scalar of \(s.length) bytes, over the limit of \(limits.maxScalarBytes) bytes",
+                                hint: "manifests hold names and settings, not data; keep long content in a file of the repository")
+            }
             let text = string(s.value, length: s.length)
             let style: YAMLScalarStyle
             switch s.style {
@@ -157,33 +188,33 @@ private struct Builder {
             default: style = .plain
             }
             let node = YAMLNode(content: .scalar(text, style), mark: mark, tag: tag(s.tag))
-            try count(1, at: mark)
-            if let anchor = optionalString(s.anchor) { anchors[anchor] = (node, 1) }
-            try add(node, weight: 1)
+            try count(1, bytes: s.length, at: mark)
+            if let anchor = optionalString(s.anchor) { anchors[anchor] = (node, 1, s.length) }
+            try add(node, weight: 1, bytes: s.length)
         case YAML_ALIAS_EVENT:
             let name = optionalString(event.data.alias.anchor) ?? ""
             guard let target = anchors[name] else {
                 throw YAMLError(mark: mark, message: "alias *\(name) refers to no anchor defined before it",
                                 hint: "define &\(name) before using *\(name)")
             }
-            try count(target.weight, at: mark)
+            try count(target.weight, bytes: target.bytes, at: mark)
             var node = target.node
             node.mark = mark
-            try add(node, weight: target.weight)
+            try add(node, weight: target.weight, bytes: target.bytes)
         case YAML_SEQUENCE_START_EVENT:
             let s = event.data.sequence_start
-            try count(1, at: mark)
+            try count(1, bytes: 0, at: mark)
             try push(Frame(isMapping: false, mark: mark, tag: tag(s.tag), anchor: optionalString(s.anchor)), at: mark)
         case YAML_MAPPING_START_EVENT:
             let s = event.data.mapping_start
-            try count(1, at: mark)
+            try count(1, bytes: 0, at: mark)
             try push(Frame(isMapping: true, mark: mark, tag: tag(s.tag), anchor: optionalString(s.anchor)), at: mark)
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
             let frame = stack.removeLast()
             let node = YAMLNode(content: frame.isMapping ? .mapping(frame.pairs) : .sequence(frame.items),
                                 mark: frame.mark, tag: frame.tag)
-            if let anchor = frame.anchor { anchors[anchor] = (node, frame.weight) }
-            try add(node, weight: frame.weight)
+            if let anchor = frame.anchor { anchors[anchor] = (node, frame.weight, frame.bytes) }
+            try add(node, weight: frame.weight, bytes: frame.bytes)
         default:
             break
         }
@@ -198,21 +229,28 @@ private struct Builder {
         stack.append(frame)
     }
 
-    mutating func count(_ n: Int, at mark: YAMLMark) throws(YAMLError) {
+    mutating func count(_ n: Int, bytes: Int, at mark: YAMLMark) throws(YAMLError) {
         nodesInDocument += n
+        bytesInDocument += bytes
         if nodesInDocument > limits.maxNodes {
             throw YAMLError(mark: mark,
                             message: "document expands to more than \(limits.maxNodes) nodes (aliases included)",
                             hint: "remove the aliases that multiply the document (an 'alias bomb'), or split it")
         }
+        if bytesInDocument > limits.maxExpandedBytes {
+            throw YAMLError(mark: mark,
+                            message: "document expands to more than \(limits.maxExpandedBytes) bytes of text (aliases included)",
+                            hint: "remove the aliases that copy long text many times (an 'alias bomb'), or split the document")
+        }
     }
 
-    mutating func add(_ node: YAMLNode, weight: Int) throws(YAMLError) {
+    mutating func add(_ node: YAMLNode, weight: Int, bytes: Int) throws(YAMLError) {
         guard let top = stack.last else {
             documentRoot = node
             return
         }
         top.weight += weight
+        top.bytes += bytes
         if !top.isMapping {
             top.items.append(node)
         } else if let key = top.pendingKey {
