@@ -1,0 +1,127 @@
+import Foundation
+import GRDB
+import Testing
+
+/// Two reconcilers and two workers on one database, each a loop of real `cairn` processes,
+/// through every commit of the fleet: applies never interleave, every run is executed once,
+/// and the final state is the one a single reconciler and worker reach.
+/// CI runs one round; `make concurrency` runs more (CAIRN_CONCURRENCY_ROUNDS, CAIRN_CONCURRENCY_PADDING).
+@Suite(.serialized) struct ConcurrencyTests {
+    /// Runs `body` on its own thread until `stop` is set; returns a way to wait for it.
+    final class Loop: @unchecked Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        private let lock = NSLock()
+        private var _stop = false
+        var failure: String?
+        var passes = 0
+
+        var stop: Bool {
+            get { lock.withLock { _stop } }
+            set { lock.withLock { _stop = newValue } }
+        }
+
+        init(_ body: @escaping @Sendable (Loop) throws -> Void) {
+            Thread.detachNewThread { [self] in
+                do {
+                    while !stop {
+                        try body(self)
+                        passes += 1
+                    }
+                } catch {
+                    failure = "\(error)"
+                }
+                done.signal()
+            }
+        }
+
+        func finish() -> String? {
+            stop = true
+            done.wait()
+            return failure
+        }
+    }
+
+    final class Outputs: @unchecked Sendable {
+        private let lock = NSLock()
+        private var items: [String] = []
+        func append(_ text: String) { lock.withLock { items.append(text) } }
+        var all: [String] { lock.withLock { items } }
+    }
+
+    @Test func twoReconcilersAndTwoWorkersReachTheSingleProcessState() throws {
+        let rounds = Reliability.setting("CAIRN_CONCURRENCY_ROUNDS", 1)
+        let padding = Reliability.setting("CAIRN_CONCURRENCY_PADDING", 40)
+        let fleet = try ReliabilityFleet(padding: padding)
+        let reference = Registry("cairn-concurrency-reference")
+        _ = try drive(fleet, into: reference)
+        let expected = try reference.dump()
+
+        var reconcilePasses = 0, workerPasses = 0, runsExecuted = 0, applyingProcesses = 0
+        for round in 0..<rounds {
+            let registry = Registry("cairn-concurrency-\(round)")
+            let outputs = Outputs()
+            for commit in fleet.commits {
+                let reconcilers = ["a", "b"].map { name in
+                    Loop { loop in
+                        let run = try invoke("reconcile", ["reconcile", "--repo", fleet.repo.path, "--revision", commit, "--db", registry.db,
+                                                           "--lock-timeout", "60"],
+                                             env: ["USER": "reconciler-\(name)-\(round)-\(commit.prefix(7))-\(loop.passes)"], scratch: registry.dir)
+                        if run.status != 0, run.status != 3 { throw FixtureError("reconciler \(name): exit \(run.status): \(run.output)") }
+                    }
+                }
+                let workers = ["a", "b"].map { name in
+                    Loop { _ in
+                        let run = try invoke("worker", ["worker", "--once", "--lease", "10s", "--retry-delay", "1s", "--repo", fleet.repo.path,
+                                                        "--db", registry.db], scratch: registry.dir)
+                        if run.status != 0 { throw FixtureError("worker \(name): exit \(run.status): \(run.output)") }
+                        outputs.append(run.output)
+                        if !run.output.contains("started") { Thread.sleep(forTimeInterval: 0.2) }
+                    }
+                }
+                let deadline = Date().addingTimeInterval(300)
+                while Date() < deadline {
+                    Thread.sleep(forTimeInterval: 0.5)
+                    let plan = try cairn(["plan", "--repo", fleet.repo.path, "--revision", commit, "--db", registry.db, "--detailed-exitcode"],
+                                         env: Registry.env)
+                    if plan.status == 0, try registry.activeRuns() == 0 { break }
+                }
+                for loop in reconcilers + workers {
+                    if let failure = loop.finish() { Issue.record("round \(round): \(failure)") }
+                }
+                reconcilePasses += reconcilers.map(\.passes).reduce(0, +)
+                workerPasses += workers.map(\.passes).reduce(0, +)
+            }
+
+            // Each run was started exactly once, by one worker, and needed one attempt.
+            let started = outputs.all.flatMap { $0.split(separator: "\n") }.filter { $0.hasPrefix("training run ") && $0.hasSuffix(" started") }
+            let ids = started.map { $0.split(separator: " ")[2] }
+            #expect(Set(ids).count == ids.count, "a run was started twice: \(started)")
+            let runs = try registry.read { try Row.fetchAll($0, sql: "SELECT id, state, attempts FROM training_runs") }
+            #expect(runs.count == ids.count, "\(runs.count) runs, \(ids.count) started")
+            #expect(runs.allSatisfy { ($0["state"] as String) == "succeeded" && ($0["attempts"] as Int) == 1 }, "\(runs)")
+            runsExecuted += ids.count
+
+            // Applies never interleave: the rows of one reconcile process are consecutive among the reconcilers' rows.
+            let actors = try registry.read { try String.fetchAll($0, sql: "SELECT actor FROM audit_log WHERE actor LIKE 'reconciler-%' ORDER BY id") }
+            var seen = Set<String>()
+            var previous: String?
+            for actor in actors where actor != previous {
+                #expect(!seen.contains(actor), "the apply of \(actor) was interleaved with another")
+                seen.insert(actor)
+                previous = actor
+            }
+            applyingProcesses += seen.count
+
+            #expect(try registry.violations() == [])
+            let state = try registry.dump()
+            if state != expected {
+                let a = Set(expected.split(separator: "\n")), b = Set(state.split(separator: "\n"))
+                Issue.record("round \(round) ended elsewhere.\nonly in reference:\n\(a.subtracting(b).sorted().joined(separator: "\n"))\nonly here:\n\(b.subtracting(a).sorted().joined(separator: "\n"))")
+            }
+        }
+        try Reliability.report("concurrency", [
+            "rounds": rounds, "paddingModels": padding, "reconcilePasses": reconcilePasses, "workerPasses": workerPasses,
+            "runsExecuted": runsExecuted, "reconcileProcessesThatApplied": applyingProcesses,
+        ])
+    }
+}
