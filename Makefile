@@ -1,7 +1,19 @@
-# make test   — the README's test command
-# make demo   — the README's demo
-# make bench  — release build, then the fleet benchmarks (JSON report in bench-out/report.json)
-.PHONY: test demo bench
+# make test         — the README's test command (includes the small reliability suites and a 60 s fuzz run)
+# make demo         — the README's demo
+# make bench        — release build, then the fleet benchmarks (JSON report in bench-out/report.json)
+# make crash        — crash-consistency suite at full size (TRIALS=200 PADDING=300), release binary
+# make concurrency  — two reconcilers + two workers, ROUNDS=10, release binary
+# make hostile      — the hostile-input corpus
+# make fuzz         — libFuzzer over the YAML loader + decoder, FUZZ_SECONDS=300
+# make reliability  — all four; figures in reliability-out/report.json (see RELIABILITY.md)
+.PHONY: test demo bench crash concurrency hostile fuzz reliability release-cairn
+TRIALS ?= 200
+PADDING ?= 300
+ROUNDS ?= 10
+FUZZ_SECONDS ?= 300
+REPORT = $(CURDIR)/reliability-out/report.json
+RELEASE_CAIRN = $$(swift build -c release --show-bin-path)/cairn
+
 test:
 	scripts/test.sh
 demo:
@@ -10,3 +22,22 @@ bench:
 	swift build -c release --product cairn
 	swift build -c release --product cairn-bench
 	$$(swift build -c release --show-bin-path)/cairn-bench --out bench-out/report.json $(BENCH_ARGS)
+
+release-cairn:
+	scripts/setup.sh
+	swift build -c release --product cairn
+	swift build --build-tests
+	mkdir -p reliability-out
+crash: release-cairn
+	CAIRN_BIN=$(RELEASE_CAIRN) CAIRN_CRASH_TRIALS=$(TRIALS) CAIRN_CRASH_PADDING=$(PADDING) CAIRN_RELIABILITY_REPORT=$(REPORT) \
+	    swift test --skip-build --filter CrashConsistencyTests
+concurrency: release-cairn
+	CAIRN_BIN=$(RELEASE_CAIRN) CAIRN_CONCURRENCY_ROUNDS=$(ROUNDS) CAIRN_CONCURRENCY_PADDING=$(PADDING) CAIRN_RELIABILITY_REPORT=$(REPORT) \
+	    swift test --skip-build --filter ConcurrencyTests
+hostile: release-cairn
+	CAIRN_BIN=$(RELEASE_CAIRN) CAIRN_RELIABILITY_REPORT=$(REPORT) swift test --skip-build --filter HostileInputTests
+fuzz:
+	scripts/setup.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+	mkdir -p reliability-out && cp fuzz-out/report.json reliability-out/fuzz.json
+reliability: crash concurrency hostile fuzz

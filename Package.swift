@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "cairn", targets: ["cairn"]),
         .executable(name: "cairn-bench", targets: ["cairn-bench"]),
+        .executable(name: "cairn-fuzz", targets: ["cairn-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -59,6 +60,8 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "cairn-bench", dependencies: ["CairnCore", "CairnGit", "CairnStore", "CairnYAML"]),
+        // The YAML loader + manifest decoder under libFuzzer (`make fuzz`); without it, a replayer of inputs.
+        .executableTarget(name: "cairn-fuzz", dependencies: ["CairnCore", "CairnManifests"]),
         .testTarget(
             name: "CairnTests",
             dependencies: [
