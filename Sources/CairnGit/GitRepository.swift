@@ -42,7 +42,10 @@ public final class GitRepository: @unchecked Sendable {
 
     /// Every manifest file (`*.yaml`, `*.yml`) under `root` at `revision`, read from the tree.
     /// Folders whose name starts with `.` and folders named in `exclude` are skipped.
-    public func snapshot(revision: String, root: String = "", exclude: Set<String> = []) throws(SourceError) -> RevisionSnapshot {
+    /// `isCached(path, blobID)`: true for files whose decoded form the caller already has; their
+    /// contents are not read (left empty), only their blob id is given.
+    public func snapshot(revision: String, root: String = "", exclude: Set<String> = [],
+                         isCached: ((String, String) -> Bool)? = nil) throws(SourceError) -> RevisionSnapshot {
         let commit = try lookupCommit(revision)
         defer { git_commit_free(commit) }
         var tree: OpaquePointer?
@@ -52,7 +55,7 @@ public final class GitRepository: @unchecked Sendable {
         let cleanRoot = RepoPathText.clean(root)
         var files: [ManifestFile] = []
         if cleanRoot.isEmpty {
-            try collect(tree, prefix: "", exclude: exclude, into: &files)
+            try collect(tree, prefix: "", exclude: exclude, isCached: isCached, into: &files)
         } else {
             let rootEntry: TreeEntry?
             do { rootEntry = try revisionTree.entry(at: cleanRoot) } catch { throw SourceError("cannot read \(cleanRoot): \(error)") }
@@ -60,7 +63,7 @@ public final class GitRepository: @unchecked Sendable {
             case .directory?:
                 let sub = try revisionTree.subtree(cleanRoot)
                 defer { git_tree_free(sub) }
-                try collect(sub, prefix: cleanRoot + "/", exclude: exclude, into: &files)
+                try collect(sub, prefix: cleanRoot + "/", exclude: exclude, isCached: isCached, into: &files)
             case nil:
                 throw SourceError("the manifest folder '\(cleanRoot)' does not exist at \(revision)",
                                   hint: "check --path; it is relative to the repository root")
@@ -131,7 +134,8 @@ public final class GitRepository: @unchecked Sendable {
         return CommitInfo(sha: sha, authorName: name, authorEmail: email, time: time, summary: summary)
     }
 
-    private func collect(_ tree: OpaquePointer, prefix: String, exclude: Set<String>, into files: inout [ManifestFile]) throws(SourceError) {
+    private func collect(_ tree: OpaquePointer, prefix: String, exclude: Set<String>, isCached: ((String, String) -> Bool)?,
+                         into files: inout [ManifestFile]) throws(SourceError) {
         for i in 0..<git_tree_entrycount(tree) {
             guard let entry = git_tree_entry_byindex(tree, i) else { continue }
             let name = String(cString: git_tree_entry_name(entry))
@@ -144,11 +148,13 @@ public final class GitRepository: @unchecked Sendable {
                     throw SourceError("cannot read folder \(path): \(lastGitError(-1))")
                 }
                 defer { git_tree_free(sub) }
-                try collect(sub, prefix: path + "/", exclude: exclude, into: &files)
+                try collect(sub, prefix: path + "/", exclude: exclude, isCached: isCached, into: &files)
             case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE:
                 guard name.hasSuffix(".yaml") || name.hasSuffix(".yml") else { continue }
                 let id = git_tree_entry_id(entry)!
-                files.append(ManifestFile(path: path, contents: try readBlob(id, path: path), blobID: oidString(id)))
+                let blob = oidString(id)
+                let contents = isCached?(path, blob) == true ? [] : try readBlob(id, path: path)
+                files.append(ManifestFile(path: path, contents: contents, blobID: blob))
             default:
                 // Symlinks and submodules are not read as manifests: their content is not this tree's.
                 continue

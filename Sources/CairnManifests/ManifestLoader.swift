@@ -1,3 +1,4 @@
+import Foundation
 import CairnCore
 import CairnYAML
 
@@ -22,26 +23,54 @@ public struct LoadedManifests: Sendable {
     }
 }
 
+/// What one manifest file decodes to, before the checks across files.
+public struct FileResult: Sendable {
+    /// The YAML error that stopped the file, if any.
+    var syntaxError: Diagnostic?
+    var documents: [DocumentDecoder.Result]
+}
+
+/// Decoded files kept by (path, git blob id), so a process that reads revision after revision
+/// (`cairn serve`) re-reads and re-decodes only the files that changed. Entries for files that
+/// are no longer in the latest revision are dropped after each load.
+public final class ParseCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [String: FileResult] = [:]
+
+    public init() {}
+
+    static func key(_ path: String, _ blob: String) -> String { path + "\u{0}" + blob }
+
+    /// True if the file at `path` with this blob is cached (its contents need not be read).
+    public func contains(path: String, blob: String) -> Bool {
+        lock.withLock { entries[Self.key(path, blob)] != nil }
+    }
+
+    public var count: Int { lock.withLock { entries.count } }
+
+    func get(_ key: String) -> FileResult? { lock.withLock { entries[key] } }
+
+    func replace(with fresh: [String: FileResult]) { lock.withLock { entries = fresh } }
+}
+
 /// Reads, decodes and cross-checks every manifest of a revision.
 public enum ManifestLoader {
-    public static func load(_ snapshot: RevisionSnapshot, limits: YAMLLimits = .default) -> LoadedManifests {
+    /// `cache`: decoded files by (path, blob id); a file whose contents the snapshot omitted
+    /// (because the cache had it) is taken from it.
+    public static func load(_ snapshot: RevisionSnapshot, limits: YAMLLimits = .default, cache: ParseCache? = nil) -> LoadedManifests {
         var diagnostics: [Diagnostic] = []
         var skipped: [SkippedDocument] = []
         var decoded: [DecodedManifest] = []
         var locations: [ManifestAddress: [String: SourceLocation]] = [:]
         var firstSeen: [ManifestAddress: SourceLocation] = [:]
 
-        for file in snapshot.files {
-            let documents: [YAMLDocument]
-            do {
-                documents = try YAMLLoader.load(file.contents, limits: limits)
-            } catch {
-                diagnostics.append(.error(error.message, at: SourceLocation(file: file.path, line: error.mark.line, column: error.mark.column),
-                                          hint: error.hint))
+        let results = decodeFiles(snapshot.files, limits: limits, cache: cache)
+        for result in results {
+            if let syntaxError = result.syntaxError {
+                diagnostics.append(syntaxError)
                 continue
             }
-            for document in documents {
-                let result = DocumentDecoder.decode(document, file: file.path)
+            for result in result.documents {
                 diagnostics += result.diagnostics
                 switch result.outcome {
                 case let .decoded(manifest):
@@ -78,4 +107,59 @@ public enum ManifestLoader {
         result.diagnostics = result.diagnostics.sortedByLocation()
         return result
     }
+
+    /// Parses and decodes each file (those not in `cache`) on every core; results in file order.
+    static func decodeFiles(_ files: [ManifestFile], limits: YAMLLimits, cache: ParseCache?) -> [FileResult] {
+        var results = [FileResult?](repeating: nil, count: files.count)
+        var todo: [Int] = []
+        for (i, file) in files.enumerated() {
+            if let cache, let blob = file.blobID, let hit = cache.get(ParseCache.key(file.path, blob)) {
+                results[i] = hit
+            } else {
+                todo.append(i)
+            }
+        }
+        let chunk = 64
+        let pending = todo
+        let chunks = (pending.count + chunk - 1) / chunk
+        results.withUnsafeMutableBufferPointer { out in
+            let slots = UnsafeSendable(out)
+            let work: @Sendable (Int) -> Void = { c in
+                for i in pending[(c * chunk)..<min(pending.count, (c + 1) * chunk)] {
+                    slots.value[i] = decodeFile(files[i], limits: limits)
+                }
+            }
+            if chunks > 1 {
+                DispatchQueue.concurrentPerform(iterations: chunks, execute: work)
+            } else if chunks == 1 {
+                work(0)
+            }
+        }
+        let all = results.map { $0! }
+        if let cache {
+            var fresh: [String: FileResult] = [:]
+            for (file, result) in zip(files, all) {
+                if let blob = file.blobID { fresh[ParseCache.key(file.path, blob)] = result }
+            }
+            cache.replace(with: fresh)
+        }
+        return all
+    }
+
+    static func decodeFile(_ file: ManifestFile, limits: YAMLLimits) -> FileResult {
+        do {
+            let documents = try YAMLLoader.load(file.contents, limits: limits)
+            return FileResult(syntaxError: nil, documents: documents.map { DocumentDecoder.decode($0, file: file.path) })
+        } catch {
+            return FileResult(syntaxError: .error(error.message, at: SourceLocation(file: file.path, line: error.mark.line, column: error.mark.column),
+                                                  hint: error.hint),
+                              documents: [])
+        }
+    }
+}
+
+/// Hands a buffer to `concurrentPerform`, whose iterations write disjoint elements.
+private struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnManifests
 import CairnGit
 import CairnStore
 import CairnTraining
@@ -18,6 +19,8 @@ public struct Reconciler: Service {
     let serving: ServingCache
     let metrics: CairnMetrics
     let logger: Logger
+    /// Decoded manifests by blob id: a pass re-reads only the files its revision changed.
+    let parseCache = ParseCache()
 
     public init(configuration: ServeConfiguration, db: RegistryDatabase, state: ServeState, serving: ServingCache, metrics: CairnMetrics, logger: Logger) {
         self.configuration = configuration
@@ -91,7 +94,7 @@ public struct Reconciler: Service {
             await state.passStarted(revision: revision)
             let loaded = try await blocking {
                 try RevisionReader.read(repository: try GitRepository(path: repositoryPath), revision: config.revision,
-                                        root: config.manifestRoot, exclude: config.exclude)
+                                        root: config.manifestRoot, exclude: config.exclude, cache: parseCache)
             }
             guard let desired = loaded.desired else {
                 // Rule 8: an invalid revision is applied not at all.

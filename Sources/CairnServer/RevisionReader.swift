@@ -13,12 +13,14 @@ public struct LoadedRevision: Sendable {
 /// Reads the manifests of one revision and hashes their datasets: everything the planner
 /// needs from git. Shared by the command line and `cairn serve`.
 public enum RevisionReader {
+    /// `cache`: decoded files by blob id, kept between calls by a long-running process; only
+    /// files it does not hold are read from git and decoded.
     public static func read(repository: GitRepository, revision: String, root: String, exclude: Set<String>,
-                            worktree: Bool = false) throws(SourceError) -> LoadedRevision {
+                            worktree: Bool = false, cache: ParseCache? = nil) throws(SourceError) -> LoadedRevision {
         let snapshot = worktree
             ? try WorktreeSource.snapshot(repository: repository, root: root, exclude: exclude)
-            : try repository.snapshot(revision: revision, root: root, exclude: exclude)
-        let loaded = ManifestLoader.load(snapshot)
+            : try repository.snapshot(revision: revision, root: root, exclude: exclude, isCached: cache.map { c in { c.contains(path: $0, blob: $1) } })
+        let loaded = ManifestLoader.load(snapshot, cache: worktree ? nil : cache)
         guard loaded.isValid, let commit = snapshot.commit else { return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: nil) }
         var hashes: [String: String] = [:]
         var byPath: [String: String] = [:]
