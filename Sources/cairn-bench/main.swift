@@ -1,5 +1,7 @@
 import CairnCore
 import CairnGit
+import CairnManifests
+import CairnServer
 import CairnStore
 import CairnYAML
 import Foundation
@@ -74,7 +76,22 @@ func floor(repo: String) throws -> Double {
 let targets: [String: String] = [
     "plan (cold, empty database)": "< 0.5 s at 10,000", "plan (no-op)": "< 20 ms at 10,000", "plan (one file changed)": "< 50 ms at 10,000",
     "reconcile (apply whole fleet)": "< 3 s at 10,000", "history (one model, 1,000,000 rows)": "< 10 ms",
+    "serve pass: no-op (same revision and generation)": "< 20 ms at 10,000",
+    "history query alone (one model, 1,000,000 rows)": "< 10 ms",
+    "serve pass: one file changed (parse cache warm)": "< 50 ms at 10,000",
 ]
+
+/// The median of `repeats` runs of `body`, in seconds (in this process, after a first warm-up run).
+func timeInProcess(repeats: Int = 5, _ body: () throws -> Void) rethrows -> Double {
+    try body()
+    var times: [Double] = []
+    for _ in 0..<repeats {
+        let start = Date()
+        try body()
+        times.append(Date().timeIntervalSince(start))
+    }
+    return times.sorted()[repeats / 2]
+}
 
 let options = try Options(CommandLine.arguments)
 guard FileManager.default.isExecutableFile(atPath: options.cairn) else { throw BenchError("no cairn binary at \(options.cairn); pass --cairn") }
@@ -98,7 +115,42 @@ for n in options.sizes {
     try run("plan (cold, empty database)", ["plan", "--repo", repo.path, "--db", db])
     try run("reconcile (apply whole fleet)", ["reconcile", "--repo", repo.path, "--db", db, "--allow-bulk"])
     try run("plan (no-op)", ["plan", "--repo", repo.path, "--db", db])
+
+    // What `cairn serve` does between passes, in one long-running process: the parse cache is
+    // warm from the previous revision. Timed in this process (no process start-up), median of 5.
+    let store = try RegistryDatabase(path: db)
+    let seen = (try GitRepository(path: repo.path).commit("HEAD").sha, try store.generation())
+    func inProcess(_ name: String, _ seconds: Double) {
+        results.append(Measurement(scenario: name, models: n, wallSeconds: seconds, ratioToFloor: seconds / floorSeconds, target: targets[name]))
+        FileHandle.standardError.write(Data(String(format: "  %-40@ %8.3f s  (in process)\n", name, seconds).utf8))
+    }
+    inProcess("serve pass: no-op (same revision and generation)", try timeInProcess {
+        // The fast path: nothing to plan when neither the revision nor the registry moved.
+        let now = (try GitRepository(path: repo.path).commit("HEAD").sha, try store.generation())
+        precondition(now == seen)
+    })
     try generator.commitChange()
+    // Each repetition starts from a cache warm with the previous revision, as after the last pass.
+    var runs: [(total: Double, read: Double, observed: Double, plan: Double)] = []
+    for _ in 0..<5 {
+        let cache = ParseCache()
+        _ = try RevisionReader.read(repository: try GitRepository(path: repo.path), revision: "HEAD~1", root: "", exclude: [], cache: cache)
+        let t0 = Date()
+        let loaded = try RevisionReader.read(repository: try GitRepository(path: repo.path), revision: "HEAD", root: "", exclude: [], cache: cache)
+        let t1 = Date()
+        let observed = try store.observedState()
+        let t2 = Date()
+        let plan = Planner.plan(desired: loaded.desired!, observed: observed, now: Int64(Date().timeIntervalSince1970), options: PlannerOptions())
+        let t3 = Date()
+        precondition(!plan.isEmpty)
+        runs.append((t3.timeIntervalSince(t0), t1.timeIntervalSince(t0), t2.timeIntervalSince(t1), t3.timeIntervalSince(t2)))
+    }
+    let median = runs.sorted { $0.total < $1.total }[runs.count / 2]
+    let (passSeconds, parts) = (median.total, median)
+    inProcess("serve pass: one file changed (parse cache warm)", passSeconds)
+    inProcess("  of which: read revision (cached blobs skipped)", parts.read)
+    inProcess("  of which: load observed state", parts.observed)
+    inProcess("  of which: plan", parts.plan)
     try run("plan (one file changed)", ["plan", "--repo", repo.path, "--db", db])
     try run("status (whole fleet)", ["status", "--db", db, "--format", "json"])
     if n == options.sizes.last {
@@ -106,6 +158,11 @@ for n in options.sizes {
         try RegistryDatabase(path: db).appendSyntheticHistory(rows: options.historyRows, models: (0..<n).map { "model-\($0)" },
                                                                startingAt: 1_790_000_000)
         try run("history (one model, 1,000,000 rows)", ["history", "--db", db, "--model", "model-42", "--limit", "20"])
+        let history = try RegistryDatabase(path: db)
+        inProcess("history query alone (one model, 1,000,000 rows)", try timeInProcess {
+            let rows = try history.history(RegistryDatabase.HistoryFilter(model: "model-42", limit: 20))
+            precondition(rows.count == 20)
+        })
     }
 }
 
