@@ -82,11 +82,10 @@ final class Registry: @unchecked Sendable {
 
     init(_ label: String) { dir = TempDir(label) }
 
-    /// Runs SQL on the database, read only.
+    /// Runs SQL on the database in a read transaction. The connection is opened read-write, as
+    /// the next cairn process would open it: after a kill, SQLite may need to recover the WAL.
     func read<T>(_ body: (Database) throws -> T) throws -> T {
-        var config = Configuration()
-        config.readonly = true
-        return try DatabaseQueue(path: db, configuration: config).read(body)
+        try DatabaseQueue(path: db).read(body)
     }
 
     func activeRuns() throws -> Int {
