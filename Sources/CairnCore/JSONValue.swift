@@ -97,9 +97,8 @@ extension JSONValue {
         (try? JSONValueEncoder().encode(value)) ?? .null
     }
 
-    /// Decodes a `Decodable` value from this JSON.
+    /// Decodes a `Decodable` value from this JSON (directly, no JSON text in between).
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        let data = try JSONEncoder().encode(self)
-        return try JSONDecoder().decode(T.self, from: data)
+        try JSONValueDecoder().decode(T.self, from: self)
     }
 }
