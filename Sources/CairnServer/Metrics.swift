@@ -36,7 +36,7 @@ public final class CairnMetrics: @unchecked Sendable {
             lock.lock()
             defer { lock.unlock() }
             if let old = revisionGauge { registry.unregisterGauge(old) }
-            let gauge = registry.makeGauge(name: "cairn_last_applied_revision_info", labels: [("revision", revision)])
+            let gauge = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "cairn_last_applied_revision_info", unitName: "", helpText: "The commit last applied (always 1)."), labels: [("revision", revision)])
             gauge.set(to: 1.0)
             revisionGauge = gauge
         }
