@@ -88,15 +88,19 @@ final class Registry: @unchecked Sendable {
         try DatabaseQueue(path: db).read(body)
     }
 
-    func activeRuns() throws -> Int {
+    /// A count from `table`; 0 while the database or its schema does not exist yet (a process
+    /// killed while creating the database leaves an empty file, which the next one migrates).
+    func count(_ table: String, _ condition: String = "1") throws -> Int {
         guard FileManager.default.fileExists(atPath: db) else { return 0 }
-        return try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM training_runs WHERE state IN ('queued', 'running')") ?? 0 }
+        return try read { db in
+            guard try db.tableExists(table) else { return 0 }
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table) WHERE \(condition)") ?? 0
+        }
     }
 
-    func auditRows() throws -> Int {
-        guard FileManager.default.fileExists(atPath: db) else { return 0 }
-        return try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM audit_log") ?? 0 }
-    }
+    func activeRuns() throws -> Int { try count("training_runs", "state IN ('queued', 'running')") }
+
+    func auditRows() throws -> Int { try count("audit_log") }
 
     /// What must hold after any fault: the audit chain verifies, SQLite finds the file intact and
     /// consistent, and nothing is duplicated. Returns the broken promises (empty when all hold).
@@ -108,6 +112,8 @@ final class Registry: @unchecked Sendable {
         // Opened read-write, as the next cairn process would: SQLite replays the WAL a killed writer left.
         let queue = try DatabaseQueue(path: db)
         try queue.read { db in
+            // Killed while creating the database: nothing was written yet, and nothing can be wrong.
+            guard try db.tableExists("audit_log") else { return }
             let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
             if integrity != ["ok"] { broken.append("integrity_check: \(integrity.joined(separator: "; "))") }
             let foreign = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check")
@@ -226,7 +232,7 @@ func drive(_ fleet: ReliabilityFleet, into registry: Registry, kills: [Int: Doub
                 let run = try invoke(kind, arguments, killAfter: kills[invocations.count], scratch: registry.dir)
                 invocations.append(run)
                 if run.killed {
-                    let running = try registry.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM training_runs WHERE state = 'running'") ?? 0 }
+                    let running = try registry.count("training_runs", "state = 'running'")
                     try afterKill(run, before, running)
                 } else if kind == "reconcile", run.status != 0, run.status != 3 {
                     throw FixtureError("cairn reconcile exited \(run.status): \(run.output)")
