@@ -18,13 +18,11 @@ extension RegistryDatabase {
     public func apply(_ plan: Plan, holder: LeaseHolder, context: AuditContext, expectedGeneration: Int? = nil,
                       now: () -> Int64) throws -> ApplyResult {
         var result = ApplyResult(applied: 0, steps: 0, enqueuedRuns: [:])
-        if let suspension = try suspension() {
-            throw StoreError("applying is suspended (by \(suspension.by) at \(Describe.time(suspension.at)))", hint: "run `cairn resume` to apply again")
-        }
         let steps = Self.steps(of: plan)
         if steps.isEmpty {
             try writer.write { db in
                 try renewLease(db, holder, now: now())
+                try requireNotSuspended(db)
                 try requireGeneration(db, expectedGeneration)
                 if try meta(db, "last_applied_revision") != plan.revision {
                     try setMeta(db, "last_applied_revision", plan.revision)
@@ -36,7 +34,11 @@ extension RegistryDatabase {
             try writer.write { db in
                 let at = now()
                 try renewLease(db, holder, now: at)
-                if index == 0 { try requireGeneration(db, expectedGeneration) }
+                if index == 0 {
+                    // Inside the first step's transaction: a `cairn suspend` committed before it is seen.
+                    try requireNotSuspended(db)
+                    try requireGeneration(db, expectedGeneration)
+                }
                 for change in step {
                     if let run = try applyChange(db, change, at: at, revision: plan.revision, context: context) {
                         result.enqueuedRuns[change.name] = run
@@ -55,6 +57,12 @@ extension RegistryDatabase {
             result.steps += 1
         }
         return result
+    }
+
+    private func requireNotSuspended(_ db: Database) throws {
+        if let suspension = try suspension(db) {
+            throw StoreError("applying is suspended (by \(suspension.by) at \(Describe.time(suspension.at)))", hint: "run `cairn resume` to apply again")
+        }
     }
 
     /// Refuses a saved plan made against another observed state; checked inside the first transaction.

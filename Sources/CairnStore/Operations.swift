@@ -10,10 +10,12 @@ extension RegistryDatabase {
     }
 
     public func suspension() throws -> Suspension? {
-        try writer.read { db in
-            guard let by = try meta(db, "suspended_by"), let at = try meta(db, "suspended_at").flatMap(Int64.init) else { return nil }
-            return Suspension(by: by, at: at)
-        }
+        try writer.read { db in try suspension(db) }
+    }
+
+    func suspension(_ db: Database) throws -> Suspension? {
+        guard let by = try meta(db, "suspended_by"), let at = try meta(db, "suspended_at").flatMap(Int64.init) else { return nil }
+        return Suspension(by: by, at: at)
     }
 
     /// Pauses applying (plans are still computed). Recorded in the audit history.
