@@ -39,13 +39,17 @@ public struct RegistryDatabase: Sendable {
     }
 
     /// Opens an existing database without writing anything (for `plan` and `--dry-run`).
-    /// Returns nil when there is no database yet: the observed state is empty.
+    /// Returns nil when there is no registry yet (no file, or a file without a schema): the
+    /// observed state is empty.
     public static func openForReading(path: String) throws -> RegistryDatabase? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         var config = configuration()
         config.readonly = true
         let queue = try DatabaseQueue(path: path, configuration: config)
-        let current = try queue.read { db in try migrator.hasCompletedMigrations(db) }
+        let (applied, current) = try queue.read { db in (try migrator.appliedIdentifiers(db), try migrator.hasCompletedMigrations(db)) }
+        // A file with no schema at all is a registry whose creation never committed (the process
+        // creating it was killed): it holds nothing, like no file.
+        if applied.isEmpty { return nil }
         guard current else {
             throw StoreError("the database at \(path) has an older schema", hint: "run `cairn reconcile` once to upgrade it")
         }

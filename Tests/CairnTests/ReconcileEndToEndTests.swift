@@ -56,6 +56,23 @@ import Testing
         #expect(status.stdout.contains("search-experimental  draft      none"))
     }
 
+    @Test func aDatabaseWhoseCreationWasInterruptedHoldsNothingAndIsCompletedByTheNextReconcile() throws {
+        let fleet = try Fleet()
+        // What a process killed while creating the database leaves: a file without a schema.
+        try FileManager.default.createDirectory(atPath: (fleet.dbPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        _ = try DatabaseQueue(path: fleet.dbPath).write { try $0.execute(sql: "PRAGMA journal_mode = WAL") }
+        let verify = try fleet.runDB(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        #expect(verify.stdout.contains("audit chain intact: 0 rows verified (the registry holds nothing yet)"))
+        let plan = try fleet.run(["plan", "--no-color"])
+        #expect(plan.status == 0 && plan.stdout.contains("Plan: 12 create, 5 stage, 5 train, 4 blocked."), "\(plan.stdout)\(plan.stderr)")
+        #expect(try fleet.run(["reconcile"]).status == 3)
+        #expect(try fleet.runDB(["audit", "verify"]).stdout.contains("audit chain intact: 22 rows verified"))
+        // A path with no file at all is still a mistake worth saying.
+        let missing = try cairn(["audit", "verify", "--db", fleet.dbPath + ".nope"])
+        #expect(missing.status == 1 && missing.stderr.contains("no registry database at"))
+    }
+
     @Test func secondApplyOfTheSameRevisionWritesNothing() throws {
         let fleet = try Fleet()
         _ = try fleet.run(["reconcile"])
