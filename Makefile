@@ -1,14 +1,14 @@
 # make test         — the README's test command (includes the small reliability suites and a 60 s fuzz run)
 # make demo         — the README's demo
 # make bench        — release build, then the fleet benchmarks (JSON report in bench-out/report.json)
-# make crash        — crash-consistency suite at full size (TRIALS=200 PADDING=300), release binary
+# make crash        — crash-consistency suite at full size (TRIALS=200 PADDING=1000), release binary
 # make concurrency  — two reconcilers + two workers, ROUNDS=10, release binary
 # make hostile      — the hostile-input corpus
 # make fuzz         — libFuzzer over the YAML loader + decoder, FUZZ_SECONDS=300
 # make reliability  — all four; figures in reliability-out/report.json (see RELIABILITY.md)
 .PHONY: test demo bench crash concurrency hostile fuzz reliability release-cairn
 TRIALS ?= 200
-PADDING ?= 300
+PADDING ?= 1000
 ROUNDS ?= 10
 FUZZ_SECONDS ?= 300
 REPORT = $(CURDIR)/reliability-out/report.json

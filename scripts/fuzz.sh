@@ -9,10 +9,13 @@ seconds="${FUZZ_SECONDS:-300}"
 out="fuzz-out"
 mkdir -p "$out/corpus"
 # Its own build folder: -sanitize=fuzzer instruments every Swift module it builds.
+set +e
 swift build --scratch-path .build-fuzz --product cairn-fuzz \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DCAIRN_LIBFUZZER -Xswiftc -parse-as-library 2>&1 | grep -v "ld.gold: warning" || true
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DCAIRN_LIBFUZZER -Xswiftc -parse-as-library 2>&1 | grep -v "ld.gold: warning"
+build=${PIPESTATUS[0]}
+set -e
+[ "$build" = 0 ] || { echo "fuzz: the libFuzzer build failed" >&2; exit 1; }
 fuzzer="$(swift build --scratch-path .build-fuzz --show-bin-path)/cairn-fuzz"
-[ -x "$fuzzer" ] || { echo "fuzz: the libFuzzer build failed" >&2; exit 1; }
 seeds=(examples/fleet/models examples/fleet/templates examples/fleet/targets examples/fleet/weights
        Tests/Fixtures/manifests/valid Tests/Fixtures/manifests/invalid Tests/Fixtures/manifests/beyond-schema Tests/Fixtures/hostile)
 set +e

@@ -23,11 +23,16 @@ import Testing
         var classes: [String: Int] = [:]
         var extraInvocations = 0
         for trial in 0..<trials {
-            // One or two kills, each at a random invocation, at a random moment of its reference duration.
+            // One or two kills, each at a random invocation, at a random moment of its reference
+            // duration. A reconcile applies at the end of its run, after reading and planning, so
+            // half of its kills aim at the last 40% of it.
             var kills: [Int: Double] = [:]
             for _ in 0..<Int.random(in: 1...2, using: &rng) {
                 let index = Int.random(in: 0..<timeline.count, using: &rng)
-                kills[index] = Double.random(in: 0...(timeline[index].seconds * 1.1), using: &rng)
+                let seconds = timeline[index].seconds
+                kills[index] = timeline[index].kind == "reconcile" && Bool.random(using: &rng)
+                    ? Double.random(in: (seconds * 0.6)...(seconds * 1.05), using: &rng)
+                    : Double.random(in: 0...(seconds * 1.1), using: &rng)
             }
             let registry = Registry("cairn-crash-\(trial)")
             let invocations = try drive(fleet, into: registry, kills: kills) { killed, auditBefore, running in
