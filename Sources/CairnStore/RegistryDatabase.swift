@@ -28,9 +28,38 @@ public struct RegistryDatabase: Sendable {
     public init(path: String) throws {
         let url = URL(fileURLWithPath: path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        writer = try DatabasePool(path: path, configuration: Self.configuration())
+        writer = try Self.openPool(path)
         self.path = path
-        try Self.migrator.migrate(writer)
+        try Self.migrate(writer)
+    }
+
+    /// Opens the pool. Switching a new database to WAL needs a lock SQLite does not wait for, so
+    /// processes opening a new database at once retry for a moment.
+    static func openPool(_ path: String) throws -> DatabasePool {
+        for attempt in 1... {
+            do {
+                return try DatabasePool(path: path, configuration: configuration())
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && attempt < 20 {
+                Thread.sleep(forTimeInterval: 0.01 * Double(attempt))
+            }
+        }
+        fatalError("unreachable")
+    }
+
+    /// Runs the migrations. Processes that create the same database at once (two reconcilers,
+    /// a worker) may both find it empty; each migration is one transaction, so one of them
+    /// commits and the others fail whole and find it done when they look again.
+    static func migrate(_ writer: any DatabaseWriter) throws {
+        for attempt in 1...5 {
+            do {
+                try migrator.migrate(writer)
+                return
+            } catch {
+                if try writer.read({ try migrator.hasCompletedMigrations($0) }) { return }
+                if attempt == 5 { throw error }
+                Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
+            }
+        }
     }
 
     private init(reader: DatabaseQueue, path: String) {

@@ -73,6 +73,37 @@ import Testing
         #expect(missing.status == 1 && missing.stderr.contains("no registry database at"))
     }
 
+    @Test func openersCreatingTheSameDatabaseAtOnceAllSucceed() throws {
+        // Eight connections released together on a database that does not exist yet, as when a
+        // reconciler and workers start at the same moment: all open it; one creates the schema.
+        for round in 0..<5 {
+            let dir = TempDir("cairn-create-\(round)")
+            let db = dir.path + "/registry.db"
+            let start = DispatchSemaphore(value: 0)
+            let group = DispatchGroup()
+            let failures = Failures()
+            for _ in 0..<8 {
+                group.enter()
+                Thread.detachNewThread {
+                    start.wait()
+                    do { _ = try RegistryDatabase(path: db) } catch { failures.add("\(error)") }
+                    group.leave()
+                }
+            }
+            for _ in 0..<8 { start.signal() }
+            group.wait()
+            #expect(failures.all == [], "round \(round)")
+            #expect(try cairn(["audit", "verify", "--db", db]).status == 0)
+        }
+    }
+
+    final class Failures: @unchecked Sendable {
+        private let lock = NSLock()
+        private var items: [String] = []
+        func add(_ text: String) { lock.withLock { items.append(text) } }
+        var all: [String] { lock.withLock { items } }
+    }
+
     @Test func secondApplyOfTheSameRevisionWritesNothing() throws {
         let fleet = try Fleet()
         _ = try fleet.run(["reconcile"])

@@ -85,7 +85,14 @@ final class Registry: @unchecked Sendable {
     /// Runs SQL on the database in a read transaction. The connection is opened read-write, as
     /// the next cairn process would open it: after a kill, SQLite may need to recover the WAL.
     func read<T>(_ body: (Database) throws -> T) throws -> T {
-        try DatabaseQueue(path: db).read(body)
+        try queue().read(body)
+    }
+
+    /// A connection that waits for other processes' locks, as cairn's own do.
+    func queue() throws -> DatabaseQueue {
+        var config = Configuration()
+        config.busyMode = .timeout(30)
+        return try DatabaseQueue(path: db, configuration: config)
     }
 
     /// A count from `table`; 0 while the database or its schema does not exist yet (a process
@@ -110,8 +117,7 @@ final class Registry: @unchecked Sendable {
         let verify = try cairn(["audit", "verify", "--db", db])
         if verify.status != 0 { broken.append("audit verify: \(verify.stdout)\(verify.stderr)") }
         // Opened read-write, as the next cairn process would: SQLite replays the WAL a killed writer left.
-        let queue = try DatabaseQueue(path: db)
-        try queue.read { db in
+        try queue().read { db in
             // Killed while creating the database: nothing was written yet, and nothing can be wrong.
             guard try db.tableExists("audit_log") else { return }
             let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
