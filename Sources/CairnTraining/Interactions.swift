@@ -110,7 +110,7 @@ public struct Interactions: Sendable {
 }
 
 /// SplitMix64: a small deterministic generator, the same on every platform and run.
-struct SplitMix64 {
+struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
 
     mutating func next() -> UInt64 {

@@ -41,13 +41,6 @@ import Testing
         }
     }
 
-    final class Outputs: @unchecked Sendable {
-        private let lock = NSLock()
-        private var items: [String] = []
-        func append(_ text: String) { lock.withLock { items.append(text) } }
-        var all: [String] { lock.withLock { items } }
-    }
-
     @Test func twoReconcilersAndTwoWorkersReachTheSingleProcessState() throws {
         let rounds = Reliability.setting("CAIRN_CONCURRENCY_ROUNDS", 1)
         let padding = Reliability.setting("CAIRN_CONCURRENCY_PADDING", 40)
@@ -59,7 +52,7 @@ import Testing
         var reconcilePasses = 0, workerPasses = 0, runsExecuted = 0, applyingProcesses = 0
         for round in 0..<rounds {
             let registry = Registry("cairn-concurrency-\(round)")
-            let outputs = Outputs()
+            let outputs = LockedList()
             for commit in fleet.commits {
                 let reconcilers = ["a", "b"].map { name in
                     Loop { loop in

@@ -1,3 +1,4 @@
+@testable import CairnTraining
 import Foundation
 import Testing
 
@@ -18,7 +19,8 @@ import Testing
         let expected = try reference.dump()
         #expect(expected.contains("version model=\"homepage-recs-b\" number=2"), "the second commit retrains popular-now models")
 
-        var rng = SeededGenerator(state: seed)
+        // Seeded, so a failing trial can be replayed (CAIRN_CRASH_SEED).
+        var rng = SplitMix64(state: seed)
         var injected = 0, missed = 0, brokenAfterKill = 0, diverged = 0
         var classes: [String: Int] = [:]
         var extraInvocations = 0

@@ -22,11 +22,9 @@ import Testing
         let dir = fixturesRoot.appendingPathComponent("hostile")
         return try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }.sorted().map { name in
             let bytes = [UInt8](try Data(contentsOf: dir.appendingPathComponent(name)))
-            let first = String(decoding: bytes.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
-            guard first.hasPrefix("# expect: ") else { throw FixtureError("\(name) has no `# expect:` line") }
-            let parts = first.dropFirst("# expect: ".count).split(separator: " ", maxSplits: 1)
-            let position = parts[0].split(separator: ":").map { Int($0)! }
-            return Case(name: name, bytes: bytes, line: position[0], column: position[1], text: String(parts[1]))
+            // Only the first line is text; the rest may be bytes that are not UTF-8.
+            let expected = try ExpectedError(fixture: String(decoding: bytes.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self))
+            return Case(name: name, bytes: bytes, line: expected.line, column: expected.column, text: expected.text)
         }
     }
 

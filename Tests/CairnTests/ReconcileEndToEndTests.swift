@@ -81,12 +81,12 @@ import Testing
             let db = dir.path + "/registry.db"
             let start = DispatchSemaphore(value: 0)
             let group = DispatchGroup()
-            let failures = Failures()
+            let failures = LockedList()
             for _ in 0..<8 {
                 group.enter()
                 Thread.detachNewThread {
                     start.wait()
-                    do { _ = try RegistryDatabase(path: db) } catch { failures.add("\(error)") }
+                    do { _ = try RegistryDatabase(path: db) } catch { failures.append("\(error)") }
                     group.leave()
                 }
             }
@@ -95,13 +95,6 @@ import Testing
             #expect(failures.all == [], "round \(round)")
             #expect(try cairn(["audit", "verify", "--db", db]).status == 0)
         }
-    }
-
-    final class Failures: @unchecked Sendable {
-        private let lock = NSLock()
-        private var items: [String] = []
-        func add(_ text: String) { lock.withLock { items.append(text) } }
-        var all: [String] { lock.withLock { items } }
     }
 
     @Test func secondApplyOfTheSameRevisionWritesNothing() throws {

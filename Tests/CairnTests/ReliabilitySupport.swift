@@ -28,18 +28,6 @@ enum Reliability {
     }
 }
 
-/// A seeded generator, so a failing trial can be replayed (CAIRN_CRASH_SEED).
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// The example fleet plus `padding` draft models (a longer apply), then a second commit that
 /// approves a shadow by decision, retrains through a template change, changes a weight and
 /// archives a model: every kind of apply step and a retrain with promotion.

@@ -73,6 +73,14 @@ final class ReadAll: @unchecked Sendable {
     }
 }
 
+/// Strings appended from several threads.
+final class LockedList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func append(_ text: String) { lock.withLock { items.append(text) } }
+    var all: [String] { lock.withLock { items } }
+}
+
 /// A real git repository in a temporary folder, driven with the git command line.
 final class GitFixture: @unchecked Sendable {
     let dir: TempDir
