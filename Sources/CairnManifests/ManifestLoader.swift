@@ -110,17 +110,12 @@ public enum ManifestLoader {
 
     /// Parses and decodes each file (those not in `cache`) on every core; results in file order.
     static func decodeFiles(_ files: [ManifestFile], limits: YAMLLimits, cache: ParseCache?) -> [FileResult] {
-        var results = [FileResult?](repeating: nil, count: files.count)
-        var todo: [Int] = []
-        for (i, file) in files.enumerated() {
-            if let cache, let blob = file.blobID, let hit = cache.get(ParseCache.key(file.path, blob)) {
-                results[i] = hit
-            } else {
-                todo.append(i)
-            }
+        var results: [FileResult?] = files.map { file in
+            guard let cache, let blob = file.blobID else { return nil }
+            return cache.get(ParseCache.key(file.path, blob))
         }
+        let pending = results.indices.filter { results[$0] == nil }
         let chunk = 64
-        let pending = todo
         let chunks = (pending.count + chunk - 1) / chunk
         results.withUnsafeMutableBufferPointer { out in
             let slots = UnsafeSendable(out)
