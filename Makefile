@@ -5,8 +5,9 @@
 # make concurrency  — two reconcilers + two workers, ROUNDS=10, release binary
 # make hostile      — the hostile-input corpus
 # make fuzz         — libFuzzer over the YAML loader + decoder, FUZZ_SECONDS=300
+# make redteam      — the red-team suite (attacks on the trust boundary; see RELIABILITY.md, Security)
 # make reliability  — all four; figures in reliability-out/report.json (see RELIABILITY.md)
-.PHONY: test demo bench crash concurrency hostile fuzz reliability release-cairn
+.PHONY: test demo bench crash concurrency hostile redteam fuzz reliability release-cairn
 TRIALS ?= 200
 PADDING ?= 1000
 ROUNDS ?= 10
@@ -36,8 +37,10 @@ concurrency: release-cairn
 	    swift test --skip-build --filter ConcurrencyTests
 hostile: release-cairn
 	CAIRN_BIN=$(RELEASE_CAIRN) CAIRN_RELIABILITY_REPORT=$(REPORT) swift test --skip-build --filter HostileInputTests
+redteam: release-cairn
+	CAIRN_BIN=$(RELEASE_CAIRN) CAIRN_RELIABILITY_REPORT=$(REPORT) swift test --skip-build --filter RedTeamTests
 fuzz:
 	scripts/setup.sh
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 	mkdir -p reliability-out && cp fuzz-out/report.json reliability-out/fuzz.json
-reliability: crash concurrency hostile fuzz
+reliability: crash concurrency hostile redteam fuzz

@@ -21,7 +21,7 @@ if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
 step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
 run() { step "cairn $*"; "$cairn" "$@" || true; }
 
-export CAIRN_SIGNING_KEY="demo-signing-key"   # artifacts are HMAC-signed with it
+export CAIRN_SIGNING_KEY="64656d6f2d7369676e696e672d6b65792d31323334"   # artifacts are HMAC-signed with it
 
 run validate --repo "$repo"
 run plan --repo "$repo" --db "$db"

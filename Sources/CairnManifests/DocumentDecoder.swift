@@ -70,8 +70,31 @@ public enum DocumentDecoder {
         let apiVersion: String? = apiVersionNode.flatMap { if case let .string(s)? = $0.scalarValue { s } else { nil } }
         let kindText: String? = kindNode.flatMap { if case let .string(s)? = $0.scalarValue { s } else { nil } }
 
-        // Other tools' YAML (CI workflows, Kubernetes objects) may share the folder.
+        // Other tools' YAML (CI workflows, Kubernetes objects) may share the folder. Only a document
+        // that is clearly not Cairn's is skipped: a typo in apiVersion must never make a model's
+        // manifest vanish (the plan would archive it as removed).
+        let cairnKind = kindText.flatMap { k in ManifestKind.allCases.first { $0.rawValue.lowercased() == k.lowercased() } }
         guard let apiVersion, apiVersion.hasPrefix("cairn/") else {
+            if let apiVersion, looksLikeCairn(apiVersion) {
+                reader.error(apiVersionNode!, "apiVersion '\(apiVersion)' is not Cairn's, but close to it",
+                             hint: "use apiVersion: \(Self.apiVersion) (lower case); a document with another apiVersion is skipped, and its model would be archived")
+                return .invalid
+            }
+            if apiVersionNode == nil {
+                if let misspelt = pairs.first(where: { p in
+                    if case let .scalar(key, _) = p.key.content { return key != "apiVersion" && closest(to: key, in: ["apiVersion"]) != nil }
+                    return false
+                }) {
+                    reader.error(misspelt.key, "key \(reader.describe(misspelt.key)) looks like a misspelt apiVersion",
+                                 hint: "write `apiVersion: \(Self.apiVersion)`; without it the document is skipped, and its model would be archived")
+                    return .invalid
+                }
+                if let kindText, cairnKind != nil || looksLikeCairnKind(kindText) {
+                    reader.error(kindNode!, "kind '\(kindText)' is a Cairn kind, but the document has no apiVersion",
+                                 hint: "add `apiVersion: \(Self.apiVersion)`; without it the document is skipped, and its model would be archived")
+                    return .invalid
+                }
+            }
             return .skipped(SkippedDocument(location: reader.location(root), apiVersion: apiVersionNode.flatMap {
                 if case let .scalar(s, _) = $0.content { s } else { nil }
             }, kind: kindText))
@@ -119,6 +142,17 @@ public enum DocumentDecoder {
             return .decoded(decoded)
         }
         return .invalid
+    }
+
+    /// `Cairn/v1`, `cairn.v1`, `carin/v1`: an apiVersion whose group is Cairn's but mistyped.
+    static func looksLikeCairn(_ apiVersion: String) -> Bool {
+        let group = apiVersion.lowercased().split(whereSeparator: { $0 == "/" || $0 == "." }).first.map(String.init) ?? ""
+        return group.hasPrefix("cairn") || closest(to: group, in: ["cairn"]) != nil
+    }
+
+    /// `model`, `ServingTargets`, `Templte`: a kind that is one of Cairn's, mistyped.
+    static func looksLikeCairnKind(_ kind: String) -> Bool {
+        closest(to: kind, in: ManifestKind.allCases.map(\.rawValue)) != nil
     }
 
     private static func decodeMetadata(_ node: YAMLNode, reader: NodeReader, root: YAMLNode) -> ManifestMetadata? {

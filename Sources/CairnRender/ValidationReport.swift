@@ -69,7 +69,10 @@ public struct ValidationReport: Sendable, Codable {
             }
         }
         out += "\n"
-        let counts = "\(errors) error\(errors == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s")"
+        var counts = "\(errors) error\(errors == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s")"
+        if !skipped.isEmpty {
+            counts += "; \(skipped.count) document\(skipped.count == 1 ? "" : "s") skipped (not Cairn's\(verbose ? "" : "; --verbose lists them"))"
+        }
         if valid {
             out += style.green("✓ valid") + ": \(documents) manifest\(documents == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s"), \(counts)\n"
         } else {

@@ -44,9 +44,11 @@ public struct HTTPAPI: Sendable {
             let reachable = (try? await blocking { [db] in try db.generation() }) != nil
             let stalled = await state.isStalled
             let passed = await state.lastPassAt != nil
-            let ready = reachable && !stalled && passed
+            let keyProblem = await state.keyProblem
+            let ready = reachable && !stalled && passed && keyProblem == nil
             if ready { return Self.text("ready\n") }
-            let why = !reachable ? "database unreachable" : stalled ? "last pass stalled: \(await state.conditions["Stalled"]?.message ?? "")" : "no pass yet"
+            let stalledMessage = await state.conditions["Stalled"]?.message ?? ""
+            let why = !reachable ? "database unreachable" : keyProblem.map { "signing key: \($0)" } ?? (stalled ? "last pass stalled: \(stalledMessage)" : "no pass yet")
             return Self.text("not ready: \(why)\n", status: .serviceUnavailable)
         }
 

@@ -17,7 +17,12 @@ public enum Serve {
         let store = ArtifactStore(root: URL(fileURLWithPath: configuration.artifactsPath))
         let serving = ServingCache(db: db, loader: ModelLoader(store: store, key: key))
         // Serve what is live from the start, before the first pass.
-        await serving.refresh(try db.observedState().targets)
+        let observed = try db.observedState()
+        if let problem = try liveArtifactsProblem(observed, db: db, key: key) {
+            logger.error("not ready: \(problem)")
+            await state.setKeyProblem(problem)
+        }
+        await serving.refresh(observed.targets)
         let reconciler = Reconciler(configuration: configuration, db: db, state: state, serving: serving, metrics: metrics, logger: logger)
         let repositoryPath = RemoteMirror.isURL(configuration.repository)
             ? RemoteMirror.cachePath(url: configuration.repository, cacheRoot: configuration.gitCachePath) : configuration.repository
@@ -37,6 +42,24 @@ public enum Serve {
         try await app.runService()
         logger.info("stopped")
     }
+}
+
+/// Checks that `key` made the signatures of every live version's artifact: a key given in
+/// another form or from another deployment makes every live artifact read as tampered, so the
+/// daemon says so at start and is not ready. Nil when every live signature verifies.
+func liveArtifactsProblem(_ observed: ObservedState, db: RegistryDatabase, key: SigningKey) throws -> String? {
+    var checked = Set<String>()
+    for target in observed.targets.values.sorted(by: { $0.name < $1.name }) {
+        for route in target.routes where checked.insert("\(route.model)@\(route.version)").inserted {
+            guard let v = try db.versions(of: route.model)?.first(where: { $0.number == route.version }),
+                  let hash = v.artifactHash, let signature = v.artifactSignature else { continue }
+            if !key.verify(signature, contentHash: hash, identity: VersionIdentity(model: v.model, version: v.number, fingerprint: v.fingerprint)) {
+                return "the signing key did not sign the live artifact of \(v.model) v\(v.number) (ServingTarget/\(target.name)): "
+                    + "start with the key that signed it (CAIRN_SIGNING_KEY or --signing-key-file, both hex)"
+            }
+        }
+    }
+    return nil
 }
 
 /// One JSON object per log line on stderr (`--log-format json`).

@@ -68,6 +68,8 @@ public actor ServeState {
     /// The revision last found invalid: it stays invalid whatever the observed state does.
     public private(set) var invalidRevision: String?
     private var triggered = false
+    /// Why the signing key cannot serve what is live (checked at start); the daemon is not ready.
+    public private(set) var keyProblem: String?
 
     public init() {}
 
@@ -101,8 +103,12 @@ public actor ServeState {
         self.nextScheduleDue = nextScheduleDue
         set("Reconciling", false, reason: "Succeeded", message: "last pass applied \(plan.changes.count) changes")
         set("Stalled", false, reason: "Succeeded", message: "")
-        set("Ready", true, reason: plan.blocked.isEmpty ? "Succeeded" : "Blocked",
-            message: "applied \(desired.commit.sha.prefix(7))" + (plan.blocked.isEmpty ? "" : "; \(plan.blocked.count) changes blocked"))
+        if let keyProblem {
+            set("Ready", false, reason: "SigningKeyMismatch", message: keyProblem)
+        } else {
+            set("Ready", true, reason: plan.blocked.isEmpty ? "Succeeded" : "Blocked",
+                message: "applied \(desired.commit.sha.prefix(7))" + (plan.blocked.isEmpty ? "" : "; \(plan.blocked.count) changes blocked"))
+        }
     }
 
     /// Unchanged revision and observed state: nothing ran, only the time moved.
@@ -121,6 +127,11 @@ public actor ServeState {
 
     func setApplied(_ revision: String?) {
         if lastAppliedRevision == nil { lastAppliedRevision = revision }
+    }
+
+    func setKeyProblem(_ problem: String) {
+        keyProblem = problem
+        set("Ready", false, reason: "SigningKeyMismatch", message: problem)
     }
 
     public var isStalled: Bool { conditions["Stalled"]?.status == "True" }

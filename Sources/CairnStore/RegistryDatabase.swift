@@ -30,7 +30,23 @@ public struct RegistryDatabase: Sendable {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         writer = try Self.openPool(path)
         self.path = path
+        try writer.read { db in try Self.refuseNewerSchema(db, path: path) }
         try Self.migrate(writer)
+    }
+
+    /// The schema versions this Cairn knows, oldest first.
+    static let knownSchemas = ["v1"]
+
+    /// A registry written by a newer Cairn is refused, never read or written: this Cairn does not
+    /// know what the newer schema's rows mean, and writing would corrupt them.
+    static func refuseNewerSchema(_ db: Database, path: String) throws {
+        guard try db.tableExists("grdb_migrations") else { return }
+        let applied = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+        let unknown = applied.filter { !knownSchemas.contains($0) }.sorted()
+        if let newest = unknown.last {
+            throw StoreError("the registry at \(path) has schema \(newest), newer than this Cairn knows (up to \(knownSchemas.last!)); nothing was read or written",
+                             hint: "use the Cairn version that wrote it, or a newer one")
+        }
     }
 
     /// Opens the pool. Switching a new database to WAL needs a lock SQLite does not wait for, so
@@ -75,6 +91,7 @@ public struct RegistryDatabase: Sendable {
         var config = configuration()
         config.readonly = true
         let queue = try DatabaseQueue(path: path, configuration: config)
+        try queue.read { db in try refuseNewerSchema(db, path: path) }
         let (applied, current) = try queue.read { db in (try migrator.appliedIdentifiers(db), try migrator.hasCompletedMigrations(db)) }
         // A file with no schema at all is a registry whose creation never committed (the process
         // creating it was killed): it holds nothing, like no file.

@@ -36,18 +36,40 @@ public struct ArtifactStore: Sendable {
         return hash
     }
 
-    /// sha256 over the sorted `path<TAB>sha256<LF>` lines of every regular file under `folder`.
+    /// sha256 over one sorted line per entry of the tree under `folder`, never following a link:
+    /// a regular file is `path<TAB>sha256` (with `<TAB>exec` when executable), a symbolic link
+    /// `path<TAB>symlink<TAB>target`, an empty folder `path/<TAB>dir`. So the hash names exactly
+    /// what the folder holds: two artifacts that differ only in a link, a mode or an empty folder
+    /// have different addresses. (An artifact of plain files hashes as it always has.) Any other
+    /// kind of entry (a FIFO, a socket, a device) is refused.
     public static func contentHash(of folder: URL) throws -> String {
         var lines: [String] = []
         let base = folder.standardizedFileURL.path
-        guard let e = FileManager.default.enumerator(atPath: base) else { throw TrainingError("cannot read \(base)") }
-        while let relative = e.nextObject() as? String {
-            let path = base + "/" + relative
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else { continue }
-            guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError("cannot read \(path)") }
-            lines.append("\(relative)\t\(sha256Hex([UInt8](data)))\n")
+        let fm = FileManager.default
+        func walk(_ relative: String) throws {
+            let dir = relative.isEmpty ? base : base + "/" + relative
+            guard let names = try? fm.contentsOfDirectory(atPath: dir) else { throw TrainingError("cannot read the artifact folder \(dir)") }
+            if names.isEmpty, !relative.isEmpty { lines.append("\(relative)/\tdir\n") }
+            for name in names {
+                let path = relative.isEmpty ? name : relative + "/" + name
+                var info = stat()
+                guard lstat(base + "/" + path, &info) == 0 else { throw TrainingError("cannot read \(path) in the artifact") }
+                switch info.st_mode & S_IFMT {
+                case S_IFDIR:
+                    try walk(path)
+                case S_IFLNK:
+                    let target = try fm.destinationOfSymbolicLink(atPath: base + "/" + path)
+                    lines.append("\(path)\tsymlink\t\(target)\n")
+                case S_IFREG:
+                    guard let data = fm.contents(atPath: base + "/" + path) else { throw TrainingError("cannot read \(path) in the artifact") }
+                    let exec = info.st_mode & 0o111 != 0 ? "\texec" : ""
+                    lines.append("\(path)\t\(sha256Hex([UInt8](data)))\(exec)\n")
+                default:
+                    throw TrainingError("the artifact holds \(path), which is neither a file, a folder nor a symbolic link")
+                }
+            }
         }
+        try walk("")
         return sha256Hex(lines.sorted().joined())
     }
 
@@ -104,18 +126,25 @@ public struct SigningKey: Sendable {
         return HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: Array((contentHash + "\n" + identity.signedText).utf8), using: key)
     }
 
-    /// The key from `CAIRN_SIGNING_KEY` (any string), else from `file`, generated there (0600) on
-    /// first use. `notice` is told when a key is generated.
+    /// Reads a key written as hex (at least 32 hex characters, 64 as generated), the one
+    /// encoding of a key wherever it comes from: `CAIRN_SIGNING_KEY=$(cat signing.key)` is the
+    /// same key as the file. Surrounding white space is ignored. The key itself is never quoted.
+    public static func parse(_ text: String, source: String) throws -> SigningKey {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let bytes = decodeHex(trimmed), bytes.count >= 16 else {
+            throw TrainingError("\(source) is not a Cairn signing key: a key is at least 32 hex characters (64 as generated, \(trimmed.count) characters given)")
+        }
+        return SigningKey(bytes: bytes)
+    }
+
+    /// The key from `CAIRN_SIGNING_KEY`, else from `file`, generated there (0600) on first use;
+    /// both in the same hex encoding. `notice` is told when a key is generated.
     public static func load(environment: [String: String], file: URL, notice: (String) -> Void) throws -> SigningKey {
         if let text = environment["CAIRN_SIGNING_KEY"], !text.isEmpty {
-            return SigningKey(bytes: Array(text.utf8))
+            return try parse(text, source: "CAIRN_SIGNING_KEY")
         }
         if let data = FileManager.default.contents(atPath: file.path) {
-            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard let bytes = decodeHex(text), bytes.count >= 16 else {
-                throw TrainingError("\(file.path) is not a Cairn signing key (64 hex characters)")
-            }
-            return SigningKey(bytes: bytes)
+            return try parse(String(decoding: data, as: UTF8.self), source: file.path)
         }
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }

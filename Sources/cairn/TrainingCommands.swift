@@ -27,7 +27,7 @@ struct ArtifactOptions: ParsableArguments {
         do {
             return try SigningKey.load(environment: env, file: file) { printError("note: \($0)") }
         } catch let error as TrainingError {
-            throw CommandFailure(error.message)
+            throw CommandFailure(error.message, hint: "generate a key with `openssl rand -hex 32`; a key file and CAIRN_SIGNING_KEY hold the same hex text")
         }
     }
 

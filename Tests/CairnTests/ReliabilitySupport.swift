@@ -66,7 +66,7 @@ final class ReliabilityFleet: @unchecked Sendable {
 final class Registry: @unchecked Sendable {
     let dir: TempDir
     var db: String { dir.path + "/registry.db" }
-    static let env = ["CAIRN_SIGNING_KEY": "reliability-suite-key"]
+    static let env = ["CAIRN_SIGNING_KEY": "72656c696162696c6974792d7375697465"]
 
     init(_ label: String) { dir = TempDir(label) }
 

@@ -51,7 +51,7 @@ import Testing
             p.arguments = ["serve", "--repo", "file://\(remote)", "--db", dbPath, "--listen", "127.0.0.1:\(port)", "--interval", interval] + extra
             var environment = ProcessInfo.processInfo.environment
             environment["CAIRN_WEBHOOK_SECRET"] = "hook-secret"
-            environment["CAIRN_SIGNING_KEY"] = "serve-key"
+            environment["CAIRN_SIGNING_KEY"] = "73657276652d6b65792d666f722d7465737473"
             for (k, v) in env { environment[k] = v }
             p.environment = environment
             p.standardOutput = FileHandle.nullDevice

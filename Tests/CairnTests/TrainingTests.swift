@@ -147,6 +147,25 @@ import Testing
         #expect(notices.count == 1 && notices[0].contains("generated a signing key"))
         let mode = try FileManager.default.attributesOfItem(atPath: file.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
-        #expect(try SigningKey.load(environment: ["CAIRN_SIGNING_KEY": "s3cret"], file: file) { _ in }.bytes == Array("s3cret".utf8))
+        #expect(try SigningKey.load(environment: ["CAIRN_SIGNING_KEY": "00112233445566778899aabbccddeeff"], file: file) { _ in }.bytes.count == 16)
+    }
+
+    /// One key, one encoding: `CAIRN_SIGNING_KEY=$(cat signing.key)` is the key in the file, and a
+    /// value that is not a key is refused without being quoted.
+    @Test func theEnvironmentAndTheKeyFileReadTheSameEncoding() throws {
+        let dir = TempDir("cairn-key")
+        let file = dir.url.appendingPathComponent("signing.key")
+        let generated = try SigningKey.load(environment: [:], file: file) { _ in }
+        let text = try String(contentsOf: file, encoding: .utf8)
+        let fromEnvironment = try SigningKey.load(environment: ["CAIRN_SIGNING_KEY": text.trimmingCharacters(in: .newlines)], file: file) { _ in }
+        #expect(fromEnvironment.bytes == generated.bytes)
+        let identity = VersionIdentity(model: "m", version: 1, fingerprint: "f")
+        #expect(fromEnvironment.verify(generated.sign(contentHash: "abc", identity: identity), contentHash: "abc", identity: identity))
+        #expect(throws: TrainingError.self) { try SigningKey.load(environment: ["CAIRN_SIGNING_KEY": "s3cret-passphrase"], file: file) { _ in } }
+        do {
+            _ = try SigningKey.load(environment: ["CAIRN_SIGNING_KEY": "s3cret-passphrase"], file: file) { _ in }
+        } catch let error as TrainingError {
+            #expect(!error.message.contains("s3cret"), "the key is never quoted: \(error.message)")
+        }
     }
 }

@@ -8,7 +8,7 @@ import Testing
 @Suite struct WorkerEndToEndTests {
     typealias Fleet = ReconcileEndToEndTests.Fleet
 
-    static let secretEnv = ["CAIRN_SIGNING_KEY": "topsecret"]
+    static let secretEnv = ["CAIRN_SIGNING_KEY": "746f707365637265742d6b65792d3132333435"]
 
     func execTemplate(_ name: String, script: String, timeout: String = "1m", env: String = "{}") -> String {
         """
@@ -87,7 +87,7 @@ import Testing
         let artifact = repo.dir.url.appendingPathComponent(".cairn/artifacts/\(version.artifactHash!)")
         let env = try String(contentsOf: artifact.appendingPathComponent("env.txt"), encoding: .utf8)
         #expect(!env.contains("CAIRN_SIGNING_KEY"))
-        #expect(!env.contains("topsecret"))
+        #expect(!env.contains("746f707365637265742d6b65792d3132333435"))
         for name in ["CAIRN_DATASET=", "CAIRN_PARAMS=", "CAIRN_OUTPUT=", "CAIRN_RUN_ID=", "CAIRN_MODEL=m-env", "CAIRN_VERSION=1"] {
             #expect(env.contains("\n" + name) || env.hasPrefix(name), "missing \(name)")
         }
@@ -100,7 +100,7 @@ import Testing
         #expect(version.datasetHash == sha256Hex(Array("user_id,item_id,event,timestamp\nu1,a,click,1793491200\n".utf8)))
         // The signing key never reached the trainer, yet the artifact is signed with it.
         #expect(try cairn(["artifact", "verify", "m-env@1", "--db", db], env: Self.secretEnv).status == 0)
-        let wrongKey = try cairn(["artifact", "verify", "m-env@1", "--db", db], env: ["CAIRN_SIGNING_KEY": "other"])
+        let wrongKey = try cairn(["artifact", "verify", "m-env@1", "--db", db], env: ["CAIRN_SIGNING_KEY": "6f746865722d6b65792d6f662d31362d6279746573"])
         #expect(wrongKey.status == 1)
         #expect(wrongKey.stdout.contains("TAMPERED: artifact of m-env v1 has a signature this key did not make"))
     }
