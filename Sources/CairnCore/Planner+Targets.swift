@@ -8,6 +8,7 @@ extension PlanBuilder {
         }
         for (name, old) in observed.targets.sorted(by: { $0.key < $1.key }) where old.assigned && !desiredNames.contains(name) {
             projectedRoutes[name] = nil
+            removedRoutes += old.routes.count
             add(Change(action: .archive, address: ManifestAddress(.servingTarget, name).description,
                        before: .from(Assignment(tenant: old.tenant, surface: old.surface, routes: old.routes, shadow: old.shadow)),
                        reason: "manifest removed: unassign (was \(Describe.routes(old.routes)))"))
@@ -48,6 +49,7 @@ extension PlanBuilder {
         }
         projectedRoutes[name] = routes + shadow
         promotedRoutes += Set(routes).subtracting(before?.routes ?? []).count
+        removedRoutes += (before?.routes ?? []).filter { old in !routes.contains { $0.model == old.model } }.count
         var reason = Describe.promotion(from: before?.routes ?? [], to: routes)
         if (before?.shadow ?? []) != shadow { reason += "; shadow " + (shadow.isEmpty ? "none" : Describe.routes(shadow, weights: false)) }
         if let before, before.tenant != target.tenant || before.surface != target.surface {

@@ -42,8 +42,9 @@ public enum Planner {
         builder.planTraining()
         builder.planDecisions()
         builder.planTargets()
-        builder.planModelArchives()
+        // Before model archives: a target the guard holds back keeps its models live.
         builder.applyBulkGuard(options)
+        builder.planModelArchives()
         return builder.finish()
     }
 }
@@ -65,6 +66,9 @@ struct PlanBuilder {
     var projectedRoutes: [String: [LiveRoute]] = [:]
     /// Routes newly promoted by this plan (for the bulk guard).
     var promotedRoutes = 0
+    /// Live routes this plan takes off the air: routes dropped from a target, and every route of
+    /// a target whose manifest was removed (for the bulk guard, which counts them like promotions).
+    var removedRoutes = 0
     /// Models this plan queues training for.
     var trainedModels: Set<String> = []
     // Indexes built once, so planning stays linear in the fleet's size.
@@ -161,15 +165,20 @@ struct PlanBuilder {
                     candidates: candidates)
     }
 
-    /// Rule 12: a plan that promotes more routes than allowed is refused unless asked for.
+    /// Rule 12: a plan that changes more live routes than allowed (promoted, or taken off the air)
+    /// is refused unless asked for: promotions and target removals are blocked, and what is live
+    /// stays live.
     mutating func applyBulkGuard(_ options: PlannerOptions) {
-        let routes = promotedRoutes
+        let routes = promotedRoutes + removedRoutes
         guard routes > options.maxPromotions, !options.allowBulk else { return }
-        let promotions = changes.filter { $0.action == .promote }
-        changes.removeAll { $0.action == .promote }
-        for change in promotions {
-            block(.promote, change.address,
-                  "bulk guard: this plan promotes \(routes) routes, more than --max-promotions \(options.maxPromotions); review it and pass --allow-bulk")
+        let held = changes.filter { $0.action == .promote || ($0.action == .archive && $0.kind == .servingTarget) }
+        changes.removeAll { $0.action == .promote || ($0.action == .archive && $0.kind == .servingTarget) }
+        let what = removedRoutes == 0 ? "promotes \(routes) routes,"
+            : "promotes \(promotedRoutes) and takes \(removedRoutes) off the air, \(routes) routes in all,"
+        for change in held {
+            if let old = observed.targets[change.name], old.assigned { projectedRoutes[change.name] = old.routes + old.shadow }
+            block(change.action, change.address,
+                  "bulk guard: this plan \(what) more than --max-promotions \(options.maxPromotions); review it and pass --allow-bulk")
         }
     }
 }

@@ -19,11 +19,12 @@ public final class GitRepository: @unchecked Sendable {
         var repo: OpaquePointer?
         let rc = git_repository_open_ext(&repo, path, 0, nil)
         guard rc == 0, let repo else {
-            throw SourceError("cannot open git repository at \(path): \(lastGitError(rc))",
+            let shown = RemoteMirror.redacted(path)
+            throw SourceError("cannot open git repository at \(shown): \(redactingSecrets(lastGitError(rc), RemoteMirror.split(path)))",
                               hint: "pass --repo with the path of a git repository (bare or not)")
         }
         self.repo = repo
-        self.location = path
+        self.location = RemoteMirror.redacted(path)
     }
 
     deinit { git_repository_free(repo) }

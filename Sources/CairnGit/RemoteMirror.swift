@@ -14,9 +14,45 @@ public enum RemoteMirror {
         return s[..<r.lowerBound].allSatisfy { $0.isLetter || $0 == "+" }
     }
 
-    /// The cache folder for `url` under `cacheRoot`.
+    /// The cache folder for `url` under `cacheRoot` (named by the address without credentials).
     public static func cachePath(url: String, cacheRoot: String) -> String {
-        cacheRoot + "/" + String(sha256Hex(url).prefix(16)) + ".git"
+        cacheRoot + "/" + String(sha256Hex(split(url).address).prefix(16)) + ".git"
+    }
+
+    /// An address split from the credentials written into it (`https://user:token@host/…`).
+    struct Parts {
+        /// The address to configure and show: no password, and for http(s) no user either (a
+        /// token is often given as the user name).
+        var address: String
+        var user: String?
+        var password: String?
+    }
+
+    static func split(_ url: String) -> Parts {
+        guard let schemeEnd = url.range(of: "://") else { return Parts(address: url) }
+        let rest = url[schemeEnd.upperBound...]
+        let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return Parts(address: url) }
+        let userinfo = rest[..<at]
+        let user = userinfo.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
+        let password = userinfo.contains(":") ? String(userinfo[userinfo.index(after: userinfo.firstIndex(of: ":")!)...]) : nil
+        let scheme = url[..<schemeEnd.lowerBound].lowercased()
+        let host = rest[rest.index(after: at)...]
+        if scheme.hasPrefix("http") {
+            return Parts(address: "\(url[..<schemeEnd.upperBound])\(host)", user: user, password: password)
+        }
+        // ssh://git@host: the user name is not a secret; a password is dropped.
+        return Parts(address: "\(url[..<schemeEnd.upperBound])\(user.map { $0 + "@" } ?? "")\(host)", user: user, password: password)
+    }
+
+    /// `url` as it may be shown in logs, status and errors: credentials replaced by `***`.
+    public static func redacted(_ url: String) -> String {
+        let parts = split(url)
+        guard parts.address != url, let schemeEnd = parts.address.range(of: "://") else { return url }
+        let shownUser = url.lowercased().hasPrefix("http") ? "***" : "\(parts.user ?? ""):***"
+        var rest = String(parts.address[schemeEnd.upperBound...])
+        if !url.lowercased().hasPrefix("http"), let at = rest.firstIndex(of: "@") { rest = String(rest[rest.index(after: at)...]) }
+        return "\(parts.address[..<schemeEnd.upperBound])\(shownUser)@\(rest)"
     }
 
     /// Fetches `url` into its cache (creating it), and points the cache's HEAD at `main` or
@@ -24,6 +60,10 @@ public enum RemoteMirror {
     @discardableResult
     public static func fetch(url: String, cacheRoot: String) throws(SourceError) -> String {
         _ = GitRepository.ensureInitialised
+        // Credentials written into the address are handed to libgit2 through the credential
+        // callback only: never into the cache's config, never into a message.
+        let parts = split(url)
+        let shown = redacted(url)
         let path = cachePath(url: url, cacheRoot: cacheRoot)
         try? FileManager.default.createDirectory(atPath: cacheRoot, withIntermediateDirectories: true)
         var repo: OpaquePointer?
@@ -36,20 +76,36 @@ public enum RemoteMirror {
         defer { git_repository_free(repo) }
         var remote: OpaquePointer?
         if git_remote_lookup(&remote, repo, "origin") != 0 {
-            guard git_remote_create_with_fetchspec(&remote, repo, "origin", url, "+refs/heads/*:refs/heads/*") == 0 else {
-                throw SourceError("cannot configure the remote \(url): \(lastGitError(-1))")
+            guard git_remote_create_with_fetchspec(&remote, repo, "origin", parts.address, "+refs/heads/*:refs/heads/*") == 0 else {
+                throw SourceError("cannot configure the remote \(shown): \(lastGitError(-1))")
             }
             git_remote_add_fetch(repo, "origin", "+refs/tags/*:refs/tags/*")
             git_remote_free(remote)
             remote = nil
             git_remote_lookup(&remote, repo, "origin")
         }
-        guard let remote else { throw SourceError("cannot configure the remote \(url)") }
+        guard var remote else { throw SourceError("cannot configure the remote \(shown)") }
+        if let configured = git_remote_url(remote).map({ String(cString: $0) }), configured != parts.address {
+            // A cache configured by an older Cairn may hold the credentials: replace its address.
+            git_remote_set_url(repo, "origin", parts.address)
+            git_remote_free(remote)
+            var fresh: OpaquePointer?
+            guard git_remote_lookup(&fresh, repo, "origin") == 0, let fresh else { throw SourceError("cannot configure the remote \(shown)") }
+            remote = fresh
+        }
         defer { git_remote_free(remote) }
+        let credentials = Unmanaged.passRetained(URLCredentials(user: parts.user, password: parts.password))
+        defer { credentials.release() }
         var options = git_fetch_options()
         git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
         options.prune = GIT_FETCH_PRUNE
-        options.callbacks.credentials = { out, _, usernameFromURL, allowed, _ in
+        options.callbacks.payload = credentials.toOpaque()
+        options.callbacks.credentials = { out, _, usernameFromURL, allowed, payload in
+            let given = payload.map { Unmanaged<URLCredentials>.fromOpaque($0).takeUnretainedValue() }
+            if allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0, let given, let user = given.user, !given.tried {
+                given.tried = true
+                return git_credential_userpass_plaintext_new(out, user, given.password ?? "")
+            }
             if allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0, let token = getenv("CAIRN_GIT_TOKEN") {
                 return git_credential_userpass_plaintext_new(out, "x-access-token", token)
             }
@@ -61,7 +117,7 @@ public enum RemoteMirror {
         }
         let rc = git_remote_fetch(remote, nil, &options, "cairn fetch")
         guard rc == 0 else {
-            throw SourceError("cannot fetch \(url): \(lastGitError(rc))",
+            throw SourceError("cannot fetch \(shown): \(redactingSecrets(lastGitError(rc), parts))",
                               hint: "check the address and credentials (CAIRN_GIT_TOKEN for https, an ssh agent for ssh)")
         }
         for branch in ["refs/heads/main", "refs/heads/master"] {
@@ -74,6 +130,27 @@ public enum RemoteMirror {
         }
         return path
     }
+}
+
+/// Credentials taken from a `--repo` address, handed to libgit2's callback once.
+final class URLCredentials: @unchecked Sendable {
+    let user: String?
+    let password: String?
+    var tried = false
+
+    init(user: String?, password: String?) {
+        self.user = user
+        self.password = password
+    }
+}
+
+/// A library message with any credential it might echo replaced by `***`.
+func redactingSecrets(_ message: String, _ parts: RemoteMirror.Parts) -> String {
+    var text = message
+    for secret in [parts.password, parts.user] {
+        if let secret, secret.count >= 4 { text = text.replacingOccurrences(of: secret, with: "***") }
+    }
+    return text
 }
 
 extension GitRepository {

@@ -14,14 +14,27 @@ public enum ReconcilePass {
     }
 
     /// `beforeApply` sees the plan once it is made (the command line prints it there).
+    /// `expected`: a saved plan (`cairn apply FILE`). It is applied only if the revision and the
+    /// observed state give exactly that plan, under the same lease; otherwise nothing is applied
+    /// and the error names the first difference. A plan file is data in transit, not an order.
     public static func run(db: RegistryDatabase, desired: DesiredState, options: PlannerOptions, actor: String, lockWait: Double,
-                           beforeApply: (Plan) -> Void = { _ in }) throws -> Outcome {
+                           expected: Plan? = nil, beforeApply: (Plan) -> Void = { _ in }) throws -> Outcome {
         let now = { Int64(Date().timeIntervalSince1970) }
         let holder = LeaseHolder()
         try db.acquireLease(holder, wait: lockWait, now: now)
         defer { try? db.releaseLease(holder) }
         let observed = try db.observedState()
         let plan = Planner.plan(desired: desired, observed: observed, now: now(), options: options)
+        if let expected {
+            if observed.generation != expected.observedGeneration {
+                throw StoreError("saved plan is stale: the observed state moved (generation \(observed.generation), plan made at \(expected.observedGeneration))",
+                                 hint: "make a new plan")
+            }
+            if let difference = expected.firstDifference(from: plan) {
+                throw StoreError("saved plan does not match what revision \(desired.commit.shortSHA) gives against the registry: \(difference); nothing was applied",
+                                 hint: "a saved plan is applied only when its revision gives exactly that plan: make a new one with `cairn plan --out FILE` (with the same --exclude and bulk options)")
+            }
+        }
         beforeApply(plan)
         guard !observed.suspended else { return Outcome(plan: plan, observed: observed, applied: nil) }
         let context = AuditContext(revision: desired.commit.sha, author: "\(desired.commit.authorName) <\(desired.commit.authorEmail)>", actor: actor)

@@ -27,7 +27,8 @@ public enum Serve {
         let repositoryPath = RemoteMirror.isURL(configuration.repository)
             ? RemoteMirror.cachePath(url: configuration.repository, cacheRoot: configuration.gitCachePath) : configuration.repository
         let worker = Worker(db: db, configuration: Worker.Configuration(repositoryPath: repositoryPath, artifacts: store, key: key,
-                                                                        workRoot: URL(fileURLWithPath: configuration.workRoot))) { line in
+                                                                        workRoot: URL(fileURLWithPath: configuration.workRoot),
+                                                                        datasets: configuration.datasets)) { line in
             logger.info("\(line)")
         }
         let api = HTTPAPI(configuration: configuration, db: db, state: state, serving: serving, metrics: metrics)
@@ -37,7 +38,7 @@ public enum Serve {
             services: [reconciler, WorkerService(worker: worker, concurrency: configuration.workers)],
             logger: logger
         )
-        logger.info("serving", metadata: ["listen": "\(configuration.host):\(configuration.port)", "repository": "\(configuration.repository)",
+        logger.info("serving", metadata: ["listen": "\(configuration.host):\(configuration.port)", "repository": "\(RemoteMirror.redacted(configuration.repository))",
                                            "revision": "\(configuration.revision)", "workers": "\(configuration.workers)"])
         try await app.runService()
         logger.info("stopped")

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnTraining
 import Foundation
 
 /// How `cairn serve` is configured.
@@ -23,6 +24,8 @@ public struct ServeConfiguration: Sendable {
     public var workRoot: String
     /// `CAIRN_WEBHOOK_SECRET`; webhooks are refused without it.
     public var webhookSecret: String?
+    /// Which `file://` datasets trainers may read.
+    public var datasets: DatasetPolicy = DatasetPolicy(roots: [], forbidden: [])
 
     public init(repository: String, revision: String, manifestRoot: String, exclude: Set<String>, databasePath: String, host: String,
                 port: Int, interval: Int, resync: Int, workers: Int, planner: PlannerOptions, artifactsPath: String, signingKeyPath: String,

@@ -32,7 +32,7 @@ public enum ExecTrainer {
         if let path = job.request.datasetPath {
             datasetPath = snapshot.appendingPathComponent(path).path
         } else if case let .uri(uri) = job.request.template.dataset {
-            datasetPath = String(uri.dropFirst("file://".count))
+            datasetPath = try job.datasets.path(of: uri)
         } else {
             throw TrainingError("the template names no dataset")
         }

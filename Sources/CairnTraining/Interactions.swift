@@ -38,8 +38,10 @@ public struct Interactions: Sendable {
         guard let headerLine = lines.first else { throw TrainingError("the dataset is empty: it needs the header user_id,item_id,event,timestamp") }
         let header = fields(headerLine).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespaces) }
         func column(_ name: String) throws -> Int {
+            // Never quote the file: a dataset path pointed at a secret would print it here.
             guard let i = header.firstIndex(of: name) else {
-                throw TrainingError("the dataset header has no '\(name)' column (found \(header.joined(separator: ","))); it needs user_id,item_id,event,timestamp")
+                throw TrainingError("dataset line 1 (\(header.count) column\(header.count == 1 ? "" : "s"), \(headerLine.count) bytes): the header has no '\(name)' column; "
+                                    + "a dataset is CSV whose first line names the columns user_id,item_id,event,timestamp")
             }
             return i
         }
@@ -61,7 +63,7 @@ public struct Interactions: Sendable {
             let user = String(decoding: f[cu], as: UTF8.self), item = String(decoding: f[ci], as: UTF8.self)
             guard !user.isEmpty, !item.isEmpty else { throw TrainingError("dataset line \(n + 1): empty user_id or item_id") }
             guard let time = parseTimestamp(f[ct]) else {
-                throw TrainingError("dataset line \(n + 1): timestamp '\(String(decoding: f[ct], as: UTF8.self))' is neither unix seconds nor ISO 8601 (2026-11-20T08:00:00Z)")
+                throw TrainingError("dataset line \(n + 1), column \(ct + 1): the timestamp (\(f[ct].count) bytes) is neither unix seconds nor ISO 8601 (2026-11-20T08:00:00Z)")
             }
             let u: Int
             if let known = userIndex[user] { u = known } else {

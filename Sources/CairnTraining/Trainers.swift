@@ -16,6 +16,8 @@ public struct TrainingJob: Sendable {
     public var repositoryPath: String
     /// The worker's environment (secrets are removed before an exec trainer sees it).
     public var environment: [String: String]
+    /// Which `file://` datasets may be read.
+    public var datasets: DatasetPolicy
 }
 
 /// What a finished trainer hands back.
@@ -51,8 +53,54 @@ public final class StopFlag: @unchecked Sendable {
     }
 }
 
+/// Where `file://` datasets may be read from: only under folders the operator lists
+/// (`--dataset-root`, `CAIRN_DATASET_ROOTS`), and never inside Cairn's own state (the database,
+/// the signing key, artifacts). A manifest is reviewed as a one-line change; the operator's list
+/// is what decides which files on this host a commit may make a trainer read.
+public struct DatasetPolicy: Sendable {
+    /// Allowed folders, resolved (symlinks followed).
+    public var roots: [String]
+    /// Folders no dataset may be read from, whatever `roots` says (the state directory).
+    public var forbidden: [String]
+
+    public init(roots: [String], forbidden: [String]) {
+        self.roots = roots.map(Self.resolved)
+        self.forbidden = forbidden.map(Self.resolved)
+    }
+
+    /// The roots named by `CAIRN_DATASET_ROOTS` (`:`-separated) and `--dataset-root`.
+    public static func roots(flags: [String], environment: [String: String]) -> [String] {
+        flags + (environment["CAIRN_DATASET_ROOTS"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
+    }
+
+    static func resolved(_ path: String) -> String {
+        guard let real = realpath(path, nil) else { return (path as NSString).standardizingPath }
+        defer { free(real) }
+        return String(cString: real)
+    }
+
+    static func inside(_ path: String, _ folder: String) -> Bool {
+        folder == "/" || path == folder || path.hasPrefix(folder + "/")
+    }
+
+    /// The local path of a `file://` URI, if reading it is allowed; otherwise an error that says
+    /// which rule refused it (and never anything of the file).
+    public func path(of uri: String) throws -> String {
+        let path = Self.resolved(String(uri.dropFirst("file://".count)))
+        if let state = forbidden.first(where: { Self.inside(path, $0) }) {
+            throw TrainingError("dataset \(uri) is inside Cairn's state directory \(state); datasets are never read from there")
+        }
+        guard roots.contains(where: { Self.inside(path, $0) }) else {
+            throw TrainingError("dataset \(uri) is outside the folders this worker may read datasets from ("
+                                + (roots.isEmpty ? "none are listed" : roots.joined(separator: ", "))
+                                + "); the operator lists them with --dataset-root or CAIRN_DATASET_ROOTS")
+        }
+        return path
+    }
+}
+
 enum Dataset {
-    /// The dataset's bytes at the run's commit (or from its file:/// URI).
+    /// The dataset's bytes at the run's commit (or from its file:/// URI, where allowed).
     static func read(_ job: TrainingJob) throws -> [UInt8] {
         if let path = job.request.datasetPath {
             do {
@@ -62,7 +110,7 @@ enum Dataset {
             }
         }
         guard case let .uri(uri) = job.request.template.dataset else { throw TrainingError("the template names no dataset") }
-        let path = String(uri.dropFirst("file://".count))
+        let path = try job.datasets.path(of: uri)
         guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError("cannot read the dataset \(uri)") }
         return [UInt8](data)
     }

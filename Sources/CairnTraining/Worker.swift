@@ -15,9 +15,13 @@ public struct Worker: Sendable {
         /// First retry delay after a worker died; doubles with each attempt.
         public var retryDelay: Int64
         public var environment: [String: String]
+        /// Which `file://` datasets may be read.
+        public var datasets: DatasetPolicy
 
         public init(repositoryPath: String, artifacts: ArtifactStore, key: SigningKey, workRoot: URL, leaseSeconds: Int64 = 60,
-                    retryDelay: Int64 = 30, environment: [String: String] = ProcessInfo.processInfo.environment) {
+                    retryDelay: Int64 = 30, environment: [String: String] = ProcessInfo.processInfo.environment,
+                    datasets: DatasetPolicy = DatasetPolicy(roots: [], forbidden: [])) {
+            self.datasets = datasets
             self.retryDelay = retryDelay
             self.repositoryPath = repositoryPath
             self.artifacts = artifacts
@@ -61,7 +65,8 @@ public struct Worker: Sendable {
         let job = TrainingJob(runID: claimed.id, attempt: claimed.attempt, model: claimed.model,
                               expectedVersion: (try? db.nextVersionNumber(claimed.model)) ?? 1, request: claimed.request,
                               workDir: configuration.workRoot.appendingPathComponent("run-\(claimed.id)-\(claimed.attempt)"),
-                              repositoryPath: configuration.repositoryPath, environment: configuration.environment)
+                              repositoryPath: configuration.repositoryPath, environment: configuration.environment,
+                              datasets: configuration.datasets)
         do {
             let output: TrainerOutput
             switch claimed.request.template.trainer {

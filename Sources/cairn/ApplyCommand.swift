@@ -1,22 +1,31 @@
 import ArgumentParser
 import CairnCore
 import CairnGit
+import CairnServer
 import CairnStore
 import Foundation
 
 struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Apply a plan saved with `cairn plan --out FILE`.",
-        discussion: "Refuses a stale plan: one whose revision or observed state has moved since it was made. Exit status 0 applied, 1 error or stale."
+        discussion: """
+            The plan is made again from the revision it names and the registry, under the applier lease, and applied only if \
+            it is exactly the saved one: an edited plan file is refused, naming the first difference. A stale plan (its \
+            branch or the observed state has moved) is refused too. Exit status 0 applied, 1 error, stale or not matching.
+            """
     )
 
     @Argument(help: "The saved plan (JSON).")
     var file: String
 
-    @Option(help: "The git repository the plan was made from (to check its revision has not moved).")
+    @Option(help: "The git repository the plan was made from.")
     var repo: String = "."
 
+    @Option(name: .customLong("exclude"), help: "A folder name or repository path to skip, as given to `cairn plan` (repeatable).")
+    var excluded: [String] = []
+
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var planning: PlanningOptions
 
     @Option(help: "Seconds to wait for another reconcile holding the applier lease.")
     var lockTimeout: Double = 10
@@ -36,18 +45,23 @@ struct Apply: ParsableCommand {
                 throw CommandFailure("\(file) has plan format \(plan.formatVersion); this Cairn reads format 1")
             }
             let repository = try GitRepository(path: repo)
-            let commit = try repository.commit(plan.revision)
             let now = try? repository.commit(plan.revisionName)
             if let now, now.sha != plan.revision {
                 throw CommandFailure("saved plan is stale: \(plan.revisionName) has moved from \(plan.revision.prefix(7)) to \(now.shortSHA)",
                                      hint: "make a new plan")
             }
-            let db = try database.open()
-            let holder = LeaseHolder()
-            try db.acquireLease(holder, wait: lockTimeout, now: unixNow)
-            defer { try? db.releaseLease(holder) }
-            let context = AuditContext(revision: plan.revision, author: "\(commit.authorName) <\(commit.authorEmail)>", actor: currentUser())
-            let result = try db.apply(plan, holder: holder, context: context, expectedGeneration: plan.observedGeneration, now: unixNow)
+            // Only what the revision says is applied: read it again, exactly as the plan names it.
+            let revision = try RevisionReader.read(repository: repository, revision: plan.revision, root: plan.manifestRoot, exclude: Set(excluded))
+            guard var desired = revision.desired else {
+                throw CommandFailure("the revision \(plan.revision.prefix(7)) the plan names is not valid: nothing was applied",
+                                     hint: "run `cairn validate --revision \(plan.revision.prefix(7))`")
+            }
+            desired.revisionName = plan.revisionName
+            let outcome = try ReconcilePass.run(db: try database.open(), desired: desired, options: planning.planner, actor: currentUser(),
+                                                lockWait: lockTimeout, expected: plan)
+            guard let result = outcome.applied else {
+                throw CommandFailure("applying is suspended: nothing applied", hint: "run `cairn resume` to apply again")
+            }
             print(result.applied == 0 ? "Nothing to apply." : "Applied \(result.applied) change\(result.applied == 1 ? "" : "s") in \(result.steps) step\(result.steps == 1 ? "" : "s").")
         }
     }

@@ -53,7 +53,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "cairn")
         let colon = listen.lastIndex(of: ":")!
-        let config = ServeConfiguration(
+        var config = ServeConfiguration(
             repository: source.repo, revision: source.revision, manifestRoot: source.path, exclude: Set(source.excluded), databasePath: database.db,
             host: String(listen[..<colon]), port: Int(listen[listen.index(after: colon)...])!,
             interval: ManifestDuration(parsing: interval)!.seconds, resync: ManifestDuration(parsing: resync)!.seconds, workers: workers,
@@ -61,6 +61,7 @@ struct ServeCommand: AsyncParsableCommand {
             signingKeyPath: artifacts.signingKeyFile ?? artifacts.beside(database.db, "signing.key"),
             gitCachePath: artifacts.beside(database.db, "git-cache"), workRoot: artifacts.beside(database.db, "runs"),
             webhookSecret: ProcessInfo.processInfo.environment["CAIRN_WEBHOOK_SECRET"])
+        config.datasets = artifacts.datasetPolicy(db: database.db)
         if config.webhookSecret == nil { logger.warning("CAIRN_WEBHOOK_SECRET is not set: POST /hooks/git answers 401") }
         let key = try artifacts.key(db: database.db, generate: true)
         try await Serve.run(config, key: key, logger: logger)

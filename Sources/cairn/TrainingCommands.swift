@@ -12,6 +12,18 @@ struct ArtifactOptions: ParsableArguments {
     @Option(help: "The signing key file, used when CAIRN_SIGNING_KEY is not set (default: signing.key beside the database).")
     var signingKeyFile: String?
 
+    @Option(name: .customLong("dataset-root"),
+            help: "A folder that file:// datasets may be read from (repeatable; also CAIRN_DATASET_ROOTS, ':'-separated). Default: none.")
+    var datasetRoots: [String] = []
+
+    /// Which `file://` datasets trainers may read: the listed roots, never the state directory.
+    func datasetPolicy(db: String) -> DatasetPolicy {
+        let keyFile = signingKeyFile ?? beside(db, "signing.key")
+        return DatasetPolicy(roots: DatasetPolicy.roots(flags: datasetRoots, environment: ProcessInfo.processInfo.environment),
+                             forbidden: [(db as NSString).deletingLastPathComponent, artifacts ?? beside(db, "artifacts"),
+                                         (keyFile as NSString).deletingLastPathComponent].map { $0.isEmpty ? "." : $0 })
+    }
+
     func store(db: String) -> ArtifactStore {
         ArtifactStore(root: URL(fileURLWithPath: artifacts ?? beside(db, "artifacts")))
     }
@@ -41,7 +53,8 @@ func makeWorker(repo: String, database: DatabaseOptions, artifacts: ArtifactOpti
     let config = Worker.Configuration(repositoryPath: repo, artifacts: artifacts.store(db: database.db),
                                       key: try artifacts.key(db: database.db, generate: true),
                                       workRoot: URL(fileURLWithPath: artifacts.beside(database.db, "runs")),
-                                      leaseSeconds: leaseSeconds, retryDelay: retryDelay)
+                                      leaseSeconds: leaseSeconds, retryDelay: retryDelay,
+                                      datasets: artifacts.datasetPolicy(db: database.db))
     return Worker(db: db, configuration: config) { printError($0) }
 }
 

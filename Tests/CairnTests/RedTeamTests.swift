@@ -34,6 +34,201 @@ import Testing
         }
     }
 
+    // MARK: 1. No secret or file content leaks into any output
+
+    /// Everything a person or a machine can read back from a registry.
+    static func everyOutput(_ fleet: Fleet) throws -> String {
+        var out = ""
+        for args in [["status"], ["status", "--format", "json"], ["history", "--limit", "1000"], ["history", "--format", "json", "--limit", "1000"],
+                     ["plan", "--repo", fleet.repo.path, "--format", "markdown"], ["plan", "--repo", fleet.repo.path, "--format", "json"]] {
+            let r = try cairn(args + ["--db", fleet.db], env: Registry.env)
+            out += r.stdout + r.stderr
+        }
+        out += try fleet.registry.read { db in
+            try String.fetchAll(db, sql: "SELECT COALESCE(reason, '') || COALESCE(log, '') FROM training_runs").joined()
+                + (try String.fetchAll(db, sql: "SELECT COALESCE(reason, '') || COALESCE(before, '') || COALESCE(after, '') FROM audit_log").joined())
+        }
+        return out
+    }
+
+    @Test func aDatasetPointedAtAnotherFileNeverQuotesIt() throws {
+        let fleet = try Fleet("cairn-redteam-leak", reconcile: false)
+        let canary = "CANARY_API_KEY=sk-live-7f3a9c1e"
+        fleet.repo.write("data/notes.env", canary + "\nsecond line\n")
+        try RedTeamTests.edit(fleet.repo, "templates/popular-now.yaml", "path: data/interactions.csv", "path: data/notes.env")
+        try fleet.repo.commit("popular-now: dataset moved")
+        let run = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db, "--wait"], env: Registry.env)
+        #expect(run.status != 0)
+        let failed = try fleet.registry.read { try String.fetchAll($0, sql: "SELECT reason FROM training_runs WHERE state = 'failed'") }
+        #expect(failed.contains { $0.contains("dataset line 1") && $0.contains("has no 'user_id' column") }, "\(failed)")
+        let outputs = try Self.everyOutput(fleet) + run.stdout + run.stderr
+        #expect(outputs.contains("has no 'user_id' column"), "the failure is reported")
+        #expect(!outputs.contains("CANARY") && !outputs.contains("sk-live"), "file content leaked")
+    }
+
+    @Test func fileDatasetsAreReadOnlyUnderRootsTheOperatorListsAndNeverFromTheStateDirectory() throws {
+        let fleet = try Fleet("cairn-redteam-uri", reconcile: false)
+        let outside = TempDir("cairn-redteam-datasets")
+        try FileManager.default.copyItem(atPath: fleet.repo.path + "/data/interactions.csv", toPath: outside.path + "/interactions.csv")
+        outside.write("secret.env", "CANARY_TOKEN=ghp_0123456789\n")
+        func attempt(_ uri: String, roots: [String], _ label: String) throws -> (ProcessResult, [String]) {
+            let text = try String(contentsOfFile: fleet.repo.path + "/templates/popular-now.yaml", encoding: .utf8)
+            let edited = text.replacingOccurrences(of: #"(?m)^    (path|uri): .*$"#, with: "    uri: \(uri)", options: .regularExpression)
+            fleet.repo.write("templates/popular-now.yaml", edited)
+            try fleet.repo.commit(label)
+            let r = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db, "--wait"] + roots.flatMap { ["--dataset-root", $0] },
+                              env: Registry.env)
+            let errors = try fleet.registry.read {
+                try String.fetchAll($0, sql: "SELECT reason FROM training_runs WHERE state = 'failed' AND model IN ('homepage-recs-b', 'search-popular') ORDER BY id DESC LIMIT 1")
+            }
+            return (r, errors)
+        }
+        // No root listed: refused.
+        let (_, none) = try attempt("file:///etc/passwd", roots: [], "dataset: /etc/passwd")
+        #expect(none.first?.contains("outside the folders this worker may read datasets from (none are listed)") == true, "\(none)")
+        // Listed root, but the file is the registry database: refused (the state directory is never a dataset).
+        let (_, key) = try attempt("file://\(fleet.db)", roots: ["/"], "dataset: the registry database")
+        #expect(key.first?.contains("inside Cairn's state directory") == true, "\(key)")
+        // A listed root, a file that is not a dataset: fails without quoting it.
+        let (_, secret) = try attempt("file://\(outside.path)/secret.env", roots: [outside.path], "dataset: a secret")
+        #expect(secret.first?.contains("has no 'user_id' column") == true, "\(secret)")
+        // A dataset under a listed root trains.
+        let (ok, _) = try attempt("file://\(outside.path)/interactions.csv", roots: [outside.path], "dataset: outside the repository")
+        #expect(ok.status == 0 || ok.status == 3, "\(ok.stdout)\(ok.stderr)")
+        let trained = try fleet.registry.count("training_runs", "state = 'succeeded' AND model = 'search-popular'")
+        #expect(trained >= 1)
+        let outputs = try Self.everyOutput(fleet)
+        #expect(!outputs.contains("root:x:0") && !outputs.contains("CANARY") && !outputs.contains("ghp_") && !outputs.contains("SQLite format"),
+                "file content leaked")
+    }
+
+    @Test func credentialsInTheRepositoryAddressAreNeverShownOrStored() throws {
+        let state = TempDir("cairn-redteam-credentials")
+        let db = state.path + "/cairn.db"
+        let secret = "s3cr3t-t0ken-4242"
+        let port = freePort()
+        let closed = freePort()
+        let serve = Process()
+        serve.executableURL = URL(fileURLWithPath: cairnBinary)
+        serve.arguments = ["serve", "--repo", "http://deploy:\(secret)@127.0.0.1:\(closed)/fleet.git", "--revision", "main", "--db", db,
+                           "--listen", "127.0.0.1:\(port)", "--workers", "0", "--interval", "1s"]
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge(Registry.env) { $1 }
+        environment.merge(RedTeamTests.tokenEnvironment) { $1 }
+        serve.environment = environment
+        let logFile = state.path + "/serve.log"
+        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
+        serve.standardOutput = FileHandle(forWritingAtPath: logFile)
+        serve.standardError = FileHandle(forWritingAtPath: logFile)
+        try serve.run()
+        defer {
+            kill(serve.processIdentifier, SIGKILL)
+            serve.waitUntilExit()
+        }
+        var status = ""
+        for _ in 0..<100 {
+            if let answer = try? httpGet(port: port, "/v1/status", token: RedTeamTests.readToken), answer.1.contains("SourceUnavailable") {
+                status = answer.1
+                break
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(status.contains("SourceUnavailable") && status.contains("http://***@127.0.0.1"), "\(status)")
+        let ready = try httpGet(port: port, "/readyz")
+        let log = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+        var stored = ""
+        if let e = FileManager.default.enumerator(atPath: state.path) {
+            while let file = e.nextObject() as? String {
+                if let data = FileManager.default.contents(atPath: state.path + "/" + file) { stored += String(decoding: data, as: UTF8.self) }
+            }
+        }
+        for (label, text) in [("status", status), ("readyz", ready.1), ("log", log), ("state directory", stored)] {
+            #expect(!text.contains(secret), "\(label) holds the credential")
+        }
+        #expect(log.contains("***@127.0.0.1"), "\(log)")
+    }
+
+    // MARK: 2. Saved plans cannot be forged
+
+    /// Rewrites a saved plan's JSON in place.
+    static func forge(_ file: String, _ edit: (inout [String: Any]) -> Void) throws {
+        var plan = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as! [String: Any]
+        edit(&plan)
+        try JSONSerialization.data(withJSONObject: plan, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: file))
+    }
+
+    @Test func anEditedPlanFileIsRefusedAndNamesTheEdit() throws {
+        let fleet = try Fleet("cairn-redteam-forge", reconcile: false)
+        let converge = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db, "--wait"], env: Registry.env)
+        #expect(converge.status == 3, "the manual shadow waits for approval: \(converge.stdout)\(converge.stderr)")
+        func pendingShadow() throws -> String? {
+            try fleet.registry.read { try String.fetchOne($0, sql: "SELECT status FROM versions WHERE model = 'homepage-recs-c' AND number = 1") }
+        }
+        #expect(try pendingShadow() == "pending")
+        // A retrain is due, so the saved plan has a train change to tamper with.
+        try RedTeamTests.edit(fleet.repo, "models/search.yaml", "  label: Search re-ranking neighbours\n",
+                              "  label: Search re-ranking neighbours\n  retrainToken: \"forge\"\n")
+        try fleet.repo.commit("retrain search-knn")
+        let planFile = fleet.registry.dir.path + "/plan.json"
+        let made = try cairn(["plan", "--repo", fleet.repo.path, "--db", fleet.db, "--out", planFile], env: Registry.env)
+        #expect(made.status == 0, "\(made.stderr)")
+        let pristine = try Data(contentsOf: URL(fileURLWithPath: planFile))
+        let audit = try fleet.registry.auditRows()
+        let marker = fleet.registry.dir.path + "/pwned"
+
+        // 1. An approval nobody committed, with a reason copied from a real one.
+        try Self.forge(planFile) { plan in
+            var changes = plan["changes"] as! [[String: Any]]
+            changes.append(["action": "approve", "address": "Model/homepage-recs-c", "version": 1, "reason": "listed in decisions.approve",
+                            "file": "models/homepage.yaml"])
+            plan["changes"] = changes
+        }
+        let approve = try cairn(["apply", planFile, "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env)
+        #expect(approve.status == 1)
+        #expect(approve.stderr.contains("saved plan does not match what revision")
+                && approve.stderr.contains(", approve Model/homepage-recs-c v1, which the revision does not give"), "\(approve.stderr)")
+
+        // 2. A train change whose template now runs a command of the attacker's.
+        try pristine.write(to: URL(fileURLWithPath: planFile))
+        try Self.forge(planFile) { plan in
+            var changes = plan["changes"] as! [[String: Any]]
+            let i = changes.firstIndex { $0["action"] as? String == "train" }!
+            var after = changes[i]["after"] as! [String: Any]
+            var template = after["template"] as! [String: Any]
+            template["trainer"] = ["exec": ["command": ["sh", "-c", "touch \(marker)"], "env": [:], "params": [:]]]
+            after["template"] = template
+            changes[i]["after"] = after
+            plan["changes"] = changes
+        }
+        let exec = try cairn(["apply", planFile, "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env)
+        #expect(exec.status == 1)
+        #expect(exec.stderr.contains("(train Model/search-knn v2): its after is"), "\(exec.stderr)")
+
+        // 3. The same plan pointed at another revision's commit id, or with a changed reason.
+        try pristine.write(to: URL(fileURLWithPath: planFile))
+        try Self.forge(planFile) { plan in
+            var changes = plan["changes"] as! [[String: Any]]
+            changes[0]["reason"] = "approved by the release manager"
+            plan["changes"] = changes
+        }
+        let reason = try cairn(["apply", planFile, "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env)
+        #expect(reason.status == 1 && reason.stderr.contains("its reason is approved by the release manager in the file"), "\(reason.stderr)")
+
+        // Nothing of any of them was recorded or run.
+        let worker = try cairn(["worker", "--once", "--db", fleet.db, "--repo", fleet.repo.path], env: Registry.env)
+        #expect(worker.status == 0)
+        #expect(!FileManager.default.fileExists(atPath: marker), "the injected command ran")
+        #expect(try pendingShadow() == "pending")
+        #expect(try fleet.registry.auditRows() == audit)
+
+        // The plan as made applies.
+        try pristine.write(to: URL(fileURLWithPath: planFile))
+        let applied = try cairn(["apply", planFile, "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env)
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stdout.contains("Applied 2 changes"), "\(applied.stdout)")
+        #expect(try pendingShadow() == "pending")
+    }
+
     // MARK: 6. A typo never archives a live model
 
     @Test func anApiVersionTypoIsAnErrorNotARemovedModel() throws {
@@ -66,6 +261,38 @@ import Testing
         let validate = try cairn(["validate", "--repo", fleet.repo.path])
         #expect(validate.status == 0, "\(validate.stdout)")
         #expect(validate.stdout.contains("2 documents skipped"), "\(validate.stdout)")
+    }
+
+    // MARK: 7. The bulk guard is symmetric
+
+    @Test func removingManyTargetsAtOnceIsHeldByTheBulkGuard() throws {
+        let fleet = try Fleet("cairn-redteam-bulk", reconcile: false)
+        let converge = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db, "--wait"], env: Registry.env)
+        #expect(converge.status == 0 || converge.status == 3, "\(converge.stdout)\(converge.stderr)")
+        let names = (0..<25).map { "tenant-\($0)-search" }
+        for name in names {
+            fleet.repo.write("targets/bulk/\(name).yaml",
+                             "apiVersion: cairn/v1\nkind: ServingTarget\nmetadata:\n  name: \(name)\nspec:\n  tenant: \(name)\n  surface: search\n  routes:\n    - {family: search, version: champion}\n")
+        }
+        try fleet.repo.commit("25 tenants on search")
+        let add = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db, "--allow-bulk"], env: Registry.env)
+        #expect(add.status == 0 || add.status == 3, "\(add.stdout)\(add.stderr)")
+        #expect(!add.stdout.contains("bulk guard"))
+        func liveTargets() throws -> Int {
+            try fleet.registry.count("serving_targets", "assigned = 1 AND name LIKE 'tenant-%'")
+        }
+        #expect(try liveTargets() == 25)
+
+        try fleet.repo.git(["rm", "-q", "-r", "targets/bulk"])
+        try fleet.repo.commit("Clean up old tenants (one line in review: a folder removed)")
+        let remove = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env)
+        #expect(remove.status == 3, "\(remove.stdout)\(remove.stderr)")
+        #expect(remove.stdout.contains("bulk guard: this plan promotes 0 and takes 25 off the air"), "\(remove.stdout)")
+        #expect(try liveTargets() == 25, "nothing was taken off the air")
+        let allowed = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db, "--allow-bulk"], env: Registry.env)
+        #expect(allowed.status == 0 || allowed.status == 3, "\(allowed.stdout)\(allowed.stderr)")
+        #expect(!allowed.stdout.contains("bulk guard"))
+        #expect(try liveTargets() == 0)
     }
 
     // MARK: 8. One key, one encoding
@@ -151,6 +378,16 @@ import Testing
             #expect(result.stderr.contains("has schema v2, newer than this Cairn knows (up to v1)"), "\(args): \(result.stderr)")
         }
         #expect(try fleet.registry.dump() == before)
+    }
+}
+
+extension RedTeamTests {
+    /// A read token configured for the daemons these tests start.
+    static let readToken = "cairn_read_redteam_0123456789abcdef"
+    static let tokenEnvironment: [String: String] = [:]
+
+    static func edit(_ repo: GitFixture, _ file: String, _ old: String, _ new: String) throws {
+        try ReliabilityFleet.edit(repo, file, old, new)
     }
 }
 

@@ -28,7 +28,7 @@ import Testing
         #expect { try Interactions.load(Array("user_id,item_id,event\nu,i,click\n".utf8), events: ["click"], weights: Self.weights) }
             throws: { ($0 as? TrainingError)?.message.contains("no 'timestamp' column") == true }
         #expect { try Interactions.load(Array("user_id,item_id,event,timestamp\nu,i,click,yesterday\n".utf8), events: ["click"], weights: Self.weights) }
-            throws: { ($0 as? TrainingError)?.message.hasPrefix("dataset line 2: timestamp 'yesterday'") == true }
+            throws: { ($0 as? TrainingError)?.message.hasPrefix("dataset line 2, column 4: the timestamp (9 bytes) is neither") == true }
         #expect { try Interactions.load(Array("user_id,item_id,event,timestamp\nu,i\n".utf8), events: ["click"], weights: Self.weights) }
             throws: { ($0 as? TrainingError)?.message == "dataset line 2: 2 columns, expected 4" }
     }
