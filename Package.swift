@@ -30,8 +30,10 @@ let package = Package(
             pkgConfig: "libgit2",
             providers: [.apt(["libgit2-dev"])]
         ),
+        // prctl(2), which Swift cannot call directly (it is variadic in C).
+        .systemLibrary(name: "CSystemCalls"),
         .target(name: "CairnYAML", dependencies: ["CLibYAML"]),
-        .target(name: "CairnCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "CairnCore", dependencies: ["CSystemCalls", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "CairnManifests", dependencies: ["CairnCore", "CairnYAML"]),
         .target(name: "CairnGit", dependencies: ["CairnCore", "CLibGit2"]),
         .target(name: "CairnStore", dependencies: ["CairnCore", .product(name: "GRDB", package: "GRDB.swift")]),

@@ -94,7 +94,7 @@ public enum RemoteMirror {
             remote = fresh
         }
         defer { git_remote_free(remote) }
-        let credentials = Unmanaged.passRetained(URLCredentials(user: parts.user, password: parts.password))
+        let credentials = Unmanaged.passRetained(URLCredentials(user: parts.user, password: parts.password, token: Secrets.value("CAIRN_GIT_TOKEN")))
         defer { credentials.release() }
         var options = git_fetch_options()
         git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
@@ -106,7 +106,7 @@ public enum RemoteMirror {
                 given.tried = true
                 return git_credential_userpass_plaintext_new(out, user, given.password ?? "")
             }
-            if allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0, let token = getenv("CAIRN_GIT_TOKEN") {
+            if allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0, let token = given?.token {
                 return git_credential_userpass_plaintext_new(out, "x-access-token", token)
             }
             if allowed & GIT_CREDENTIAL_SSH_KEY.rawValue != 0 {
@@ -136,11 +136,14 @@ public enum RemoteMirror {
 final class URLCredentials: @unchecked Sendable {
     let user: String?
     let password: String?
+    /// `CAIRN_GIT_TOKEN`, tried after the address's own credentials.
+    let token: String?
     var tried = false
 
-    init(user: String?, password: String?) {
+    init(user: String?, password: String?, token: String?) {
         self.user = user
         self.password = password
+        self.token = token
     }
 }
 

@@ -28,8 +28,13 @@ public enum Serve {
             ? RemoteMirror.cachePath(url: configuration.repository, cacheRoot: configuration.gitCachePath) : configuration.repository
         let worker = Worker(db: db, configuration: Worker.Configuration(repositoryPath: repositoryPath, artifacts: store, key: key,
                                                                         workRoot: URL(fileURLWithPath: configuration.workRoot),
-                                                                        datasets: configuration.datasets)) { line in
+                                                                        datasets: configuration.datasets,
+                                                                        isolation: configuration.isolation)) { line in
             logger.info("\(line)")
+        }
+        if configuration.workers > 0 {
+            logger.info("\(configuration.isolation.summary)")
+            try worker.sweepLeftovers()
         }
         let api = HTTPAPI(configuration: configuration, db: db, state: state, serving: serving, metrics: metrics)
         let app = Application(

@@ -26,6 +26,8 @@ public struct ServeConfiguration: Sendable {
     public var webhookSecret: String?
     /// Which `file://` datasets trainers may read.
     public var datasets: DatasetPolicy = DatasetPolicy(roots: [], forbidden: [])
+    /// How exec trainers are kept from the daemon.
+    public var isolation: TrainerIsolation = .none
 
     public init(repository: String, revision: String, manifestRoot: String, exclude: Set<String>, databasePath: String, host: String,
                 port: Int, interval: Int, resync: Int, workers: Int, planner: PlannerOptions, artifactsPath: String, signingKeyPath: String,

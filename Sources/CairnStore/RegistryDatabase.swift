@@ -32,6 +32,15 @@ public struct RegistryDatabase: Sendable {
         self.path = path
         try writer.read { db in try Self.refuseNewerSchema(db, path: path) }
         try Self.migrate(writer)
+        Self.makePrivate(path)
+    }
+
+    /// The registry is readable and writable by its owner only (a trainer running as another
+    /// user must not read or write it); SQLite gives its -wal and -shm files the same mode.
+    static func makePrivate(_ path: String) {
+        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
+            chmod(file, 0o600)
+        }
     }
 
     /// The schema versions this Cairn knows, oldest first.

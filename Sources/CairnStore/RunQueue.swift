@@ -162,6 +162,15 @@ extension RegistryDatabase {
         }
     }
 
+    /// The folder names (`run-<id>-<attempt>`) of runs a worker is running now, under a lease
+    /// that has not expired: everything else in a work folder is a leftover.
+    public func liveRunFolders(now: Int64) throws -> Set<String> {
+        try writer.read { db in
+            Set(try Row.fetchAll(db, sql: "SELECT id, attempts FROM training_runs WHERE state = 'running' AND lease_expires_at >= ?", arguments: [now])
+                .map { row -> String in let id: Int = row["id"], attempt: Int = row["attempts"]; return "run-\(id)-\(attempt)" })
+        }
+    }
+
     /// Hands a running run back to the queue (the worker is shutting down); the attempt is not counted.
     public func releaseRun(_ id: Int, holder: String) throws {
         try writer.write { db in

@@ -16,6 +16,7 @@ public struct ArtifactStore: Sendable {
     /// Moves `staging` (a folder of files) into the store; returns its content hash. If an
     /// artifact with the same content exists it is kept, and `staging` is removed.
     public func store(staging: URL) throws -> String {
+        try Self.takeOwnership(of: staging)
         let hash = try Self.contentHash(of: staging)
         let target = folder(hash)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -71,6 +72,21 @@ public struct ArtifactStore: Sendable {
         }
         try walk("")
         return sha256Hex(lines.sorted().joined())
+    }
+
+    /// A trainer running as another user wrote `staging`: make it this process's, and writable by
+    /// it only, before it is hashed and stored, so no later trainer can change a stored artifact.
+    static func takeOwnership(of staging: URL) throws {
+        let (uid, gid) = (geteuid(), getegid())
+        func fix(_ path: String) {
+            var info = stat()
+            guard lstat(path, &info) == 0 else { return }
+            if info.st_uid != uid || info.st_gid != gid { _ = lchown(path, uid, gid) }
+            if info.st_mode & S_IFMT != S_IFLNK, info.st_mode & 0o022 != 0 { chmod(path, info.st_mode & 0o7755) }
+        }
+        fix(staging.path)
+        guard let e = FileManager.default.enumerator(atPath: staging.path) else { return }
+        while let relative = e.nextObject() as? String { fix(staging.path + "/" + relative) }
     }
 
     /// Checks an artifact against its recorded hash and signature before it is used.

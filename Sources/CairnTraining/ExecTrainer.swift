@@ -23,6 +23,10 @@ public enum ExecTrainer {
         try? makeWritable(runDir)
         try? fm.removeItem(at: runDir)
         try fm.createDirectory(at: output, withIntermediateDirectories: true)
+        let home = runDir.appendingPathComponent("home")
+        try fm.createDirectory(at: home, withIntermediateDirectories: true)
+        // The trainer may write its output and its home, nothing else of the worker's.
+        try job.isolation.prepare(writable: [output, home])
         do {
             try GitRepository(path: job.repositoryPath).materialize(revision: job.request.commit, into: snapshot.path)
         } catch {
@@ -47,8 +51,9 @@ public enum ExecTrainer {
         ])
         try Data(payload.canonicalText.utf8).write(to: paramsFile)
 
-        var environment = job.environment.filter { !secrets.contains($0.key) }
+        var environment = job.environment.filter { !secrets.contains($0.key) && !secrets.contains(String($0.key.dropLast("_FILE".count))) }
         for (k, v) in env { environment[k] = v }
+        environment["HOME"] = home.path
         environment["CAIRN_DATASET"] = datasetPath
         environment["CAIRN_PARAMS"] = paramsFile.path
         environment["CAIRN_OUTPUT"] = output.path
@@ -57,7 +62,7 @@ public enum ExecTrainer {
         environment["CAIRN_VERSION"] = String(job.expectedVersion)
 
         let limit = timeout ?? defaultTimeout
-        let (status, reason, log) = try run(command, in: snapshot, environment: environment, timeout: limit, stop: stop)
+        let (status, reason, log) = try run(command, in: snapshot, environment: environment, timeout: limit, isolation: job.isolation, stop: stop)
         if stop.isSet { throw TrainingInterrupted() }
         switch reason {
         case .exit where status == 0:
@@ -78,10 +83,11 @@ public enum ExecTrainer {
 
     /// Runs the command with stdout and stderr merged into a bounded log.
     static func run(_ command: [String], in dir: URL, environment: [String: String], timeout: ManifestDuration,
-                    stop: StopFlag) throws -> (Int32, Ending, String) {
+                    isolation: TrainerIsolation, stop: StopFlag) throws -> (Int32, Ending, String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
+        let (executable, arguments) = isolation.wrap(command)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         process.currentDirectoryURL = dir
         process.environment = environment
         let pipe = Pipe()
@@ -130,6 +136,11 @@ public enum ExecTrainer {
     }
 
     static func readMetrics(_ file: URL, expected: [String], log: String) throws -> [String: Double] {
+        // The trainer wrote this file: never follow a link it may have put there instead.
+        var info = stat()
+        if lstat(file.path, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
+            throw TrainerFailure("metrics.json is not a regular file (a link or a folder); write the metrics into the file itself", log: log)
+        }
         guard let data = FileManager.default.contents(atPath: file.path) else {
             throw TrainerFailure("trainer wrote no metrics.json to CAIRN_OUTPUT", log: log)
         }

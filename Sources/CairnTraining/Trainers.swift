@@ -18,6 +18,8 @@ public struct TrainingJob: Sendable {
     public var environment: [String: String]
     /// Which `file://` datasets may be read.
     public var datasets: DatasetPolicy
+    /// How an exec trainer is kept from the worker.
+    public var isolation: TrainerIsolation
 }
 
 /// What a finished trainer hands back.

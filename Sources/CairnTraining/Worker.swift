@@ -17,11 +17,14 @@ public struct Worker: Sendable {
         public var environment: [String: String]
         /// Which `file://` datasets may be read.
         public var datasets: DatasetPolicy
+        /// How exec trainers are kept from this worker.
+        public var isolation: TrainerIsolation
 
         public init(repositoryPath: String, artifacts: ArtifactStore, key: SigningKey, workRoot: URL, leaseSeconds: Int64 = 60,
                     retryDelay: Int64 = 30, environment: [String: String] = ProcessInfo.processInfo.environment,
-                    datasets: DatasetPolicy = DatasetPolicy(roots: [], forbidden: [])) {
+                    datasets: DatasetPolicy = DatasetPolicy(roots: [], forbidden: []), isolation: TrainerIsolation = .none) {
             self.datasets = datasets
+            self.isolation = isolation
             self.retryDelay = retryDelay
             self.repositoryPath = repositoryPath
             self.artifacts = artifacts
@@ -66,7 +69,7 @@ public struct Worker: Sendable {
                               expectedVersion: (try? db.nextVersionNumber(claimed.model)) ?? 1, request: claimed.request,
                               workDir: configuration.workRoot.appendingPathComponent("run-\(claimed.id)-\(claimed.attempt)"),
                               repositoryPath: configuration.repositoryPath, environment: configuration.environment,
-                              datasets: configuration.datasets)
+                              datasets: configuration.datasets, isolation: configuration.isolation)
         do {
             let output: TrainerOutput
             switch claimed.request.template.trainer {
@@ -135,6 +138,19 @@ public struct Worker: Sendable {
         }
         group.wait()
         return results.values
+    }
+
+    /// Removes run folders left by a worker that was killed (SIGKILL, a crash): every
+    /// `run-<id>-<attempt>` folder whose run is not running under a live lease. Returns their names.
+    @discardableResult
+    public func sweepLeftovers() throws -> [String] {
+        let root = configuration.workRoot
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return [] }
+        let live = try db.liveRunFolders(now: Self.now())
+        let stale = names.filter { $0.hasPrefix("run-") && !live.contains($0) }.sorted()
+        for name in stale { cleanUp(root.appendingPathComponent(name)) }
+        if !stale.isEmpty { log("removed \(stale.count) run folder\(stale.count == 1 ? "" : "s") left by a stopped worker: \(stale.joined(separator: ", "))") }
+        return stale
     }
 
     private func cleanUp(_ dir: URL) {

@@ -60,8 +60,9 @@ struct ServeCommand: AsyncParsableCommand {
             planner: planning.planner, artifactsPath: artifacts.artifacts ?? artifacts.beside(database.db, "artifacts"),
             signingKeyPath: artifacts.signingKeyFile ?? artifacts.beside(database.db, "signing.key"),
             gitCachePath: artifacts.beside(database.db, "git-cache"), workRoot: artifacts.beside(database.db, "runs"),
-            webhookSecret: ProcessInfo.processInfo.environment["CAIRN_WEBHOOK_SECRET"])
+            webhookSecret: Secrets.value("CAIRN_WEBHOOK_SECRET"))
         config.datasets = artifacts.datasetPolicy(db: database.db)
+        config.isolation = try artifacts.isolation()
         if config.webhookSecret == nil { logger.warning("CAIRN_WEBHOOK_SECRET is not set: POST /hooks/git answers 401") }
         let key = try artifacts.key(db: database.db, generate: true)
         try await Serve.run(config, key: key, logger: logger)

@@ -16,6 +16,20 @@ struct ArtifactOptions: ParsableArguments {
             help: "A folder that file:// datasets may be read from (repeatable; also CAIRN_DATASET_ROOTS, ':'-separated). Default: none.")
     var datasetRoots: [String] = []
 
+    @Option(help: "When cairn runs as root: the unprivileged user exec trainers run as.")
+    var trainerUser: String = "nobody"
+
+    /// How exec trainers are kept from this process; says at start what is not protected.
+    func isolation() throws -> TrainerIsolation {
+        do {
+            let isolation = try TrainerIsolation.forThisProcess(trainerUser: trainerUser)
+            if let warning = isolation.warning { printError("warning: \(warning)") }
+            return isolation
+        } catch let error as TrainingError {
+            throw CommandFailure(error.message)
+        }
+    }
+
     /// Which `file://` datasets trainers may read: the listed roots, never the state directory.
     func datasetPolicy(db: String) -> DatasetPolicy {
         let keyFile = signingKeyFile ?? beside(db, "signing.key")
@@ -31,7 +45,7 @@ struct ArtifactOptions: ParsableArguments {
     /// The signing key; generated (and announced) only when `generate` and none exists.
     func key(db: String, generate: Bool) throws -> SigningKey {
         let file = URL(fileURLWithPath: signingKeyFile ?? beside(db, "signing.key"))
-        let env = ProcessInfo.processInfo.environment
+        let env = Secrets.captured
         if !generate, env["CAIRN_SIGNING_KEY"]?.isEmpty ?? true, !FileManager.default.fileExists(atPath: file.path) {
             throw CommandFailure("no signing key: CAIRN_SIGNING_KEY is not set and \(file.path) does not exist",
                                  hint: "use the key that signed the artifacts (CAIRN_SIGNING_KEY or --signing-key-file)")
@@ -54,8 +68,10 @@ func makeWorker(repo: String, database: DatabaseOptions, artifacts: ArtifactOpti
                                       key: try artifacts.key(db: database.db, generate: true),
                                       workRoot: URL(fileURLWithPath: artifacts.beside(database.db, "runs")),
                                       leaseSeconds: leaseSeconds, retryDelay: retryDelay,
-                                      datasets: artifacts.datasetPolicy(db: database.db))
-    return Worker(db: db, configuration: config) { printError($0) }
+                                      datasets: artifacts.datasetPolicy(db: database.db), isolation: try artifacts.isolation())
+    let worker = Worker(db: db, configuration: config) { printError($0) }
+    try worker.sweepLeftovers()
+    return worker
 }
 
 /// SIGINT and SIGTERM set the flag instead of killing the process, so running work is handed back.

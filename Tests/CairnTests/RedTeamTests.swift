@@ -229,6 +229,141 @@ import Testing
         #expect(try pendingShadow() == "pending")
     }
 
+    // MARK: 3. Trainers are untrusted code
+
+    /// A trainer that tries every way this suite knows to read the worker's secrets or write the
+    /// registry, and reports each attempt on its output (kept as the run's log).
+    static let hostileTrainer = #"""
+    #!/bin/sh
+    # Everything a hostile exec trainer might try. Prints LEAKED or refused for each attempt.
+    try() { if (eval "$2") >/dev/null 2>&1; then echo "ATTEMPT $1: LEAKED"; else echo "ATTEMPT $1: refused"; fi; }
+    found=""
+    for f in /proc/[0-9]*/environ; do
+      if grep -a -q -e "CAIRN_WEBHOOK_SECRET=$SECRET_WEBHOOK" -e "CAIRN_GIT_TOKEN=$SECRET_TOKEN" "$f" 2>/dev/null; then found="$found $f"; fi
+    done
+    if [ -n "$found" ]; then echo "ATTEMPT environ of other processes: LEAKED ($found)"; else echo "ATTEMPT environ of other processes: refused"; fi
+    try "own environment" 'env | grep -q -e CAIRN_WEBHOOK_SECRET -e CAIRN_GIT_TOKEN -e CAIRN_SIGNING_KEY'
+    try "read signing.key" 'cat "$STATE/signing.key"'
+    try "read registry.db" 'cat "$STATE/registry.db"'
+    try "read registry.db-wal" 'test -s "$STATE/registry.db-wal" && cat "$STATE/registry.db-wal"'
+    try "write registry.db" ': >> "$STATE/registry.db"'
+    try "create a file in the state directory" ': > "$STATE/planted"'
+    try "write an artifact" 'for d in "$STATE"/artifacts/*/; do : > "$d/model.json" && exit 0; done; exit 1'
+    # A child that should die with its worker.
+    sleep "$CHILD" &
+    mkdir -p "$CAIRN_OUTPUT" && echo '{"ndcg@10": 0.5, "recall@20": 0.5}' > "$CAIRN_OUTPUT/metrics.json"
+    if [ -n "$HOLD" ]; then sleep "$HOLD"; fi
+    """#
+
+    @Test(.enabled(if: getuid() == 0, "trainers run as another user only when cairn runs as root; run the suite as root (CI does)"))
+    func aHostileTrainerReadsNoSecretAndWritesNoRegistry() throws {
+        let fleet = try Fleet("cairn-redteam-trainer", reconcile: false)
+        let state = fleet.registry.dir.path
+        let webhook = "whsec-redteam-5151", token = "ghs-redteam-6262"
+        fleet.repo.write("train/hostile.sh", Self.hostileTrainer)
+        try RedTeamTests.edit(fleet.repo, "templates/popular-now.yaml", "  trainer:\n    kind: builtin\n    algorithm: popularity\n",
+                              "  trainer:\n    kind: exec\n    command: [sh, train/hostile.sh]\n    timeout: 2m\n"
+                              + "    env: {STATE: \"\(state)\", SECRET_WEBHOOK: \"\(webhook)\", SECRET_TOKEN: \"\(token)\", HOLD: \"\", CHILD: \"3137\"}\n")
+        try fleet.repo.commit("popular-now: our own training code")
+        // The key comes from its file (generated), the other secrets from the environment.
+        let env = ["CAIRN_SIGNING_KEY": "", "CAIRN_WEBHOOK_SECRET": webhook, "CAIRN_GIT_TOKEN": token]
+        let first = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db], env: env)
+        #expect(first.status == 0 || first.status == 3, "\(first.stdout)\(first.stderr)")
+        let train = try cairn(["worker", "--once", "--repo", fleet.repo.path, "--db", fleet.db], env: env)
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(!train.stderr.contains("warning: exec trainers run as"), "running as root, trainers are isolated: \(train.stderr)")
+        let runs = try fleet.registry.read { try Row.fetchAll($0, sql: "SELECT id, model, state FROM training_runs WHERE model IN ('homepage-recs-b', 'search-popular')") }
+        #expect(runs.count == 2 && runs.allSatisfy { $0["state"] as String == "succeeded" }, "\(runs)")
+        for run in runs {
+            let id: Int = run["id"]
+            let log = try cairn(["logs", String(id), "--db", fleet.db]).stdout
+            let attempts = log.split(separator: "\n").filter { $0.hasPrefix("ATTEMPT ") }
+            #expect(attempts.count == 8, "\(log)")
+            #expect(attempts.allSatisfy { $0.hasSuffix(": refused") }, "\(log)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: state + "/planted"))
+        let verify = try cairn(["audit", "verify", "--db", fleet.db])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        // Its child did not outlive the run.
+        #expect(try runProcess("/usr/bin/pgrep", ["-f", "sleep 3137"]).status == 1, "a trainer's process outlived its run")
+    }
+
+    @Test(.enabled(if: getuid() == 0, "trainers run in a PID namespace of their own only when cairn runs as root; run the suite as root (CI does)"))
+    func aTrainerKilledWithItsWorkerStopsAndItsFolderIsSwept() throws {
+        let fleet = try Fleet("cairn-redteam-orphan", reconcile: false)
+        fleet.repo.write("train/hostile.sh", Self.hostileTrainer)
+        try RedTeamTests.edit(fleet.repo, "templates/popular-now.yaml", "  trainer:\n    kind: builtin\n    algorithm: popularity\n",
+                              "  trainer:\n    kind: exec\n    command: [sh, train/hostile.sh]\n    timeout: 2m\n"
+                              + "    env: {STATE: \"\(fleet.registry.dir.path)\", SECRET_WEBHOOK: \"-\", SECRET_TOKEN: \"-\", HOLD: \"3138\", CHILD: \"3139\"}\n")
+        try fleet.repo.commit("popular-now: a trainer that takes its time")
+        let first = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env)
+        #expect(first.status == 0 || first.status == 3)
+        let worker = Process()
+        worker.executableURL = URL(fileURLWithPath: cairnBinary)
+        worker.arguments = ["worker", "--repo", fleet.repo.path, "--db", fleet.db]
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge(Registry.env) { $1 }
+        worker.environment = environment
+        worker.standardOutput = FileHandle.nullDevice
+        worker.standardError = FileHandle.nullDevice
+        try worker.run()
+        var started = false
+        for _ in 0..<150 where !started {
+            started = try runProcess("/usr/bin/pgrep", ["-f", "sleep 3138"]).status == 0
+            if !started { Thread.sleep(forTimeInterval: 0.2) }
+        }
+        #expect(started, "the trainer started")
+        kill(worker.processIdentifier, SIGKILL)
+        worker.waitUntilExit()
+        var gone = false
+        for _ in 0..<50 where !gone {
+            gone = try runProcess("/usr/bin/pgrep", ["-f", "sleep 31(38|39)"]).status == 1
+            if !gone { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        #expect(gone, "the trainer and its child outlived their worker")
+        let runs = fleet.registry.dir.path + "/runs"
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []
+        #expect(!left.isEmpty, "the killed worker left its run folder")
+        // The next worker sweeps it once its run is no longer running (here: ended by hand, with
+        // the other slow run, so that the worker has nothing left to train).
+        try fleet.registry.queue().write {
+            try $0.execute(sql: "UPDATE training_runs SET state = 'failed', reason = 'ended by the test' WHERE state IN ('queued', 'running')")
+        }
+        let next = try cairn(["worker", "--once", "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env)
+        #expect(next.stderr.contains("left by a stopped worker"), "\(next.stderr)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []).allSatisfy { !left.contains($0) })
+        _ = try? runProcess("/usr/bin/pkill", ["-f", "sleep 31(38|39)"])
+    }
+
+    @Test(.enabled(if: getuid() == 0, "needs root to start cairn and its attacker as another user; run the suite as root (CI does)"))
+    func aProcessOfTheSameUserCannotReadCairnsSecretsFromProc() throws {
+        let dir = TempDir("cairn-redteam-proc")
+        chmod(dir.path, 0o777)
+        let secret = "whsec-same-user-7373"
+        let worker = Process()
+        worker.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        worker.arguments = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", cairnBinary, "worker", "--db", dir.path + "/cairn.db"]
+        worker.environment = ["PATH": "/usr/bin:/bin", "CAIRN_WEBHOOK_SECRET": secret, "CAIRN_GIT_TOKEN": secret, "CAIRN_SIGNING_KEY": String(repeating: "cd", count: 32)]
+        worker.standardOutput = FileHandle.nullDevice
+        worker.standardError = FileHandle.nullDevice
+        try worker.run()
+        defer {
+            kill(worker.processIdentifier, SIGKILL)
+            worker.waitUntilExit()
+        }
+        Thread.sleep(forTimeInterval: 1)
+        let environ = "/proc/\(worker.processIdentifier)/environ"
+        // Another process of the same user: the kernel refuses (cairn is not dumpable).
+        let sameUser = try runProcess("/usr/bin/setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "/bin/cat", environ])
+        #expect(sameUser.status != 0, "same-user read of \(environ) succeeded")
+        #expect(!sameUser.stdout.contains(secret))
+        // Even root finds the values overwritten: they were taken out of the environment at start.
+        let asRoot = try Data(contentsOf: URL(fileURLWithPath: environ))
+        let text = String(decoding: asRoot, as: UTF8.self)
+        #expect(text.contains("CAIRN_WEBHOOK_SECRET=") && !text.contains(secret), "\(text)")
+        #expect(!text.contains("cdcdcdcd"))
+    }
+
     // MARK: 6. A typo never archives a live model
 
     @Test func anApiVersionTypoIsAnErrorNotARemovedModel() throws {

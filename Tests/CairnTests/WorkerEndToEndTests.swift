@@ -107,6 +107,8 @@ import Testing
 
     @Test func aKilledWorkersRunIsRecoveredByAnother() throws {
         let scratch = TempDir("cairn-marker")
+        // The trainer writes its marker here; it runs as an unprivileged user when the tests run as root.
+        chmod(scratch.path, 0o777)
         let marker = scratch.url.appendingPathComponent("marker").path
         let (repo, db) = try execRepo(extraFiles: [
             "trainers/once-slow.sh": """
