@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "CairnCore", dependencies: ["CSystemCalls", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "CairnManifests", dependencies: ["CairnCore", "CairnYAML"]),
         .target(name: "CairnGit", dependencies: ["CairnCore", "CLibGit2"]),
-        .target(name: "CairnStore", dependencies: ["CairnCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "CairnStore", dependencies: ["CairnCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "CairnRender", dependencies: ["CairnCore"]),
         .target(
             name: "CairnTraining",

@@ -52,8 +52,15 @@ public struct HTTPAPI: Sendable {
             return Self.text("not ready: \(why)\n", status: .serviceUnavailable)
         }
 
-        router.get("metrics") { _, _ in
-            Self.text(metrics.render(db: db), type: "text/plain; version=0.0.4; charset=utf-8")
+        router.get("metrics") { request, _ -> Response in
+            if !configuration.publicMetrics, let denied = await authorize(request, .read) { return denied }
+            return Self.text(metrics.render(db: db), type: "text/plain; version=0.0.4; charset=utf-8")
+        }
+
+        router.post("v1/reconcile") { request, _ -> Response in
+            if let denied = await authorize(request, .admin) { return denied }
+            await state.trigger()
+            return Self.json(["accepted": true], status: .accepted)
         }
 
         router.post("hooks/git") { request, _ -> Response in
@@ -69,7 +76,8 @@ public struct HTTPAPI: Sendable {
             return Self.json(["accepted": true], status: .accepted)
         }
 
-        router.get("v1/status") { _, _ -> Response in
+        router.get("v1/status") { request, _ -> Response in
+            if let denied = await authorize(request, .read) { return denied }
             struct Status: Encodable {
                 var formatVersion = "1"
                 var conditions: [Condition]
@@ -85,7 +93,8 @@ public struct HTTPAPI: Sendable {
                                     observedGeneration: try? await blocking { [db] in try db.generation() }))
         }
 
-        router.get("v1/plan") { _, _ -> Response in
+        router.get("v1/plan") { request, _ -> Response in
+            if let denied = await authorize(request, .read) { return denied }
             guard let desired = await state.desired else {
                 return Self.json(Problem(error: "no valid revision has been read yet"), status: .serviceUnavailable)
             }
@@ -96,7 +105,8 @@ public struct HTTPAPI: Sendable {
             return Self.json(plan)
         }
 
-        router.get("v1/targets/:name") { _, context -> Response in
+        router.get("v1/targets/:name") { request, context -> Response in
+            if let denied = await authorize(request, .read) { return denied }
             let name = try context.parameters.require("name")
             struct Route: Encodable {
                 var model: String
@@ -127,6 +137,7 @@ public struct HTTPAPI: Sendable {
         }
 
         router.get("v1/targets/:name/recommendations") { request, context -> Response in
+            if let denied = await authorize(request, .read) { return denied }
             let name = try context.parameters.require("name")
             let user = request.uri.queryParameters.get("user")
             let items = request.uri.queryParameters.get("items").map { $0.split(separator: ",").map(String.init) } ?? []
@@ -145,6 +156,28 @@ public struct HTTPAPI: Sendable {
             return Self.json(Recommendation(target: name, route: route, user: user, scored: model.recommend(user: user, items: items, k: k)))
         }
         return router
+    }
+
+    /// Nil when the request carries a bearer token of a scope that allows `needed`; otherwise the
+    /// answer to send: 401 without a known token, 403 with a token of too narrow a scope.
+    func authorize(_ request: Request, _ needed: RegistryDatabase.TokenScope) async -> Response? {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), header.count > 7 else {
+            return Self.unauthorized("this endpoint needs `Authorization: Bearer TOKEN` (`cairn token create NAME --scope \(needed.rawValue)`)")
+        }
+        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        let found = try? await blocking { [db] in try db.scope(ofToken: token) }
+        guard let scope = found ?? nil else { return Self.unauthorized("unknown or revoked token") }
+        guard scope.allows(needed) else {
+            return Self.json(Problem(error: "this token's scope is \(scope.rawValue); \(request.method.rawValue) \(request.uri.path) needs \(needed.rawValue)"),
+                             status: .forbidden)
+        }
+        return nil
+    }
+
+    static func unauthorized(_ message: String) -> Response {
+        var response = json(Problem(error: message), status: .unauthorized)
+        response.headers[.wwwAuthenticate] = "Bearer realm=\"cairn\""
+        return response
     }
 
     /// GitHub-style `sha256=<hex HMAC-SHA256 of the body>`, compared in constant time.

@@ -28,6 +28,8 @@ public struct ServeConfiguration: Sendable {
     public var datasets: DatasetPolicy = DatasetPolicy(roots: [], forbidden: [])
     /// How exec trainers are kept from the daemon.
     public var isolation: TrainerIsolation = .none
+    /// `/metrics` without a token (`--public-metrics`), for scrapers that cannot send one.
+    public var publicMetrics = false
 
     public init(repository: String, revision: String, manifestRoot: String, exclude: Set<String>, databasePath: String, host: String,
                 port: Int, interval: Int, resync: Int, workers: Int, planner: PlannerOptions, artifactsPath: String, signingKeyPath: String,

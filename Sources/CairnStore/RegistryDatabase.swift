@@ -44,7 +44,7 @@ public struct RegistryDatabase: Sendable {
     }
 
     /// The schema versions this Cairn knows, oldest first.
-    static let knownSchemas = ["v1"]
+    static let knownSchemas = ["v1", "v2"]
 
     /// A registry written by a newer Cairn is refused, never read or written: this Cairn does not
     /// know what the newer schema's rows mean, and writing would corrupt them.
@@ -124,6 +124,9 @@ public struct RegistryDatabase: Sendable {
         migrator.registerMigration("v1") { db in
             try db.execute(sql: Schema.v1)
         }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: Schema.v2)
+        }
         return migrator
     }
 
@@ -156,6 +159,18 @@ public struct RegistryDatabase: Sendable {
 }
 
 enum Schema {
+    /// API tokens for the HTTP API (only their SHA-256 is kept).
+    static let v2 = """
+    CREATE TABLE api_tokens (
+        name TEXT PRIMARY KEY,
+        scope TEXT NOT NULL CHECK (scope IN ('read', 'admin')),
+        hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at INTEGER
+    );
+    """
+
     static let v1 = """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 

@@ -36,6 +36,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json.")
     var logFormat: String = "text"
 
+    @Flag(help: "Serve /metrics without a bearer token (every other endpoint but /healthz and /readyz still needs one).")
+    var publicMetrics = false
+
     func validate() throws {
         guard let i = ManifestDuration(parsing: interval), i.seconds >= 1 else { throw ValidationError("--interval must be a duration such as 30s or 1m") }
         guard ManifestDuration(parsing: resync) != nil else { throw ValidationError("--resync must be a duration such as 10m") }
@@ -44,6 +47,10 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--listen must be HOST:PORT, for example 127.0.0.1:8080")
         }
         if workers < 0 { throw ValidationError("--workers must be 0 or more") }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host.hasPrefix("127.") || host == "::1" || host == "[::1]"
     }
 
     func run() async throws {
@@ -63,6 +70,17 @@ struct ServeCommand: AsyncParsableCommand {
             webhookSecret: Secrets.value("CAIRN_WEBHOOK_SECRET"))
         config.datasets = artifacts.datasetPolicy(db: database.db)
         config.isolation = try artifacts.isolation()
+        config.publicMetrics = publicMetrics
+        // Anyone who can reach a public address could read the registry: tokens first.
+        if !Self.isLoopback(config.host) {
+            let hasTokens: Bool
+            do { hasTokens = try database.open().hasActiveTokens() } catch { hasTokens = false }
+            if !hasTokens {
+                printError("error: refusing to listen on \(listen) without API tokens: anyone who can reach it could read the registry\n"
+                           + "    hint: create one with `cairn token create NAME --scope read --db \(database.db)`, or listen on 127.0.0.1")
+                throw ExitCode(1)
+            }
+        }
         if config.webhookSecret == nil { logger.warning("CAIRN_WEBHOOK_SECRET is not set: POST /hooks/git answers 401") }
         let key = try artifacts.key(db: database.db, generate: true)
         try await Serve.run(config, key: key, logger: logger)

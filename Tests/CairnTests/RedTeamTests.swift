@@ -114,8 +114,8 @@ import Testing
                            "--listen", "127.0.0.1:\(port)", "--workers", "0", "--interval", "1s"]
         var environment = ProcessInfo.processInfo.environment
         environment.merge(Registry.env) { $1 }
-        environment.merge(RedTeamTests.tokenEnvironment) { $1 }
         serve.environment = environment
+        let readToken = try cairn(["token", "create", "redteam", "--scope", "read", "--db", db]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let logFile = state.path + "/serve.log"
         _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         serve.standardOutput = FileHandle(forWritingAtPath: logFile)
@@ -127,7 +127,7 @@ import Testing
         }
         var status = ""
         for _ in 0..<100 {
-            if let answer = try? httpGet(port: port, "/v1/status", token: RedTeamTests.readToken), answer.1.contains("SourceUnavailable") {
+            if let answer = try? httpGet(port: port, "/v1/status", token: readToken), answer.1.contains("SourceUnavailable") {
                 status = answer.1
                 break
             }
@@ -505,22 +505,69 @@ import Testing
 
     @Test func aRegistryFromANewerCairnIsRefused() throws {
         let fleet = try Fleet("cairn-redteam-schema")
-        try fleet.registry.queue().write { try $0.execute(sql: "INSERT INTO grdb_migrations(identifier) VALUES ('v2')") }
+        try fleet.registry.queue().write { try $0.execute(sql: "INSERT INTO grdb_migrations(identifier) VALUES ('v9')") }
         let before = try fleet.registry.dump()
         for args in [["status"], ["reconcile", "--repo", fleet.repo.path], ["plan", "--repo", fleet.repo.path], ["audit", "verify"]] {
             let result = try cairn(args + ["--db", fleet.db], env: Registry.env)
             #expect(result.status == 1, "\(args): \(result.stdout)")
-            #expect(result.stderr.contains("has schema v2, newer than this Cairn knows (up to v1)"), "\(args): \(result.stderr)")
+            #expect(result.stderr.contains("has schema v9, newer than this Cairn knows (up to v2)"), "\(args): \(result.stderr)")
         }
         #expect(try fleet.registry.dump() == before)
+    }
+
+    // MARK: 11. The HTTP API is authenticated
+
+    @Test func theHTTPAPIWantsATokenOfTheRightScope() throws {
+        let fleet = try Fleet("cairn-redteam-http")
+        let read = try cairn(["token", "create", "dashboard", "--scope", "read", "--db", fleet.db]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let admin = try cairn(["token", "create", "ops", "--scope", "admin", "--db", fleet.db]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(read.hasPrefix("cairn_") && admin.hasPrefix("cairn_") && read != admin)
+        // Only hashes are stored.
+        let stored = try fleet.registry.read { try String.fetchAll($0, sql: "SELECT name || scope || hash FROM api_tokens") }.joined()
+        #expect(!stored.contains(read) && !stored.contains(String(read.dropFirst(6))))
+        let list = try cairn(["token", "list", "--db", fleet.db])
+        #expect(list.stdout.contains("dashboard\tread") && list.stdout.contains("ops\tadmin") && !list.stdout.contains(read))
+
+        let port = freePort()
+        let serve = Process()
+        serve.executableURL = URL(fileURLWithPath: cairnBinary)
+        serve.arguments = ["serve", "--repo", fleet.repo.path, "--db", fleet.db, "--listen", "127.0.0.1:\(port)", "--workers", "0", "--interval", "1h"]
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge(Registry.env) { $1 }
+        serve.environment = environment
+        serve.standardOutput = FileHandle.nullDevice
+        serve.standardError = FileHandle.nullDevice
+        try serve.run()
+        defer {
+            kill(serve.processIdentifier, SIGKILL)
+            serve.waitUntilExit()
+        }
+        for _ in 0..<100 where (try? httpGet(port: port, "/healthz"))?.0 != 200 { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(try httpGet(port: port, "/healthz").0 == 200)
+        for path in ["/v1/status", "/v1/plan", "/v1/targets/acme-search", "/v1/targets/acme-search/recommendations?user=u0001", "/metrics"] {
+            #expect(try httpGet(port: port, path).0 == 401, "\(path) without a token")
+            #expect(try httpGet(port: port, path, token: "cairn_" + String(repeating: "0", count: 64)).0 == 401, "\(path) with an unknown token")
+            #expect(try httpGet(port: port, path, token: read).0 != 401, "\(path) with a read token")
+        }
+        #expect(try httpRequest(port: port, "POST", "/v1/reconcile").0 == 401)
+        let narrow = try httpRequest(port: port, "POST", "/v1/reconcile", token: read)
+        #expect(narrow.0 == 403 && narrow.1.contains("scope is read"), "\(narrow)")
+        #expect(try httpRequest(port: port, "POST", "/v1/reconcile", token: admin).0 == 202)
+        // A revoked token is refused from the next request on.
+        #expect(try cairn(["token", "revoke", "dashboard", "--db", fleet.db]).status == 0)
+        #expect(try httpGet(port: port, "/v1/status", token: read).0 == 401)
+        #expect(try httpGet(port: port, "/v1/status", token: admin).0 == 200)
+        let history = try cairn(["history", "--db", fleet.db, "--limit", "5"]).stdout
+        #expect(history.contains("Cairn/token/dashboard"), "\(history)")
+
+        // No tokens, a public address: refused before listening.
+        let bare = Registry("cairn-redteam-http-bare")
+        let open = try cairn(["serve", "--repo", fleet.repo.path, "--db", bare.db, "--listen", "0.0.0.0:\(freePort())"], env: Registry.env)
+        #expect(open.status == 1 && open.stderr.contains("refusing to listen on 0.0.0.0:"), "\(open.stderr)")
     }
 }
 
 extension RedTeamTests {
-    /// A read token configured for the daemons these tests start.
-    static let readToken = "cairn_read_redteam_0123456789abcdef"
-    static let tokenEnvironment: [String: String] = [:]
-
     static func edit(_ repo: GitFixture, _ file: String, _ old: String, _ new: String) throws {
         try ReliabilityFleet.edit(repo, file, old, new)
     }
@@ -528,7 +575,12 @@ extension RedTeamTests {
 
 /// GET on 127.0.0.1 with a bearer token, if any; (status, body).
 func httpGet(port: Int, _ path: String, token: String? = nil) throws -> (Int, String) {
+    try httpRequest(port: port, "GET", path, token: token)
+}
+
+func httpRequest(port: Int, _ method: String, _ path: String, token: String? = nil) throws -> (Int, String) {
     var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+    request.httpMethod = method
     request.timeoutInterval = 10
     if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
     let done = DispatchSemaphore(value: 0)

@@ -16,6 +16,8 @@ import Testing
         let work: GitFixture
         var daemon: Process?
         var port = 0
+        /// An admin API token, created before the daemon first starts; sent with every request.
+        var token: String?
         var dbPath: String { dir.url.appendingPathComponent("state/cairn.db").path }
         var base: String { "http://127.0.0.1:\(port)" }
 
@@ -45,6 +47,10 @@ import Testing
         }
 
         func start(interval: String = "1s", extra: [String] = [], env: [String: String] = [:]) throws {
+            if token == nil {
+                let created = try cairn(["token", "create", "serve-tests", "--scope", "admin", "--db", dbPath], env: ["USER": "test"])
+                token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
             port = freePort()
             let p = Process()
             p.executableURL = URL(fileURLWithPath: cairnBinary)
@@ -70,6 +76,7 @@ import Testing
             request.httpMethod = method
             request.httpBody = body
             request.timeoutInterval = 10
+            if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
             for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
             let done = DispatchSemaphore(value: 0)
             let box = ResultBox()

@@ -1,0 +1,90 @@
+import CairnCore
+import Crypto
+import Foundation
+import GRDB
+
+/// API tokens for `cairn serve`'s HTTP API. Only a token's SHA-256 is stored; the token itself is
+/// shown once, when it is created. Creating and revoking one is recorded in the audit history.
+extension RegistryDatabase {
+    /// What a token may do: `read` the API, or also `admin` (ask for a pass now).
+    public enum TokenScope: String, Sendable, Codable, CaseIterable {
+        case read, admin
+
+        /// True when a token of this scope may call an endpoint that needs `needed`.
+        public func allows(_ needed: TokenScope) -> Bool { self == .admin || needed == .read }
+    }
+
+    public struct TokenRecord: Sendable, Codable, Equatable {
+        public var name: String
+        public var scope: TokenScope
+        public var createdAt: Int64
+        public var createdBy: String
+        public var revokedAt: Int64?
+    }
+
+    static func tokenHash(_ token: String) -> [UInt8] { Array(SHA256.hash(data: Array(token.utf8))) }
+
+    /// Creates a token named `name`; returns the token (`cairn_<64 hex>`), which is not stored.
+    public func createToken(name: String, scope: TokenScope, by actor: String, at: Int64) throws -> String {
+        var generator = SystemRandomNumberGenerator()
+        let token = "cairn_" + hexString((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+        try writer.write { db in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM api_tokens WHERE name = ?", arguments: [name]) != nil {
+                throw StoreError("a token named \(name) exists already (revoked tokens keep their name)", hint: "choose another name")
+            }
+            try db.execute(sql: "INSERT INTO api_tokens(name, scope, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [name, scope.rawValue, hexString(Self.tokenHash(token)), at, actor])
+            try appendAudit(db, at: at, action: "token_create", address: "Cairn/token/\(name)", version: nil, before: nil,
+                            after: .object(["scope": .string(scope.rawValue)]), reason: "API token \(name) (\(scope.rawValue)) created by \(actor)",
+                            file: nil, context: AuditContext(revision: nil, author: nil, actor: actor), models: [])
+        }
+        return token
+    }
+
+    /// Revokes a token at once; false if it was already revoked.
+    public func revokeToken(name: String, by actor: String, at: Int64) throws -> Bool {
+        try writer.write { db in
+            guard let revoked = try Row.fetchOne(db, sql: "SELECT revoked_at FROM api_tokens WHERE name = ?", arguments: [name]) else {
+                throw StoreError("no token named \(name)", hint: "`cairn token list` lists them")
+            }
+            if (revoked["revoked_at"] as Int64?) != nil { return false }
+            try db.execute(sql: "UPDATE api_tokens SET revoked_at = ? WHERE name = ?", arguments: [at, name])
+            try appendAudit(db, at: at, action: "token_revoke", address: "Cairn/token/\(name)", version: nil, before: nil, after: nil,
+                            reason: "API token \(name) revoked by \(actor)", file: nil,
+                            context: AuditContext(revision: nil, author: nil, actor: actor), models: [])
+            return true
+        }
+    }
+
+    public func tokens() throws -> [TokenRecord] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, scope, created_at, created_by, revoked_at FROM api_tokens ORDER BY name").map { row in
+                TokenRecord(name: row["name"], scope: TokenScope(rawValue: row["scope"]) ?? .read, createdAt: row["created_at"],
+                            createdBy: row["created_by"], revokedAt: row["revoked_at"])
+            }
+        }
+    }
+
+    /// True when at least one token is not revoked.
+    public func hasActiveTokens() throws -> Bool {
+        try writer.read { db in try Row.fetchOne(db, sql: "SELECT 1 FROM api_tokens WHERE revoked_at IS NULL LIMIT 1") != nil }
+    }
+
+    /// The scope of `token`, or nil if it is unknown or revoked. Every active token's hash is
+    /// compared, each in constant time, so the answer's timing tells nothing about which matched.
+    public func scope(ofToken token: String) throws -> TokenScope? {
+        let given = Self.tokenHash(token)
+        let active = try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT scope, hash FROM api_tokens WHERE revoked_at IS NULL").map { row in
+                (scope: row["scope"] as String, hash: decodeHex(row["hash"] as String) ?? [])
+            }
+        }
+        var found: TokenScope?
+        for entry in active where entry.hash.count == given.count {
+            var difference: UInt8 = 0
+            for (a, b) in zip(entry.hash, given) { difference |= a ^ b }
+            if difference == 0 { found = TokenScope(rawValue: entry.scope) }
+        }
+        return found
+    }
+}
