@@ -1,4 +1,5 @@
 import CairnCore
+import CairnGit
 import CairnStore
 import Foundation
 
@@ -18,11 +19,12 @@ public enum ReconcilePass {
     /// observed state give exactly that plan, under the same lease; otherwise nothing is applied
     /// and the error names the first difference. A plan file is data in transit, not an order.
     public static func run(db: RegistryDatabase, desired: DesiredState, options: PlannerOptions, actor: String, lockWait: Double,
-                           expected: Plan? = nil, beforeApply: (Plan) -> Void = { _ in }) throws -> Outcome {
+                           expected: Plan? = nil, repository: GitRepository? = nil, beforeApply: (Plan) -> Void = { _ in }) throws -> Outcome {
         let now = { Int64(Date().timeIntervalSince1970) }
         let holder = LeaseHolder()
         try db.acquireLease(holder, wait: lockWait, now: now)
         defer { try? db.releaseLease(holder) }
+        if let repository { try SourceCheck.check(db, desired: desired, repository: repository, bind: true) }
         let observed = try db.observedState()
         let plan = Planner.plan(desired: desired, observed: observed, now: now(), options: options)
         if let expected {

@@ -109,7 +109,8 @@ public struct Reconciler: Service {
                 return false
             }
             let (outcome, after) = try await blocking { [db] in
-                let outcome = try ReconcilePass.run(db: db, desired: desired, options: config.planner, actor: "reconciler", lockWait: 10)
+                let outcome = try ReconcilePass.run(db: db, desired: desired, options: config.planner, actor: "reconciler", lockWait: 10,
+                                                    repository: try GitRepository(path: repositoryPath))
                 return (outcome, try db.observedState())
             }
             let (plan, observed) = (outcome.plan, outcome.observed)

@@ -102,3 +102,23 @@ extension RegistryDatabase {
         }
     }
 }
+
+/// The source a registry follows (see `SourceBinding` in CairnGit: the repository's first
+/// commit and the manifest root), kept in `meta`.
+extension RegistryDatabase {
+    public func boundSource() throws -> (rootCommit: String, manifestRoot: String)? {
+        try writer.read { db in
+            guard let root = try meta(db, "source_root_commit"), let folder = try meta(db, "source_manifest_root") else { return nil }
+            return (root, folder)
+        }
+    }
+
+    /// Binds the registry to a source; a registry already bound keeps its binding.
+    public func bindSource(rootCommit: String, manifestRoot: String) throws {
+        try writer.write { db in
+            guard try meta(db, "source_root_commit") == nil else { return }
+            try setMeta(db, "source_root_commit", rootCommit)
+            try setMeta(db, "source_manifest_root", manifestRoot)
+        }
+    }
+}

@@ -27,7 +27,7 @@ public struct RegistryDatabase: Sendable {
     /// Opens (and creates or migrates) the database for writing.
     public init(path: String) throws {
         let url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Self.makeStateDirectory(url.deletingLastPathComponent())
         writer = try Self.openPool(path)
         self.path = path
         try writer.read { db in try Self.refuseNewerSchema(db, path: path) }
@@ -40,6 +40,19 @@ public struct RegistryDatabase: Sendable {
     static func makePrivate(_ path: String) {
         for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
             chmod(file, 0o600)
+        }
+    }
+
+    /// Creates the folder holding the registry with a `.gitignore` that ignores everything in it:
+    /// the default folder sits in the repository's working tree, and `git add -A` must never
+    /// commit the database or the signing key (a later `git revert` would roll the registry back).
+    static func makeStateDirectory(_ folder: URL) throws {
+        let fm = FileManager.default
+        let existed = fm.fileExists(atPath: folder.path)
+        try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+        let ignore = folder.appendingPathComponent(".gitignore")
+        if (!existed || folder.lastPathComponent == ".cairn"), !fm.fileExists(atPath: ignore.path) {
+            try? Data("# Cairn's registry, signing key and caches: never commit them.\n*\n".utf8).write(to: ignore)
         }
     }
 

@@ -32,6 +32,7 @@ struct Apply: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
+            DatabaseOptions.repository.path = repo
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw CommandFailure("cannot read \(file)", hint: "save a plan with `cairn plan --out \(file)`")
             }
@@ -58,7 +59,7 @@ struct Apply: ParsableCommand {
             }
             desired.revisionName = plan.revisionName
             let outcome = try ReconcilePass.run(db: try database.open(), desired: desired, options: planning.planner, actor: currentUser(),
-                                                lockWait: lockTimeout, expected: plan)
+                                                lockWait: lockTimeout, expected: plan, repository: repository)
             guard let result = outcome.applied else {
                 throw CommandFailure("applying is suspended: nothing applied", hint: "run `cairn resume` to apply again")
             }

@@ -15,8 +15,22 @@ extension SourceOptions {
 }
 
 struct DatabaseOptions: ParsableArguments {
-    @Option(help: "The registry database (SQLite).")
-    var db: String = ".cairn/cairn.db"
+    @Option(name: .customLong("db"), help: """
+        The registry database (SQLite). Default: $CAIRN_DB, else .cairn/cairn.db at the top of the repository (found from \
+        --repo or from the current folder, whichever sub-folder it is; cairn/ inside a bare repository), else ./.cairn/cairn.db.
+        """)
+    var dbOption: String?
+
+    /// The repository a command names (`--repo`), where the default registry is looked for; set
+    /// by those commands before they open it.
+    static let repository = RepositoryHint()
+
+    /// The registry's path: `--db`, `CAIRN_DB`, or the repository's state directory.
+    var db: String {
+        if let dbOption { return dbOption }
+        if let env = ProcessInfo.processInfo.environment["CAIRN_DB"], !env.isEmpty { return env }
+        return (GitRepository.stateDirectory(discoveringFrom: Self.repository.path) ?? ".cairn") + "/cairn.db"
+    }
 
     /// Opens for writing, creating the file and its folder if needed.
     func open() throws -> RegistryDatabase {
@@ -109,4 +123,15 @@ func render(_ plan: Plan, output: OutputOptions, db: String) {
     }
     // Worker log lines go to stderr; flush so the two streams stay in order when piped.
     fflush(nil)
+}
+
+/// The `--repo` of the running command (default: the current folder).
+final class RepositoryHint: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = "."
+
+    var path: String {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
 }

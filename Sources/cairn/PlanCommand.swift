@@ -29,6 +29,7 @@ struct PlanCommand: ParsableCommand {
 
     func run() throws {
         try reportingFailures(format: output.format) {
+            DatabaseOptions.repository.path = source.repo
             let plan = try readOnlyPlan(source: source, database: database, planning: planning, output: output)
             if let out {
                 do {
@@ -81,6 +82,7 @@ struct Reconcile: ParsableCommand {
 
     func run() throws {
         try reportingFailures(format: output.format) {
+            DatabaseOptions.repository.path = source.repo
             if dryRun {
                 let plan = try readOnlyPlan(source: source, database: database, planning: planning, output: output)
                 render(plan, output: output, db: database.db)
@@ -158,7 +160,8 @@ struct Reconcile: ParsableCommand {
 
     /// One plan-and-apply under the applier lease.
     func pass(_ db: RegistryDatabase, _ desired: DesiredState, show: Bool) throws -> Plan {
-        let outcome = try ReconcilePass.run(db: db, desired: desired, options: planning.planner, actor: currentUser(), lockWait: lockTimeout) { plan in
+        let outcome = try ReconcilePass.run(db: db, desired: desired, options: planning.planner, actor: currentUser(), lockWait: lockTimeout,
+                                            repository: try source.openRepository()) { plan in
             if show { render(plan, output: output, db: database.db) }
         }
         guard let result = outcome.applied else {
@@ -177,7 +180,9 @@ struct Reconcile: ParsableCommand {
 func readOnlyPlan(source: SourceOptions, database: DatabaseOptions, planning: PlanningOptions, output: OutputOptions) throws -> Plan {
     let revision = try source.loadDesired()
     guard let desired = revision.desired else { throw invalidRevision(revision, source: source, output: output) }
-    let observed = try database.openForReading()?.observedState() ?? .empty
+    let db = try database.openForReading()
+    if let db { try SourceCheck.check(db, desired: desired, repository: try source.openRepository(), bind: false) }
+    let observed = try db?.observedState() ?? .empty
     return Planner.plan(desired: desired, observed: observed, now: unixNow(), options: planning.planner)
 }
 

@@ -54,6 +54,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        DatabaseOptions.repository.path = source.repo
         let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
             json ? JSONLogHandler(label: label) as any LogHandler : StreamLogHandler.standardError(label: label)

@@ -121,6 +121,7 @@ struct WorkerCommand: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
+            DatabaseOptions.repository.path = repo
             let db = try database.open()
             let worker = try makeWorker(repo: repo, database: database, artifacts: artifacts, db: db,
                                         leaseSeconds: Int64(ManifestDuration(parsing: lease)!.seconds),

@@ -364,6 +364,51 @@ import Testing
         #expect(!text.contains("cdcdcdcd"))
     }
 
+    // MARK: 5. The registry cannot be committed or confused
+
+    @Test func theDefaultRegistryIsIgnoredFoundFromSubFoldersAndBoundToItsRepository() throws {
+        let repo = try GitFixture()
+        try repo.copyExamples()
+        try repo.commit("The example fleet")
+        // No --db: the registry is .cairn/ at the top of the repository.
+        let first = try cairn(["reconcile", "--wait"], cwd: repo.path, env: Registry.env)
+        #expect(first.status == 0 || first.status == 3, "\(first.stdout)\(first.stderr)")
+        #expect(FileManager.default.fileExists(atPath: repo.path + "/.cairn/cairn.db"))
+        // `git add -A` does not take it (nor the key, nor the artifacts).
+        try repo.git(["add", "-A"])
+        #expect(try repo.git(["ls-files", "--cached", ".cairn"]).isEmpty)
+        #expect(try repo.git(["status", "--porcelain"]).isEmpty)
+        // From a sub-folder: the same registry, so nothing to do.
+        let fromModels = try cairn(["plan", "--no-color"], cwd: repo.path + "/models", env: Registry.env)
+        #expect(fromModels.status == 0, "\(fromModels.stderr)")
+        #expect(fromModels.stdout.contains("\(repo.path)/.cairn/cairn.db") && fromModels.stdout.contains("No changes"), "\(fromModels.stdout)")
+        let status = try cairn(["status"], cwd: repo.path + "/targets")
+        #expect(status.stdout.contains("homepage-recs"), "\(status.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: repo.path + "/models/.cairn"))
+
+        // Another repository pointed at this registry is refused, and so is another folder.
+        let other = try GitFixture()
+        try other.copyExamples()
+        try other.commit("Someone else's fleet")
+        let before = try Registry.dump(at: repo.path + "/.cairn/cairn.db")
+        for args in [["reconcile"], ["plan"], ["reconcile", "--dry-run"]] {
+            let wrong = try cairn(args + ["--repo", other.path, "--db", repo.path + "/.cairn/cairn.db"], env: Registry.env)
+            #expect(wrong.status == 1, "\(args): \(wrong.stdout)")
+            #expect(wrong.stderr.contains("follows another repository"), "\(args): \(wrong.stderr)")
+        }
+        // A clone of the same repository is the same source.
+        let clone = TempDir("cairn-redteam-clone")
+        try runProcess("/usr/bin/git", ["clone", "-q", repo.path, clone.path + "/fleet"])
+        let cloned = try cairn(["plan", "--repo", clone.path + "/fleet", "--db", repo.path + "/.cairn/cairn.db"], env: Registry.env)
+        #expect(cloned.status == 0, "\(cloned.stderr)")
+        try repo.copyExamples(to: "other-team")
+        try repo.commit("Another team's fleet in a folder of its own")
+        let folder = try cairn(["reconcile", "--path", "other-team"], cwd: repo.path, env: Registry.env)
+        #expect(folder.status == 1 && folder.stderr.contains("follows the manifest folder '(repository root)', not 'other-team'"),
+                "\(folder.stdout)\(folder.stderr)")
+        #expect(try Registry.dump(at: repo.path + "/.cairn/cairn.db") == before)
+    }
+
     // MARK: 6. A typo never archives a live model
 
     @Test func anApiVersionTypoIsAnErrorNotARemovedModel() throws {

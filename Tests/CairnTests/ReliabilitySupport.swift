@@ -136,6 +136,18 @@ final class Registry: @unchecked Sendable {
 
     /// The registry's state with times, run ids and other incidental values left out: two
     /// registries that reached the same state by different paths dump identically.
+    /// The dump of the registry at `path`.
+    static func dump(at path: String) throws -> String {
+        let registry = Registry("cairn-dump")
+        try FileManager.default.removeItem(atPath: registry.dir.path)
+        try FileManager.default.createDirectory(atPath: registry.dir.path, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: path, toPath: registry.db)
+        for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            try FileManager.default.copyItem(atPath: path + suffix, toPath: registry.db + suffix)
+        }
+        return try registry.dump()
+    }
+
     func dump() throws -> String {
         try read { db in
             var lines: [String] = []
