@@ -42,17 +42,23 @@ public struct FingerprintInputs: Sendable, Codable, Hashable {
     }
 
     public static func forModel(_ model: Model, template: Template, weights: OutcomeWeights, datasetHash: String?) -> FingerprintInputs {
-        var spec = template
-        spec.displayName = nil
-        let templateJSON = JSONValue.from(TemplateFingerprintView(template: spec))
-        let weightsJSON = JSONValue.object(weights.weights.mapValues { .double($0) })
         let dataset: String
         switch template.dataset {
         case .path: dataset = datasetHash ?? "missing"
         case let .uri(uri): dataset = "uri:\(uri)"
         }
-        return FingerprintInputs(template: sha256Hex(templateJSON.canonicalText), dataset: dataset,
-                                 weights: sha256Hex(weightsJSON.canonicalText), traits: model.traits, retrainToken: model.retrainToken)
+        return FingerprintInputs(template: templateHash(template), dataset: dataset,
+                                 weights: weightsHash(weights), traits: model.traits, retrainToken: model.retrainToken)
+    }
+
+    /// The template's part of a fingerprint: what decides what is trained (not its name or labels).
+    public static func templateHash(_ template: Template) -> String {
+        sha256Hex(JSONValue.from(TemplateFingerprintView(template: template)).canonicalText)
+    }
+
+    /// The outcome weights' part of a fingerprint.
+    public static func weightsHash(_ weights: OutcomeWeights) -> String {
+        sha256Hex(JSONValue.object(weights.weights.mapValues { .double($0) }).canonicalText)
     }
 }
 

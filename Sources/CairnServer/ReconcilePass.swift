@@ -3,6 +3,14 @@ import CairnGit
 import CairnStore
 import Foundation
 
+/// The registry holds rows its audit history does not explain (an edit made beside Cairn).
+public struct RegistryTampered: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var hint: String
+
+    public var description: String { message }
+}
+
 /// One plan-and-apply under the applier lease: the pass `cairn reconcile` and `cairn serve`
 /// both run. Nothing is applied while applying is suspended.
 public enum ReconcilePass {
@@ -25,6 +33,13 @@ public enum ReconcilePass {
         try db.acquireLease(holder, wait: lockWait, now: now)
         defer { try? db.releaseLease(holder) }
         if let repository { try SourceCheck.check(db, desired: desired, repository: repository, bind: true) }
+        // A registry edited beside its history is not applied to: what it holds can no longer be trusted.
+        let mismatches = try db.verifyState()
+        if let first = mismatches.first {
+            throw RegistryTampered(message: "the registry does not match its audit history: \(first)"
+                                   + (mismatches.count > 1 ? " (and \(mismatches.count - 1) more)" : "") + "; nothing was applied",
+                                   hint: "`cairn audit verify` names every row; restore the database from a backup taken before the edit")
+        }
         let observed = try db.observedState()
         let plan = Planner.plan(desired: desired, observed: observed, now: now(), options: options)
         if let expected {

@@ -125,6 +125,9 @@ public struct Reconciler: Service {
                 "suspended": "\(observed.suspended)",
             ])
             return true
+        } catch let error as RegistryTampered {
+            await fail(revision: nil, reason: "RegistryTampered", message: error.message, result: "failed", started: started)
+            return false
         } catch {
             await fail(revision: nil, reason: "PassFailed", message: "\(error)", result: "failed", started: started)
             return false

@@ -153,6 +153,12 @@ for n in options.sizes {
     inProcess("  of which: plan", parts.plan)
     try run("plan (one file changed)", ["plan", "--repo", repo.path, "--db", db])
     try run("status (whole fleet)", ["status", "--db", db, "--format", "json"])
+    // Before the synthetic history below: it is not a real one.
+    try run("audit verify (chain + state against history)", ["audit", "verify", "--db", db])
+    inProcess("state against history alone", try timeInProcess(repeats: 3) {
+        let mismatches = try store.verifyState()
+        precondition(mismatches.isEmpty, "\(mismatches.prefix(3))")
+    })
     if n == options.sizes.last {
         FileHandle.standardError.write(Data("  appending \(options.historyRows) audit rows…\n".utf8))
         try RegistryDatabase(path: db).appendSyntheticHistory(rows: options.historyRows, models: (0..<n).map { "model-\($0)" },

@@ -90,6 +90,8 @@ func reportingFailures(format: OutputFormat = .text, _ body: () throws -> Void) 
         throw fail(SourceError(error.message, hint: error.hint), format: format)
     } catch let error as CommandFailure {
         throw fail(SourceError(error.message, hint: error.hint), format: format)
+    } catch let error as RegistryTampered {
+        throw fail(SourceError(error.message, hint: error.hint), format: format)
     }
 }
 

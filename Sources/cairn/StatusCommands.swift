@@ -208,8 +208,8 @@ struct Audit: ParsableCommand {
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Recompute the audit hash chain.",
-            discussion: "Exit status 0 when intact, 1 when broken (the first bad row is printed)."
+            abstract: "Recompute the audit hash chain, and check the registry's state against it.",
+            discussion: "Exit status 0 when intact and matching, 1 when the chain is broken (the first bad row is printed) or a row differs from what the history implies (every such row is named)."
         )
 
         @OptionGroup var database: DatabaseOptions
@@ -229,6 +229,14 @@ struct Audit: ParsableCommand {
                     throw ExitCode(1)
                 }
                 print("audit chain intact: \(try db.auditCount()) rows verified")
+                let mismatches = try db.verifyState()
+                if !mismatches.isEmpty {
+                    print("registry state DIFFERS from its audit history in \(mismatches.count) row\(mismatches.count == 1 ? "" : "s"):")
+                    for m in mismatches.prefix(100) { print("  \(m)") }
+                    if mismatches.count > 100 { print("  … and \(mismatches.count - 100) more") }
+                    throw ExitCode(1)
+                }
+                print("registry state matches its audit history: definitions, stages, version decisions, routes and run outcomes")
             }
         }
     }

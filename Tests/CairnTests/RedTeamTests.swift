@@ -364,6 +364,88 @@ import Testing
         #expect(!text.contains("cdcdcdcd"))
     }
 
+    // MARK: 4. Registry state is verifiable against the audit history
+
+    @Test func anSQLEditToAnyStateTableIsNamedByAuditVerifyAndStallsTheReconciler() throws {
+        let fleet = try Fleet("cairn-redteam-sql", reconcile: false)
+        let converge = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db, "--wait"], env: Registry.env)
+        #expect(converge.status == 3, "\(converge.stdout)\(converge.stderr)")
+        // A queued run to tamper with: a retrain that no worker has taken yet.
+        try RedTeamTests.edit(fleet.repo, "models/search.yaml", "  label: Search re-ranking neighbours\n",
+                              "  label: Search re-ranking neighbours\n  retrainToken: \"sql\"\n")
+        try fleet.repo.commit("retrain search-knn")
+        #expect([0, 3].contains(try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env).status))
+        let clean = try cairn(["audit", "verify", "--db", fleet.db])
+        #expect(clean.status == 0 && clean.stdout.contains("registry state matches its audit history"), "\(clean.stdout)")
+
+        let edits: [(String, String, String)] = [
+            ("approve a pending version", "UPDATE versions SET status = 'approved' WHERE model = 'homepage-recs-c' AND number = 1",
+             "versions homepage-recs-c v1: status is approved, the history says pending"),
+            ("raise a version's metrics", "UPDATE versions SET metrics = '{\"ndcg@10\":0.99,\"recall@20\":0.99}' WHERE model = 'search-popular' AND number = 1",
+             "versions search-popular v1: its metrics are not the audited ones"),
+            ("make a challenger champion", "UPDATE models SET stage = 'champion' WHERE name = 'search-popular'",
+             "models search-popular: stage is champion, the history says challenger"),
+            ("activate a draft", "UPDATE models SET lifecycle = 'active' WHERE name = 'search-experimental'",
+             "models search-experimental: lifecycle is active, the history says draft"),
+            ("serve another version", "UPDATE serving_targets SET routes = replace(routes, '\"search-knn\"', '\"search-popular\"') WHERE name = 'acme-search'",
+             "serving_targets acme-search: it serves search-popular v1 (100%), the history says search-knn v1 (100%)"),
+            ("change a weight", "UPDATE outcome_weights SET spec = replace(spec, '1.2', '9.9') WHERE name = 'retail-default'",
+             "outcome_weights retail-default: its spec is not the one last applied"),
+            ("swap a queued run's trainer", "UPDATE training_runs SET request = replace(request, '\"item-knn\"', '\"popularity\"') WHERE state = 'queued'",
+             "its request is not the one the audited fingerprint"),
+            ("mark a run succeeded", "UPDATE training_runs SET state = 'succeeded', version = 9 WHERE state = 'queued'",
+             "state succeeded (v9), the history says queued or running"),
+            ("delete a version", "PRAGMA foreign_keys = OFF; DELETE FROM versions WHERE model = 'homepage-recs-b' AND number = 1",
+             "versions homepage-recs-b v1: the history created it, but the row is gone"),
+            ("insert a model", "INSERT INTO models(name, spec, family, stage, lifecycle, created_at, updated_at, revision) SELECT 'rogue', spec, family, 'none', 'active', 0, 0, revision FROM models WHERE name = 'search-knn'",
+             "models rogue: no audited change created it"),
+        ]
+        let before = try Registry.dump(at: fleet.db)
+        for (label, sql, named) in edits {
+            let copy = Registry("cairn-redteam-sql-copy")
+            try fleet.registry.queue().writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+            try FileManager.default.copyItem(atPath: fleet.db, toPath: copy.db)
+            let queue = try copy.queue()
+            try queue.writeWithoutTransaction { try $0.execute(sql: sql) }
+            let verify = try cairn(["audit", "verify", "--db", copy.db])
+            #expect(verify.status == 1, "\(label): \(verify.stdout)")
+            #expect(verify.stdout.contains("audit chain intact"), "\(label): the chain alone does not see it")
+            #expect(verify.stdout.contains(named), "\(label): \(verify.stdout)")
+            let reconcile = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", copy.db], env: Registry.env)
+            #expect(reconcile.status == 1 && reconcile.stderr.contains("the registry does not match its audit history"), "\(label): \(reconcile.stderr)")
+        }
+        #expect(try Registry.dump(at: fleet.db) == before)
+
+        // `cairn serve` on an edited registry stalls, says why, and applies nothing.
+        let copy = Registry("cairn-redteam-sql-serve")
+        try FileManager.default.copyItem(atPath: fleet.db, toPath: copy.db)
+        try copy.queue().writeWithoutTransaction { try $0.execute(sql: edits[0].1) }
+        let token = try cairn(["token", "create", "ops", "--db", copy.db]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let audited = try copy.auditRows()
+        let port = freePort()
+        let serve = Process()
+        serve.executableURL = URL(fileURLWithPath: cairnBinary)
+        serve.arguments = ["serve", "--repo", fleet.repo.path, "--db", copy.db, "--listen", "127.0.0.1:\(port)", "--workers", "0", "--interval", "1s"]
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge(Registry.env) { $1 }
+        serve.environment = environment
+        serve.standardOutput = FileHandle.nullDevice
+        serve.standardError = FileHandle.nullDevice
+        try serve.run()
+        defer {
+            kill(serve.processIdentifier, SIGKILL)
+            serve.waitUntilExit()
+        }
+        var status = ""
+        for _ in 0..<100 where !status.contains("RegistryTampered") {
+            status = (try? httpGet(port: port, "/v1/status", token: token))?.1 ?? ""
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(status.contains("RegistryTampered") && status.contains("versions homepage-recs-c v1: status is approved"), "\(status)")
+        #expect(try httpGet(port: port, "/readyz").0 == 503)
+        #expect(try copy.auditRows() == audited, "nothing was applied")
+    }
+
     // MARK: 5. The registry cannot be committed or confused
 
     @Test func theDefaultRegistryIsIgnoredFoundFromSubFoldersAndBoundToItsRepository() throws {

@@ -1,0 +1,291 @@
+import CairnCore
+import Foundation
+import GRDB
+
+/// Checks the registry's state against its audit history: every definition, stage, version
+/// decision, live route and run outcome must be exactly what the audited changes imply, in the
+/// order they were recorded. The hash chain proves the history was not edited; this proves the
+/// state was not edited beside it (an `UPDATE versions SET status = 'approved'` made with the
+/// sqlite3 shell leaves the chain intact, but not this).
+extension RegistryDatabase {
+    /// One row that differs from what the history implies.
+    public struct StateMismatch: Sendable, Equatable, CustomStringConvertible {
+        /// The table and the row's key, as `versions homepage-recs v2`.
+        public var row: String
+        public var problem: String
+
+        public var description: String { "\(row): \(problem)" }
+    }
+
+    /// Every row that differs from what the audit history implies (empty when all agree).
+    public func verifyState() throws -> [StateMismatch] {
+        try writer.read { db in try verifyState(db) }
+    }
+
+    func verifyState(_ db: Database) throws -> [StateMismatch] {
+        var expected = ExpectedState()
+        let rows = try Row.fetchCursor(db, sql: "SELECT id, action, address, version, after FROM audit_log ORDER BY id")
+        while let row = try rows.next() {
+            try expected.replay(id: row["id"], action: row["action"], address: row["address"], version: row["version"], after: row["after"])
+        }
+        var found: [StateMismatch] = []
+        func differs(_ row: String, _ problem: String) { found.append(StateMismatch(row: row, problem: problem)) }
+
+        for (table, kind) in [("outcome_weights", ManifestKind.outcomeWeights), ("templates", .template)] {
+            var seen = Set<String>()
+            for row in try Row.fetchAll(db, sql: "SELECT name, spec, archived FROM \(table) ORDER BY name") {
+                let name: String = row["name"]
+                seen.insert(name)
+                guard let want = expected.definitions[ManifestAddress(kind, name).description] else {
+                    differs("\(table) \(name)", "no audited change created it")
+                    continue
+                }
+                let archived: Bool = row["archived"]
+                if archived != want.archived { differs("\(table) \(name)", "archived is \(archived), the history says \(want.archived)") }
+                let same: Bool
+                if kind == .outcomeWeights {
+                    same = (try? decode(OutcomeWeights.self, row["spec"])) == (try? want.spec.decode(OutcomeWeights.self))
+                } else {
+                    same = (try? decode(Template.self, row["spec"])) == (try? want.spec.decode(Template.self))
+                }
+                if !same { differs("\(table) \(name)", "its spec is not the one last applied (audit row \(want.auditID))") }
+            }
+            for address in expected.definitions.keys where address.hasPrefix(kind.rawValue + "/") && !seen.contains(String(address.dropFirst(kind.rawValue.count + 1))) {
+                differs("\(table) \(address.dropFirst(kind.rawValue.count + 1))", "the history created it, but the row is gone")
+            }
+        }
+
+        var seenModels = Set<String>()
+        for row in try Row.fetchAll(db, sql: "SELECT name, spec, stage, lifecycle FROM models ORDER BY name") {
+            let name: String = row["name"]
+            seenModels.insert(name)
+            guard let want = expected.models[name] else {
+                differs("models \(name)", "no audited change created it")
+                continue
+            }
+            let stage: String = row["stage"], lifecycle: String = row["lifecycle"]
+            if stage != want.stage { differs("models \(name)", "stage is \(stage), the history says \(want.stage) (audit row \(want.auditID))") }
+            if lifecycle != want.spec.lifecycle.rawValue {
+                differs("models \(name)", "lifecycle is \(lifecycle), the history says \(want.spec.lifecycle.rawValue) (audit row \(want.auditID))")
+            }
+            if (try? decode(Model.self, row["spec"])) != want.spec {
+                differs("models \(name)", "its spec is not the one last applied (audit row \(want.auditID))")
+            }
+        }
+        for name in expected.models.keys.sorted() where !seenModels.contains(name) {
+            differs("models \(name)", "the history created it, but the row is gone")
+        }
+
+        var seenVersions = Set<String>()
+        for row in try Row.fetchAll(db, sql: "SELECT model, number, status, metrics, fingerprint, run_id FROM versions ORDER BY model, number") {
+            let model: String = row["model"], number: Int = row["number"]
+            let key = "\(model) v\(number)"
+            seenVersions.insert(key)
+            guard let want = expected.versions[key] else {
+                differs("versions \(key)", "no audited training run created it")
+                continue
+            }
+            let status: String = row["status"], fingerprint: String = row["fingerprint"], run: Int = row["run_id"]
+            if status != want.status.rawValue {
+                differs("versions \(key)", "status is \(status), the history says \(want.status.rawValue) (audit row \(want.auditID))")
+            }
+            if fingerprint != want.fingerprint || run != want.run {
+                differs("versions \(key)", "fingerprint or run differ from the audited version (audit row \(want.auditID))")
+            }
+            if let metrics = want.metrics, (try? decode([String: Double].self, row["metrics"])) != metrics {
+                differs("versions \(key)", "its metrics are not the audited ones (audit row \(want.auditID))")
+            }
+        }
+        for key in expected.versions.keys.sorted() where !seenVersions.contains(key) {
+            differs("versions \(key)", "the history created it, but the row is gone")
+        }
+
+        var seenTargets = Set<String>()
+        for row in try Row.fetchAll(db, sql: "SELECT * FROM serving_targets ORDER BY name") {
+            let target = try servingTarget(row)
+            seenTargets.insert(target.name)
+            guard let want = expected.targets[target.name] else {
+                differs("serving_targets \(target.name)", "no audited change put it live")
+                continue
+            }
+            let live = target.assigned ? Assignment(tenant: target.tenant, surface: target.surface, routes: target.routes, shadow: target.shadow) : nil
+            if target.assigned != (want.assignment != nil) {
+                differs("serving_targets \(target.name)", target.assigned ? "it serves, but the history unassigned it" : "it serves nothing, but the history assigned it")
+            } else if let live, let assignment = want.assignment, live != assignment {
+                differs("serving_targets \(target.name)",
+                        "it serves \(Describe.routes(live.routes)), the history says \(Describe.routes(assignment.routes)) (audit row \(want.auditID))")
+            }
+        }
+        for name in expected.targets.keys.sorted() where !seenTargets.contains(name) {
+            differs("serving_targets \(name)", "the history put it live, but the row is gone")
+        }
+
+        var seenRuns = Set<Int>()
+        for row in try Row.fetchAll(db, sql: "SELECT id, model, fingerprint, request, state, version FROM training_runs ORDER BY id") {
+            let id: Int = row["id"], state: String = row["state"], model: String = row["model"]
+            seenRuns.insert(id)
+            guard let want = expected.runs[id] else {
+                differs("training_runs \(id)", "no audited train change queued it")
+                continue
+            }
+            let fingerprint: String = row["fingerprint"]
+            if model != want.model || fingerprint != want.fingerprint {
+                differs("training_runs \(id)", "model or fingerprint differ from the audited train change (audit row \(want.auditID))")
+            }
+            // The request a worker will run must be the one fingerprinted: a template edited in
+            // the database (another trainer command) no longer hashes to the audited fingerprint.
+            if let request = try? decode(TrainRequest.self, row["request"]) {
+                if request.fingerprint != want.fingerprint || request.inputs.fingerprint != want.fingerprint
+                    || FingerprintInputs.templateHash(request.template) != request.inputs.template
+                    || FingerprintInputs.weightsHash(request.weights) != request.inputs.weights || request.model != want.model {
+                    differs("training_runs \(id)", "its request is not the one the audited fingerprint \(want.fingerprint.prefix(8))… names")
+                }
+            } else {
+                differs("training_runs \(id)", "its request cannot be read")
+            }
+            let version: Int? = row["version"]
+            switch (state, want.outcome) {
+            case ("succeeded", .succeeded(let number)?) where version == number: break
+            case ("failed", .failed?): break
+            case ("cancelled", _) where want.superseded: break
+            case ("queued", nil), ("running", nil): break
+            default:
+                differs("training_runs \(id)", "state \(state)\(version.map { " (v\($0))" } ?? ""), the history says "
+                        + (want.outcome.map { "\($0)" } ?? (want.superseded ? "queued, running or cancelled" : "queued or running")))
+            }
+        }
+        for id in expected.runs.keys.sorted() where !seenRuns.contains(id) {
+            differs("training_runs \(id)", "the history queued it, but the row is gone")
+        }
+        return found
+    }
+}
+
+/// The state the audit history implies, built by replaying it in order.
+struct ExpectedState {
+    struct Definition {
+        var spec: JSONValue
+        var archived: Bool
+        var auditID: Int64
+    }
+
+    struct ModelState {
+        var spec: Model
+        var stage: String
+        var auditID: Int64
+    }
+
+    struct VersionState {
+        var status: ModelVersion.Status
+        var fingerprint: String
+        var run: Int
+        var metrics: [String: Double]?
+        var auditID: Int64
+    }
+
+    struct TargetState {
+        var assignment: Assignment?
+        var auditID: Int64
+    }
+
+    enum Outcome: CustomStringConvertible {
+        case succeeded(Int)
+        case failed
+
+        var description: String {
+            switch self {
+            case let .succeeded(n): "succeeded (v\(n))"
+            case .failed: "failed"
+            }
+        }
+    }
+
+    struct RunState {
+        var model: String
+        var fingerprint: String
+        var outcome: Outcome?
+        var superseded = false
+        var auditID: Int64
+    }
+
+    var definitions: [String: Definition] = [:]
+    var models: [String: ModelState] = [:]
+    var versions: [String: VersionState] = [:]
+    var targets: [String: TargetState] = [:]
+    var runs: [Int: RunState] = [:]
+
+    mutating func replay(id: Int64, action: String, address: String, version: Int?, after text: String?) throws {
+        let after = try text.map { try JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }
+        let kind = ManifestKind(rawValue: String(address.prefix { $0 != "/" }))
+        let name = String(address.drop { $0 != "/" }.dropFirst())
+        func field(_ key: String) -> JSONValue? {
+            if case let .object(o)? = after { return o[key] }
+            return nil
+        }
+        func int(_ value: JSONValue?) -> Int? {
+            switch value {
+            case let .int(i)?: i
+            case let .double(d)?: Int(d)
+            default: nil
+            }
+        }
+        switch (action, kind) {
+        case ("create", .outcomeWeights?), ("update", .outcomeWeights?), ("create", .template?), ("update", .template?):
+            if let after { definitions[address] = Definition(spec: after, archived: false, auditID: id) }
+        case ("archive", .outcomeWeights?), ("archive", .template?):
+            definitions[address]?.archived = true
+            definitions[address]?.auditID = id
+        case ("create", .model?):
+            if let spec = try? after?.decode(Model.self) { models[name] = ModelState(spec: spec, stage: "none", auditID: id) }
+        case ("update", .model?):
+            if let spec = try? after?.decode(Model.self) {
+                models[name]?.spec = spec
+                models[name]?.auditID = id
+            }
+        case ("stage", .model?), ("demote", .model?):
+            if let move = try? after?.decode(StageMove.self) {
+                models[name]?.stage = move.to.rawValue
+                models[name]?.auditID = id
+            }
+        case ("archive", .model?):
+            models[name]?.spec.lifecycle = .archived
+            models[name]?.stage = "none"
+            models[name]?.auditID = id
+        case ("train", .model?):
+            if let run = int(field("run")), case let .string(fingerprint)? = field("fingerprint") {
+                runs[run] = RunState(model: name, fingerprint: fingerprint, auditID: id)
+                if case let .array(old)? = field("supersedes") {
+                    for o in old.compactMap({ int($0) }) { runs[o]?.superseded = true }
+                }
+            }
+        case ("version", .model?):
+            if let number = version, let run = int(field("run")), case let .string(fingerprint)? = field("fingerprint") {
+                var metrics: [String: Double]?
+                if case let .object(m)? = field("metrics") {
+                    metrics = m.compactMapValues { v -> Double? in
+                        switch v {
+                        case let .double(d): d
+                        case let .int(i): Double(i)
+                        default: nil
+                        }
+                    }
+                }
+                versions["\(name) v\(number)"] = VersionState(status: .pending, fingerprint: fingerprint, run: run, metrics: metrics, auditID: id)
+                runs[run]?.outcome = .succeeded(number)
+            }
+        case ("approve", .model?), ("reject", .model?):
+            if let number = version {
+                versions["\(name) v\(number)"]?.status = action == "approve" ? .approved : .rejected
+                versions["\(name) v\(number)"]?.auditID = id
+            }
+        case ("fail", .model?):
+            if let run = int(field("run")) { runs[run]?.outcome = .failed }
+        case ("promote", .servingTarget?):
+            if let assignment = try? after?.decode(Assignment.self) { targets[name] = TargetState(assignment: assignment, auditID: id) }
+        case ("archive", .servingTarget?):
+            targets[name] = TargetState(assignment: nil, auditID: id)
+        default:
+            break
+        }
+    }
+}
