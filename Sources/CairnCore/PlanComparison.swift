@@ -63,8 +63,8 @@ extension Optional where Wrapped == JSONValue {
 }
 
 extension JSONValue {
-    /// Equality with numbers compared by value.
-    func isSame(as other: JSONValue) -> Bool {
+    /// Equality with numbers compared by value (2 and 2.0 are the same).
+    public func isSame(as other: JSONValue) -> Bool {
         switch (self, other) {
         case let (.int(a), .double(b)), let (.double(b), .int(a)): Double(a) == b
         case let (.array(a), .array(b)): a.count == b.count && zip(a, b).allSatisfy { $0.isSame(as: $1) }

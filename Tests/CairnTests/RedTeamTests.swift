@@ -721,3 +721,21 @@ func httpRequest(port: Int, _ method: String, _ path: String, token: String? = n
     guard let value = box.value else { throw FixtureError("GET \(path): \(box.error.map { "\($0)" } ?? "no response")") }
     return value
 }
+
+/// The fast JSON reader that checking the registry against its history relies on agrees with
+/// Foundation's on what it reads, escapes and numbers included, and refuses what is not JSON.
+@Test func jsonParserAgreesWithFoundation() throws {
+    let samples = [
+        #"{"a": [1, 2.5, -3, 1e3, true, false, null], "b": {"c": "d\"e\\f\/g\n\t\u00e9\ud83d\ude00"}, "": ""}"#,
+        #"[]"#, #"{}"#, #""plain""#, #"  {"spec":{"name":"x","weights":{"click":0.3,"renewed":1.2,"x":1}}}  "#,
+        #"{"big": 12345678901234567890}"#,
+    ]
+    for text in samples {
+        let parsed = try #require(JSONValue.parse(text), "\(text)")
+        let foundation = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        #expect(parsed.isSame(as: foundation), "\(text): \(parsed) vs \(foundation)")
+    }
+    for bad in [#"{"a": }"#, #"[1, 2"#, #"{"a" 1}"#, #""unterminated"#, #"tru"#, #"{} extra"#, #""\ud800""#] {
+        #expect(JSONValue.parse(bad) == nil, "\(bad)")
+    }
+}
