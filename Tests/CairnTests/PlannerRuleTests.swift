@@ -79,6 +79,13 @@ import Testing
         #expect(p.blocked.count == 2 && p.blocked.allSatisfy { $0.reason.hasPrefix("bulk guard") })
     }
 
+    @Test func rule12TakingRoutesOffTheAirCountsLikePromoting() throws {
+        let p = try plan("18-bulk-guard-removals")
+        #expect(p.changes.isEmpty, "no target is unassigned")
+        #expect(p.blocked.map(\.address) == ["ServingTarget/acme", "ServingTarget/globex"])
+        #expect(p.blocked.allSatisfy { $0.action == .archive && $0.reason.contains("takes 3 off the air") })
+    }
+
     @Test func gatesAndDecisions() throws {
         let p = try plan("12-gated-and-decisions")
         let decided = p.changes.filter { $0.action == .approve || $0.action == .reject }.map { "\($0.action.rawValue) \($0.name) v\($0.version!)" }
