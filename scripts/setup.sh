@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what Cairn needs on Debian/Ubuntu when it is missing: the three C libraries,
-# pkg-config and git, and Python's jsonschema for the schema tests. Safe to run again.
+# pkg-config, git, procps and util-linux (setpriv and unshare isolate trainers), and Python's
+# jsonschema for the schema tests. Safe to run again.
 set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 need=()
-for pkg in libgit2-dev libyaml-dev libsqlite3-dev pkg-config git python3; do
+for pkg in libgit2-dev libyaml-dev libsqlite3-dev pkg-config git python3 procps util-linux; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 updated=""
