@@ -108,23 +108,11 @@ import Testing
         let secret = "s3cr3t-t0ken-4242"
         let port = freePort()
         let closed = freePort()
-        let serve = Process()
-        serve.executableURL = URL(fileURLWithPath: cairnBinary)
-        serve.arguments = ["serve", "--repo", "http://deploy:\(secret)@127.0.0.1:\(closed)/fleet.git", "--revision", "main", "--db", db,
-                           "--listen", "127.0.0.1:\(port)", "--workers", "0", "--interval", "1s"]
-        var environment = ProcessInfo.processInfo.environment
-        environment.merge(Registry.env) { $1 }
-        serve.environment = environment
         let readToken = try cairn(["token", "create", "redteam", "--scope", "read", "--db", db]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let logFile = state.path + "/serve.log"
-        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
-        serve.standardOutput = FileHandle(forWritingAtPath: logFile)
-        serve.standardError = FileHandle(forWritingAtPath: logFile)
-        try serve.run()
-        defer {
-            kill(serve.processIdentifier, SIGKILL)
-            serve.waitUntilExit()
-        }
+        let serve = try CairnProcess(["serve", "--repo", "http://deploy:\(secret)@127.0.0.1:\(closed)/fleet.git", "--revision", "main", "--db", db,
+                                      "--listen", "127.0.0.1:\(port)", "--workers", "0", "--interval", "1s"], env: Registry.env, log: logFile)
+        defer { serve.stop() }
         var status = ""
         for _ in 0..<100 {
             if let answer = try? httpGet(port: port, "/v1/status", token: readToken), answer.1.contains("SourceUnavailable") {
@@ -298,23 +286,14 @@ import Testing
         try fleet.repo.commit("popular-now: a trainer that takes its time")
         let first = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env)
         #expect(first.status == 0 || first.status == 3)
-        let worker = Process()
-        worker.executableURL = URL(fileURLWithPath: cairnBinary)
-        worker.arguments = ["worker", "--repo", fleet.repo.path, "--db", fleet.db]
-        var environment = ProcessInfo.processInfo.environment
-        environment.merge(Registry.env) { $1 }
-        worker.environment = environment
-        worker.standardOutput = FileHandle.nullDevice
-        worker.standardError = FileHandle.nullDevice
-        try worker.run()
+        let worker = try CairnProcess(["worker", "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env)
         var started = false
         for _ in 0..<150 where !started {
             started = try runProcess("/usr/bin/pgrep", ["-f", "sleep 3138"]).status == 0
             if !started { Thread.sleep(forTimeInterval: 0.2) }
         }
         #expect(started, "the trainer started")
-        kill(worker.processIdentifier, SIGKILL)
-        worker.waitUntilExit()
+        worker.stop()
         var gone = false
         for _ in 0..<50 where !gone {
             gone = try runProcess("/usr/bin/pgrep", ["-f", "sleep 31(38|39)"]).status == 1
@@ -423,19 +402,9 @@ import Testing
         let token = try cairn(["token", "create", "ops", "--db", copy.db]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let audited = try copy.auditRows()
         let port = freePort()
-        let serve = Process()
-        serve.executableURL = URL(fileURLWithPath: cairnBinary)
-        serve.arguments = ["serve", "--repo", fleet.repo.path, "--db", copy.db, "--listen", "127.0.0.1:\(port)", "--workers", "0", "--interval", "1s"]
-        var environment = ProcessInfo.processInfo.environment
-        environment.merge(Registry.env) { $1 }
-        serve.environment = environment
-        serve.standardOutput = FileHandle.nullDevice
-        serve.standardError = FileHandle.nullDevice
-        try serve.run()
-        defer {
-            kill(serve.processIdentifier, SIGKILL)
-            serve.waitUntilExit()
-        }
+        let serve = try CairnProcess(["serve", "--repo", fleet.repo.path, "--db", copy.db, "--listen", "127.0.0.1:\(port)", "--workers", "0",
+                                      "--interval", "1s"], env: Registry.env)
+        defer { serve.stop() }
         var status = ""
         for _ in 0..<100 where !status.contains("RegistryTampered") {
             status = (try? httpGet(port: port, "/v1/status", token: token))?.1 ?? ""
@@ -578,19 +547,9 @@ import Testing
         #expect(passphrase.stderr.contains("is not a Cairn signing key") && !passphrase.stderr.contains("horse"), "\(passphrase.stderr)")
         // `cairn serve` started with another key is not ready, and says why.
         let port = freePort()
-        let serve = Process()
-        serve.executableURL = URL(fileURLWithPath: cairnBinary)
-        serve.arguments = ["serve", "--repo", repo.path, "--db", db, "--listen", "127.0.0.1:\(port)", "--workers", "0", "--interval", "1s"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["CAIRN_SIGNING_KEY"] = String(repeating: "ab", count: 32)
-        serve.environment = environment
-        serve.standardOutput = FileHandle.nullDevice
-        serve.standardError = FileHandle.nullDevice
-        try serve.run()
-        defer {
-            kill(serve.processIdentifier, SIGKILL)
-            serve.waitUntilExit()
-        }
+        let serve = try CairnProcess(["serve", "--repo", repo.path, "--db", db, "--listen", "127.0.0.1:\(port)", "--workers", "0", "--interval", "1s"],
+                                     env: ["CAIRN_SIGNING_KEY": String(repeating: "ab", count: 32)])
+        defer { serve.stop() }
         var ready: (Int, String)?
         for _ in 0..<100 {
             if let answer = try? httpGet(port: port, "/readyz"), answer.0 == 503, answer.1.contains("signing key") {
@@ -656,19 +615,9 @@ import Testing
         #expect(list.stdout.contains("dashboard\tread") && list.stdout.contains("ops\tadmin") && !list.stdout.contains(read))
 
         let port = freePort()
-        let serve = Process()
-        serve.executableURL = URL(fileURLWithPath: cairnBinary)
-        serve.arguments = ["serve", "--repo", fleet.repo.path, "--db", fleet.db, "--listen", "127.0.0.1:\(port)", "--workers", "0", "--interval", "1h"]
-        var environment = ProcessInfo.processInfo.environment
-        environment.merge(Registry.env) { $1 }
-        serve.environment = environment
-        serve.standardOutput = FileHandle.nullDevice
-        serve.standardError = FileHandle.nullDevice
-        try serve.run()
-        defer {
-            kill(serve.processIdentifier, SIGKILL)
-            serve.waitUntilExit()
-        }
+        let serve = try CairnProcess(["serve", "--repo", fleet.repo.path, "--db", fleet.db, "--listen", "127.0.0.1:\(port)", "--workers", "0",
+                                      "--interval", "1h"], env: Registry.env)
+        defer { serve.stop() }
         for _ in 0..<100 where (try? httpGet(port: port, "/healthz"))?.0 != 200 { Thread.sleep(forTimeInterval: 0.1) }
         #expect(try httpGet(port: port, "/healthz").0 == 200)
         for path in ["/v1/status", "/v1/plan", "/v1/targets/acme-search", "/v1/targets/acme-search/recommendations?user=u0001", "/metrics"] {
@@ -705,11 +654,15 @@ func httpGet(port: Int, _ path: String, token: String? = nil) throws -> (Int, St
     try httpRequest(port: port, "GET", path, token: token)
 }
 
-func httpRequest(port: Int, _ method: String, _ path: String, token: String? = nil) throws -> (Int, String) {
+/// One HTTP request to 127.0.0.1; (status, body).
+func httpRequest(port: Int, _ method: String, _ path: String, token: String? = nil, body: Data? = nil,
+                 headers: [String: String] = [:]) throws -> (Int, String) {
     var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
     request.httpMethod = method
+    request.httpBody = body
     request.timeoutInterval = 10
     if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+    for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
     let done = DispatchSemaphore(value: 0)
     let box = ServeEndToEndTests.ResultBox()
     URLSession.shared.dataTask(with: request) { data, response, error in
@@ -718,8 +671,36 @@ func httpRequest(port: Int, _ method: String, _ path: String, token: String? = n
         done.signal()
     }.resume()
     done.wait()
-    guard let value = box.value else { throw FixtureError("GET \(path): \(box.error.map { "\($0)" } ?? "no response")") }
+    guard let value = box.value else { throw FixtureError("\(method) \(path): \(box.error.map { "\($0)" } ?? "no response")") }
     return value
+}
+
+/// A `cairn` process running in the background (a daemon, a worker), with the test's
+/// environment plus `env`; its output goes to `log` or nowhere. `stop()` kills it (SIGKILL).
+final class CairnProcess: @unchecked Sendable {
+    let process = Process()
+
+    init(_ arguments: [String], env: [String: String] = [:], log: String? = nil) throws {
+        process.executableURL = URL(fileURLWithPath: cairnBinary)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge(env) { $1 }
+        process.environment = environment
+        if let log {
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            process.standardOutput = FileHandle(forWritingAtPath: log)
+            process.standardError = FileHandle(forWritingAtPath: log)
+        } else {
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+        }
+        try process.run()
+    }
+
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
 }
 
 /// The fast JSON reader that checking the registry against its history relies on agrees with

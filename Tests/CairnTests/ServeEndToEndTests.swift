@@ -72,22 +72,7 @@ import Testing
         var log: String { (try? String(contentsOf: dir.url.appendingPathComponent("serve.log"), encoding: .utf8)) ?? "" }
 
         func http(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws -> (status: Int, body: String) {
-            var request = URLRequest(url: URL(string: base + path)!)
-            request.httpMethod = method
-            request.httpBody = body
-            request.timeoutInterval = 10
-            if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-            for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
-            let done = DispatchSemaphore(value: 0)
-            let box = ResultBox()
-            URLSession.shared.dataTask(with: request) { data, response, error in
-                box.value = (response as? HTTPURLResponse).map { ($0.statusCode, String(decoding: data ?? Data(), as: UTF8.self)) }
-                box.error = error
-                done.signal()
-            }.resume()
-            done.wait()
-            guard let value = box.value else { throw FixtureError("\(method) \(path): \(box.error.map { "\($0)" } ?? "no response")") }
-            return value
+            try httpRequest(port: port, method, path, token: token, body: body, headers: headers)
         }
 
         func status() throws -> [String: Any] {
