@@ -145,9 +145,10 @@ extension RegistryDatabase {
             models = [name]
         case (.train, .model?):
             let request = try payload(change, TrainRequest.self)
+            let requestText = try encode(request)
             try db.execute(sql: """
                 INSERT INTO training_runs(model, fingerprint, request, state, commit_sha, created_at) VALUES (?, ?, ?, 'queued', ?, ?)
-                """, arguments: [name, request.fingerprint, try encode(request), request.commit, at])
+                """, arguments: [name, request.fingerprint, requestText, request.commit, at])
             let id = Int(db.lastInsertedRowID)
             runID = id
             for old in request.supersedes {
@@ -155,8 +156,9 @@ extension RegistryDatabase {
                     UPDATE training_runs SET state = 'cancelled', reason = ?, finished_at = ? WHERE id = ? AND state = 'queued'
                     """, arguments: ["superseded by run \(id) (fingerprint \(request.fingerprint.prefix(8))…)", at, old])
             }
+            // The stored request's hash: the run a worker executes is provably the one audited.
             auditAfter = .object(["run": .int(id), "fingerprint": .string(request.fingerprint),
-                                  "supersedes": .array(request.supersedes.map { .int($0) })])
+                                  "supersedes": .array(request.supersedes.map { .int($0) }), "request": .string(sha256Hex(requestText))])
             models = [name]
         case (.approve, .model?), (.reject, .model?):
             let decision = try payload(change, Decision.self)

@@ -128,9 +128,14 @@ extension RegistryDatabase {
             }
             // The request a worker will still run must be the one fingerprinted: a template edited
             // in the database (another trainer command) no longer hashes to the audited fingerprint.
+            let requestText: String = row["request"]
             if state != "queued", state != "running" {
                 // Finished: its outcome is checked below; its request will not run again.
-            } else if let request = try? decode(TrainRequest.self, row["request"]) {
+            } else if let audited = want.requestHash {
+                if sha256Hex(requestText) != audited {
+                    differs("training_runs \(id)", "its request is not the one the audited fingerprint \(want.fingerprint.prefix(8))… names (it hashes differently)")
+                }
+            } else if let request = try? decode(TrainRequest.self, requestText) {
                 if request.fingerprint != want.fingerprint || request.inputs.fingerprint != want.fingerprint
                     || FingerprintInputs.templateHash(request.template) != request.inputs.template
                     || FingerprintInputs.weightsHash(request.weights) != request.inputs.weights || request.model != want.model {
@@ -200,6 +205,8 @@ struct ExpectedState {
     struct RunState {
         var model: String
         var fingerprint: String
+        /// sha256 of the stored request, audited since requests are hashed (older rows: nil).
+        var requestHash: String?
         var outcome: Outcome?
         var superseded = false
         var auditID: Int64
@@ -257,7 +264,9 @@ struct ExpectedState {
             models[name]?.auditID = id
         case ("train", .model?):
             if let run = int(field("run")), case let .string(fingerprint)? = field("fingerprint") {
-                runs[run] = RunState(model: name, fingerprint: fingerprint, auditID: id)
+                var hash: String?
+                if case let .string(h)? = field("request") { hash = h }
+                runs[run] = RunState(model: name, fingerprint: fingerprint, requestHash: hash, auditID: id)
                 if case let .array(old)? = field("supersedes") {
                     for o in old.compactMap({ int($0) }) { runs[o]?.superseded = true }
                 }
