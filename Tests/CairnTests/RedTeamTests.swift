@@ -314,6 +314,24 @@ import Testing
         _ = try? runProcess("/usr/bin/pkill", ["-f", "sleep 31(38|39)"])
     }
 
+    @Test(.enabled(if: getuid() == 0, "needs root to start cairn as another user; run the suite as root (CI does)"))
+    func aWorkerThatCannotIsolateItsTrainersSaysSoAtStart() throws {
+        let dir = TempDir("cairn-redteam-unprivileged")
+        chmod(dir.path, 0o777)
+        let worker = try runProcess("/usr/bin/setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", cairnBinary, "worker", "--once",
+                                                         "--db", dir.path + "/cairn.db"],
+                                    env: ["CAIRN_SIGNING_KEY": String(repeating: "cd", count: 32)])
+        #expect(worker.status == 0, "\(worker.stderr)")
+        #expect(worker.stderr.contains("warning: exec trainers run as nobody, the user running cairn: they can read the signing key and write the registry database"),
+                "\(worker.stderr)")
+        // As root it isolates them, and says nothing.
+        let root = try cairn(["worker", "--once", "--db", dir.path + "/root.db"], env: ["CAIRN_SIGNING_KEY": String(repeating: "cd", count: 32)])
+        #expect(root.status == 0 && !root.stderr.contains("warning: exec trainers"), "\(root.stderr)")
+        let missing = try cairn(["worker", "--once", "--trainer-user", "no-such-user-4711", "--db", dir.path + "/root.db"],
+                                env: ["CAIRN_SIGNING_KEY": String(repeating: "cd", count: 32)])
+        #expect(missing.status == 1 && missing.stderr.contains("the trainer user 'no-such-user-4711' does not exist"), "\(missing.stderr)")
+    }
+
     @Test(.enabled(if: getuid() == 0, "needs root to start cairn and its attacker as another user; run the suite as root (CI does)"))
     func aProcessOfTheSameUserCannotReadCairnsSecretsFromProc() throws {
         let dir = TempDir("cairn-redteam-proc")
