@@ -21,6 +21,9 @@ struct Apply: ParsableCommand {
     @Option(help: "The git repository the plan was made from.")
     var repo: String = "."
 
+    @Option(help: "The revision you mean to apply (branch, tag, commit); a plan for any other commit is refused.")
+    var revision: String = "HEAD"
+
     @Option(name: .customLong("exclude"), help: "A folder name or repository path to skip, as given to `cairn plan` (repeatable).")
     var excluded: [String] = []
 
@@ -50,6 +53,13 @@ struct Apply: ParsableCommand {
             if let now, now.sha != plan.revision {
                 throw CommandFailure("saved plan is stale: \(plan.revisionName) has moved from \(plan.revision.prefix(7)) to \(now.shortSHA)",
                                      hint: "make a new plan")
+            }
+            // A plan file can be swapped in transit for the plan of an unreviewed branch: apply
+            // only a plan of the revision the operator names.
+            let meant = try repository.commit(revision)
+            guard meant.sha == plan.revision else {
+                throw CommandFailure("the plan is for \(plan.revisionName) at \(plan.revision.prefix(7)), but --revision \(revision) is \(meant.shortSHA): nothing was applied",
+                                     hint: "apply plans of the revision you mean to apply; pass --revision \(plan.revisionName) if that is the one")
             }
             // Only what the revision says is applied: read it again, exactly as the plan names it.
             let revision = try RevisionReader.read(repository: repository, revision: plan.revision, root: plan.manifestRoot, exclude: Set(excluded))

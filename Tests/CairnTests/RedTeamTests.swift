@@ -209,6 +209,19 @@ import Testing
         #expect(try pendingShadow() == "pending")
         #expect(try fleet.registry.auditRows() == audit)
 
+        // 4. The plan file swapped for an honest plan of an unreviewed branch.
+        try fleet.repo.git(["checkout", "-q", "-b", "unreviewed"])
+        try RedTeamTests.edit(fleet.repo, "models/homepage.yaml", "  retrainToken: \"2026-11-20\"\n",
+                              "  retrainToken: \"2026-11-20\"\n  decisions: {approve: [1]}\n")
+        try fleet.repo.commit("approve the shadow (not reviewed)")
+        let branchPlan = fleet.registry.dir.path + "/branch-plan.json"
+        #expect(try cairn(["plan", "--repo", fleet.repo.path, "--db", fleet.db, "--revision", "unreviewed", "--out", branchPlan], env: Registry.env).status == 0)
+        try fleet.repo.git(["checkout", "-q", "main"])
+        let swapped = try cairn(["apply", branchPlan, "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env)
+        #expect(swapped.status == 1 && swapped.stderr.contains("the plan is for unreviewed at"), "\(swapped.stderr)")
+        #expect(try pendingShadow() == "pending")
+        #expect(try fleet.registry.auditRows() == audit)
+
         // The plan as made applies.
         try pristine.write(to: URL(fileURLWithPath: planFile))
         let applied = try cairn(["apply", planFile, "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env)
