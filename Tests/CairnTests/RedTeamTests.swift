@@ -401,6 +401,8 @@ import Testing
              "serving_targets acme-search: it serves search-popular v1 (100%), the history says search-knn v1 (100%)"),
             ("change a weight", "UPDATE outcome_weights SET spec = replace(spec, '1.2', '9.9') WHERE name = 'retail-default'",
              "outcome_weights retail-default: its spec is not the one last applied"),
+            ("change a template's trainer", "UPDATE templates SET spec = replace(spec, '\"item-knn\"', '\"popularity\"') WHERE name = 'engagement-booster'",
+             "templates engagement-booster: its spec is not the one last applied"),
             ("swap a queued run's trainer", "UPDATE training_runs SET request = replace(request, '\"item-knn\"', '\"popularity\"') WHERE state = 'queued'",
              "its request is not the one the audited fingerprint"),
             ("mark a run succeeded", "UPDATE training_runs SET state = 'succeeded', version = 9 WHERE state = 'queued'",
