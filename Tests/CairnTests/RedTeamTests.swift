@@ -345,6 +345,45 @@ import Testing
         #expect(missing.status == 1 && missing.stderr.contains("the trainer user 'no-such-user-4711' does not exist"), "\(missing.stderr)")
     }
 
+    @Test(.enabled(if: getuid() == 0, "needs root to start cairn as another user; run the suite as root (CI does)"))
+    func aTrainerOfAnUnprivilegedWorkerAlsoDiesWithIt() throws {
+        // The same as above for a worker that is not root: its trainers run as its own user, in a
+        // user and PID namespace where the machine allows it, and still die with it.
+        let fleet = try Fleet("cairn-redteam-orphan-unprivileged", reconcile: false)
+        fleet.repo.write("train/hostile.sh", Self.hostileTrainer)
+        try RedTeamTests.edit(fleet.repo, "templates/popular-now.yaml", "  trainer:\n    kind: builtin\n    algorithm: popularity\n",
+                              "  trainer:\n    kind: exec\n    command: [sh, train/hostile.sh]\n    timeout: 2m\n"
+                              + "    env: {STATE: /nonexistent, SECRET_WEBHOOK: \"-\", SECRET_TOKEN: \"-\", HOLD: \"3141\", CHILD: \"3142\"}\n")
+        try fleet.repo.commit("popular-now: a trainer that takes its time")
+        try runProcess("/bin/chown", ["-R", "nobody:nogroup", fleet.repo.path, fleet.registry.dir.path])
+        let asNobody = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+        let env = ["HOME": fleet.registry.dir.path, "CAIRN_SIGNING_KEY": String(repeating: "cd", count: 32)]
+        let first = try runProcess(asNobody[0], Array(asNobody.dropFirst()) + [cairnBinary, "reconcile", "--repo", fleet.repo.path, "--db", fleet.db], env: env)
+        #expect(first.status == 0 || first.status == 3, "\(first.stdout)\(first.stderr)")
+        let worker = Process()
+        worker.executableURL = URL(fileURLWithPath: asNobody[0])
+        worker.arguments = Array(asNobody.dropFirst()) + [cairnBinary, "worker", "--repo", fleet.repo.path, "--db", fleet.db]
+        worker.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        worker.standardOutput = FileHandle.nullDevice
+        worker.standardError = FileHandle.nullDevice
+        try worker.run()
+        var started = false
+        for _ in 0..<150 where !started {
+            started = try runProcess("/usr/bin/pgrep", ["-f", "sleep 3141"]).status == 0
+            if !started { Thread.sleep(forTimeInterval: 0.2) }
+        }
+        #expect(started, "the trainer started")
+        kill(worker.processIdentifier, SIGKILL)
+        worker.waitUntilExit()
+        var gone = false
+        for _ in 0..<50 where !gone {
+            gone = try runProcess("/usr/bin/pgrep", ["-f", "sleep 314[12]"]).status == 1
+            if !gone { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        #expect(gone, "the trainer or its child outlived their unprivileged worker")
+        _ = try? runProcess("/usr/bin/pkill", ["-f", "sleep 314[12]"])
+    }
+
     @Test(.enabled(if: getuid() == 0, "needs root to start cairn and its attacker as another user; run the suite as root (CI does)"))
     func aProcessOfTheSameUserCannotReadCairnsSecretsFromProc() throws {
         let dir = TempDir("cairn-redteam-proc")
