@@ -256,16 +256,35 @@ import Testing
     if [ -n "$HOLD" ]; then sleep "$HOLD"; fi
     """#
 
-    @Test(.enabled(if: getuid() == 0, "trainers run as another user only when cairn runs as root; run the suite as root (CI does)"))
-    func aHostileTrainerReadsNoSecretAndWritesNoRegistry() throws {
-        let fleet = try Fleet("cairn-redteam-trainer", reconcile: false)
-        let state = fleet.registry.dir.path
-        let webhook = "whsec-redteam-5151", token = "ghs-redteam-6262"
+    /// The example fleet with popular-now's trainer replaced by `hostileTrainer`, given these
+    /// variables. `state` is where it looks for the registry; `state: nil` means the fleet's own.
+    static func hostileFleet(_ label: String, state: String? = nil, webhook: String = "-", token: String = "-", hold: String = "",
+                             child: String) throws -> Fleet {
+        let fleet = try Fleet(label, reconcile: false)
         fleet.repo.write("train/hostile.sh", Self.hostileTrainer)
         try RedTeamTests.edit(fleet.repo, "templates/popular-now.yaml", "  trainer:\n    kind: builtin\n    algorithm: popularity\n",
                               "  trainer:\n    kind: exec\n    command: [sh, train/hostile.sh]\n    timeout: 2m\n"
-                              + "    env: {STATE: \"\(state)\", SECRET_WEBHOOK: \"\(webhook)\", SECRET_TOKEN: \"\(token)\", HOLD: \"\", CHILD: \"3137\"}\n")
+                              + "    env: {STATE: \"\(state ?? fleet.registry.dir.path)\", SECRET_WEBHOOK: \"\(webhook)\", SECRET_TOKEN: \"\(token)\", "
+                              + "HOLD: \"\(hold)\", CHILD: \"\(child)\"}\n")
         try fleet.repo.commit("popular-now: our own training code")
+        return fleet
+    }
+
+    /// Polls `pgrep -f pattern` until a process matches (`running`) or none does; true if it came to pass.
+    static func processes(_ pattern: String, running: Bool, within seconds: Double) throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            if (try runProcess("/usr/bin/pgrep", ["-f", pattern]).status == 0) == running { return true }
+            Thread.sleep(forTimeInterval: 0.1)
+        } while Date() < deadline
+        return false
+    }
+
+    @Test(.enabled(if: getuid() == 0, "trainers run as another user only when cairn runs as root; run the suite as root (CI does)"))
+    func aHostileTrainerReadsNoSecretAndWritesNoRegistry() throws {
+        let webhook = "whsec-redteam-5151", token = "ghs-redteam-6262"
+        let fleet = try Self.hostileFleet("cairn-redteam-trainer", webhook: webhook, token: token, child: "3137")
+        let state = fleet.registry.dir.path
         // The key comes from its file (generated), the other secrets from the environment.
         let env = ["CAIRN_SIGNING_KEY": "", "CAIRN_WEBHOOK_SECRET": webhook, "CAIRN_GIT_TOKEN": token]
         let first = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db], env: env)
@@ -291,28 +310,13 @@ import Testing
 
     @Test(.enabled(if: getuid() == 0, "trainers run in a PID namespace of their own only when cairn runs as root; run the suite as root (CI does)"))
     func aTrainerKilledWithItsWorkerStopsAndItsFolderIsSwept() throws {
-        let fleet = try Fleet("cairn-redteam-orphan", reconcile: false)
-        fleet.repo.write("train/hostile.sh", Self.hostileTrainer)
-        try RedTeamTests.edit(fleet.repo, "templates/popular-now.yaml", "  trainer:\n    kind: builtin\n    algorithm: popularity\n",
-                              "  trainer:\n    kind: exec\n    command: [sh, train/hostile.sh]\n    timeout: 2m\n"
-                              + "    env: {STATE: \"\(fleet.registry.dir.path)\", SECRET_WEBHOOK: \"-\", SECRET_TOKEN: \"-\", HOLD: \"3138\", CHILD: \"3139\"}\n")
-        try fleet.repo.commit("popular-now: a trainer that takes its time")
+        let fleet = try Self.hostileFleet("cairn-redteam-orphan", hold: "3138", child: "3139")
         let first = try cairn(["reconcile", "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env)
         #expect(first.status == 0 || first.status == 3)
         let worker = try CairnProcess(["worker", "--repo", fleet.repo.path, "--db", fleet.db], env: Registry.env)
-        var started = false
-        for _ in 0..<150 where !started {
-            started = try runProcess("/usr/bin/pgrep", ["-f", "sleep 3138"]).status == 0
-            if !started { Thread.sleep(forTimeInterval: 0.2) }
-        }
-        #expect(started, "the trainer started")
+        #expect(try Self.processes("sleep 3138", running: true, within: 30), "the trainer started")
         worker.stop()
-        var gone = false
-        for _ in 0..<50 where !gone {
-            gone = try runProcess("/usr/bin/pgrep", ["-f", "sleep 31(38|39)"]).status == 1
-            if !gone { Thread.sleep(forTimeInterval: 0.1) }
-        }
-        #expect(gone, "the trainer and its child outlived their worker")
+        #expect(try Self.processes("sleep 31(38|39)", running: false, within: 5), "the trainer and its child outlived their worker")
         let runs = fleet.registry.dir.path + "/runs"
         let left = (try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []
         #expect(!left.isEmpty, "the killed worker left its run folder")
@@ -349,12 +353,7 @@ import Testing
     func aTrainerOfAnUnprivilegedWorkerAlsoDiesWithIt() throws {
         // The same as above for a worker that is not root: its trainers run as its own user, in a
         // user and PID namespace where the machine allows it, and still die with it.
-        let fleet = try Fleet("cairn-redteam-orphan-unprivileged", reconcile: false)
-        fleet.repo.write("train/hostile.sh", Self.hostileTrainer)
-        try RedTeamTests.edit(fleet.repo, "templates/popular-now.yaml", "  trainer:\n    kind: builtin\n    algorithm: popularity\n",
-                              "  trainer:\n    kind: exec\n    command: [sh, train/hostile.sh]\n    timeout: 2m\n"
-                              + "    env: {STATE: /nonexistent, SECRET_WEBHOOK: \"-\", SECRET_TOKEN: \"-\", HOLD: \"3141\", CHILD: \"3142\"}\n")
-        try fleet.repo.commit("popular-now: a trainer that takes its time")
+        let fleet = try Self.hostileFleet("cairn-redteam-orphan-unprivileged", state: "/nonexistent", hold: "3141", child: "3142")
         try runProcess("/bin/chown", ["-R", "nobody:nogroup", fleet.repo.path, fleet.registry.dir.path])
         let asNobody = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
         let env = ["HOME": fleet.registry.dir.path, "CAIRN_SIGNING_KEY": String(repeating: "cd", count: 32)]
@@ -367,20 +366,10 @@ import Testing
         worker.standardOutput = FileHandle.nullDevice
         worker.standardError = FileHandle.nullDevice
         try worker.run()
-        var started = false
-        for _ in 0..<150 where !started {
-            started = try runProcess("/usr/bin/pgrep", ["-f", "sleep 3141"]).status == 0
-            if !started { Thread.sleep(forTimeInterval: 0.2) }
-        }
-        #expect(started, "the trainer started")
+        #expect(try Self.processes("sleep 3141", running: true, within: 30), "the trainer started")
         kill(worker.processIdentifier, SIGKILL)
         worker.waitUntilExit()
-        var gone = false
-        for _ in 0..<50 where !gone {
-            gone = try runProcess("/usr/bin/pgrep", ["-f", "sleep 314[12]"]).status == 1
-            if !gone { Thread.sleep(forTimeInterval: 0.1) }
-        }
-        #expect(gone, "the trainer or its child outlived their unprivileged worker")
+        #expect(try Self.processes("sleep 314[12]", running: false, within: 5), "the trainer or its child outlived their unprivileged worker")
         _ = try? runProcess("/usr/bin/pkill", ["-f", "sleep 314[12]"])
     }
 
