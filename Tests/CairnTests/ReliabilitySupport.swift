@@ -234,16 +234,30 @@ func drive(_ fleet: ReliabilityFleet, into registry: Registry, kills: [Int: Doub
         let deadline = Date().addingTimeInterval(180)
         while true {
             for (kind, arguments) in [("reconcile", reconcile), ("worker", worker)] {
-                let before = try registry.auditRows()
-                let run = try invoke(kind, arguments, killAfter: kills[invocations.count], scratch: registry.dir)
-                invocations.append(run)
-                if run.killed {
-                    let running = try registry.count("training_runs", "state = 'running'")
-                    try afterKill(run, before, running)
-                } else if kind == "reconcile", run.status != 0, run.status != 3 {
-                    throw FixtureError("cairn reconcile exited \(run.status): \(run.output)")
-                } else if kind == "worker", run.status != 0 {
-                    throw FixtureError("cairn worker exited \(run.status): \(run.output)")
+                // Carrying on after a kill means finishing the interrupted work before the other
+                // kind starts, as an uninterrupted drive would: a reconcile is run again until it
+                // completes, a worker until no run is queued or running (a dead worker's run waits
+                // for its lease). Otherwise a worker running between two halves of an apply, or a
+                // reconcile between two halves of the training, groups promotions differently:
+                // the same state, but other audit rows than the reference.
+                var interrupted = false
+                while true {
+                    let before = try registry.auditRows()
+                    let run = try invoke(kind, arguments, killAfter: kills[invocations.count], scratch: registry.dir)
+                    invocations.append(run)
+                    if run.killed {
+                        let running = try registry.count("training_runs", "state = 'running'")
+                        try afterKill(run, before, running)
+                        interrupted = true
+                        continue
+                    } else if kind == "reconcile", run.status != 0, run.status != 3 {
+                        throw FixtureError("cairn reconcile exited \(run.status): \(run.output)")
+                    } else if kind == "worker", run.status != 0 {
+                        throw FixtureError("cairn worker exited \(run.status): \(run.output)")
+                    }
+                    guard interrupted, kind == "worker", try registry.activeRuns() > 0 else { break }
+                    if Date() > deadline { throw FixtureError("training not finished on \(commit) after 180 s") }
+                    Thread.sleep(forTimeInterval: 0.3)
                 }
             }
             let plan = try cairn(["plan", "--repo", fleet.repo.path, "--revision", commit, "--db", registry.db, "--detailed-exitcode"], env: Registry.env)
