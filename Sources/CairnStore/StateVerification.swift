@@ -26,7 +26,7 @@ extension RegistryDatabase {
         var expected = ExpectedState()
         let rows = try Row.fetchCursor(db, sql: "SELECT id, action, address, version, after FROM audit_log ORDER BY id")
         while let row = try rows.next() {
-            try expected.replay(id: row["id"], action: row["action"], address: row["address"], version: row["version"], after: row["after"])
+            expected.replay(id: row["id"], action: row["action"], address: row["address"], version: row["version"], after: row["after"])
         }
         var found: [StateMismatch] = []
         func differs(_ row: String, _ problem: String) { found.append(StateMismatch(row: row, problem: problem)) }
@@ -42,7 +42,9 @@ extension RegistryDatabase {
                 }
                 let archived: Bool = row["archived"]
                 if archived != want.archived { differs("\(table) \(name)", "archived is \(archived), the history says \(want.archived)") }
-                if !(JSONValue.parse(row["spec"] as String).map { $0.isSame(as: want.spec) } ?? false) { differs("\(table) \(name)", "its spec is not the one last applied (audit row \(want.auditID))") }
+                if !(JSONValue.parse(row["spec"] as String).map { $0.isSame(as: want.spec) } ?? false) {
+                    differs("\(table) \(name)", "its spec is not the one last applied (audit row \(want.auditID))")
+                }
             }
             for address in expected.definitions.keys where address.hasPrefix(kind.rawValue + "/") && !seen.contains(String(address.dropFirst(kind.rawValue.count + 1))) {
                 differs("\(table) \(address.dropFirst(kind.rawValue.count + 1))", "the history created it, but the row is gone")
@@ -218,7 +220,7 @@ struct ExpectedState {
     var targets: [String: TargetState] = [:]
     var runs: [Int: RunState] = [:]
 
-    mutating func replay(id: Int64, action: String, address: String, version: Int?, after text: String?) throws {
+    mutating func replay(id: Int64, action: String, address: String, version: Int?, after text: String?) {
         let after = text.flatMap(JSONValue.parse)
         let kind = ManifestKind(rawValue: String(address.prefix { $0 != "/" }))
         let name = String(address.drop { $0 != "/" }.dropFirst())
