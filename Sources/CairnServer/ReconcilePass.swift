@@ -43,9 +43,9 @@ public enum ReconcilePass {
         let observed = try db.observedState()
         let plan = Planner.plan(desired: desired, observed: observed, now: now(), options: options)
         if let expected {
+            // Said before the comparison, whose first difference would otherwise be the generation.
             if observed.generation != expected.observedGeneration {
-                throw StoreError("saved plan is stale: the observed state moved (generation \(observed.generation), plan made at \(expected.observedGeneration))",
-                                 hint: "make a new plan")
+                throw RegistryDatabase.stalePlan(current: observed.generation, expected: expected.observedGeneration)
             }
             if let difference = expected.firstDifference(from: plan) {
                 throw StoreError("saved plan does not match what revision \(desired.commit.shortSHA) gives against the registry: \(difference); nothing was applied",
@@ -55,7 +55,8 @@ public enum ReconcilePass {
         beforeApply(plan)
         guard !observed.suspended else { return Outcome(plan: plan, observed: observed, applied: nil) }
         let context = AuditContext(revision: desired.commit.sha, author: "\(desired.commit.authorName) <\(desired.commit.authorEmail)>", actor: actor)
-        let result = try db.apply(plan, holder: holder, context: context, now: now)
+        // A saved plan is also refused if a worker moved the registry after the comparison.
+        let result = try db.apply(plan, holder: holder, context: context, expectedGeneration: expected?.observedGeneration, now: now)
         return Outcome(plan: plan, observed: observed, applied: result)
     }
 }

@@ -69,9 +69,12 @@ extension RegistryDatabase {
     private func requireGeneration(_ db: Database, _ expected: Int?) throws {
         guard let expected else { return }
         let current = try generation(db)
-        if current != expected {
-            throw StoreError("saved plan is stale: the observed state moved (generation \(current), plan made at \(expected))", hint: "make a new plan")
-        }
+        if current != expected { throw Self.stalePlan(current: current, expected: expected) }
+    }
+
+    /// A saved plan made against another observed-state generation than the registry's.
+    public static func stalePlan(current: Int, expected: Int) -> StoreError {
+        StoreError("saved plan is stale: the observed state moved (generation \(current), plan made at \(expected))", hint: "make a new plan")
     }
 
     /// Most changes one step (one transaction) holds.
