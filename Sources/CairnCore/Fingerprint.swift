@@ -88,6 +88,12 @@ public func sha256Hex(_ bytes: [UInt8]) -> String {
 }
 
 /// Lower-case hex, two digits a byte.
+/// `count` bytes from the system's cryptographically secure generator (keys, API tokens).
+public func randomBytes(_ count: Int) -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+}
+
 public func hexString<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
     bytes.map { b in
         let s = String(b, radix: 16)

@@ -24,36 +24,32 @@ public enum RemoteMirror {
         /// The address to configure and show: no password, and for http(s) no user either (a
         /// token is often given as the user name).
         var address: String
+        /// The address as logs, status and errors show it: credentials replaced by `***`.
+        var shown: String
         var user: String?
         var password: String?
     }
 
     static func split(_ url: String) -> Parts {
-        guard let schemeEnd = url.range(of: "://") else { return Parts(address: url) }
+        guard let schemeEnd = url.range(of: "://") else { return Parts(address: url, shown: url) }
         let rest = url[schemeEnd.upperBound...]
         let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
-        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return Parts(address: url) }
+        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return Parts(address: url, shown: url) }
         let userinfo = rest[..<at]
         let user = userinfo.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
         let password = userinfo.contains(":") ? String(userinfo[userinfo.index(after: userinfo.firstIndex(of: ":")!)...]) : nil
-        let scheme = url[..<schemeEnd.lowerBound].lowercased()
+        let scheme = url[..<schemeEnd.upperBound]
         let host = rest[rest.index(after: at)...]
-        if scheme.hasPrefix("http") {
-            return Parts(address: "\(url[..<schemeEnd.upperBound])\(host)", user: user, password: password)
+        if scheme.lowercased().hasPrefix("http") {
+            return Parts(address: "\(scheme)\(host)", shown: "\(scheme)***@\(host)", user: user, password: password)
         }
         // ssh://git@host: the user name is not a secret; a password is dropped.
-        return Parts(address: "\(url[..<schemeEnd.upperBound])\(user.map { $0 + "@" } ?? "")\(host)", user: user, password: password)
+        let named = "\(scheme)\(user.map { $0 + "@" } ?? "")\(host)"
+        return Parts(address: named, shown: password == nil ? named : "\(scheme)\(user ?? ""):***@\(host)", user: user, password: password)
     }
 
     /// `url` as it may be shown in logs, status and errors: credentials replaced by `***`.
-    public static func redacted(_ url: String) -> String {
-        let parts = split(url)
-        guard parts.address != url, let schemeEnd = parts.address.range(of: "://") else { return url }
-        let shownUser = url.lowercased().hasPrefix("http") ? "***" : "\(parts.user ?? ""):***"
-        var rest = String(parts.address[schemeEnd.upperBound...])
-        if !url.lowercased().hasPrefix("http"), let at = rest.firstIndex(of: "@") { rest = String(rest[rest.index(after: at)...]) }
-        return "\(parts.address[..<schemeEnd.upperBound])\(shownUser)@\(rest)"
-    }
+    public static func redacted(_ url: String) -> String { split(url).shown }
 
     /// Fetches `url` into its cache (creating it), and points the cache's HEAD at `main` or
     /// `master`, whichever the remote has. Returns the cache path.
@@ -63,7 +59,7 @@ public enum RemoteMirror {
         // Credentials written into the address are handed to libgit2 through the credential
         // callback only: never into the cache's config, never into a message.
         let parts = split(url)
-        let shown = redacted(url)
+        let shown = parts.shown
         let path = cachePath(url: url, cacheRoot: cacheRoot)
         try? FileManager.default.createDirectory(atPath: cacheRoot, withIntermediateDirectories: true)
         var repo: OpaquePointer?

@@ -42,16 +42,3 @@ extension GitRepository {
         return git_graph_descendant_of(repo, &d, &a) == 1
     }
 }
-
-/// Which repository and manifest folder a registry follows. A registry is bound to the first
-/// source it applies (the repository's first commit and the manifest root); applying another
-/// repository's manifests to it, or another folder's, would archive and re-train everything.
-public struct SourceBinding: Sendable, Equatable {
-    public var rootCommit: String
-    public var manifestRoot: String
-
-    public init(rootCommit: String, manifestRoot: String) {
-        self.rootCommit = rootCommit
-        self.manifestRoot = manifestRoot
-    }
-}

@@ -103,8 +103,8 @@ extension RegistryDatabase {
     }
 }
 
-/// The source a registry follows (see `SourceBinding` in CairnGit: the repository's first
-/// commit and the manifest root), kept in `meta`.
+/// The source a registry follows (its repository's first commit and its manifest root; see
+/// `SourceCheck`), kept in `meta`.
 extension RegistryDatabase {
     public func boundSource() throws -> (rootCommit: String, manifestRoot: String)? {
         try writer.read { db in

@@ -26,8 +26,7 @@ extension RegistryDatabase {
 
     /// Creates a token named `name`; returns the token (`cairn_<64 hex>`), which is not stored.
     public func createToken(name: String, scope: TokenScope, by actor: String, at: Int64) throws -> String {
-        var generator = SystemRandomNumberGenerator()
-        let token = "cairn_" + hexString((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+        let token = "cairn_" + hexString(randomBytes(32))
         try writer.write { db in
             if try Row.fetchOne(db, sql: "SELECT 1 FROM api_tokens WHERE name = ?", arguments: [name]) != nil {
                 throw StoreError("a token named \(name) exists already (revoked tokens keep their name)", hint: "choose another name")

@@ -16,7 +16,7 @@ public struct ArtifactStore: Sendable {
     /// Moves `staging` (a folder of files) into the store; returns its content hash. If an
     /// artifact with the same content exists it is kept, and `staging` is removed.
     public func store(staging: URL) throws -> String {
-        try Self.takeOwnership(of: staging)
+        Self.takeOwnership(of: staging)
         let hash = try Self.contentHash(of: staging)
         let target = folder(hash)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -76,7 +76,7 @@ public struct ArtifactStore: Sendable {
 
     /// A trainer running as another user wrote `staging`: make it this process's, and writable by
     /// it only, before it is hashed and stored, so no later trainer can change a stored artifact.
-    static func takeOwnership(of staging: URL) throws {
+    static func takeOwnership(of staging: URL) {
         let (uid, gid) = (geteuid(), getegid())
         func fix(_ path: String) {
             var info = stat()
@@ -162,8 +162,7 @@ public struct SigningKey: Sendable {
         if let data = FileManager.default.contents(atPath: file.path) {
             return try parse(String(decoding: data, as: UTF8.self), source: file.path)
         }
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let bytes = randomBytes(32)
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         let text = hexString(bytes) + "\n"
         // Private from the start (no window in which others could read it), and exclusive: if

@@ -10,7 +10,7 @@ public enum ExecTrainer {
     /// Used when the template sets no `timeout`.
     public static let defaultTimeout = ManifestDuration(seconds: 3600)
     /// Variables never passed on to a trainer.
-    public static let secrets: Set<String> = ["CAIRN_SIGNING_KEY", "CAIRN_WEBHOOK_SECRET", "CAIRN_GIT_TOKEN"]
+    public static let secrets = Set(Secrets.names)
     /// The most trainer output kept in a run's log.
     public static let logLimit = 1 << 20
 
@@ -51,7 +51,10 @@ public enum ExecTrainer {
         ])
         try Data(payload.canonicalText.utf8).write(to: paramsFile)
 
-        var environment = job.environment.filter { !secrets.contains($0.key) && !secrets.contains(String($0.key.dropLast("_FILE".count))) }
+        // Neither the secrets nor where their files are (`CAIRN_…_FILE`).
+        var environment = job.environment.filter { key, _ in
+            !secrets.contains(key) && !(key.hasSuffix("_FILE") && secrets.contains(String(key.dropLast("_FILE".count))))
+        }
         for (k, v) in env { environment[k] = v }
         environment["HOME"] = home.path
         environment["CAIRN_DATASET"] = datasetPath

@@ -65,8 +65,8 @@ struct ServeCommand: AsyncParsableCommand {
             repository: source.repo, revision: source.revision, manifestRoot: source.path, exclude: Set(source.excluded), databasePath: database.db,
             host: String(listen[..<colon]), port: Int(listen[listen.index(after: colon)...])!,
             interval: ManifestDuration(parsing: interval)!.seconds, resync: ManifestDuration(parsing: resync)!.seconds, workers: workers,
-            planner: planning.planner, artifactsPath: artifacts.artifacts ?? artifacts.beside(database.db, "artifacts"),
-            signingKeyPath: artifacts.signingKeyFile ?? artifacts.beside(database.db, "signing.key"),
+            planner: planning.planner, artifactsPath: artifacts.artifactsPath(db: database.db),
+            signingKeyPath: artifacts.keyFilePath(db: database.db),
             gitCachePath: artifacts.beside(database.db, "git-cache"), workRoot: artifacts.beside(database.db, "runs"),
             webhookSecret: Secrets.value("CAIRN_WEBHOOK_SECRET"))
         config.datasets = artifacts.datasetPolicy(db: database.db)

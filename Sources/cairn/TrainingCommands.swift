@@ -32,19 +32,24 @@ struct ArtifactOptions: ParsableArguments {
 
     /// Which `file://` datasets trainers may read: the listed roots, never the state directory.
     func datasetPolicy(db: String) -> DatasetPolicy {
-        let keyFile = signingKeyFile ?? beside(db, "signing.key")
-        return DatasetPolicy(roots: DatasetPolicy.roots(flags: datasetRoots, environment: ProcessInfo.processInfo.environment),
-                             forbidden: [(db as NSString).deletingLastPathComponent, artifacts ?? beside(db, "artifacts"),
-                                         (keyFile as NSString).deletingLastPathComponent].map { $0.isEmpty ? "." : $0 })
+        DatasetPolicy(roots: DatasetPolicy.roots(flags: datasetRoots, environment: ProcessInfo.processInfo.environment),
+                      forbidden: [(db as NSString).deletingLastPathComponent, artifactsPath(db: db),
+                                  (keyFilePath(db: db) as NSString).deletingLastPathComponent].map { $0.isEmpty ? "." : $0 })
     }
 
+    /// `--artifacts`, or `artifacts/` beside the database.
+    func artifactsPath(db: String) -> String { artifacts ?? beside(db, "artifacts") }
+
+    /// `--signing-key-file`, or `signing.key` beside the database.
+    func keyFilePath(db: String) -> String { signingKeyFile ?? beside(db, "signing.key") }
+
     func store(db: String) -> ArtifactStore {
-        ArtifactStore(root: URL(fileURLWithPath: artifacts ?? beside(db, "artifacts")))
+        ArtifactStore(root: URL(fileURLWithPath: artifactsPath(db: db)))
     }
 
     /// The signing key; generated (and announced) only when `generate` and none exists.
     func key(db: String, generate: Bool) throws -> SigningKey {
-        let file = URL(fileURLWithPath: signingKeyFile ?? beside(db, "signing.key"))
+        let file = URL(fileURLWithPath: keyFilePath(db: db))
         let env = Secrets.captured
         if !generate, env["CAIRN_SIGNING_KEY"]?.isEmpty ?? true, !FileManager.default.fileExists(atPath: file.path) {
             throw CommandFailure("no signing key: CAIRN_SIGNING_KEY is not set and \(file.path) does not exist",
