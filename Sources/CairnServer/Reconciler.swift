@@ -110,7 +110,7 @@ public struct Reconciler: Service {
             }
             let (outcome, after) = try await blocking { [db] in
                 let outcome = try ReconcilePass.run(db: db, desired: desired, options: config.planner, actor: "reconciler", lockWait: 10,
-                                                    repository: try GitRepository(path: repositoryPath))
+                                                    repository: loaded.repository)
                 return (outcome, try db.observedState())
             }
             let (plan, observed) = (outcome.plan, outcome.observed)

@@ -8,6 +8,8 @@ public struct LoadedRevision: Sendable {
     public var loaded: LoadedManifests
     /// Nil when the revision is invalid (or read from a working tree).
     public var desired: DesiredState?
+    /// The repository it was read from (checked against the registry's binding).
+    public var repository: GitRepository
 }
 
 /// Reads the manifests of one revision and hashes their datasets: everything the planner
@@ -21,7 +23,9 @@ public enum RevisionReader {
             ? try WorktreeSource.snapshot(repository: repository, root: root, exclude: exclude)
             : try repository.snapshot(revision: revision, root: root, exclude: exclude, isCached: cache.map { c in { c.contains(path: $0, blob: $1) } })
         let loaded = ManifestLoader.load(snapshot, cache: worktree ? nil : cache)
-        guard loaded.isValid, let commit = snapshot.commit else { return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: nil) }
+        guard loaded.isValid, let commit = snapshot.commit else {
+            return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: nil, repository: repository)
+        }
         var hashes: [String: String] = [:]
         var byPath: [String: String] = [:]
         for (template, path) in loaded.datasetFiles.sorted(by: { $0.key < $1.key }) {
@@ -39,6 +43,6 @@ public enum RevisionReader {
         }
         let desired = DesiredState(manifests: loaded.manifests, commit: commit, revisionName: revision, manifestRoot: snapshot.manifestRoot,
                                    datasetFiles: loaded.datasetFiles, datasetHashes: hashes)
-        return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: desired)
+        return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: desired, repository: repository)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CairnCore
+import CairnGit
 import CairnRender
 import CairnServer
 import CairnStore
@@ -90,8 +91,8 @@ struct Reconcile: ParsableCommand {
                 return
             }
             let db = try database.open()
-            let desired = try loadOrRecord(db)
-            var plan = try pass(db, desired, show: true)
+            let (desired, repository) = try loadOrRecord(db)
+            var plan = try pass(db, desired, repository, show: true)
             guard wait else {
                 if !plan.blocked.isEmpty { throw ExitCode(3) }
                 return
@@ -123,7 +124,7 @@ struct Reconcile: ParsableCommand {
                     Thread.sleep(forTimeInterval: 2)
                 }
                 passes += 1
-                plan = try pass(db, desired, show: false)
+                plan = try pass(db, desired, repository, show: false)
                 if !plan.changes.isEmpty, output.format == .text {
                     progress.clear()
                     print(PlanRenderer.text(plan, style: output.style, observed: database.db), terminator: "")
@@ -139,7 +140,7 @@ struct Reconcile: ParsableCommand {
     }
 
     /// Reads the revision; a failure to read or validate it is recorded as a failed pass.
-    func loadOrRecord(_ db: RegistryDatabase) throws -> DesiredState {
+    func loadOrRecord(_ db: RegistryDatabase) throws -> (DesiredState, GitRepository) {
         let revision: LoadedRevision
         do {
             revision = try source.loadDesired()
@@ -155,13 +156,13 @@ struct Reconcile: ParsableCommand {
                                     message: message, at: unixNow())
             throw invalidRevision(revision, source: source, output: output)
         }
-        return desired
+        return (desired, revision.repository)
     }
 
     /// One plan-and-apply under the applier lease.
-    func pass(_ db: RegistryDatabase, _ desired: DesiredState, show: Bool) throws -> Plan {
+    func pass(_ db: RegistryDatabase, _ desired: DesiredState, _ repository: GitRepository, show: Bool) throws -> Plan {
         let outcome = try ReconcilePass.run(db: db, desired: desired, options: planning.planner, actor: currentUser(), lockWait: lockTimeout,
-                                            repository: try source.openRepository()) { plan in
+                                            repository: repository) { plan in
             if show { render(plan, output: output, db: database.db) }
         }
         guard let result = outcome.applied else {
@@ -181,7 +182,7 @@ func readOnlyPlan(source: SourceOptions, database: DatabaseOptions, planning: Pl
     let revision = try source.loadDesired()
     guard let desired = revision.desired else { throw invalidRevision(revision, source: source, output: output) }
     let db = try database.openForReading()
-    if let db { try SourceCheck.check(db, desired: desired, repository: try source.openRepository(), bind: false) }
+    if let db { try SourceCheck.check(db, desired: desired, repository: revision.repository, bind: false) }
     let observed = try db?.observedState() ?? .empty
     return Planner.plan(desired: desired, observed: observed, now: unixNow(), options: planning.planner)
 }
