@@ -7,7 +7,7 @@ import Foundation
 import Hummingbird
 import Logging
 
-/// The daemon's HTTP endpoints (DAEMON.md).
+/// The daemon's HTTP endpoints (the README's table under "Running continuously").
 public struct HTTPAPI: Sendable {
     let configuration: ServeConfiguration
     let db: RegistryDatabase

@@ -4,7 +4,7 @@ import Foundation
 import Metrics
 import Prometheus
 
-/// The daemon's Prometheus metrics (names as in DAEMON.md), through swift-metrics.
+/// The daemon's Prometheus metrics (names as in the README's endpoint table), through swift-metrics.
 public final class CairnMetrics: @unchecked Sendable {
     public let registry: PrometheusCollectorRegistry
     private let lock = NSLock()

@@ -2,7 +2,7 @@ import CairnCore
 import CairnGit
 import Foundation
 
-/// Runs an operator's own training command, as TRAINERS.md specifies: in a read-only snapshot
+/// Runs an operator's own training command, as the README's "Training" section specifies: in a read-only snapshot
 /// of the run's commit, with CAIRN_DATASET, CAIRN_PARAMS, CAIRN_OUTPUT, CAIRN_RUN_ID,
 /// CAIRN_MODEL and CAIRN_VERSION set, secrets removed, and a timeout.
 public enum ExecTrainer {

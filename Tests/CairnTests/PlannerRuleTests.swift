@@ -2,7 +2,7 @@ import CairnCore
 import Foundation
 import Testing
 
-/// Each numbered rule of RECONCILE.md, stated against its golden case.
+/// Each numbered reconcile rule (the README's "Rules"), stated against its golden case.
 @Suite struct PlannerRuleTests {
     func plan(_ name: String) throws -> Plan { try PlannerCase(name: name).run() }
 
