@@ -71,15 +71,3 @@ public struct RevisionSnapshot: Sendable {
     }
 }
 
-/// Failure to read a revision: a missing revision, an unreadable repository.
-public struct SourceError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public var hint: String?
-
-    public init(_ message: String, hint: String? = nil) {
-        self.message = message
-        self.hint = hint
-    }
-
-    public var description: String { hint.map { "\(message) (\($0))" } ?? message }
-}

@@ -14,13 +14,13 @@ public final class GitRepository: @unchecked Sendable {
     /// The path the repository was opened from, for messages.
     public let location: String
 
-    public init(path: String) throws(SourceError) {
+    public init(path: String) throws(CairnError) {
         _ = GitRepository.ensureInitialised
         var repo: OpaquePointer?
         let rc = git_repository_open_ext(&repo, path, 0, nil)
         guard rc == 0, let repo else {
             let shown = RemoteMirror.redacted(path)
-            throw SourceError("cannot open git repository at \(shown): \(redactingSecrets(lastGitError(rc), RemoteMirror.split(path)))",
+            throw CairnError("cannot open git repository at \(shown): \(redactingSecrets(lastGitError(rc), RemoteMirror.split(path)))",
                               hint: "pass --repo with the path of a git repository (bare or not)")
         }
         self.repo = repo
@@ -35,7 +35,7 @@ public final class GitRepository: @unchecked Sendable {
     }
 
     /// Resolves any revision git understands (branch, tag, sha, `main~1`, `HEAD`) to its commit.
-    public func commit(_ revision: String) throws(SourceError) -> CommitInfo {
+    public func commit(_ revision: String) throws(CairnError) -> CommitInfo {
         let commit = try lookupCommit(revision)
         defer { git_commit_free(commit) }
         return info(commit)
@@ -46,12 +46,12 @@ public final class GitRepository: @unchecked Sendable {
     /// `isCached(path, blobID)`: true for files whose decoded form the caller already has; their
     /// contents are not read (left empty), only their blob id is given.
     public func snapshot(revision: String, root: String = "", exclude: Set<String> = [],
-                         isCached: ((String, String) -> Bool)? = nil) throws(SourceError) -> RevisionSnapshot {
+                         isCached: ((String, String) -> Bool)? = nil) throws(CairnError) -> RevisionSnapshot {
         let commit = try lookupCommit(revision)
         defer { git_commit_free(commit) }
         var tree: OpaquePointer?
         let rc = git_commit_tree(&tree, commit)
-        guard rc == 0, let tree else { throw SourceError("cannot read the tree of \(revision): \(lastGitError(rc))") }
+        guard rc == 0, let tree else { throw CairnError("cannot read the tree of \(revision): \(lastGitError(rc))") }
         let revisionTree = GitTree(repository: self, tree: tree)
         let cleanRoot = RepoPathText.clean(root)
         var files: [ManifestFile] = []
@@ -59,17 +59,17 @@ public final class GitRepository: @unchecked Sendable {
             try collect(tree, prefix: "", exclude: exclude, isCached: isCached, into: &files)
         } else {
             let rootEntry: TreeEntry?
-            do { rootEntry = try revisionTree.entry(at: cleanRoot) } catch { throw SourceError("cannot read \(cleanRoot): \(error)") }
+            do { rootEntry = try revisionTree.entry(at: cleanRoot) } catch { throw CairnError("cannot read \(cleanRoot): \(error)") }
             switch rootEntry {
             case .directory?:
                 let sub = try revisionTree.subtree(cleanRoot)
                 defer { git_tree_free(sub) }
                 try collect(sub, prefix: cleanRoot + "/", exclude: exclude, isCached: isCached, into: &files)
             case nil:
-                throw SourceError("the manifest folder '\(cleanRoot)' does not exist at \(revision)",
+                throw CairnError("the manifest folder '\(cleanRoot)' does not exist at \(revision)",
                                   hint: "check --path; it is relative to the repository root")
             default:
-                throw SourceError("'\(cleanRoot)' is not a folder at \(revision)", hint: "--path names a folder of manifests")
+                throw CairnError("'\(cleanRoot)' is not a folder at \(revision)", hint: "--path names a folder of manifests")
             }
         }
         files.sort { $0.path < $1.path }
@@ -77,19 +77,19 @@ public final class GitRepository: @unchecked Sendable {
     }
 
     /// Paths that differ between two revisions (added, deleted, modified, renamed: both names).
-    public func changedPaths(from old: String, to new: String) throws(SourceError) -> [String] {
+    public func changedPaths(from old: String, to new: String) throws(CairnError) -> [String] {
         let a = try lookupCommit(old)
         defer { git_commit_free(a) }
         let b = try lookupCommit(new)
         defer { git_commit_free(b) }
         var treeA: OpaquePointer?, treeB: OpaquePointer?
         guard git_commit_tree(&treeA, a) == 0, git_commit_tree(&treeB, b) == 0 else {
-            throw SourceError("cannot read trees to compare \(old) and \(new): \(lastGitError(-1))")
+            throw CairnError("cannot read trees to compare \(old) and \(new): \(lastGitError(-1))")
         }
         defer { git_tree_free(treeA); git_tree_free(treeB) }
         var diff: OpaquePointer?
         let rc = git_diff_tree_to_tree(&diff, repo, treeA, treeB, nil)
-        guard rc == 0, let diff else { throw SourceError("cannot diff \(old) and \(new): \(lastGitError(rc))") }
+        guard rc == 0, let diff else { throw CairnError("cannot diff \(old) and \(new): \(lastGitError(rc))") }
         defer { git_diff_free(diff) }
         var paths: Set<String> = []
         for i in 0..<git_diff_num_deltas(diff) {
@@ -108,18 +108,18 @@ public final class GitRepository: @unchecked Sendable {
 
     // MARK: internals
 
-    func lookupCommit(_ revision: String) throws(SourceError) -> OpaquePointer {
+    func lookupCommit(_ revision: String) throws(CairnError) -> OpaquePointer {
         var object: OpaquePointer?
         let rc = git_revparse_single(&object, repo, revision)
         guard rc == 0, let object else {
-            throw SourceError("revision '\(revision)' not found in \(location): \(lastGitError(rc))",
+            throw CairnError("revision '\(revision)' not found in \(location): \(lastGitError(rc))",
                               hint: "give a branch, tag, commit id or an expression such as main~1; `git log --oneline` lists commits")
         }
         defer { git_object_free(object) }
         var peeled: OpaquePointer?
         let prc = git_object_peel(&peeled, object, GIT_OBJECT_COMMIT)
         guard prc == 0, let peeled else {
-            throw SourceError("revision '\(revision)' does not name a commit: \(lastGitError(prc))",
+            throw CairnError("revision '\(revision)' does not name a commit: \(lastGitError(prc))",
                               hint: "give a branch, tag or commit id")
         }
         return peeled
@@ -136,7 +136,7 @@ public final class GitRepository: @unchecked Sendable {
     }
 
     private func collect(_ tree: OpaquePointer, prefix: String, exclude: Set<String>, isCached: ((String, String) -> Bool)?,
-                         into files: inout [ManifestFile]) throws(SourceError) {
+                         into files: inout [ManifestFile]) throws(CairnError) {
         for i in 0..<git_tree_entrycount(tree) {
             guard let entry = git_tree_entry_byindex(tree, i) else { continue }
             let name = String(cString: git_tree_entry_name(entry))
@@ -146,7 +146,7 @@ public final class GitRepository: @unchecked Sendable {
                 if name.hasPrefix(".") || exclude.contains(name) || exclude.contains(path) { continue }
                 var sub: OpaquePointer?
                 guard git_tree_lookup(&sub, repo, git_tree_entry_id(entry)) == 0, let sub else {
-                    throw SourceError("cannot read folder \(path): \(lastGitError(-1))")
+                    throw CairnError("cannot read folder \(path): \(lastGitError(-1))")
                 }
                 defer { git_tree_free(sub) }
                 try collect(sub, prefix: path + "/", exclude: exclude, isCached: isCached, into: &files)
@@ -163,10 +163,10 @@ public final class GitRepository: @unchecked Sendable {
         }
     }
 
-    func readBlob(_ id: UnsafePointer<git_oid>, path: String) throws(SourceError) -> [UInt8] {
+    func readBlob(_ id: UnsafePointer<git_oid>, path: String) throws(CairnError) -> [UInt8] {
         var blob: OpaquePointer?
         let rc = git_blob_lookup(&blob, repo, id)
-        guard rc == 0, let blob else { throw SourceError("cannot read \(path): \(lastGitError(rc))") }
+        guard rc == 0, let blob else { throw CairnError("cannot read \(path): \(lastGitError(rc))") }
         defer { git_blob_free(blob) }
         let size = Int(git_blob_rawsize(blob))
         guard size > 0, let raw = git_blob_rawcontent(blob) else { return [] }
@@ -208,19 +208,19 @@ final class GitTree: RevisionTree, @unchecked Sendable {
         let clean = RepoPathText.clean(path)
         var entry: OpaquePointer?
         guard git_tree_entry_bypath(&entry, tree, clean) == 0, let entry else {
-            throw SourceError("\(clean) does not exist at this revision")
+            throw CairnError("\(clean) does not exist at this revision")
         }
         defer { git_tree_entry_free(entry) }
         return try repository.readBlob(git_tree_entry_id(entry), path: clean)
     }
 
-    func subtree(_ path: String) throws(SourceError) -> OpaquePointer {
+    func subtree(_ path: String) throws(CairnError) -> OpaquePointer {
         var entry: OpaquePointer?
-        guard git_tree_entry_bypath(&entry, tree, path) == 0, let entry else { throw SourceError("\(path) does not exist") }
+        guard git_tree_entry_bypath(&entry, tree, path) == 0, let entry else { throw CairnError("\(path) does not exist") }
         defer { git_tree_entry_free(entry) }
         var sub: OpaquePointer?
         guard git_tree_lookup(&sub, repository.repo, git_tree_entry_id(entry)) == 0, let sub else {
-            throw SourceError("cannot read folder \(path): \(lastGitError(-1))")
+            throw CairnError("cannot read folder \(path): \(lastGitError(-1))")
         }
         return sub
     }
@@ -247,18 +247,18 @@ func lastGitError(_ code: Int32) -> String {
 extension GitRepository {
     /// Writes every file of `revision`'s tree under `folder` (created), read-only: the
     /// repository snapshot an exec trainer runs in. Symlinks are recreated as links.
-    public func materialize(revision: String, into folder: String) throws(SourceError) {
+    public func materialize(revision: String, into folder: String) throws(CairnError) {
         let commit = try lookupCommit(revision)
         defer { git_commit_free(commit) }
         var tree: OpaquePointer?
-        guard git_commit_tree(&tree, commit) == 0, let tree else { throw SourceError("cannot read the tree of \(revision): \(lastGitError(-1))") }
+        guard git_commit_tree(&tree, commit) == 0, let tree else { throw CairnError("cannot read the tree of \(revision): \(lastGitError(-1))") }
         defer { git_tree_free(tree) }
         try write(tree, to: folder)
     }
 
-    private func write(_ tree: OpaquePointer, to folder: String) throws(SourceError) {
+    private func write(_ tree: OpaquePointer, to folder: String) throws(CairnError) {
         guard mkdir(folder, 0o755) == 0 || errno == EEXIST else {
-            throw SourceError("cannot create \(folder): \(String(cString: strerror(errno)))")
+            throw CairnError("cannot create \(folder): \(String(cString: strerror(errno)))")
         }
         for i in 0..<git_tree_entrycount(tree) {
             guard let entry = git_tree_entry_byindex(tree, i) else { continue }
@@ -267,7 +267,7 @@ extension GitRepository {
             switch git_tree_entry_filemode(entry) {
             case GIT_FILEMODE_TREE:
                 var sub: OpaquePointer?
-                guard git_tree_lookup(&sub, repo, git_tree_entry_id(entry)) == 0, let sub else { throw SourceError("cannot read \(path)") }
+                guard git_tree_lookup(&sub, repo, git_tree_entry_id(entry)) == 0, let sub else { throw CairnError("cannot read \(path)") }
                 defer { git_tree_free(sub) }
                 try write(sub, to: path)
                 chmod(path, 0o555)
@@ -275,10 +275,10 @@ extension GitRepository {
                 let bytes = try readBlob(git_tree_entry_id(entry), path: path)
                 let executable = git_tree_entry_filemode(entry) == GIT_FILEMODE_BLOB_EXECUTABLE
                 let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, executable ? 0o555 : 0o444)
-                guard fd >= 0 else { throw SourceError("cannot write \(path): \(String(cString: strerror(errno)))") }
+                guard fd >= 0 else { throw CairnError("cannot write \(path): \(String(cString: strerror(errno)))") }
                 let written = bytes.withUnsafeBufferPointer { Foundation.write(fd, $0.baseAddress, $0.count) }
                 close(fd)
-                guard written == bytes.count else { throw SourceError("cannot write \(path)") }
+                guard written == bytes.count else { throw CairnError("cannot write \(path)") }
             case GIT_FILEMODE_LINK:
                 let target = String(decoding: try readBlob(git_tree_entry_id(entry), path: path), as: UTF8.self)
                 symlink(target, path)
@@ -290,17 +290,17 @@ extension GitRepository {
     }
 
     /// The bytes of the file at `path` in `revision`.
-    public func readFile(revision: String, path: String) throws(SourceError) -> [UInt8] {
+    public func readFile(revision: String, path: String) throws(CairnError) -> [UInt8] {
         let snapshotTree: GitTree
         let commit = try lookupCommit(revision)
         defer { git_commit_free(commit) }
         var tree: OpaquePointer?
-        guard git_commit_tree(&tree, commit) == 0, let tree else { throw SourceError("cannot read the tree of \(revision)") }
+        guard git_commit_tree(&tree, commit) == 0, let tree else { throw CairnError("cannot read the tree of \(revision)") }
         snapshotTree = GitTree(repository: self, tree: tree)
         do {
             return try snapshotTree.readFile(at: path)
         } catch {
-            throw SourceError("\(path) does not exist at \(revision)")
+            throw CairnError("\(path) does not exist at \(revision)")
         }
     }
 }

@@ -54,7 +54,7 @@ public enum RemoteMirror {
     /// Fetches `url` into its cache (creating it), and points the cache's HEAD at `main` or
     /// `master`, whichever the remote has. Returns the cache path.
     @discardableResult
-    public static func fetch(url: String, cacheRoot: String) throws(SourceError) -> String {
+    public static func fetch(url: String, cacheRoot: String) throws(CairnError) -> String {
         _ = GitRepository.ensureInitialised
         // Credentials written into the address are handed to libgit2 through the credential
         // callback only: never into the cache's config, never into a message.
@@ -65,28 +65,28 @@ public enum RemoteMirror {
         var repo: OpaquePointer?
         if git_repository_open_bare(&repo, path) != 0 {
             guard git_repository_init(&repo, path, 1) == 0 else {
-                throw SourceError("cannot create the git cache at \(path): \(lastGitError(-1))")
+                throw CairnError("cannot create the git cache at \(path): \(lastGitError(-1))")
             }
         }
-        guard let repo else { throw SourceError("cannot open the git cache at \(path)") }
+        guard let repo else { throw CairnError("cannot open the git cache at \(path)") }
         defer { git_repository_free(repo) }
         var remote: OpaquePointer?
         if git_remote_lookup(&remote, repo, "origin") != 0 {
             guard git_remote_create_with_fetchspec(&remote, repo, "origin", parts.address, "+refs/heads/*:refs/heads/*") == 0 else {
-                throw SourceError("cannot configure the remote \(shown): \(lastGitError(-1))")
+                throw CairnError("cannot configure the remote \(shown): \(lastGitError(-1))")
             }
             git_remote_add_fetch(repo, "origin", "+refs/tags/*:refs/tags/*")
             git_remote_free(remote)
             remote = nil
             git_remote_lookup(&remote, repo, "origin")
         }
-        guard var remote else { throw SourceError("cannot configure the remote \(shown)") }
+        guard var remote else { throw CairnError("cannot configure the remote \(shown)") }
         if let configured = git_remote_url(remote).map({ String(cString: $0) }), configured != parts.address {
             // A cache configured by an older Cairn may hold the credentials: replace its address.
             git_remote_set_url(repo, "origin", parts.address)
             git_remote_free(remote)
             var fresh: OpaquePointer?
-            guard git_remote_lookup(&fresh, repo, "origin") == 0, let fresh else { throw SourceError("cannot configure the remote \(shown)") }
+            guard git_remote_lookup(&fresh, repo, "origin") == 0, let fresh else { throw CairnError("cannot configure the remote \(shown)") }
             remote = fresh
         }
         defer { git_remote_free(remote) }
@@ -113,7 +113,7 @@ public enum RemoteMirror {
         }
         let rc = git_remote_fetch(remote, nil, &options, "cairn fetch")
         guard rc == 0 else {
-            throw SourceError("cannot fetch \(shown): \(redactingSecrets(lastGitError(rc), parts))",
+            throw CairnError("cannot fetch \(shown): \(redactingSecrets(lastGitError(rc), parts))",
                               hint: "check the address and credentials (CAIRN_GIT_TOKEN for https, an ssh agent for ssh)")
         }
         for branch in ["refs/heads/main", "refs/heads/master"] {

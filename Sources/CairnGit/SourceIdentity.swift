@@ -19,18 +19,18 @@ extension GitRepository {
 
     /// A commit with no parent that `revision` descends from: the first commit of its history,
     /// which names the repository across clones and moves.
-    public func rootCommit(of revision: String) throws(SourceError) -> String {
+    public func rootCommit(of revision: String) throws(CairnError) -> String {
         let start = try commit(revision).sha
         var walk: OpaquePointer?
-        guard git_revwalk_new(&walk, repo) == 0, let walk else { throw SourceError("cannot walk the history of \(revision): \(lastGitError(-1))") }
+        guard git_revwalk_new(&walk, repo) == 0, let walk else { throw CairnError("cannot walk the history of \(revision): \(lastGitError(-1))") }
         defer { git_revwalk_free(walk) }
         git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL.rawValue | GIT_SORT_REVERSE.rawValue)
         var oid = git_oid()
         guard git_oid_fromstr(&oid, start) == 0, git_revwalk_push(walk, &oid) == 0 else {
-            throw SourceError("cannot walk the history of \(revision): \(lastGitError(-1))")
+            throw CairnError("cannot walk the history of \(revision): \(lastGitError(-1))")
         }
         var root = git_oid()
-        guard git_revwalk_next(&root, walk) == 0 else { throw SourceError("cannot walk the history of \(revision): \(lastGitError(-1))") }
+        guard git_revwalk_next(&root, walk) == 0 else { throw CairnError("cannot walk the history of \(revision): \(lastGitError(-1))") }
         return withUnsafePointer(to: root) { oidString($0) }
     }
 

@@ -4,15 +4,15 @@ import Foundation
 /// Reads manifests from a working directory instead of a commit: uncommitted files as they
 /// are on disk, for pre-commit hooks (`cairn validate --worktree`). Files git ignores are skipped.
 public enum WorktreeSource {
-    public static func snapshot(repository: GitRepository, root: String = "", exclude: Set<String> = []) throws(SourceError) -> RevisionSnapshot {
+    public static func snapshot(repository: GitRepository, root: String = "", exclude: Set<String> = []) throws(CairnError) -> RevisionSnapshot {
         guard let workdir = repository.workdir else {
-            throw SourceError("\(repository.location) is a bare repository and has no working tree",
+            throw CairnError("\(repository.location) is a bare repository and has no working tree",
                               hint: "drop --worktree to read a revision instead")
         }
         let tree = DirectoryTree(root: URL(fileURLWithPath: workdir).standardizedFileURL.path)
         let cleanRoot = RepoPathText.clean(root)
         guard (try? tree.entry(at: cleanRoot)) == .directory else {
-            throw SourceError("the manifest folder '\(cleanRoot)' does not exist in the working tree",
+            throw CairnError("the manifest folder '\(cleanRoot)' does not exist in the working tree",
                               hint: "check --path; it is relative to the repository root")
         }
         var files: [ManifestFile] = []
@@ -22,12 +22,12 @@ public enum WorktreeSource {
     }
 
     private static func collect(_ tree: DirectoryTree, _ dir: String, repository: GitRepository, exclude: Set<String>,
-                                into files: inout [ManifestFile]) throws(SourceError) {
+                                into files: inout [ManifestFile]) throws(CairnError) {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: tree.absolute(dir)).sorted()
         } catch {
-            throw SourceError("cannot list \(dir.isEmpty ? "." : dir): \(error.localizedDescription)")
+            throw CairnError("cannot list \(dir.isEmpty ? "." : dir): \(error.localizedDescription)")
         }
         for name in names {
             let path = dir.isEmpty ? name : "\(dir)/\(name)"
@@ -40,7 +40,7 @@ public enum WorktreeSource {
                 do {
                     files.append(ManifestFile(path: path, contents: try tree.readFile(at: path)))
                 } catch {
-                    throw SourceError("cannot read \(path): \(error)")
+                    throw CairnError("cannot read \(path): \(error)")
                 }
             default:
                 continue
@@ -72,7 +72,7 @@ struct DirectoryTree: RevisionTree {
 
     func readFile(at path: String) throws -> [UInt8] {
         guard let data = FileManager.default.contents(atPath: absolute(RepoPathText.clean(path))) else {
-            throw SourceError("cannot read \(path)")
+            throw CairnError("cannot read \(path)")
         }
         return [UInt8](data)
     }

@@ -3,14 +3,6 @@ import CairnGit
 import CairnStore
 import Foundation
 
-/// The registry holds rows its audit history does not explain (an edit made beside Cairn).
-public struct RegistryTampered: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public var hint: String
-
-    public var description: String { message }
-}
-
 /// One plan-and-apply under the applier lease: the pass `cairn reconcile` and `cairn serve`
 /// both run. Nothing is applied while applying is suspended.
 public enum ReconcilePass {
@@ -36,9 +28,10 @@ public enum ReconcilePass {
         // A registry edited beside its history is not applied to: what it holds can no longer be trusted.
         let mismatches = try db.verifyState()
         if let first = mismatches.first {
-            throw RegistryTampered(message: "the registry does not match its audit history: \(first)"
+            throw CairnError("the registry does not match its audit history: \(first)"
                                    + (mismatches.count > 1 ? " (and \(mismatches.count - 1) more)" : "") + "; nothing was applied",
-                                   hint: "`cairn audit verify` names every row; restore the database from a backup taken before the edit")
+                                   hint: "`cairn audit verify` names every row; restore the database from a backup taken before the edit",
+                             reason: .registryTampered)
         }
         let observed = try db.observedState()
         let plan = Planner.plan(desired: desired, observed: observed, now: now(), options: options)
@@ -48,7 +41,7 @@ public enum ReconcilePass {
                 throw RegistryDatabase.stalePlan(current: observed.generation, expected: expected.observedGeneration)
             }
             if let difference = expected.firstDifference(from: plan) {
-                throw StoreError("saved plan does not match what revision \(desired.commit.shortSHA) gives against the registry: \(difference); nothing was applied",
+                throw CairnError("saved plan does not match what revision \(desired.commit.shortSHA) gives against the registry: \(difference); nothing was applied",
                                  hint: "a saved plan is applied only when its revision gives exactly that plan: make a new one with `cairn plan --out FILE` (with the same --exclude and bulk options)")
             }
         }

@@ -125,7 +125,7 @@ public struct Reconciler: Service {
                 "suspended": "\(observed.suspended)",
             ])
             return true
-        } catch let error as RegistryTampered {
+        } catch let error as CairnError where error.reason == .registryTampered {
             await fail(revision: nil, reason: "RegistryTampered", message: error.message, result: "failed", started: started)
             return false
         } catch {

@@ -18,7 +18,7 @@ public enum RevisionReader {
     /// `cache`: decoded files by blob id, kept between calls by a long-running process; only
     /// files it does not hold are read from git and decoded.
     public static func read(repository: GitRepository, revision: String, root: String, exclude: Set<String>,
-                            worktree: Bool = false, cache: ParseCache? = nil) throws(SourceError) -> LoadedRevision {
+                            worktree: Bool = false, cache: ParseCache? = nil) throws(CairnError) -> LoadedRevision {
         let snapshot = worktree
             ? try WorktreeSource.snapshot(repository: repository, root: root, exclude: exclude)
             : try repository.snapshot(revision: revision, root: root, exclude: exclude, isCached: cache.map { c in { c.contains(path: $0, blob: $1) } })
@@ -38,7 +38,7 @@ public enum RevisionReader {
                 byPath[path] = hash
                 hashes[template] = hash
             } catch {
-                throw SourceError("cannot read dataset \(path) at \(revision): \(error)")
+                throw CairnError("cannot read dataset \(path) at \(revision): \(error)")
             }
         }
         let desired = DesiredState(manifests: loaded.manifests, commit: commit, revisionName: revision, manifestRoot: snapshot.manifestRoot,

@@ -42,7 +42,7 @@ public actor ServingCache {
                     let db = self.db, loader = self.loader
                     models[Self.key(route)] = try await blocking {
                         guard let version = try db.versions(of: route.model)?.first(where: { $0.number == route.version }) else {
-                            throw TrainingError("\(route.model) v\(route.version) does not exist")
+                            throw CairnError("\(route.model) v\(route.version) does not exist")
                         }
                         return try loader.load(version)
                     }

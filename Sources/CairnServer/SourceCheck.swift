@@ -17,13 +17,13 @@ public enum SourceCheck {
             return
         }
         if bound.manifestRoot != desired.manifestRoot {
-            throw StoreError("the registry at \(db.path) follows the manifest folder '\(bound.manifestRoot.isEmpty ? "(repository root)" : bound.manifestRoot)', "
+            throw CairnError("the registry at \(db.path) follows the manifest folder '\(bound.manifestRoot.isEmpty ? "(repository root)" : bound.manifestRoot)', "
                              + "not '\(desired.manifestRoot.isEmpty ? "(repository root)" : desired.manifestRoot)'; nothing was planned or applied",
                              hint: "pass --path \(bound.manifestRoot.isEmpty ? "''" : bound.manifestRoot), or give this folder its own registry with --db")
         }
         // A shallow clone (a CI checkout) does not have the first commit: it cannot be checked.
         if !repository.isShallow, !repository.descends(desired.commit.sha, from: bound.rootCommit) {
-            throw StoreError("the registry at \(db.path) follows another repository (first commit \(bound.rootCommit.prefix(12))); "
+            throw CairnError("the registry at \(db.path) follows another repository (first commit \(bound.rootCommit.prefix(12))); "
                              + "\(desired.commit.shortSHA) of \(repository.location) does not descend from it; nothing was planned or applied",
                              hint: "pass the --repo this registry follows, or give this repository its own registry with --db")
         }

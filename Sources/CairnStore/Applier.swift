@@ -61,7 +61,7 @@ extension RegistryDatabase {
 
     private func requireNotSuspended(_ db: Database) throws {
         if let suspension = try suspension(db) {
-            throw StoreError("applying is suspended (by \(suspension.by) at \(Describe.time(suspension.at)))", hint: "run `cairn resume` to apply again")
+            throw CairnError("applying is suspended (by \(suspension.by) at \(Describe.time(suspension.at)))", hint: "run `cairn resume` to apply again")
         }
     }
 
@@ -73,8 +73,8 @@ extension RegistryDatabase {
     }
 
     /// A saved plan made against another observed-state generation than the registry's.
-    public static func stalePlan(current: Int, expected: Int) -> StoreError {
-        StoreError("saved plan is stale: the observed state moved (generation \(current), plan made at \(expected))", hint: "make a new plan")
+    public static func stalePlan(current: Int, expected: Int) -> CairnError {
+        CairnError("saved plan is stale: the observed state moved (generation \(current), plan made at \(expected))", hint: "make a new plan")
     }
 
     /// Most changes one step (one transaction) holds.
@@ -139,7 +139,7 @@ extension RegistryDatabase {
                 let others = try String.fetchAll(db, sql: "SELECT name FROM models WHERE family = ? AND stage = 'champion' AND name != ?",
                                                  arguments: [family, name])
                 if !others.isEmpty {
-                    throw StoreError("refusing to make Model/\(name) champion: \(others.joined(separator: ", ")) is still champion of family \(family)",
+                    throw CairnError("refusing to make Model/\(name) champion: \(others.joined(separator: ", ")) is still champion of family \(family)",
                                      hint: "the plan must demote it in the same step; make a new plan")
                 }
             }
@@ -188,10 +188,10 @@ extension RegistryDatabase {
             try db.execute(sql: "UPDATE templates SET archived = 1, updated_at = ?, revision = ? WHERE name = ?", arguments: [at, revision, name])
         case (.archive, .model?):
             if let target = try targetServing(db, model: name) {
-                throw StoreError("Cannot archive model with active deployments. Remove it from serving targets first. (served by ServingTarget/\(target))")
+                throw CairnError("Cannot archive model with active deployments. Remove it from serving targets first. (served by ServingTarget/\(target))")
             }
             guard let text = try String.fetchOne(db, sql: "SELECT spec FROM models WHERE name = ?", arguments: [name]) else {
-                throw StoreError("Model/\(name) does not exist", hint: "make a new plan")
+                throw CairnError("Model/\(name) does not exist", hint: "make a new plan")
             }
             var spec = try decode(Model.self, text)
             spec.lifecycle = .archived
@@ -204,7 +204,7 @@ extension RegistryDatabase {
                            arguments: [at, revision, name])
             models = ((before?.routes ?? []) + (before?.shadow ?? [])).map(\.model)
         default:
-            throw StoreError("cannot apply \(change.action.rawValue) to \(change.address)", hint: "this plan was not made by this version of Cairn")
+            throw CairnError("cannot apply \(change.action.rawValue) to \(change.address)", hint: "this plan was not made by this version of Cairn")
         }
         try appendAudit(db, at: at, action: change.action.rawValue, address: change.address, version: change.action == .train ? nil : change.version,
                         before: change.before, after: auditAfter, reason: change.reason, file: change.file, context: context, models: models)
@@ -212,17 +212,17 @@ extension RegistryDatabase {
     }
 
     private func payload<T: Decodable>(_ change: Change, _ type: T.Type) throws -> T {
-        guard let after = change.after else { throw StoreError("\(change.action.rawValue) \(change.address) has no payload") }
+        guard let after = change.after else { throw CairnError("\(change.action.rawValue) \(change.address) has no payload") }
         do {
             return try after.decode(T.self)
         } catch {
-            throw StoreError("\(change.action.rawValue) \(change.address) has a malformed payload: \(error)")
+            throw CairnError("\(change.action.rawValue) \(change.address) has a malformed payload: \(error)")
         }
     }
 
     private func requireChanged(_ db: Database, _ change: Change) throws {
         if db.changesCount == 0 {
-            throw StoreError("\(change.action.rawValue) \(change.address) found nothing to change", hint: "the observed state moved; make a new plan")
+            throw CairnError("\(change.action.rawValue) \(change.address) found nothing to change", hint: "the observed state moved; make a new plan")
         }
     }
 
@@ -240,12 +240,12 @@ extension RegistryDatabase {
                 SELECT v.status, m.lifecycle FROM versions v JOIN models m ON m.name = v.model WHERE v.model = ? AND v.number = ?
                 """, arguments: [route.model, route.version])
             guard let row else {
-                throw StoreError("refusing to promote ServingTarget/\(target): \(route.model) v\(route.version) does not exist")
+                throw CairnError("refusing to promote ServingTarget/\(target): \(route.model) v\(route.version) does not exist")
             }
             let status: String = row["status"], lifecycle: String = row["lifecycle"]
             let isShadow = !routes.contains(route)
             if lifecycle != "active" || (status != "approved" && !(isShadow && status == "pending")) {
-                throw StoreError("refusing to promote ServingTarget/\(target): \(route.model) v\(route.version) is \(status), model \(lifecycle)",
+                throw CairnError("refusing to promote ServingTarget/\(target): \(route.model) v\(route.version) is \(status), model \(lifecycle)",
                                  hint: "make a new plan")
             }
         }

@@ -47,7 +47,7 @@ extension RegistryDatabase {
             guard let other else { return }
             if Date() >= deadline {
                 let pid: Int = other["pid"], host: String = other["host"], since: Int64 = other["acquired_at"]
-                throw StoreError("reconcile already running: pid \(pid) on \(host) since \(Describe.time(since))",
+                throw CairnError("reconcile already running: pid \(pid) on \(host) since \(Describe.time(since))",
                                  hint: "wait for it to finish, or pass --lock-timeout to wait longer")
             }
             Thread.sleep(forTimeInterval: 0.1)
@@ -65,7 +65,7 @@ extension RegistryDatabase {
     func renewLease(_ db: Database, _ holder: LeaseHolder, ttl: Int64 = 120, now: Int64) throws {
         try db.execute(sql: "UPDATE applier_lease SET expires_at = ? WHERE id = 1 AND holder = ?", arguments: [now + ttl, holder.id])
         if db.changesCount == 0 {
-            throw StoreError("lost the applier lease (another reconcile took over after it expired)", hint: "run the command again")
+            throw CairnError("lost the applier lease (another reconcile took over after it expired)", hint: "run the command again")
         }
     }
 

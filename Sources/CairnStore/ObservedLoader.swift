@@ -83,6 +83,6 @@ func encode<T: Encodable>(_ value: T) throws -> String {
 }
 
 func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T {
-    guard let text else { throw StoreError("missing JSON column for \(T.self)") }
+    guard let text else { throw CairnError("missing JSON column for \(T.self)") }
     return try JSONDecoder().decode(T.self, from: Data(text.utf8))
 }

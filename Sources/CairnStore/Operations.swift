@@ -39,20 +39,20 @@ extension RegistryDatabase {
         try writer.write { db in
             try renewLease(db, holder, now: at)
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM serving_targets WHERE name = ?", arguments: [target]) else {
-                throw StoreError("ServingTarget/\(target) has never been applied", hint: "`cairn status` lists targets")
+                throw CairnError("ServingTarget/\(target) has never been applied", hint: "`cairn status` lists targets")
             }
             let current = try servingTarget(row)
-            guard current.assigned else { throw StoreError("ServingTarget/\(target) is unassigned", hint: "nothing is served there to roll back") }
+            guard current.assigned else { throw CairnError("ServingTarget/\(target) is unassigned", hint: "nothing is served there to roll back") }
             let index: Int
             if let model {
                 guard let i = current.routes.firstIndex(where: { $0.model == model }) else {
-                    throw StoreError("ServingTarget/\(target) has no route to \(model)",
+                    throw CairnError("ServingTarget/\(target) has no route to \(model)",
                                      hint: "its routes: \(current.routes.map(\.model).joined(separator: ", "))")
                 }
                 index = i
             } else {
                 guard current.routes.count == 1 else {
-                    throw StoreError("ServingTarget/\(target) has \(current.routes.count) routes", hint: "name one with --model")
+                    throw CairnError("ServingTarget/\(target) has \(current.routes.count) routes", hint: "name one with --model")
                 }
                 index = 0
             }

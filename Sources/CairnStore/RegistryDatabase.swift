@@ -2,19 +2,6 @@ import CairnCore
 import Foundation
 import GRDB
 
-/// A failure of the registry database, with what to do about it.
-public struct StoreError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public var hint: String?
-
-    public init(_ message: String, hint: String? = nil) {
-        self.message = message
-        self.hint = hint
-    }
-
-    public var description: String { hint.map { "\(message) (\($0))" } ?? message }
-}
-
 /// The registry database (SQLite in WAL mode through GRDB): observed state, versions, runs,
 /// serving targets, the audit history, the applier lease.
 ///
@@ -66,7 +53,7 @@ public struct RegistryDatabase: Sendable {
         let applied = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
         let unknown = applied.filter { !knownSchemas.contains($0) }.sorted()
         if let newest = unknown.last {
-            throw StoreError("the registry at \(path) has schema \(newest), newer than this Cairn knows (up to \(knownSchemas.last!)); nothing was read or written",
+            throw CairnError("the registry at \(path) has schema \(newest), newer than this Cairn knows (up to \(knownSchemas.last!)); nothing was read or written",
                              hint: "use the Cairn version that wrote it, or a newer one")
         }
     }
@@ -119,7 +106,7 @@ public struct RegistryDatabase: Sendable {
         // creating it was killed): it holds nothing, like no file.
         if applied.isEmpty { return nil }
         guard current else {
-            throw StoreError("the database at \(path) has an older schema", hint: "run `cairn reconcile` once to upgrade it")
+            throw CairnError("the database at \(path) has an older schema", hint: "run `cairn reconcile` once to upgrade it")
         }
         return RegistryDatabase(reader: queue, path: path)
     }

@@ -207,10 +207,10 @@ extension RegistryDatabase {
 
     private func runForFinish(_ db: Database, _ id: Int, holder: String) throws -> Row {
         guard let run = try Row.fetchOne(db, sql: "SELECT * FROM training_runs WHERE id = ?", arguments: [id]) else {
-            throw StoreError("training run \(id) does not exist")
+            throw CairnError("training run \(id) does not exist")
         }
         guard (run["state"] as String) == "running", (run["lease_holder"] as String?) == holder else {
-            throw StoreError("training run \(id) is no longer held by this worker (state \(run["state"] as String))",
+            throw CairnError("training run \(id) is no longer held by this worker (state \(run["state"] as String))",
                              hint: "its lease expired and it was handed to another worker")
         }
         return run

@@ -29,7 +29,7 @@ extension RegistryDatabase {
         let token = "cairn_" + hexString(randomBytes(32))
         try writer.write { db in
             if try Row.fetchOne(db, sql: "SELECT 1 FROM api_tokens WHERE name = ?", arguments: [name]) != nil {
-                throw StoreError("a token named \(name) exists already (revoked tokens keep their name)", hint: "choose another name")
+                throw CairnError("a token named \(name) exists already (revoked tokens keep their name)", hint: "choose another name")
             }
             try db.execute(sql: "INSERT INTO api_tokens(name, scope, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
                            arguments: [name, scope.rawValue, hexString(Self.tokenHash(token)), at, actor])
@@ -44,7 +44,7 @@ extension RegistryDatabase {
     public func revokeToken(name: String, by actor: String, at: Int64) throws -> Bool {
         try writer.write { db in
             guard let revoked = try Row.fetchOne(db, sql: "SELECT revoked_at FROM api_tokens WHERE name = ?", arguments: [name]) else {
-                throw StoreError("no token named \(name)", hint: "`cairn token list` lists them")
+                throw CairnError("no token named \(name)", hint: "`cairn token list` lists them")
             }
             if (revoked["revoked_at"] as Int64?) != nil { return false }
             try db.execute(sql: "UPDATE api_tokens SET revoked_at = ? WHERE name = ?", arguments: [at, name])

@@ -32,7 +32,7 @@ public struct ArtifactStore: Sendable {
                 try? FileManager.default.removeItem(at: staging)
                 return hash
             }
-            throw TrainingError("cannot store artifact \(hash): \(error.localizedDescription)")
+            throw CairnError("cannot store artifact \(hash): \(error.localizedDescription)")
         }
         return hash
     }
@@ -49,12 +49,12 @@ public struct ArtifactStore: Sendable {
         let fm = FileManager.default
         func walk(_ relative: String) throws {
             let dir = relative.isEmpty ? base : base + "/" + relative
-            guard let names = try? fm.contentsOfDirectory(atPath: dir) else { throw TrainingError("cannot read the artifact folder \(dir)") }
+            guard let names = try? fm.contentsOfDirectory(atPath: dir) else { throw CairnError("cannot read the artifact folder \(dir)") }
             if names.isEmpty, !relative.isEmpty { lines.append("\(relative)/\tdir\n") }
             for name in names {
                 let path = relative.isEmpty ? name : relative + "/" + name
                 var info = stat()
-                guard lstat(base + "/" + path, &info) == 0 else { throw TrainingError("cannot read \(path) in the artifact") }
+                guard lstat(base + "/" + path, &info) == 0 else { throw CairnError("cannot read \(path) in the artifact") }
                 switch info.st_mode & S_IFMT {
                 case S_IFDIR:
                     try walk(path)
@@ -62,11 +62,11 @@ public struct ArtifactStore: Sendable {
                     let target = try fm.destinationOfSymbolicLink(atPath: base + "/" + path)
                     lines.append("\(path)\tsymlink\t\(target)\n")
                 case S_IFREG:
-                    guard let data = fm.contents(atPath: base + "/" + path) else { throw TrainingError("cannot read \(path) in the artifact") }
+                    guard let data = fm.contents(atPath: base + "/" + path) else { throw CairnError("cannot read \(path) in the artifact") }
                     let exec = info.st_mode & 0o111 != 0 ? "\texec" : ""
                     lines.append("\(path)\t\(sha256Hex([UInt8](data)))\(exec)\n")
                 default:
-                    throw TrainingError("the artifact holds \(path), which is neither a file, a folder nor a symbolic link")
+                    throw CairnError("the artifact holds \(path), which is neither a file, a folder nor a symbolic link")
                 }
             }
         }
@@ -93,14 +93,14 @@ public struct ArtifactStore: Sendable {
     public func verify(hash: String, signature: String, identity: VersionIdentity, key: SigningKey) throws {
         let dir = folder(hash)
         guard FileManager.default.fileExists(atPath: dir.path) else {
-            throw TrainingError("artifact \(hash.prefix(12))… of \(identity) is missing from \(root.path)")
+            throw CairnError("artifact \(hash.prefix(12))… of \(identity) is missing from \(root.path)")
         }
         let actual = try Self.contentHash(of: dir)
         guard actual == hash else {
-            throw TrainingError("artifact of \(identity) was tampered with: its content hashes to \(actual.prefix(12))…, not \(hash.prefix(12))…")
+            throw CairnError("artifact of \(identity) was tampered with: its content hashes to \(actual.prefix(12))…, not \(hash.prefix(12))…")
         }
         guard key.verify(signature, contentHash: hash, identity: identity) else {
-            throw TrainingError("artifact of \(identity) has a signature this key did not make (tampered, or signed with another CAIRN_SIGNING_KEY)")
+            throw CairnError("artifact of \(identity) has a signature this key did not make (tampered, or signed with another CAIRN_SIGNING_KEY)")
         }
     }
 }
@@ -148,7 +148,7 @@ public struct SigningKey: Sendable {
     public static func parse(_ text: String, source: String) throws -> SigningKey {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard let bytes = decodeHex(trimmed), bytes.count >= 16 else {
-            throw TrainingError("\(source) is not a Cairn signing key: a key is at least 32 hex characters (64 as generated, \(trimmed.count) characters given)")
+            throw CairnError("\(source) is not a Cairn signing key: a key is at least 32 hex characters (64 as generated, \(trimmed.count) characters given)")
         }
         return SigningKey(bytes: bytes)
     }
@@ -170,11 +170,11 @@ public struct SigningKey: Sendable {
         let fd = open(file.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         if fd < 0 {
             if errno == EEXIST { return try load(environment: environment, file: file, notice: notice) }
-            throw TrainingError("cannot write a signing key to \(file.path): \(String(cString: strerror(errno)))")
+            throw CairnError("cannot write a signing key to \(file.path): \(String(cString: strerror(errno)))")
         }
         let written = text.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
         close(fd)
-        guard written == text.utf8.count else { throw TrainingError("cannot write a signing key to \(file.path)") }
+        guard written == text.utf8.count else { throw CairnError("cannot write a signing key to \(file.path)") }
         notice("generated a signing key at \(file.path) (mode 0600); set CAIRN_SIGNING_KEY or keep this file to verify artifacts later")
         return SigningKey(bytes: bytes)
     }

@@ -30,7 +30,7 @@ public enum ExecTrainer {
         do {
             try GitRepository(path: job.repositoryPath).materialize(revision: job.request.commit, into: snapshot.path)
         } catch {
-            throw TrainingError("cannot prepare the repository snapshot at \(job.request.commit.prefix(7)): \(error.message)")
+            throw CairnError("cannot prepare the repository snapshot at \(job.request.commit.prefix(7)): \(error.message)")
         }
         let datasetPath: String
         if let path = job.request.datasetPath {
@@ -38,9 +38,9 @@ public enum ExecTrainer {
         } else if case let .uri(uri) = job.request.template.dataset {
             datasetPath = try job.datasets.path(of: uri)
         } else {
-            throw TrainingError("the template names no dataset")
+            throw CairnError("the template names no dataset")
         }
-        guard let datasetBytes = fm.contents(atPath: datasetPath) else { throw TrainingError("cannot read the dataset at \(datasetPath)") }
+        guard let datasetBytes = fm.contents(atPath: datasetPath) else { throw CairnError("cannot read the dataset at \(datasetPath)") }
 
         let paramsFile = runDir.appendingPathComponent("params.json")
         let payload = JSONValue.object([
@@ -112,7 +112,7 @@ public enum ExecTrainer {
         do {
             try process.run()
         } catch {
-            throw TrainingError("cannot start \(command.joined(separator: " ")): \(error.localizedDescription)")
+            throw CairnError("cannot start \(command.joined(separator: " ")): \(error.localizedDescription)")
         }
         reader.start()
         // The trainer leads its own process group (Foundation starts children that way), so

@@ -1,15 +1,6 @@
 import CairnCore
 import Foundation
 
-/// A failure to read or train on data, with where and what to do.
-public struct TrainingError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-
-    public init(_ message: String) { self.message = message }
-
-    public var description: String { message }
-}
-
 /// The interactions CSV (`user_id,item_id,event,timestamp`), weighted by outcome weights and
 /// folded into one signed signal per (user, item).
 ///
@@ -35,12 +26,12 @@ public struct Interactions: Sendable {
     public static func load(_ bytes: [UInt8], events: [String], weights: [String: Double]) throws -> Interactions {
         var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         if lines.last?.isEmpty == true { lines.removeLast() }
-        guard let headerLine = lines.first else { throw TrainingError("the dataset is empty: it needs the header user_id,item_id,event,timestamp") }
+        guard let headerLine = lines.first else { throw CairnError("the dataset is empty: it needs the header user_id,item_id,event,timestamp") }
         let header = fields(headerLine).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespaces) }
         func column(_ name: String) throws -> Int {
             // Never quote the file: a dataset path pointed at a secret would print it here.
             guard let i = header.firstIndex(of: name) else {
-                throw TrainingError("dataset line 1 (\(header.count) column\(header.count == 1 ? "" : "s"), \(headerLine.count) bytes): the header has no '\(name)' column; "
+                throw CairnError("dataset line 1 (\(header.count) column\(header.count == 1 ? "" : "s"), \(headerLine.count) bytes): the header has no '\(name)' column; "
                                     + "a dataset is CSV whose first line names the columns user_id,item_id,event,timestamp")
             }
             return i
@@ -56,14 +47,14 @@ public struct Interactions: Sendable {
             if line.isEmpty || (line.count == 1 && line.first == UInt8(ascii: "\r")) { continue }
             let f = fields(line)
             guard f.count > needed else {
-                throw TrainingError("dataset line \(n + 1): \(f.count) columns, expected \(header.count)")
+                throw CairnError("dataset line \(n + 1): \(f.count) columns, expected \(header.count)")
             }
             let event = String(decoding: f[ce], as: UTF8.self)
             guard let w = eventWeight[event] else { continue }
             let user = String(decoding: f[cu], as: UTF8.self), item = String(decoding: f[ci], as: UTF8.self)
-            guard !user.isEmpty, !item.isEmpty else { throw TrainingError("dataset line \(n + 1): empty user_id or item_id") }
+            guard !user.isEmpty, !item.isEmpty else { throw CairnError("dataset line \(n + 1): empty user_id or item_id") }
             guard let time = parseTimestamp(f[ct]) else {
-                throw TrainingError("dataset line \(n + 1), column \(ct + 1): the timestamp (\(f[ct].count) bytes) is neither unix seconds nor ISO 8601 (2026-11-20T08:00:00Z)")
+                throw CairnError("dataset line \(n + 1), column \(ct + 1): the timestamp (\(f[ct].count) bytes) is neither unix seconds nor ISO 8601 (2026-11-20T08:00:00Z)")
             }
             let u: Int
             if let known = userIndex[user] { u = known } else {

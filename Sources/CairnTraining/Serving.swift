@@ -27,16 +27,16 @@ public struct ModelLoader: Sendable {
 
     public func load(_ version: ModelVersion) throws -> RecommenderModel {
         guard let hash = version.artifactHash, let signature = version.artifactSignature else {
-            throw TrainingError("\(version.model) v\(version.number) has no artifact")
+            throw CairnError("\(version.model) v\(version.number) has no artifact")
         }
         try store.verify(hash: hash, signature: signature,
                          identity: VersionIdentity(model: version.model, version: version.number, fingerprint: version.fingerprint), key: key)
         let file = store.folder(hash).appendingPathComponent("model.json")
         guard let data = FileManager.default.contents(atPath: file.path) else {
-            throw TrainingError("\(version.model) v\(version.number) was trained by an exec trainer; Cairn scores builtin models only (serve its artifact with your own runtime)")
+            throw CairnError("\(version.model) v\(version.number) was trained by an exec trainer; Cairn scores builtin models only (serve its artifact with your own runtime)")
         }
         let model = try JSONDecoder().decode(RecommenderModel.self, from: data)
-        guard model.format == RecommenderModel.formatName else { throw TrainingError("\(file.path) has format \(model.format), not \(RecommenderModel.formatName)") }
+        guard model.format == RecommenderModel.formatName else { throw CairnError("\(file.path) has format \(model.format), not \(RecommenderModel.formatName)") }
         return model
     }
 }

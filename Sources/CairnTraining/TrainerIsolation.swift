@@ -34,10 +34,10 @@ public struct TrainerIsolation: Sendable {
     public static func forThisProcess(trainerUser: String) throws -> TrainerIsolation {
         guard geteuid() == 0 else { return TrainerIsolation(mode: .sameUser(pidNamespace: userNamespacesWork)) }
         guard let entry = getpwnam(trainerUser) else {
-            throw TrainingError("the trainer user '\(trainerUser)' does not exist: create it (useradd --system --no-create-home \(trainerUser)) or name another with --trainer-user")
+            throw CairnError("the trainer user '\(trainerUser)' does not exist: create it (useradd --system --no-create-home \(trainerUser)) or name another with --trainer-user")
         }
         guard entry.pointee.pw_uid != 0 else {
-            throw TrainingError("--trainer-user \(trainerUser) is root: trainers run untrusted code and must not run as root; name an unprivileged user")
+            throw CairnError("--trainer-user \(trainerUser) is root: trainers run untrusted code and must not run as root; name an unprivileged user")
         }
         return TrainerIsolation(mode: .otherUser(name: trainerUser, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid))
     }
@@ -82,7 +82,7 @@ public struct TrainerIsolation: Sendable {
         guard case let .otherUser(_, uid, gid) = mode else { return }
         for url in writable {
             guard chown(url.path, uid, gid) == 0 else {
-                throw TrainingError("cannot give \(url.path) to the trainer user: \(String(cString: strerror(errno)))")
+                throw CairnError("cannot give \(url.path) to the trainer user: \(String(cString: strerror(errno)))")
             }
         }
     }

@@ -90,10 +90,10 @@ public struct DatasetPolicy: Sendable {
     public func path(of uri: String) throws -> String {
         let path = Self.resolved(String(uri.dropFirst("file://".count)))
         if let state = forbidden.first(where: { Self.inside(path, $0) }) {
-            throw TrainingError("dataset \(uri) is inside Cairn's state directory \(state); datasets are never read from there")
+            throw CairnError("dataset \(uri) is inside Cairn's state directory \(state); datasets are never read from there")
         }
         guard roots.contains(where: { Self.inside(path, $0) }) else {
-            throw TrainingError("dataset \(uri) is outside the folders this worker may read datasets from ("
+            throw CairnError("dataset \(uri) is outside the folders this worker may read datasets from ("
                                 + (roots.isEmpty ? "none are listed" : roots.joined(separator: ", "))
                                 + "); the operator lists them with --dataset-root or CAIRN_DATASET_ROOTS")
         }
@@ -108,12 +108,12 @@ enum Dataset {
             do {
                 return try GitRepository(path: job.repositoryPath).readFile(revision: job.request.commit, path: path)
             } catch {
-                throw TrainingError("cannot read the dataset \(path) at \(job.request.commit.prefix(7)): \(error.message)")
+                throw CairnError("cannot read the dataset \(path) at \(job.request.commit.prefix(7)): \(error.message)")
             }
         }
-        guard case let .uri(uri) = job.request.template.dataset else { throw TrainingError("the template names no dataset") }
+        guard case let .uri(uri) = job.request.template.dataset else { throw CairnError("the template names no dataset") }
         let path = try job.datasets.path(of: uri)
-        guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError("cannot read the dataset \(uri)") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw CairnError("cannot read the dataset \(uri)") }
         return [UInt8](data)
     }
 }
@@ -130,7 +130,7 @@ public enum BuiltinTrainer {
         let evaluation = job.request.template.evaluation
         let data = try Interactions.load(bytes, events: job.request.template.events, weights: job.request.weights.weights)
         log.append("read \(data.rows) rows: \(data.users.count) users, \(data.items.count) items")
-        guard !data.items.isEmpty else { throw TrainingError("the dataset has no interaction with a weighted event of this template") }
+        guard !data.items.isEmpty else { throw CairnError("the dataset has no interaction with a weighted event of this template") }
         if stop.isSet { throw TrainingInterrupted() }
         let (train, heldOut) = Evaluation.split(data, holdout: evaluation.holdout, seed: evaluation.seed)
         let evalModel = Fit.model(data, userPairs: train, algorithm: algorithm, params: params)

@@ -98,7 +98,6 @@ public struct Worker: Sendable {
             let (reason, output): (String, String)
             switch error {
             case let e as TrainerFailure: (reason, output) = (e.message, e.log)
-            case let e as TrainingError: (reason, output) = (e.message, "")
             default: (reason, output) = ("\(error)", "")
             }
             if stop.isSet {

@@ -37,41 +37,41 @@ struct Apply: ParsableCommand {
         try reportingFailures {
             DatabaseOptions.repository.path = repo
             guard let data = FileManager.default.contents(atPath: file) else {
-                throw CommandFailure("cannot read \(file)", hint: "save a plan with `cairn plan --out \(file)`")
+                throw CairnError("cannot read \(file)", hint: "save a plan with `cairn plan --out \(file)`")
             }
             let plan: Plan
             do {
                 plan = try JSONDecoder().decode(Plan.self, from: data)
             } catch {
-                throw CommandFailure("\(file) is not a Cairn plan: \(error)", hint: "save a plan with `cairn plan --out \(file)`")
+                throw CairnError("\(file) is not a Cairn plan: \(error)", hint: "save a plan with `cairn plan --out \(file)`")
             }
             guard plan.formatVersion == "1" else {
-                throw CommandFailure("\(file) has plan format \(plan.formatVersion); this Cairn reads format 1")
+                throw CairnError("\(file) has plan format \(plan.formatVersion); this Cairn reads format 1")
             }
             let repository = try GitRepository(path: repo)
             let now = try? repository.commit(plan.revisionName)
             if let now, now.sha != plan.revision {
-                throw CommandFailure("saved plan is stale: \(plan.revisionName) has moved from \(plan.revision.prefix(7)) to \(now.shortSHA)",
+                throw CairnError("saved plan is stale: \(plan.revisionName) has moved from \(plan.revision.prefix(7)) to \(now.shortSHA)",
                                      hint: "make a new plan")
             }
             // A plan file can be swapped in transit for the plan of an unreviewed branch: apply
             // only a plan of the revision the operator names.
             let meant = try repository.commit(revision)
             guard meant.sha == plan.revision else {
-                throw CommandFailure("the plan is for \(plan.revisionName) at \(plan.revision.prefix(7)), but --revision \(revision) is \(meant.shortSHA): nothing was applied",
+                throw CairnError("the plan is for \(plan.revisionName) at \(plan.revision.prefix(7)), but --revision \(revision) is \(meant.shortSHA): nothing was applied",
                                      hint: "apply plans of the revision you mean to apply; pass --revision \(plan.revisionName) if that is the one")
             }
             // Only what the revision says is applied: read it again, exactly as the plan names it.
             let revision = try RevisionReader.read(repository: repository, revision: plan.revision, root: plan.manifestRoot, exclude: Set(excluded))
             guard var desired = revision.desired else {
-                throw CommandFailure("the revision \(plan.revision.prefix(7)) the plan names is not valid: nothing was applied",
+                throw CairnError("the revision \(plan.revision.prefix(7)) the plan names is not valid: nothing was applied",
                                      hint: "run `cairn validate --revision \(plan.revision.prefix(7))`")
             }
             desired.revisionName = plan.revisionName
             let outcome = try ReconcilePass.run(db: try database.open(), desired: desired, options: planning.planner, actor: currentUser(),
                                                 lockWait: lockTimeout, expected: plan, repository: repository)
             guard let result = outcome.applied else {
-                throw CommandFailure("applying is suspended: nothing applied", hint: "run `cairn resume` to apply again")
+                throw CairnError("applying is suspended: nothing applied", hint: "run `cairn resume` to apply again")
             }
             print(result.applied == 0 ? "Nothing to apply." : "Applied \(result.applied) change\(result.applied == 1 ? "" : "s") in \(result.steps) step\(result.steps == 1 ? "" : "s").")
         }

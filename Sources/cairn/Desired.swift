@@ -9,7 +9,7 @@ import Foundation
 
 extension SourceOptions {
     /// Reads the revision, validates it and, when valid, hashes its datasets.
-    func loadDesired() throws(SourceError) -> LoadedRevision {
+    func loadDesired() throws(CairnError) -> LoadedRevision {
         try RevisionReader.read(repository: try openRepository(), revision: revision, root: path, exclude: Set(excluded))
     }
 }
@@ -36,10 +36,10 @@ struct DatabaseOptions: ParsableArguments {
     func open() throws -> RegistryDatabase {
         do {
             return try RegistryDatabase(path: db)
-        } catch let error as StoreError {
-            throw CommandFailure(error.message, hint: error.hint)
+        } catch let error as CairnError {
+            throw error
         } catch {
-            throw CommandFailure("cannot open the database \(db): \(error)", hint: "check --db and the folder's permissions")
+            throw CairnError("cannot open the database \(db): \(error)", hint: "check --db and the folder's permissions")
         }
     }
 
@@ -47,10 +47,10 @@ struct DatabaseOptions: ParsableArguments {
     func openForReading() throws -> RegistryDatabase? {
         do {
             return try RegistryDatabase.openForReading(path: db)
-        } catch let error as StoreError {
-            throw CommandFailure(error.message, hint: error.hint)
+        } catch let error as CairnError {
+            throw error
         } catch {
-            throw CommandFailure("cannot read the database \(db): \(error)", hint: "check --db")
+            throw CairnError("cannot read the database \(db): \(error)", hint: "check --db")
         }
     }
 }
@@ -65,33 +65,14 @@ struct PlanningOptions: ParsableArguments {
     var planner: PlannerOptions { PlannerOptions(maxPromotions: maxPromotions, allowBulk: allowBulk) }
 }
 
-/// An error a command reports and exits 1 with.
-struct CommandFailure: Error, CustomStringConvertible {
-    var message: String
-    var hint: String?
-
-    init(_ message: String, hint: String? = nil) {
-        self.message = message
-        self.hint = hint
-    }
-
-    var description: String { message }
-}
-
 /// Runs a command body, turning expected failures into a message on stderr and exit 1.
 func reportingFailures(format: OutputFormat = .text, _ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as ExitCode {
         throw error
-    } catch let error as SourceError {
+    } catch let error as CairnError {
         throw fail(error, format: format)
-    } catch let error as StoreError {
-        throw fail(SourceError(error.message, hint: error.hint), format: format)
-    } catch let error as CommandFailure {
-        throw fail(SourceError(error.message, hint: error.hint), format: format)
-    } catch let error as RegistryTampered {
-        throw fail(SourceError(error.message, hint: error.hint), format: format)
     }
 }
 

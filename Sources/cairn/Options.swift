@@ -20,12 +20,12 @@ struct SourceOptions: ParsableArguments {
     @Option(name: .customLong("exclude"), help: "A folder name or repository path to skip (repeatable).")
     var excluded: [String] = []
 
-    func openRepository() throws(SourceError) -> GitRepository {
+    func openRepository() throws(CairnError) -> GitRepository {
         try GitRepository(path: repo)
     }
 
     /// Reads the revision (or, with `worktree`, the working directory) and validates it.
-    func load(worktree: Bool = false) throws(SourceError) -> (RevisionSnapshot, LoadedManifests) {
+    func load(worktree: Bool = false) throws(CairnError) -> (RevisionSnapshot, LoadedManifests) {
         let revision = try RevisionReader.read(repository: try openRepository(), revision: self.revision, root: path,
                                                exclude: Set(excluded), worktree: worktree)
         return (revision.snapshot, revision.loaded)
@@ -52,7 +52,7 @@ func printError(_ message: String) {
 }
 
 /// Reports a failure to read the source and exits 1.
-func fail(_ error: SourceError, format: OutputFormat) -> ExitCode {
+func fail(_ error: CairnError, format: OutputFormat) -> ExitCode {
     if format == .json {
         let payload: [String: String] = ["formatVersion": "1", "error": error.message, "hint": error.hint ?? ""]
         print(prettyJSON(payload))

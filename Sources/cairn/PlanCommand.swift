@@ -36,7 +36,7 @@ struct PlanCommand: ParsableCommand {
                 do {
                     try Data(PlanRenderer.json(plan).utf8).write(to: URL(fileURLWithPath: out))
                 } catch {
-                    throw CommandFailure("cannot write the plan to \(out): \(error.localizedDescription)")
+                    throw CairnError("cannot write the plan to \(out): \(error.localizedDescription)")
                 }
             }
             render(plan, output: output, db: database.db)
@@ -108,9 +108,9 @@ struct Reconcile: ParsableCommand {
             while true {
                 let (queued, running) = try db.activeRunCounts()
                 if plan.changes.isEmpty, queued == 0, running == 0 { break }
-                if stop.isSet { throw CommandFailure("stopped before converging") }
+                if stop.isSet { throw CairnError("stopped before converging") }
                 if Date().timeIntervalSince(started) > limit {
-                    throw CommandFailure("timed out after \(timeout) before converging: \(queued) training runs queued, \(running) running",
+                    throw CairnError("timed out after \(timeout) before converging: \(queued) training runs queued, \(running) running",
                                          hint: "a worker must run them: start `cairn worker`, or drop --no-train")
                 }
                 progress.show("[\(Int(Date().timeIntervalSince(started)))s] pass \(passes) · training: \(queued) queued, \(running) running")

@@ -61,7 +61,7 @@ struct Status: ParsableCommand {
     func run() throws {
         try reportingFailures(format: output.format) {
             guard let db = try database.openForReading() else {
-                throw CommandFailure("no registry database at \(database.db)", hint: "run `cairn reconcile` first, or pass --db")
+                throw CairnError("no registry database at \(database.db)", hint: "run `cairn reconcile` first, or pass --db")
             }
             let observed = try db.observedState()
             var runs = try db.recentRuns(limit: 20)
@@ -79,19 +79,19 @@ struct Status: ParsableCommand {
             if let object {
                 let parts = object.split(separator: "/", maxSplits: 1).map(String.init)
                 guard parts.count == 2, ["Model", "ServingTarget"].contains(parts[0]) else {
-                    throw CommandFailure("'\(object)' is not Model/NAME or ServingTarget/NAME")
+                    throw CairnError("'\(object)' is not Model/NAME or ServingTarget/NAME")
                 }
                 if parts[0] == "Model" {
                     models = models.filter { $0.name == parts[1] }
                     targets = targets.filter { $0.routes.contains { $0.model == parts[1] } || $0.shadow.contains { $0.model == parts[1] } }
                     runs = runs.filter { $0.model == parts[1] }
-                    if models.isEmpty { throw CommandFailure("Model/\(parts[1]) has never been applied", hint: "`cairn status` lists models") }
+                    if models.isEmpty { throw CairnError("Model/\(parts[1]) has never been applied", hint: "`cairn status` lists models") }
                 } else {
                     targets = targets.filter { $0.name == parts[1] }
                     let served = Set(targets.flatMap { ($0.routes + $0.shadow).map(\.model) })
                     models = models.filter { served.contains($0.name) }
                     runs = runs.filter { served.contains($0.model) }
-                    if targets.isEmpty { throw CommandFailure("ServingTarget/\(parts[1]) has never been applied", hint: "`cairn status` lists targets") }
+                    if targets.isEmpty { throw CairnError("ServingTarget/\(parts[1]) has never been applied", hint: "`cairn status` lists targets") }
                 }
             }
             let report = Report(lastAppliedRevision: observed.lastAppliedRevision, generation: observed.generation, suspended: observed.suspended,
@@ -134,7 +134,7 @@ struct Versions: ParsableCommand {
     func run() throws {
         try reportingFailures(format: output.format) {
             guard let db = try database.openForReading(), let versions = try db.versions(of: model) else {
-                throw CommandFailure("Model/\(model) has never been applied", hint: "`cairn status` lists models")
+                throw CairnError("Model/\(model) has never been applied", hint: "`cairn status` lists models")
             }
             if output.format == .json {
                 printJSON(versions)
@@ -170,12 +170,12 @@ struct History: ParsableCommand {
     func run() throws {
         try reportingFailures(format: output.format) {
             guard let db = try database.openForReading() else {
-                throw CommandFailure("no registry database at \(database.db)", hint: "run `cairn reconcile` first, or pass --db")
+                throw CairnError("no registry database at \(database.db)", hint: "run `cairn reconcile` first, or pass --db")
             }
             var sinceTime: Int64?
             if let since {
                 guard let t = parseTime(since, now: unixNow()) else {
-                    throw CommandFailure("--since '\(since)' is not a time", hint: "use 2026-11-20, 2026-11-20T08:00:00Z, unix seconds or an age such as 24h")
+                    throw CairnError("--since '\(since)' is not a time", hint: "use 2026-11-20, 2026-11-20T08:00:00Z, unix seconds or an age such as 24h")
                 }
                 sinceTime = t
             }
@@ -218,7 +218,7 @@ struct Audit: ParsableCommand {
             try reportingFailures {
                 guard let db = try database.openForReading() else {
                     guard FileManager.default.fileExists(atPath: database.db) else {
-                        throw CommandFailure("no registry database at \(database.db)", hint: "pass --db")
+                        throw CairnError("no registry database at \(database.db)", hint: "pass --db")
                     }
                     // Created but never written (its creation was interrupted): an empty history is intact.
                     print("audit chain intact: 0 rows verified (the registry holds nothing yet)")

@@ -21,13 +21,9 @@ struct ArtifactOptions: ParsableArguments {
 
     /// How exec trainers are kept from this process; says at start what is not protected.
     func isolation() throws -> TrainerIsolation {
-        do {
-            let isolation = try TrainerIsolation.forThisProcess(trainerUser: trainerUser)
-            if let warning = isolation.warning { printError("warning: \(warning)") }
-            return isolation
-        } catch let error as TrainingError {
-            throw CommandFailure(error.message)
-        }
+        let isolation = try TrainerIsolation.forThisProcess(trainerUser: trainerUser)
+        if let warning = isolation.warning { printError("warning: \(warning)") }
+        return isolation
     }
 
     /// Which `file://` datasets trainers may read: the listed roots, never the state directory.
@@ -52,13 +48,13 @@ struct ArtifactOptions: ParsableArguments {
         let file = URL(fileURLWithPath: keyFilePath(db: db))
         let env = Secrets.captured
         if !generate, env["CAIRN_SIGNING_KEY"]?.isEmpty ?? true, !FileManager.default.fileExists(atPath: file.path) {
-            throw CommandFailure("no signing key: CAIRN_SIGNING_KEY is not set and \(file.path) does not exist",
+            throw CairnError("no signing key: CAIRN_SIGNING_KEY is not set and \(file.path) does not exist",
                                  hint: "use the key that signed the artifacts (CAIRN_SIGNING_KEY or --signing-key-file)")
         }
         do {
             return try SigningKey.load(environment: env, file: file) { printError("note: \($0)") }
-        } catch let error as TrainingError {
-            throw CommandFailure(error.message, hint: "generate a key with `openssl rand -hex 32`; a key file and CAIRN_SIGNING_KEY hold the same hex text")
+        } catch let error as CairnError {
+            throw CairnError(error.message, hint: "generate a key with `openssl rand -hex 32`; a key file and CAIRN_SIGNING_KEY hold the same hex text")
         }
     }
 
@@ -153,7 +149,7 @@ struct Logs: ParsableCommand {
     func run() throws {
         try reportingFailures {
             guard let db = try database.openForReading(), let (summary, log) = try db.runLog(runID) else {
-                throw CommandFailure("training run \(runID) does not exist", hint: "`cairn status` lists recent runs")
+                throw CairnError("training run \(runID) does not exist", hint: "`cairn status` lists recent runs")
             }
             printError("training run \(summary.id) · \(summary.model) · \(summary.state)" + (summary.reason.map { ": \($0)" } ?? ""))
             print(log, terminator: log.hasSuffix("\n") || log.isEmpty ? "" : "\n")
@@ -168,7 +164,7 @@ func parseVersionRef(_ text: String) throws -> (String, Int) {
             return (String(text[..<r.lowerBound]), n)
         }
     }
-    throw CommandFailure("'\(text)' is not a version reference", hint: "write MODEL@N, for example homepage-recs@3")
+    throw CairnError("'\(text)' is not a version reference", hint: "write MODEL@N, for example homepage-recs@3")
 }
 
 struct Artifact: ParsableCommand {
@@ -191,13 +187,14 @@ struct Artifact: ParsableCommand {
                 let (model, number) = try parseVersionRef(version)
                 let v = try loadVersion(database: database, model: model, number: number)
                 guard let hash = v.artifactHash, let signature = v.artifactSignature else {
-                    throw CommandFailure("\(model) v\(number) has no artifact")
+                    throw CairnError("\(model) v\(number) has no artifact")
                 }
+                let key = try artifacts.key(db: database.db, generate: false)
                 do {
                     try artifacts.store(db: database.db).verify(hash: hash, signature: signature,
                                                                 identity: VersionIdentity(model: model, version: number, fingerprint: v.fingerprint),
-                                                                key: try artifacts.key(db: database.db, generate: false))
-                } catch let error as TrainingError {
+                                                                key: key)
+                } catch let error as CairnError {
                     print("\(model) v\(number): TAMPERED: \(error.message)")
                     throw ExitCode(1)
                 }
@@ -208,10 +205,10 @@ struct Artifact: ParsableCommand {
 }
 
 func loadVersion(database: DatabaseOptions, model: String, number: Int) throws -> ModelVersion {
-    guard let db = try database.openForReading() else { throw CommandFailure("no registry database at \(database.db)") }
-    guard let versions = try db.versions(of: model) else { throw CommandFailure("Model/\(model) has never been applied") }
+    guard let db = try database.openForReading() else { throw CairnError("no registry database at \(database.db)") }
+    guard let versions = try db.versions(of: model) else { throw CairnError("Model/\(model) has never been applied") }
     guard let v = versions.first(where: { $0.number == number }) else {
-        throw CommandFailure("\(model) has no v\(number)", hint: "`cairn versions \(model)` lists them")
+        throw CairnError("\(model) has no v\(number)", hint: "`cairn versions \(model)` lists them")
     }
     return v
 }
@@ -245,9 +242,9 @@ struct Recommend: ParsableCommand {
 
     func run() throws {
         try reportingFailures(format: output.format) {
-            guard let db = try database.openForReading() else { throw CommandFailure("no registry database at \(database.db)") }
+            guard let db = try database.openForReading() else { throw CairnError("no registry database at \(database.db)") }
             guard let live = try db.observedState().targets[target], live.assigned, !live.routes.isEmpty else {
-                throw CommandFailure("ServingTarget/\(target) serves nothing yet", hint: "`cairn status` shows what is live")
+                throw CairnError("ServingTarget/\(target) serves nothing yet", hint: "`cairn status` shows what is live")
             }
             let history = items.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
             let route = RouteChoice.pick(live.routes, key: user ?? history.joined(separator: ","))

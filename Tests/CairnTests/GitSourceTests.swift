@@ -43,7 +43,7 @@ import Testing
         #expect {
             _ = try repo.snapshot(revision: "no-such-branch")
         } throws: { error in
-            (error as? SourceError)?.message.contains("revision 'no-such-branch' not found") == true
+            (error as? CairnError)?.message.contains("revision 'no-such-branch' not found") == true
         }
     }
 
@@ -94,7 +94,7 @@ import Testing
         #expect {
             _ = try WorktreeSource.snapshot(repository: repo)
         } throws: { error in
-            (error as? SourceError)?.message.contains("bare repository") == true
+            (error as? CairnError)?.message.contains("bare repository") == true
         }
     }
 

@@ -73,7 +73,7 @@ import Testing
         #expect {
             _ = try db.apply(forged, holder: holder, context: AuditContext(revision: nil, author: nil, actor: "test"), now: { 1_800_000_000 })
         } throws: { error in
-            (error as? StoreError)?.message == "refusing to promote ServingTarget/acme: home-a v1 does not exist"
+            (error as? CairnError)?.message == "refusing to promote ServingTarget/acme: home-a v1 does not exist"
         }
         #expect(try db.auditCount() == before)
         #expect(try db.observedState().targets.isEmpty)
@@ -93,7 +93,7 @@ import Testing
         #expect {
             try db.acquireLease(LeaseHolder(id: "second"), wait: 0.3, now: { 1_800_000_010 })
         } throws: { error in
-            (error as? StoreError)?.message == "reconcile already running: pid 4242 on ops-1 since 2027-01-15T08:00:00Z"
+            (error as? CairnError)?.message == "reconcile already running: pid 4242 on ops-1 since 2027-01-15T08:00:00Z"
         }
         // An expired lease (its holder died) is taken over.
         try db.acquireLease(LeaseHolder(id: "third"), now: { 1_800_000_000 + 121 })
@@ -111,10 +111,10 @@ import Testing
         try db.releaseLease(LeaseHolder(id: "next"))
         // A live holder on this host (this test process), or any holder on another host, is waited for.
         try db.acquireLease(LeaseHolder(id: "alive", pid: getppid()), now: { 1_800_000_002 })
-        #expect(throws: StoreError.self) { try db.acquireLease(LeaseHolder(id: "later"), wait: 0, now: { 1_800_000_003 }) }
+        #expect(throws: CairnError.self) { try db.acquireLease(LeaseHolder(id: "later"), wait: 0, now: { 1_800_000_003 }) }
         try db.releaseLease(LeaseHolder(id: "alive"))
         try db.acquireLease(LeaseHolder(id: "remote", pid: gone.processIdentifier, host: "ops-elsewhere"), now: { 1_800_000_200 })
-        #expect(throws: StoreError.self) { try db.acquireLease(LeaseHolder(id: "later"), wait: 0, now: { 1_800_000_201 }) }
+        #expect(throws: CairnError.self) { try db.acquireLease(LeaseHolder(id: "later"), wait: 0, now: { 1_800_000_201 }) }
     }
 
     @Test func appliesAreRefusedWhileSuspended() throws {
@@ -122,7 +122,7 @@ import Testing
         let holder = LeaseHolder()
         try db.acquireLease(holder, now: { 1_800_000_000 })
         #expect(try db.setSuspended(true, actor: "ops", at: 1_800_000_000))
-        #expect(throws: StoreError.self) { _ = try applyCase("01-fresh-fleet", to: db, holder: holder) }
+        #expect(throws: CairnError.self) { _ = try applyCase("01-fresh-fleet", to: db, holder: holder) }
         #expect(try db.setSuspended(false, actor: "ops", at: 1_800_000_001))
         let (_, result) = try applyCase("01-fresh-fleet", to: db, holder: holder)
         #expect(result.applied == 8)

@@ -26,11 +26,11 @@ import Testing
 
     @Test func badDataSaysWhere() {
         #expect { try Interactions.load(Array("user_id,item_id,event\nu,i,click\n".utf8), events: ["click"], weights: Self.weights) }
-            throws: { ($0 as? TrainingError)?.message.contains("no 'timestamp' column") == true }
+            throws: { ($0 as? CairnError)?.message.contains("no 'timestamp' column") == true }
         #expect { try Interactions.load(Array("user_id,item_id,event,timestamp\nu,i,click,yesterday\n".utf8), events: ["click"], weights: Self.weights) }
-            throws: { ($0 as? TrainingError)?.message.hasPrefix("dataset line 2, column 4: the timestamp (9 bytes) is neither") == true }
+            throws: { ($0 as? CairnError)?.message.hasPrefix("dataset line 2, column 4: the timestamp (9 bytes) is neither") == true }
         #expect { try Interactions.load(Array("user_id,item_id,event,timestamp\nu,i\n".utf8), events: ["click"], weights: Self.weights) }
-            throws: { ($0 as? TrainingError)?.message == "dataset line 2: 2 columns, expected 4" }
+            throws: { ($0 as? CairnError)?.message == "dataset line 2: 2 columns, expected 4" }
     }
 
     @Test func metricsAreComputedAsDefined() {
@@ -127,14 +127,14 @@ import Testing
         let identity = VersionIdentity(model: "m", version: 3, fingerprint: "f")
         let signature = key.sign(contentHash: hash, identity: identity)
         try store.verify(hash: hash, signature: signature, identity: identity, key: key)
-        #expect(throws: TrainingError.self) {
+        #expect(throws: CairnError.self) {
             try store.verify(hash: hash, signature: signature, identity: VersionIdentity(model: "m", version: 4, fingerprint: "f"), key: key)
         }
         #expect { try store.verify(hash: hash, signature: signature, identity: identity, key: SigningKey(bytes: Array("other".utf8))) }
-            throws: { ($0 as? TrainingError)?.message.contains("signature this key did not make") == true }
+            throws: { ($0 as? CairnError)?.message.contains("signature this key did not make") == true }
         try Data("changed".utf8).write(to: store.folder(hash).appendingPathComponent("sub/w.bin"))
         #expect { try store.verify(hash: hash, signature: signature, identity: identity, key: key) }
-            throws: { ($0 as? TrainingError)?.message.contains("was tampered with") == true }
+            throws: { ($0 as? CairnError)?.message.contains("was tampered with") == true }
     }
 
     @Test func signingKeyIsGeneratedPrivateOnceAndEnvironmentWins() throws {
@@ -161,10 +161,10 @@ import Testing
         #expect(fromEnvironment.bytes == generated.bytes)
         let identity = VersionIdentity(model: "m", version: 1, fingerprint: "f")
         #expect(fromEnvironment.verify(generated.sign(contentHash: "abc", identity: identity), contentHash: "abc", identity: identity))
-        #expect(throws: TrainingError.self) { try SigningKey.load(environment: ["CAIRN_SIGNING_KEY": "s3cret-passphrase"], file: file) { _ in } }
+        #expect(throws: CairnError.self) { try SigningKey.load(environment: ["CAIRN_SIGNING_KEY": "s3cret-passphrase"], file: file) { _ in } }
         do {
             _ = try SigningKey.load(environment: ["CAIRN_SIGNING_KEY": "s3cret-passphrase"], file: file) { _ in }
-        } catch let error as TrainingError {
+        } catch let error as CairnError {
             #expect(!error.message.contains("s3cret"), "the key is never quoted: \(error.message)")
         }
     }
