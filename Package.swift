@@ -36,16 +36,23 @@ let package = Package(
         .target(name: "CairnCore", dependencies: ["CSystemCalls", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "CairnManifests", dependencies: ["CairnCore", "CairnYAML"]),
         .target(name: "CairnGit", dependencies: ["CairnCore", "CLibGit2"]),
-        .target(name: "CairnStore", dependencies: ["CairnCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]),
+        // The reconcile core: owns the pass, the --wait loop, the worker loop and the daemon's
+        // schedule; talks to git, the registry, trainers, artifacts and time through its ports.
+        .target(name: "CairnReconcile", dependencies: ["CairnCore"]),
+        // The git manifest source (a port adapter): a revision of a local or fetched repository.
+        .target(name: "CairnSource", dependencies: ["CairnCore", "CairnManifests", "CairnGit", "CairnReconcile"]),
+        .target(name: "CairnStore", dependencies: ["CairnCore", "CairnReconcile", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "CairnRender", dependencies: ["CairnCore"]),
         .target(
             name: "CairnTraining",
-            dependencies: ["CairnCore", "CairnGit", "CairnStore", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CairnCore", "CairnGit", "CairnReconcile", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // In-memory twins of every port and a manual clock, for fast lifecycle and scheduling tests.
+        .target(name: "CairnTesting", dependencies: ["CairnCore", "CairnReconcile"]),
         .target(
             name: "CairnServer",
             dependencies: [
-                "CairnCore", "CairnManifests", "CairnGit", "CairnStore", "CairnRender", "CairnTraining",
+                "CairnCore", "CairnManifests", "CairnGit", "CairnReconcile", "CairnSource", "CairnStore", "CairnRender", "CairnTraining",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -57,17 +64,19 @@ let package = Package(
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "CairnCore", "CairnManifests", "CairnGit", "CairnStore", "CairnRender", "CairnTraining", "CairnServer",
+                "CairnCore", "CairnManifests", "CairnGit", "CairnReconcile", "CairnSource", "CairnStore", "CairnRender", "CairnTraining",
+                "CairnServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "cairn-bench", dependencies: ["CairnCore", "CairnGit", "CairnStore", "CairnYAML", "CairnManifests", "CairnServer"]),
+        .executableTarget(name: "cairn-bench", dependencies: ["CairnCore", "CairnGit", "CairnStore", "CairnYAML", "CairnManifests", "CairnSource"]),
         // The YAML loader + manifest decoder under libFuzzer (`make fuzz`); without it, a replayer of inputs.
         .executableTarget(name: "cairn-fuzz", dependencies: ["CairnCore", "CairnManifests"]),
         .testTarget(
             name: "CairnTests",
             dependencies: [
-                "CairnCore", "CairnYAML", "CairnManifests", "CairnGit", "CairnStore", "CairnRender", "CairnTraining",
+                "CairnCore", "CairnYAML", "CairnManifests", "CairnGit", "CairnReconcile", "CairnSource", "CairnStore", "CairnRender",
+                "CairnTraining", "CairnTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -7,6 +7,8 @@ public struct CairnError: Error, Sendable, CustomStringConvertible, Equatable {
     public enum Reason: String, Sendable {
         /// The registry holds rows its audit history does not explain (an edit made beside Cairn).
         case registryTampered = "RegistryTampered"
+        /// What a write was decided on changed before it committed; deciding again may succeed.
+        case inputsMoved = "InputsMoved"
     }
 
     /// What went wrong, naming where (`file:line:column`, `Kind/name`, a path).

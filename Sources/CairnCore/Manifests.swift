@@ -19,7 +19,8 @@ public enum ManifestKind: String, Sendable, Codable, CaseIterable, Comparable {
     public static func < (a: ManifestKind, b: ManifestKind) -> Bool { a.order < b.order }
 }
 
-/// `Kind/name`: how a document is named in diagnostics, plans and audit rows.
+/// `Kind/name`: how a document is named in diagnostics, plans and audit rows. Encoded as that
+/// text (a wire format: plans and the audit history hold it).
 public struct ManifestAddress: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
     public var kind: ManifestKind
     public var name: String
@@ -29,10 +30,29 @@ public struct ManifestAddress: Sendable, Hashable, Codable, Comparable, CustomSt
         self.name = name
     }
 
+    /// `Kind/name`; nil when the kind is not one of the four.
+    public init?(parsing text: String) {
+        guard let slash = text.firstIndex(of: "/"), let kind = ManifestKind(rawValue: String(text[..<slash])) else { return nil }
+        self.init(kind, String(text[text.index(after: slash)...]))
+    }
+
     public var description: String { "\(kind.rawValue)/\(name)" }
 
     public static func < (a: ManifestAddress, b: ManifestAddress) -> Bool {
         (a.kind.order, a.name) < (b.kind.order, b.name)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let address = ManifestAddress(parsing: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not Kind/name"))
+        }
+        self = address
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
     }
 }
 

@@ -34,7 +34,7 @@ public enum Action: String, Sendable, Codable, CaseIterable {
 public struct Change: Sendable, Codable, Equatable {
     public var action: Action
     /// `Kind/name`.
-    public var address: String
+    public var address: ManifestAddress
     /// The version a change is about (train: the number it will get is not known; approve/reject: the version).
     public var version: Int?
     public var before: JSONValue?
@@ -44,10 +44,10 @@ public struct Change: Sendable, Codable, Equatable {
     public var file: String?
     /// Another change this one is applied together with, in one transaction (a demote goes
     /// with the promotion of the new champion).
-    public var appliedWith: String?
+    public var appliedWith: ManifestAddress?
 
-    public init(action: Action, address: String, version: Int? = nil, before: JSONValue? = nil, after: JSONValue? = nil,
-                reason: String, file: String? = nil, appliedWith: String? = nil) {
+    public init(action: Action, address: ManifestAddress, version: Int? = nil, before: JSONValue? = nil, after: JSONValue? = nil,
+                reason: String, file: String? = nil, appliedWith: ManifestAddress? = nil) {
         self.action = action
         self.address = address
         self.version = version
@@ -58,19 +58,19 @@ public struct Change: Sendable, Codable, Equatable {
         self.appliedWith = appliedWith
     }
 
-    public var kind: ManifestKind? { ManifestKind(rawValue: String(address.prefix { $0 != "/" })) }
-    public var name: String { String(address.drop { $0 != "/" }.dropFirst()) }
+    public var kind: ManifestKind { address.kind }
+    public var name: String { address.name }
 }
 
 /// A change that cannot happen yet, or is refused; the reason says why.
 public struct BlockedChange: Sendable, Codable, Equatable {
     /// What would have happened.
     public var action: Action
-    public var address: String
+    public var address: ManifestAddress
     public var version: Int?
     public var reason: String
 
-    public init(action: Action, address: String, version: Int? = nil, reason: String) {
+    public init(action: Action, address: ManifestAddress, version: Int? = nil, reason: String) {
         self.action = action
         self.address = address
         self.version = version
@@ -80,14 +80,14 @@ public struct BlockedChange: Sendable, Codable, Equatable {
 
 /// A difference made outside git (a break-glass rollback), shown with who and when.
 public struct DriftItem: Sendable, Codable, Equatable {
-    public var address: String
+    public var address: ManifestAddress
     public var live: String
     public var declared: String
     public var actor: String
     public var at: Int64
     public var how: String
 
-    public init(address: String, live: String, declared: String, actor: String, at: Int64, how: String) {
+    public init(address: ManifestAddress, live: String, declared: String, actor: String, at: Int64, how: String) {
         self.address = address
         self.live = live
         self.declared = declared

@@ -30,7 +30,7 @@ extension Plan {
             let fields: [(String, String, String)] = [
                 ("reason", Diagnostic.shortened(s.reason), Diagnostic.shortened(d.reason)), ("before", quote(s.before), quote(d.before)),
                 ("after", quote(s.after), quote(d.after)), ("file", s.file ?? "none", d.file ?? "none"),
-                ("appliedWith", s.appliedWith ?? "none", d.appliedWith ?? "none"),
+                ("appliedWith", s.appliedWith?.description ?? "none", d.appliedWith?.description ?? "none"),
             ]
             let (field, saved, actual) = fields.first { $0.1 != $0.2 }
                 ?? (s.before.isSame(as: d.before) ? "after" : "before", "a different value", "another")

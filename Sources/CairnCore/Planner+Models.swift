@@ -5,7 +5,7 @@ extension PlanBuilder {
         var moves: [StageMoveRequest] = []
         for model in desired.manifests.models {
             let name = model.metadata.name
-            let address = ManifestAddress(.model, name).description
+            let address = ManifestAddress(.model, name)
             let file = model.metadata.source.file
             var effective = model
             guard let old = observed.models[name] else {
@@ -58,7 +58,7 @@ extension PlanBuilder {
     /// same transaction (rule 3), including a champion whose manifest was removed.
     private mutating func emitStageMoves(_ moves: [StageMoveRequest]) {
         for move in moves {
-            let address = ManifestAddress(.model, move.name).description
+            let address = ManifestAddress(.model, move.name)
             add(Change(action: move.from == .champion ? .demote : .stage, address: address,
                        before: .from(StageMove(family: move.family, from: move.from, to: move.from)),
                        after: .from(StageMove(family: move.family, from: move.from, to: move.to)),
@@ -67,10 +67,10 @@ extension PlanBuilder {
         }
         for move in moves where move.to == .champion {
             guard let family = move.family else { continue }
-            let address = ManifestAddress(.model, move.name).description
+            let address = ManifestAddress(.model, move.name)
             for (otherName, other) in observed.models.sorted(by: { $0.key < $1.key })
             where otherName != move.name && other.stage == .champion && other.spec.family == family {
-                let otherAddress = ManifestAddress(.model, otherName).description
+                let otherAddress = ManifestAddress(.model, otherName)
                 if let i = changes.firstIndex(where: { $0.address == otherAddress && $0.action == .demote }) {
                     changes[i].appliedWith = address
                 } else {
@@ -99,7 +99,7 @@ extension PlanBuilder {
             toArchive.append((name, "manifest removed from the revision"))
         }
         for (name, why) in toArchive.sorted(by: { $0.0 < $1.0 }) {
-            let address = ManifestAddress(.model, name).description
+            let address = ManifestAddress(.model, name)
             // Rule 4: never archive what is (or is about to be) served.
             let routedBy = desired.manifests.servingTargets.filter { target in
                 (target.routes + target.shadow).contains { route in

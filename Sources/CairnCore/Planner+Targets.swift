@@ -9,7 +9,7 @@ extension PlanBuilder {
         for (name, old) in observed.targets.sorted(by: { $0.key < $1.key }) where old.assigned && !desiredNames.contains(name) {
             projectedRoutes[name] = nil
             removedRoutes += old.routes.count
-            add(Change(action: .archive, address: ManifestAddress(.servingTarget, name).description,
+            add(Change(action: .archive, address: ManifestAddress(.servingTarget, name),
                        before: .from(Assignment(tenant: old.tenant, surface: old.surface, routes: old.routes, shadow: old.shadow)),
                        reason: "manifest removed: unassign (was \(Describe.routes(old.routes)))"))
         }
@@ -17,7 +17,7 @@ extension PlanBuilder {
 
     private mutating func planTarget(_ target: ServingTarget) {
         let name = target.metadata.name
-        let address = ManifestAddress(.servingTarget, name).description
+        let address = ManifestAddress(.servingTarget, name)
         var routes: [LiveRoute] = []
         var problems: [String] = []
         for route in target.routes {

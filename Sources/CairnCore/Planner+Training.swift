@@ -25,7 +25,7 @@ extension PlanBuilder {
             let name = model.metadata.name
             guard let effective = effectiveModels[name], effective.lifecycle == .active,
                   let (inputs, template, weights) = desiredInputs(effective) else { continue }
-            let address = ManifestAddress(.model, name).description
+            let address = ManifestAddress(.model, name)
             let fingerprint = inputs.fingerprint
             let modelRuns = runs(of: name)
             if modelRuns.contains(where: { $0.fingerprint == fingerprint && $0.state.isActive }) { continue }
@@ -69,13 +69,13 @@ extension PlanBuilder {
             let name = model.metadata.name
             guard let old = observed.models[name] else {
                 for v in model.decisions.approve + model.decisions.reject {
-                    block(model.decisions.approve.contains(v) ? .approve : .reject, ManifestAddress(.model, name).description, version: v,
+                    block(model.decisions.approve.contains(v) ? .approve : .reject, ManifestAddress(.model, name), version: v,
                           "v\(v) does not exist yet" + runNote(name))
                 }
                 continue
             }
             let effective = effectiveModels[name] ?? model
-            let address = ManifestAddress(.model, name).description
+            let address = ManifestAddress(.model, name)
             let listed = Set(model.decisions.approve + model.decisions.reject)
             for v in model.decisions.approve.sorted() {
                 guard let version = old.version(v) else {
@@ -102,20 +102,18 @@ extension PlanBuilder {
             var best: [String: Double] = [:]
             for version in old.versions.sorted(by: { $0.number < $1.number }) {
                 if projectedStatus[name]?[version.number] == .approved {
-                    for (metric, value) in version.metrics { best[metric] = max(best[metric] ?? value, value) }
+                    best = ApprovalPolicy.including(version.metrics, in: best)
                     continue
                 }
-                guard version.status == .pending, !listed.contains(version.number) else { continue }
-                let (passed, why) = Gates.evaluate(effective.approval.gates, metrics: version.metrics, best: best)
-                decide(version, passed ? .approved : .rejected, "gates: " + why, address: address, file: model.metadata.source.file)
-                if passed {
-                    for (metric, value) in version.metrics { best[metric] = max(best[metric] ?? value, value) }
-                }
+                guard version.status == .pending, !listed.contains(version.number),
+                      let decision = ApprovalPolicy.decide(effective.approval, metrics: version.metrics, best: best) else { continue }
+                decide(version, decision.status, decision.reason, address: address, file: model.metadata.source.file)
+                if decision.status == .approved { best = ApprovalPolicy.including(version.metrics, in: best) }
             }
         }
     }
 
-    private mutating func decide(_ version: ModelVersion, _ status: ModelVersion.Status, _ reason: String, address: String, file: String) {
+    private mutating func decide(_ version: ModelVersion, _ status: ModelVersion.Status, _ reason: String, address: ManifestAddress, file: String) {
         projectedStatus[version.model, default: [:]][version.number] = status
         add(Change(action: status == .approved ? .approve : .reject, address: address, version: version.number,
                    before: .string(version.status.rawValue), after: .from(Decision(model: version.model, version: version.number, status: status)),

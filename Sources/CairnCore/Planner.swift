@@ -103,7 +103,7 @@ struct PlanBuilder {
 
     mutating func add(_ change: Change) { changes.append(change) }
 
-    mutating func block(_ action: Action, _ address: String, version: Int? = nil, _ reason: String) {
+    mutating func block(_ action: Action, _ address: ManifestAddress, version: Int? = nil, _ reason: String) {
         blocked.append(BlockedChange(action: action, address: address, version: version, reason: reason))
     }
 
@@ -111,7 +111,7 @@ struct PlanBuilder {
 
     mutating func planWeightsAndTemplates() {
         for w in desired.manifests.outcomeWeights {
-            let address = ManifestAddress(.outcomeWeights, w.metadata.name).description
+            let address = ManifestAddress(.outcomeWeights, w.metadata.name)
             let file = w.metadata.source.file
             if let old = observed.weights[w.metadata.name] {
                 if old.spec != w || old.archived {
@@ -124,11 +124,11 @@ struct PlanBuilder {
             }
         }
         for (name, old) in observed.weights.sorted(by: { $0.key < $1.key }) where !old.archived && weightsByName[name] == nil {
-            add(Change(action: .archive, address: ManifestAddress(.outcomeWeights, name).description, before: .from(old.spec),
+            add(Change(action: .archive, address: ManifestAddress(.outcomeWeights, name), before: .from(old.spec),
                        reason: "manifest removed from the revision"))
         }
         for t in desired.manifests.templates {
-            let address = ManifestAddress(.template, t.metadata.name).description
+            let address = ManifestAddress(.template, t.metadata.name)
             let file = t.metadata.source.file
             if let old = observed.templates[t.metadata.name] {
                 if old.spec != t || old.archived {
@@ -140,7 +140,7 @@ struct PlanBuilder {
             }
         }
         for (name, old) in observed.templates.sorted(by: { $0.key < $1.key }) where !old.archived && templatesByName[name] == nil {
-            add(Change(action: .archive, address: ManifestAddress(.template, name).description, before: .from(old.spec),
+            add(Change(action: .archive, address: ManifestAddress(.template, name), before: .from(old.spec),
                        reason: "manifest removed from the revision"))
         }
     }
@@ -150,14 +150,14 @@ struct PlanBuilder {
     mutating func finish() -> Plan {
         let subOrder: [Action: Int] = [.create: 0, .update: 1, .stage: 2, .demote: 3, .promote: 2]
         // Keys computed once per change, not once per comparison.
-        let keyed = changes.map { c in ((c.action.phase, c.kind?.order ?? 9, c.name, subOrder[c.action] ?? 0, c.version ?? 0), c) }
+        let keyed = changes.map { c in ((c.action.phase, c.kind.order, c.name, subOrder[c.action] ?? 0, c.version ?? 0), c) }
         changes = keyed.sorted { $0.0 < $1.0 }.map(\.1)
         blocked.sort { a, b in
-            let ka = (ManifestKind(rawValue: String(a.address.prefix { $0 != "/" }))?.order ?? 9, a.address, a.action.phase, a.version ?? 0, a.reason)
-            let kb = (ManifestKind(rawValue: String(b.address.prefix { $0 != "/" }))?.order ?? 9, b.address, b.action.phase, b.version ?? 0, b.reason)
+            let ka = (a.address.kind.order, a.address.description, a.action.phase, a.version ?? 0, a.reason)
+            let kb = (b.address.kind.order, b.address.description, b.action.phase, b.version ?? 0, b.reason)
             return ka < kb
         }
-        drift.sort { $0.address < $1.address }
+        drift.sort { $0.address.description < $1.address.description }
         candidates.sort { ($0.target ?? "", $0.model, $0.version) < ($1.target ?? "", $1.model, $1.version) }
         return Plan(revision: desired.commit.sha, revisionName: desired.revisionName, manifestRoot: desired.manifestRoot,
                     manifestCount: desired.manifests.count, observedGeneration: observed.generation,

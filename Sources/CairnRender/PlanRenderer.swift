@@ -39,14 +39,14 @@ public enum PlanRenderer {
         var out = style.bold("Cairn plan · desired \(plan.revisionName)@\(plan.revision.prefix(7)) (\(plan.manifestCount) manifests)"
                              + " · observed \(observed)" + (plan.lastAppliedRevision.map { " (applied \($0.prefix(7)))" } ?? " (nothing applied yet)"))
         out += "\n\n"
-        let width = (plan.changes.map(\.address.count) + plan.blocked.map(\.address.count)).max() ?? 0
+        let width = (plan.changes.map(\.address.description.count) + plan.blocked.map(\.address.description.count)).max() ?? 0
         func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
         for change in plan.changes {
             let symbol = color(change.action, style)
-            out += "  \(symbol) \(pad(change.address))  \(describe(change))\n"
+            out += "  \(symbol) \(pad(change.address.description))  \(describe(change))\n"
         }
         for b in plan.blocked {
-            out += "  \(style.red("!")) \(pad(b.address))  \(describe(b))\n"
+            out += "  \(style.red("!")) \(pad(b.address.description))  \(describe(b))\n"
         }
         if !plan.changes.isEmpty || !plan.blocked.isEmpty { out += "\n" }
         if !plan.drift.isEmpty {

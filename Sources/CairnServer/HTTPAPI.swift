@@ -1,4 +1,5 @@
 import CairnCore
+import CairnReconcile
 import CairnRender
 import CairnStore
 import CairnTraining
@@ -11,14 +12,14 @@ import Logging
 public struct HTTPAPI: Sendable {
     let configuration: ServeConfiguration
     let db: RegistryDatabase
-    let state: ServeState
+    let loop: ReconcileLoop
     let serving: ServingCache
     let metrics: CairnMetrics
 
-    public init(configuration: ServeConfiguration, db: RegistryDatabase, state: ServeState, serving: ServingCache, metrics: CairnMetrics) {
+    public init(configuration: ServeConfiguration, db: RegistryDatabase, loop: ReconcileLoop, serving: ServingCache, metrics: CairnMetrics) {
         self.configuration = configuration
         self.db = db
-        self.state = state
+        self.loop = loop
         self.serving = serving
         self.metrics = metrics
     }
@@ -42,12 +43,12 @@ public struct HTTPAPI: Sendable {
 
         router.get("readyz") { _, _ -> Response in
             let reachable = (try? await blocking { [db] in try db.generation() }) != nil
-            let stalled = await state.isStalled
-            let passed = await state.lastPassAt != nil
-            let keyProblem = await state.keyProblem
+            let stalled = loop.status.isStalled
+            let passed = loop.status.lastPassAt != nil
+            let keyProblem = loop.status.keyProblem
             let ready = reachable && !stalled && passed && keyProblem == nil
             if ready { return Self.text("ready\n") }
-            let stalledMessage = await state.conditions["Stalled"]?.message ?? ""
+            let stalledMessage = loop.status.conditions["Stalled"]?.message ?? ""
             let why = !reachable ? "database unreachable" : keyProblem.map { "signing key: \($0)" } ?? (stalled ? "last pass stalled: \(stalledMessage)" : "no pass yet")
             return Self.text("not ready: \(why)\n", status: .serviceUnavailable)
         }
@@ -59,7 +60,7 @@ public struct HTTPAPI: Sendable {
 
         router.post("v1/reconcile") { request, _ -> Response in
             if let denied = await authorize(request, .admin) { return denied }
-            await state.trigger()
+            loop.trigger()
             return Self.json(["accepted": true], status: .accepted)
         }
 
@@ -72,7 +73,7 @@ public struct HTTPAPI: Sendable {
             guard let signature, Self.verify(signature: signature, body: Array(buffer: body), secret: secret) else {
                 return Self.json(Problem(error: "missing or bad X-Hub-Signature-256"), status: .unauthorized)
             }
-            await state.trigger()
+            loop.trigger()
             return Self.json(["accepted": true], status: .accepted)
         }
 
@@ -87,15 +88,15 @@ public struct HTTPAPI: Sendable {
                 var observedGeneration: Int?
             }
             let suspended = (try? await blocking { [db] in try db.suspension() != nil }) ?? false
-            let conditions = await state.conditions.values.sorted { $0.type < $1.type }
-            return Self.json(Status(conditions: conditions, lastAppliedRevision: await state.lastAppliedRevision,
-                                    lastAttemptedRevision: await state.lastAttemptedRevision, suspended: suspended,
+            let conditions = loop.status.conditions.values.sorted { $0.type < $1.type }
+            return Self.json(Status(conditions: conditions, lastAppliedRevision: loop.status.lastAppliedRevision,
+                                    lastAttemptedRevision: loop.status.lastAttemptedRevision, suspended: suspended,
                                     observedGeneration: try? await blocking { [db] in try db.generation() }))
         }
 
         router.get("v1/plan") { request, _ -> Response in
             if let denied = await authorize(request, .read) { return denied }
-            guard let desired = await state.desired else {
+            guard let desired = loop.status.desired else {
                 return Self.json(Problem(error: "no valid revision has been read yet"), status: .serviceUnavailable)
             }
             let options = configuration.planner

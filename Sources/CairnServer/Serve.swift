@@ -1,5 +1,8 @@
 import CairnCore
 import CairnGit
+import CairnManifests
+import CairnReconcile
+import CairnSource
 import CairnStore
 import CairnTraining
 import Foundation
@@ -12,35 +15,39 @@ import ServiceLifecycle
 public enum Serve {
     public static func run(_ configuration: ServeConfiguration, key: SigningKey, logger: Logger) async throws {
         let db = try RegistryDatabase(path: configuration.databasePath)
+        let clock = SystemClock()
         let metrics = CairnMetrics.bootstrap()
-        let state = ServeState()
         let store = ArtifactStore(root: URL(fileURLWithPath: configuration.artifactsPath))
         let serving = ServingCache(db: db, loader: ModelLoader(store: store, key: key))
+        let source = GitManifestSource(repository: configuration.repository, revision: configuration.revision, root: configuration.manifestRoot,
+                                       exclude: configuration.exclude, gitCache: configuration.gitCachePath, parseCache: ParseCache())
+        let loop = ReconcileLoop(source: source, store: db, clock: clock,
+                                 configuration: .init(interval: Double(configuration.interval), resync: Double(configuration.resync),
+                                                      planner: configuration.planner),
+                                 observer: DaemonObserver(serving: serving, metrics: metrics, logger: logger))
         // Serve what is live from the start, before the first pass.
         let observed = try db.observedState()
         if let problem = try liveArtifactsProblem(observed, db: db, key: key) {
             logger.error("not ready: \(problem)")
-            await state.setKeyProblem(problem)
+            loop.status.setKeyProblem(problem)
         }
         await serving.refresh(observed.targets)
-        let reconciler = Reconciler(configuration: configuration, db: db, state: state, serving: serving, metrics: metrics, logger: logger)
-        let repositoryPath = RemoteMirror.isURL(configuration.repository)
-            ? RemoteMirror.cachePath(url: configuration.repository, cacheRoot: configuration.gitCachePath) : configuration.repository
-        let worker = Worker(db: db, configuration: Worker.Configuration(repositoryPath: repositoryPath, artifacts: store, key: key,
-                                                                        workRoot: URL(fileURLWithPath: configuration.workRoot),
-                                                                        datasets: configuration.datasets,
-                                                                        isolation: configuration.isolation)) { line in
+        let trainer = LocalTrainerRunner(repositoryPath: source.path, workRoot: URL(fileURLWithPath: configuration.workRoot),
+                                         datasets: configuration.datasets, isolation: configuration.isolation)
+        // A run this worker finishes wakes the loop at once (no polling for it).
+        let worker = TrainingWorker(store: db, trainer: trainer, artifacts: SignedArtifactStore(store: store, key: key), clock: clock,
+                                    configuration: .init(pollInterval: 0.5), finished: { loop.observedChanged() }) { line in
             logger.info("\(line)")
         }
         if configuration.workers > 0 {
             logger.info("\(configuration.isolation.summary)")
             try worker.sweepLeftovers()
         }
-        let api = HTTPAPI(configuration: configuration, db: db, state: state, serving: serving, metrics: metrics)
+        let api = HTTPAPI(configuration: configuration, db: db, loop: loop, serving: serving, metrics: metrics)
         let app = Application(
             router: api.router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "cairn"),
-            services: [reconciler, WorkerService(worker: worker, concurrency: configuration.workers)],
+            services: [Reconciler(loop: loop), WorkerService(worker: worker, concurrency: configuration.workers)],
             logger: logger
         )
         logger.info("serving", metadata: ["listen": "\(configuration.host):\(configuration.port)", "repository": "\(RemoteMirror.redacted(configuration.repository))",

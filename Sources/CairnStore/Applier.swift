@@ -1,22 +1,14 @@
 import CairnCore
+import CairnReconcile
 import Foundation
 import GRDB
-
-public struct ApplyResult: Sendable, Equatable {
-    /// Changes written.
-    public var applied: Int
-    /// Transactions committed.
-    public var steps: Int
-    /// Training runs enqueued, by model.
-    public var enqueuedRuns: [String: Int]
-}
 
 extension RegistryDatabase {
     /// Applies a plan, one transaction per step, each with its audit rows. The caller holds the
     /// applier lease. With `expectedGeneration`, refuses a plan made against another observed
     /// state ("stale"). A failing step rolls back whole and stops the apply: nothing is half-written.
     public func apply(_ plan: Plan, holder: LeaseHolder, context: AuditContext, expectedGeneration: Int? = nil,
-                      now: () -> Int64) throws -> ApplyResult {
+                      now: @escaping () -> Int64) throws -> ApplyResult {
         var result = ApplyResult(applied: 0, steps: 0, enqueuedRuns: [:])
         let steps = Self.steps(of: plan)
         if steps.isEmpty {
@@ -69,12 +61,7 @@ extension RegistryDatabase {
     private func requireGeneration(_ db: Database, _ expected: Int?) throws {
         guard let expected else { return }
         let current = try generation(db)
-        if current != expected { throw Self.stalePlan(current: current, expected: expected) }
-    }
-
-    /// A saved plan made against another observed-state generation than the registry's.
-    public static func stalePlan(current: Int, expected: Int) -> CairnError {
-        CairnError("saved plan is stale: the observed state moved (generation \(current), plan made at \(expected))", hint: "make a new plan")
+        if current != expected { throw ReconcilePass.stalePlan(current: current, expected: expected) }
     }
 
     /// Most changes one step (one transaction) holds.
@@ -85,7 +72,7 @@ extension RegistryDatabase {
     /// before it (rule 3: one champion per family at every commit).
     public static func steps(of plan: Plan) -> [[Change]] {
         var groups: [[Change]] = []
-        var groupOfStage: [String: Int] = [:]
+        var groupOfStage: [ManifestAddress: Int] = [:]
         for change in plan.changes where change.appliedWith == nil {
             if change.action == .stage { groupOfStage[change.address] = groups.count }
             groups.append([change])
@@ -115,25 +102,25 @@ extension RegistryDatabase {
         var runID: Int?
         let name = change.name
         switch (change.action, change.kind) {
-        case (.create, .outcomeWeights?), (.update, .outcomeWeights?):
+        case (.create, .outcomeWeights), (.update, .outcomeWeights):
             let spec = try payload(change, OutcomeWeights.self)
             try upsertDefinition(db, table: "outcome_weights", name: name, spec: try encode(spec), at: at, revision: revision)
-        case (.create, .template?), (.update, .template?):
+        case (.create, .template), (.update, .template):
             let spec = try payload(change, Template.self)
             try upsertDefinition(db, table: "templates", name: name, spec: try encode(spec), at: at, revision: revision)
-        case (.create, .model?):
+        case (.create, .model):
             let spec = try payload(change, Model.self)
             try db.execute(sql: """
                 INSERT INTO models(name, spec, family, stage, lifecycle, created_at, updated_at, revision) VALUES (?, ?, ?, 'none', ?, ?, ?, ?)
                 """, arguments: [name, try encode(spec), spec.family, spec.lifecycle.rawValue, at, at, revision])
             models = [name]
-        case (.update, .model?):
+        case (.update, .model):
             let spec = try payload(change, Model.self)
             try db.execute(sql: "UPDATE models SET spec = ?, family = ?, lifecycle = ?, updated_at = ?, revision = ? WHERE name = ?",
                            arguments: [try encode(spec), spec.family, spec.lifecycle.rawValue, at, revision, name])
             try requireChanged(db, change)
             models = [name]
-        case (.stage, .model?), (.demote, .model?):
+        case (.stage, .model), (.demote, .model):
             let move = try payload(change, StageMove.self)
             if move.to == .champion, let family = move.family {
                 let others = try String.fetchAll(db, sql: "SELECT name FROM models WHERE family = ? AND stage = 'champion' AND name != ?",
@@ -146,7 +133,7 @@ extension RegistryDatabase {
             try db.execute(sql: "UPDATE models SET stage = ?, updated_at = ? WHERE name = ?", arguments: [move.to.rawValue, at, name])
             try requireChanged(db, change)
             models = [name]
-        case (.train, .model?):
+        case (.train, .model):
             let request = try payload(change, TrainRequest.self)
             let requestText = try encode(request)
             try db.execute(sql: """
@@ -163,7 +150,7 @@ extension RegistryDatabase {
             auditAfter = .object(["run": .int(id), "fingerprint": .string(request.fingerprint),
                                   "supersedes": .array(request.supersedes.map { .int($0) }), "request": .string(sha256Hex(requestText))])
             models = [name]
-        case (.approve, .model?), (.reject, .model?):
+        case (.approve, .model), (.reject, .model):
             let decision = try payload(change, Decision.self)
             try db.execute(sql: "UPDATE versions SET status = ?, status_reason = ?, decided_at = ? WHERE model = ? AND number = ?",
                            arguments: [decision.status.rawValue, change.reason, at, decision.model, decision.version])
@@ -172,7 +159,7 @@ extension RegistryDatabase {
                 try db.execute(sql: "UPDATE models SET first_ready_at = COALESCE(first_ready_at, ?) WHERE name = ?", arguments: [at, name])
             }
             models = [name]
-        case (.promote, .servingTarget?):
+        case (.promote, .servingTarget):
             let assignment = try payload(change, Assignment.self)
             try checkServable(db, assignment.routes, shadow: assignment.shadow, target: name)
             try db.execute(sql: """
@@ -182,11 +169,11 @@ extension RegistryDatabase {
                     shadow = excluded.shadow, assigned = 1, drift = NULL, promoted_at = excluded.promoted_at, revision = excluded.revision
                 """, arguments: [name, assignment.tenant, assignment.surface, try encode(assignment.routes), try encode(assignment.shadow), at, revision])
             models = (assignment.routes + assignment.shadow).map(\.model)
-        case (.archive, .outcomeWeights?):
+        case (.archive, .outcomeWeights):
             try db.execute(sql: "UPDATE outcome_weights SET archived = 1, updated_at = ?, revision = ? WHERE name = ?", arguments: [at, revision, name])
-        case (.archive, .template?):
+        case (.archive, .template):
             try db.execute(sql: "UPDATE templates SET archived = 1, updated_at = ?, revision = ? WHERE name = ?", arguments: [at, revision, name])
-        case (.archive, .model?):
+        case (.archive, .model):
             if let target = try targetServing(db, model: name) {
                 throw CairnError("Cannot archive model with active deployments. Remove it from serving targets first. (served by ServingTarget/\(target))")
             }
@@ -198,7 +185,7 @@ extension RegistryDatabase {
             try db.execute(sql: "UPDATE models SET spec = ?, lifecycle = 'archived', stage = 'none', updated_at = ?, revision = ? WHERE name = ?",
                            arguments: [try encode(spec), at, revision, name])
             models = [name]
-        case (.archive, .servingTarget?):
+        case (.archive, .servingTarget):
             let before = try? change.before?.decode(Assignment.self)
             try db.execute(sql: "UPDATE serving_targets SET assigned = 0, routes = '[]', shadow = '[]', drift = NULL, promoted_at = ?, revision = ? WHERE name = ?",
                            arguments: [at, revision, name])
@@ -206,7 +193,7 @@ extension RegistryDatabase {
         default:
             throw CairnError("cannot apply \(change.action.rawValue) to \(change.address)", hint: "this plan was not made by this version of Cairn")
         }
-        try appendAudit(db, at: at, action: change.action.rawValue, address: change.address, version: change.action == .train ? nil : change.version,
+        try appendAudit(db, at: at, action: AuditAction(change.action), address: .manifest(change.address), version: change.action == .train ? nil : change.version,
                         before: change.before, after: auditAfter, reason: change.reason, file: change.file, context: context, models: models)
         return runID
     }

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnReconcile
 import Foundation
 import GRDB
 
@@ -6,8 +7,8 @@ import GRDB
 public struct AuditEntry: Sendable, Codable, Equatable {
     public var id: Int64
     public var at: Int64
-    public var action: String
-    public var address: String
+    public var action: AuditAction
+    public var address: AuditAddress
     public var version: Int?
     public var before: JSONValue?
     public var after: JSONValue?
@@ -21,37 +22,24 @@ public struct AuditEntry: Sendable, Codable, Equatable {
     public var hash: String
 }
 
-/// Provenance shared by the rows of one apply.
-public struct AuditContext: Sendable {
-    public var revision: String?
-    public var author: String?
-    public var actor: String
-
-    public init(revision: String?, author: String?, actor: String) {
-        self.revision = revision
-        self.author = author
-        self.actor = actor
-    }
-}
-
 extension RegistryDatabase {
     static let genesisHash = String(repeating: "0", count: 64)
 
     /// Appends one row, chained to the previous one. Runs inside the caller's transaction so the
     /// row commits with the change it records, or not at all.
-    func appendAudit(_ db: Database, at: Int64, action: String, address: String, version: Int?, before: JSONValue?,
+    func appendAudit(_ db: Database, at: Int64, action: AuditAction, address: AuditAddress, version: Int?, before: JSONValue?,
                      after: JSONValue?, reason: String, file: String?, context: AuditContext, models: [String]) throws {
         let last = try Row.fetchOne(db, sql: "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
         let id: Int64 = (last?["id"] as Int64? ?? 0) + 1
         let prev: String = last?["hash"] ?? Self.genesisHash
-        let fields = AuditFields(id: id, at: at, action: action, address: address, version: version,
+        let fields = AuditFields(id: id, at: at, action: action.rawValue, address: address.description, version: version,
                                  before: before?.canonicalText, after: after?.canonicalText, reason: reason,
                                  revision: context.revision, author: context.author, file: file, actor: context.actor)
         let hash = fields.hash(previous: prev)
         try db.execute(sql: """
             INSERT INTO audit_log(id, at, action, address, version, before, after, reason, revision, author, file, actor, prev_hash, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [id, at, action, address, version, fields.before, fields.after, reason, context.revision,
+            """, arguments: [id, at, action.rawValue, address.description, version, fields.before, fields.after, reason, context.revision,
                              context.author, file, context.actor, prev, hash])
         // The head is kept apart from the rows, so deleting the newest rows is detected too.
         try setMeta(db, "audit_head", "\(id) \(hash)")

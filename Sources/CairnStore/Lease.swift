@@ -1,55 +1,33 @@
 import CairnCore
+import CairnReconcile
 import Foundation
 import GRDB
 
-/// Who holds (or wants) the applier lease.
-public struct LeaseHolder: Sendable {
-    public var id: String
-    public var pid: Int32
-    public var host: String
-
-    public init(id: String = UUID().uuidString, pid: Int32 = ProcessInfo.processInfo.processIdentifier,
-                host: String = LeaseHolder.localHostName) {
-        self.id = id
-        self.pid = pid
-        self.host = host
-    }
-}
-
-extension LeaseHolder {
-    /// This machine's name from gethostname(2) (no name lookup, which could hang without DNS).
-    public static var localHostName: String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown-host" }
-        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    }
-}
-
 extension RegistryDatabase {
-    /// Takes the single-applier lease, waiting up to `wait` seconds for a live holder to let go.
-    /// An expired lease, or one whose holder on this host has died, is taken over.
+    /// Takes the lease unless a live holder has it; returns that holder then. An expired lease,
+    /// or one whose holder on this host has died, is taken over.
+    public func tryAcquireLease(_ holder: LeaseHolder, ttl: Int64 = 120, now: Int64) throws -> LeaseConflict? {
+        try writer.write { db in
+            if let row = try Row.fetchOne(db, sql: "SELECT * FROM applier_lease WHERE id = 1"),
+               (row["holder"] as String) != holder.id, (row["expires_at"] as Int64) > now,
+               !Self.holderIsGone(pid: row["pid"], host: row["host"], asSeenBy: holder) {
+                return LeaseConflict(pid: row["pid"], host: row["host"], since: row["acquired_at"])
+            }
+            try db.execute(sql: """
+                INSERT INTO applier_lease(id, holder, pid, host, acquired_at, expires_at) VALUES (1, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, host = excluded.host,
+                    acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
+                """, arguments: [holder.id, holder.pid, holder.host, now, now + ttl])
+            return nil
+        }
+    }
+
+    /// Takes the single-applier lease, waiting up to `wait` seconds (of wall time) for a live
+    /// holder to let go; `now` stamps the lease (`ReconcilePass.acquireLease` is the same with a clock).
     public func acquireLease(_ holder: LeaseHolder, ttl: Int64 = 120, wait: Double = 0, now: () -> Int64) throws {
         let deadline = Date().addingTimeInterval(wait)
-        while true {
-            let other: Row? = try writer.write { db in
-                if let row = try Row.fetchOne(db, sql: "SELECT * FROM applier_lease WHERE id = 1"),
-                   (row["holder"] as String) != holder.id, (row["expires_at"] as Int64) > now(),
-                   !Self.holderIsGone(pid: row["pid"], host: row["host"], asSeenBy: holder) {
-                    return row
-                }
-                try db.execute(sql: """
-                    INSERT INTO applier_lease(id, holder, pid, host, acquired_at, expires_at) VALUES (1, ?, ?, ?, ?, ?)
-                    ON CONFLICT(id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, host = excluded.host,
-                        acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
-                    """, arguments: [holder.id, holder.pid, holder.host, now(), now() + ttl])
-                return nil
-            }
-            guard let other else { return }
-            if Date() >= deadline {
-                let pid: Int = other["pid"], host: String = other["host"], since: Int64 = other["acquired_at"]
-                throw CairnError("reconcile already running: pid \(pid) on \(host) since \(Describe.time(since))",
-                                 hint: "wait for it to finish, or pass --lock-timeout to wait longer")
-            }
+        while let other = try tryAcquireLease(holder, ttl: ttl, now: now()) {
+            if Date() >= deadline { throw ReconcilePass.leaseBusy(other) }
             Thread.sleep(forTimeInterval: 0.1)
         }
     }

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnReconcile
 import Foundation
 import GRDB
 
@@ -26,7 +27,7 @@ extension RegistryDatabase {
             try setMeta(db, "suspended_by", suspended ? actor : nil)
             try setMeta(db, "suspended_at", suspended ? String(at) : nil)
             try bumpGeneration(db)
-            try appendAudit(db, at: at, action: suspended ? "suspend" : "resume", address: "Cairn/applier", version: nil, before: nil,
+            try appendAudit(db, at: at, action: suspended ? .suspend : .resume, address: .applier, version: nil, before: nil,
                             after: nil, reason: suspended ? "applying paused by \(actor)" : "applying resumed by \(actor)", file: nil,
                             context: AuditContext(revision: nil, author: nil, actor: actor), models: [])
             return true
@@ -69,7 +70,7 @@ extension RegistryDatabase {
             let before = Assignment(tenant: current.tenant, surface: current.surface, routes: current.routes, shadow: current.shadow)
             var after = before
             after.routes = routes
-            try appendAudit(db, at: at, action: Action.promote.rawValue, address: "ServingTarget/\(target)", version: version,
+            try appendAudit(db, at: at, action: .promote, address: .servingTarget(target), version: version,
                             before: .from(before), after: .from(after),
                             reason: "break-glass rollback: \(old.model) v\(old.version) → v\(version) (drift until git declares it)",
                             file: nil, context: AuditContext(revision: nil, author: nil, actor: actor), models: [old.model])
@@ -104,21 +105,27 @@ extension RegistryDatabase {
 }
 
 /// The source a registry follows (its repository's first commit and its manifest root; see
-/// `SourceCheck`), kept in `meta`.
+/// `ReconcilePass.checkSource`), kept in `meta`.
 extension RegistryDatabase {
-    public func boundSource() throws -> (rootCommit: String, manifestRoot: String)? {
+    public func boundSource() throws -> BoundSource? {
         try writer.read { db in
             guard let root = try meta(db, "source_root_commit"), let folder = try meta(db, "source_manifest_root") else { return nil }
-            return (root, folder)
+            return BoundSource(rootCommit: root, manifestRoot: folder)
         }
     }
 
     /// Binds the registry to a source; a registry already bound keeps its binding.
-    public func bindSource(rootCommit: String, manifestRoot: String) throws {
+    public func bindSource(_ source: BoundSource) throws {
         try writer.write { db in
             guard try meta(db, "source_root_commit") == nil else { return }
-            try setMeta(db, "source_root_commit", rootCommit)
-            try setMeta(db, "source_manifest_root", manifestRoot)
+            try setMeta(db, "source_root_commit", source.rootCommit)
+            try setMeta(db, "source_manifest_root", source.manifestRoot)
         }
     }
+}
+
+extension RegistryDatabase: RegistryStore {
+    public var location: String { path }
+
+    public func stateMismatches() throws -> [String] { try verifyState().map(\.description) }
 }

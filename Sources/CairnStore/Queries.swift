@@ -1,4 +1,5 @@
 import CairnCore
+import CairnReconcile
 import Foundation
 import GRDB
 
@@ -72,7 +73,12 @@ extension RegistryDatabase {
                     guard let text: String = row[column] else { return nil }
                     return try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
                 }
-                return AuditEntry(id: row["id"], at: row["at"], action: row["action"], address: row["address"], version: row["version"],
+                let (actionText, addressText): (String, String) = (row["action"], row["address"])
+                guard let action = AuditAction(rawValue: actionText), let address = AuditAddress(parsing: addressText) else {
+                    throw CairnError("audit row \(row["id"] as Int64) records '\(actionText) \(addressText)', which Cairn never writes",
+                                     hint: "run `cairn audit verify`: the history was edited beside Cairn")
+                }
+                return AuditEntry(id: row["id"], at: row["at"], action: action, address: address, version: row["version"],
                                   before: try json("before"), after: try json("after"), reason: row["reason"], revision: row["revision"],
                                   author: row["author"], file: row["file"], actor: row["actor"], hash: row["hash"])
             }

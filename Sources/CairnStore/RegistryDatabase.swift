@@ -1,4 +1,5 @@
 import CairnCore
+import CairnReconcile
 import Foundation
 import GRDB
 

@@ -1,34 +1,7 @@
 import CairnCore
+import CairnReconcile
 import Foundation
 import GRDB
-
-/// A training run handed to a worker.
-public struct ClaimedRun: Sendable {
-    public var id: Int
-    public var model: String
-    public var request: TrainRequest
-    public var attempt: Int
-}
-
-/// What a trainer produced.
-public struct RunSuccess: Sendable {
-    public var metrics: [String: Double]
-    public var datasetHash: String
-    public var trainerVersion: String
-    public var artifactHash: String?
-    public var artifactSignature: String?
-    public var log: String
-
-    public init(metrics: [String: Double], datasetHash: String, trainerVersion: String, artifactHash: String? = nil,
-                artifactSignature: String? = nil, log: String = "") {
-        self.metrics = metrics
-        self.datasetHash = datasetHash
-        self.trainerVersion = trainerVersion
-        self.artifactHash = artifactHash
-        self.artifactSignature = artifactSignature
-        self.log = log
-    }
-}
 
 extension RegistryDatabase {
     /// Claims the oldest queued run that is due, under a lease for `holder`.
@@ -48,59 +21,66 @@ extension RegistryDatabase {
         }
     }
 
-    /// Records a successful run: creates the model's next version (never overwriting one), and
-    /// under `approval.mode: gated` decides it at once, recording why.
-    /// `sign` is called inside the transaction, once the version number is known, with
-    /// (model, number, fingerprint); it returns the artifact's signature.
+    /// What deciding the next version of `model` depends on: its number, the model's approval
+    /// policy and its approved versions' metrics.
+    public func versionInputs(model: String) throws -> VersionInputs {
+        try writer.read { db in try versionInputs(db, model: model) }
+    }
+
+    private func versionInputs(_ db: Database, model: String) throws -> VersionInputs {
+        let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM versions WHERE model = ?", arguments: [model]) ?? 0) + 1
+        let spec = try String.fetchOne(db, sql: "SELECT spec FROM models WHERE name = ?", arguments: [model]).map { try decode(Model.self, $0) }
+        let approved = try Row.fetchAll(db, sql: "SELECT metrics FROM versions WHERE model = ? AND status = 'approved' ORDER BY number",
+                                        arguments: [model]).map { try decode([String: Double].self, $0["metrics"]) }
+        return VersionInputs(number: number, approval: spec?.approval, approvedMetrics: approved)
+    }
+
+    /// Records a successful run as the model's next version (never overwriting one), with the
+    /// decision the caller made (`ApprovalPolicy`), and why. Refused with `.inputsMoved` when
+    /// the number, the approval policy or the approved versions changed since `inputs` was read:
+    /// the caller decides (and signs) again.
     @discardableResult
-    public func finishRun(_ id: Int, holder: String, success: RunSuccess, now: Int64,
-                          sign: ((String, Int, String) -> String)? = nil) throws -> ModelVersion {
+    public func recordVersion(run id: Int, holder: String, success: RunSuccess, inputs: VersionInputs, decision: ApprovalPolicy.Decision?,
+                              now: Int64) throws -> ModelVersion {
         try writer.write { db in
             let run = try runForFinish(db, id, holder: holder)
             let request = try decode(TrainRequest.self, run["request"])
             let model: String = run["model"]
-            let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM versions WHERE model = ?", arguments: [model]) ?? 0) + 1
-            let specText = try String.fetchOne(db, sql: "SELECT spec FROM models WHERE name = ?", arguments: [model])
-            let spec = try specText.map { try decode(Model.self, $0) }
+            guard try versionInputs(db, model: model) == inputs else {
+                throw CairnError("Model/\(model) moved while training run \(id) was being recorded", hint: "record it again", reason: .inputsMoved)
+            }
+            let number = inputs.number
             let display = request.template.displayName ?? request.template.metadata.name
             var version = ModelVersion(model: model, number: number, systemName: "\(display) v\(number) · train-\(id)-\(now)",
                                        status: .pending, metrics: success.metrics, fingerprint: request.fingerprint,
                                        fingerprintInputs: request.inputs, datasetHash: success.datasetHash, commit: request.commit,
                                        trainerVersion: success.trainerVersion, runID: id, createdAt: now,
                                        artifactHash: success.artifactHash, artifactSignature: success.artifactSignature)
-            if let sign, success.artifactHash != nil {
-                version.artifactSignature = sign(model, number, request.fingerprint)
-            }
             let context = AuditContext(revision: request.commit, author: nil, actor: "worker")
             try db.execute(sql: """
                 INSERT INTO versions(model, number, system_name, status, metrics, fingerprint, fingerprint_inputs, dataset_hash, commit_sha,
                     trainer_version, run_id, created_at, artifact_hash, artifact_signature)
                 VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [model, number, version.systemName, try encode(success.metrics), version.fingerprint, try encode(request.inputs),
-                                 success.datasetHash, request.commit, success.trainerVersion, id, now, success.artifactHash, version.artifactSignature])
+                                 success.datasetHash, request.commit, success.trainerVersion, id, now, success.artifactHash, success.artifactSignature])
             try db.execute(sql: """
                 UPDATE training_runs SET state = 'succeeded', finished_at = ?, version = ?, metrics = ?, log = ?, lease_holder = NULL WHERE id = ?
                 """, arguments: [now, number, try encode(success.metrics), success.log, id])
-            try appendAudit(db, at: now, action: "version", address: "Model/\(model)", version: number, before: nil,
+            try appendAudit(db, at: now, action: .version, address: .model(model), version: number, before: nil,
                             after: .object(["run": .int(id), "fingerprint": .string(request.fingerprint),
                                             "metrics": .object(success.metrics.mapValues { .double($0) })]),
                             reason: "training run \(id) succeeded: \(version.systemName)", file: nil, context: context, models: [model])
-            if let spec, spec.approval.mode == .gated {
-                var best: [String: Double] = [:]
-                for row in try Row.fetchAll(db, sql: "SELECT metrics FROM versions WHERE model = ? AND status = 'approved'", arguments: [model]) {
-                    for (metric, value) in try decode([String: Double].self, row["metrics"]) { best[metric] = max(best[metric] ?? value, value) }
-                }
-                let (passed, why) = Gates.evaluate(spec.approval.gates, metrics: success.metrics, best: best)
-                version.status = passed ? .approved : .rejected
-                version.statusReason = "gates: " + why
+            if let decision {
+                version.status = decision.status
+                version.statusReason = decision.reason
                 try db.execute(sql: "UPDATE versions SET status = ?, status_reason = ?, decided_at = ? WHERE model = ? AND number = ?",
-                               arguments: [version.status.rawValue, version.statusReason, now, model, number])
-                if passed {
+                               arguments: [decision.status.rawValue, decision.reason, now, model, number])
+                if decision.status == .approved {
                     try db.execute(sql: "UPDATE models SET first_ready_at = COALESCE(first_ready_at, ?) WHERE name = ?", arguments: [now, model])
                 }
-                try appendAudit(db, at: now, action: passed ? "approve" : "reject", address: "Model/\(model)", version: number,
-                                before: .string("pending"), after: .from(Decision(model: model, version: number, status: version.status)),
-                                reason: version.statusReason!, file: nil, context: context, models: [model])
+                try appendAudit(db, at: now, action: decision.status == .approved ? .approve : .reject, address: .model(model), version: number,
+                                before: .string("pending"), after: .from(Decision(model: model, version: number, status: decision.status)),
+                                reason: decision.reason, file: nil, context: context, models: [model])
             }
             try bumpGeneration(db)
             return version
@@ -113,7 +93,7 @@ extension RegistryDatabase {
             let run = try runForFinish(db, id, holder: holder)
             try db.execute(sql: "UPDATE training_runs SET state = 'failed', reason = ?, finished_at = ?, log = ?, lease_holder = NULL WHERE id = ?",
                            arguments: [reason, now, log, id])
-            try appendAudit(db, at: now, action: "fail", address: "Model/\(run["model"] as String)", version: nil, before: nil,
+            try appendAudit(db, at: now, action: .fail, address: .model(run["model"]), version: nil, before: nil,
                             after: .object(["run": .int(id)]), reason: "training run \(id) failed: \(reason)", file: nil,
                             context: AuditContext(revision: run["commit_sha"], author: nil, actor: "worker"), models: [run["model"]])
             try bumpGeneration(db)
@@ -146,7 +126,7 @@ extension RegistryDatabase {
                     let reason = "worker lost \(attempts) times (lease expired); giving up after \(maxAttempts) attempts"
                     try db.execute(sql: "UPDATE training_runs SET state = 'failed', reason = ?, finished_at = ?, lease_holder = NULL WHERE id = ?",
                                    arguments: [reason, now, id])
-                    try appendAudit(db, at: now, action: "fail", address: "Model/\(model)", version: nil, before: nil, after: .object(["run": .int(id)]),
+                    try appendAudit(db, at: now, action: .fail, address: .model(model), version: nil, before: nil, after: .object(["run": .int(id)]),
                                     reason: "training run \(id) failed: \(reason)", file: nil,
                                     context: AuditContext(revision: row["commit_sha"], author: nil, actor: "worker"), models: [model])
                 } else {

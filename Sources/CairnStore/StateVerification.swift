@@ -1,4 +1,5 @@
 import CairnCore
+import CairnReconcile
 import Foundation
 import GRDB
 
@@ -26,7 +27,9 @@ extension RegistryDatabase {
         var expected = ExpectedState()
         let rows = try Row.fetchCursor(db, sql: "SELECT id, action, address, version, after FROM audit_log ORDER BY id")
         while let row = try rows.next() {
-            expected.replay(id: row["id"], action: row["action"], address: row["address"], version: row["version"], after: row["after"])
+            // A row Cairn never writes explains nothing (and `audit verify` reports the edit).
+            guard let action = AuditAction(rawValue: row["action"]), case let .manifest(address)? = AuditAddress(parsing: row["address"]) else { continue }
+            expected.replay(id: row["id"], action: action, address: address, version: row["version"], after: row["after"])
         }
         var found: [StateMismatch] = []
         func differs(_ row: String, _ problem: String) { found.append(StateMismatch(row: row, problem: problem)) }
@@ -36,7 +39,7 @@ extension RegistryDatabase {
             for row in try Row.fetchAll(db, sql: "SELECT name, spec, archived FROM \(table) ORDER BY name") {
                 let name: String = row["name"]
                 seen.insert(name)
-                guard let want = expected.definitions[ManifestAddress(kind, name).description] else {
+                guard let want = expected.definitions[ManifestAddress(kind, name)] else {
                     differs("\(table) \(name)", "no audited change created it")
                     continue
                 }
@@ -46,8 +49,8 @@ extension RegistryDatabase {
                     differs("\(table) \(name)", "its spec is not the one last applied (audit row \(want.auditID))")
                 }
             }
-            for address in expected.definitions.keys where address.hasPrefix(kind.rawValue + "/") && !seen.contains(String(address.dropFirst(kind.rawValue.count + 1))) {
-                differs("\(table) \(address.dropFirst(kind.rawValue.count + 1))", "the history created it, but the row is gone")
+            for address in expected.definitions.keys where address.kind == kind && !seen.contains(address.name) {
+                differs("\(table) \(address.name)", "the history created it, but the row is gone")
             }
         }
 
@@ -214,16 +217,15 @@ struct ExpectedState {
         var auditID: Int64
     }
 
-    var definitions: [String: Definition] = [:]
+    var definitions: [ManifestAddress: Definition] = [:]
     var models: [String: ModelState] = [:]
     var versions: [String: VersionState] = [:]
     var targets: [String: TargetState] = [:]
     var runs: [Int: RunState] = [:]
 
-    mutating func replay(id: Int64, action: String, address: String, version: Int?, after text: String?) {
+    mutating func replay(id: Int64, action: AuditAction, address: ManifestAddress, version: Int?, after text: String?) {
         let after = text.flatMap(JSONValue.parse)
-        let kind = ManifestKind(rawValue: String(address.prefix { $0 != "/" }))
-        let name = String(address.drop { $0 != "/" }.dropFirst())
+        let (kind, name) = (address.kind, address.name)
         func field(_ key: String) -> JSONValue? {
             if case let .object(o)? = after { return o[key] }
             return nil
@@ -236,27 +238,27 @@ struct ExpectedState {
             }
         }
         switch (action, kind) {
-        case ("create", .outcomeWeights?), ("update", .outcomeWeights?), ("create", .template?), ("update", .template?):
+        case (.create, .outcomeWeights), (.update, .outcomeWeights), (.create, .template), (.update, .template):
             if let after { definitions[address] = Definition(spec: after, archived: false, auditID: id) }
-        case ("archive", .outcomeWeights?), ("archive", .template?):
+        case (.archive, .outcomeWeights), (.archive, .template):
             definitions[address]?.archived = true
             definitions[address]?.auditID = id
-        case ("create", .model?):
+        case (.create, .model):
             if let after, case let .string(lifecycle)? = field("lifecycle") {
                 models[name] = ModelState(spec: after, lifecycle: lifecycle, stage: "none", auditID: id)
             }
-        case ("update", .model?):
+        case (.update, .model):
             if let after, case let .string(lifecycle)? = field("lifecycle") {
                 models[name]?.spec = after
                 models[name]?.lifecycle = lifecycle
                 models[name]?.auditID = id
             }
-        case ("stage", .model?), ("demote", .model?):
+        case (.stage, .model), (.demote, .model):
             if let move = try? after?.decode(StageMove.self) {
                 models[name]?.stage = move.to.rawValue
                 models[name]?.auditID = id
             }
-        case ("archive", .model?):
+        case (.archive, .model):
             if case var .object(spec)? = models[name]?.spec {
                 spec["lifecycle"] = .string(Model.Lifecycle.archived.rawValue)
                 models[name]?.spec = .object(spec)
@@ -264,7 +266,7 @@ struct ExpectedState {
             models[name]?.lifecycle = Model.Lifecycle.archived.rawValue
             models[name]?.stage = "none"
             models[name]?.auditID = id
-        case ("train", .model?):
+        case (.train, .model):
             if let run = int(field("run")), case let .string(fingerprint)? = field("fingerprint") {
                 var hash: String?
                 if case let .string(h)? = field("request") { hash = h }
@@ -273,22 +275,22 @@ struct ExpectedState {
                     for o in old.compactMap({ int($0) }) { runs[o]?.superseded = true }
                 }
             }
-        case ("version", .model?):
+        case (.version, .model):
             if let number = version, let run = int(field("run")), case let .string(fingerprint)? = field("fingerprint") {
                 let metrics = field("metrics")
                 versions["\(name) v\(number)"] = VersionState(status: .pending, fingerprint: fingerprint, run: run, metrics: metrics, auditID: id)
                 runs[run]?.outcome = .succeeded(number)
             }
-        case ("approve", .model?), ("reject", .model?):
+        case (.approve, .model), (.reject, .model):
             if let number = version {
-                versions["\(name) v\(number)"]?.status = action == "approve" ? .approved : .rejected
+                versions["\(name) v\(number)"]?.status = action == .approve ? .approved : .rejected
                 versions["\(name) v\(number)"]?.auditID = id
             }
-        case ("fail", .model?):
+        case (.fail, .model):
             if let run = int(field("run")) { runs[run]?.outcome = .failed }
-        case ("promote", .servingTarget?):
+        case (.promote, .servingTarget):
             if let assignment = try? after?.decode(Assignment.self) { targets[name] = TargetState(assignment: assignment, auditID: id) }
-        case ("archive", .servingTarget?):
+        case (.archive, .servingTarget):
             targets[name] = TargetState(assignment: nil, auditID: id)
         default:
             break

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnReconcile
 import Foundation
 import GRDB
 
@@ -10,7 +11,7 @@ extension RegistryDatabase {
             let context = AuditContext(revision: String(repeating: "a", count: 40), author: "Bench <bench@example.com>", actor: "bench")
             for i in 0..<rows {
                 let model = models[i % models.count]
-                try appendAudit(db, at: at + Int64(i), action: "update", address: "Model/\(model)", version: nil, before: nil,
+                try appendAudit(db, at: at + Int64(i), action: .update, address: .model(model), version: nil, before: nil,
                                 after: .object(["label": .string("label \(i)")]), reason: "label changed", file: "models/x.yaml",
                                 context: context, models: [model])
             }

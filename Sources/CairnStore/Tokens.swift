@@ -1,4 +1,5 @@
 import CairnCore
+import CairnReconcile
 import Crypto
 import Foundation
 import GRDB
@@ -33,7 +34,7 @@ extension RegistryDatabase {
             }
             try db.execute(sql: "INSERT INTO api_tokens(name, scope, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
                            arguments: [name, scope.rawValue, hexString(Self.tokenHash(token)), at, actor])
-            try appendAudit(db, at: at, action: "token_create", address: "Cairn/token/\(name)", version: nil, before: nil,
+            try appendAudit(db, at: at, action: .tokenCreate, address: .token(name), version: nil, before: nil,
                             after: .object(["scope": .string(scope.rawValue)]), reason: "API token \(name) (\(scope.rawValue)) created by \(actor)",
                             file: nil, context: AuditContext(revision: nil, author: nil, actor: actor), models: [])
         }
@@ -48,7 +49,7 @@ extension RegistryDatabase {
             }
             if (revoked["revoked_at"] as Int64?) != nil { return false }
             try db.execute(sql: "UPDATE api_tokens SET revoked_at = ? WHERE name = ?", arguments: [at, name])
-            try appendAudit(db, at: at, action: "token_revoke", address: "Cairn/token/\(name)", version: nil, before: nil, after: nil,
+            try appendAudit(db, at: at, action: .tokenRevoke, address: .token(name), version: nil, before: nil, after: nil,
                             reason: "API token \(name) revoked by \(actor)", file: nil,
                             context: AuditContext(revision: nil, author: nil, actor: actor), models: [])
             return true

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnReconcile
 import CairnGit
 import Foundation
 
@@ -172,19 +173,6 @@ public enum ExecTrainer {
             chmod(url.path + "/" + relative, 0o755)
         }
     }
-}
-
-/// A trainer that ran and failed; its output is kept for `cairn logs`.
-public struct TrainerFailure: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public var log: String
-
-    public init(_ message: String, log: String) {
-        self.message = message
-        self.log = log
-    }
-
-    public var description: String { message }
 }
 
 /// Keeps the last `limit` bytes of a stream.

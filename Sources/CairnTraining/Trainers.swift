@@ -1,4 +1,5 @@
 import CairnCore
+import CairnReconcile
 import CairnGit
 import Foundation
 
@@ -30,29 +31,6 @@ public struct TrainerOutput: Sendable {
     public var datasetHash: String
     public var trainerVersion: String
     public var log: String
-}
-
-/// Raised when the worker was asked to stop mid-run: the run goes back to the queue.
-public struct TrainingInterrupted: Error, Sendable {}
-
-/// Answers "should I stop?" from any thread.
-public final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stopped = false
-
-    public init() {}
-
-    public var isSet: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return stopped
-    }
-
-    public func set() {
-        lock.lock()
-        stopped = true
-        lock.unlock()
-    }
 }
 
 /// Where `file://` datasets may be read from: only under folders the operator lists

@@ -1,7 +1,7 @@
 import CairnCore
 import CairnGit
 import CairnManifests
-import CairnServer
+import CairnSource
 import CairnStore
 import CairnYAML
 import Foundation

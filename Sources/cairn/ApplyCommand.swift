@@ -1,7 +1,8 @@
 import ArgumentParser
 import CairnCore
 import CairnGit
-import CairnServer
+import CairnReconcile
+import CairnSource
 import CairnStore
 import Foundation
 
@@ -62,14 +63,17 @@ struct Apply: ParsableCommand {
                                      hint: "apply plans of the revision you mean to apply; pass --revision \(plan.revisionName) if that is the one")
             }
             // Only what the revision says is applied: read it again, exactly as the plan names it.
-            let revision = try RevisionReader.read(repository: repository, revision: plan.revision, root: plan.manifestRoot, exclude: Set(excluded))
-            guard var desired = revision.desired else {
+            let manifests = GitManifestSource(repository: repo, revision: plan.revision, root: plan.manifestRoot, exclude: Set(excluded))
+            var desired: DesiredState
+            do {
+                desired = try ReconcilePass.read(manifests, clock: clock)
+            } catch is ReconcilePass.InvalidRevision {
                 throw CairnError("the revision \(plan.revision.prefix(7)) the plan names is not valid: nothing was applied",
-                                     hint: "run `cairn validate --revision \(plan.revision.prefix(7))`")
+                                 hint: "run `cairn validate --revision \(plan.revision.prefix(7))`")
             }
             desired.revisionName = plan.revisionName
-            let outcome = try ReconcilePass.run(db: try database.open(), desired: desired, options: planning.planner, actor: currentUser(),
-                                                lockWait: lockTimeout, expected: plan, repository: repository)
+            let outcome = try ReconcilePass.run(desired, source: manifests, store: try database.open(), options: planning.planner, actor: currentUser(),
+                                                lockWait: lockTimeout, clock: clock, expected: plan)
             guard let result = outcome.applied else {
                 throw CairnError("applying is suspended: nothing applied", hint: "run `cairn resume` to apply again")
             }

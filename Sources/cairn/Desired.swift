@@ -3,16 +3,10 @@ import CairnCore
 import CairnGit
 import CairnManifests
 import CairnRender
-import CairnServer
+import CairnReconcile
+import CairnSource
 import CairnStore
 import Foundation
-
-extension SourceOptions {
-    /// Reads the revision, validates it and, when valid, hashes its datasets.
-    func loadDesired() throws(CairnError) -> LoadedRevision {
-        try RevisionReader.read(repository: try openRepository(), revision: revision, root: path, exclude: Set(excluded))
-    }
-}
 
 struct DatabaseOptions: ParsableArguments {
     @Option(name: .customLong("db"), help: """
@@ -82,20 +76,31 @@ func currentUser() -> String {
     return "uid \(getuid())"
 }
 
-func unixNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
+/// The clock of every command.
+let clock = SystemClock()
+
+func unixNow() -> Int64 { clock.unixNow() }
 
 /// Prints the validation report of an invalid revision and exits 1.
-func invalidRevision(_ revision: LoadedRevision, source: SourceOptions, output: OutputOptions) -> ExitCode {
-    let report = ValidationReport(valid: false, revision: revision.snapshot.commit?.sha, manifestRoot: revision.snapshot.manifestRoot,
-                                  files: revision.loaded.fileCount, documents: revision.loaded.manifests.count,
-                                  diagnostics: revision.loaded.diagnostics, skipped: [])
+func invalidRevision(_ read: SourceRead, revisionName: String, output: OutputOptions) -> ExitCode {
+    let report = ValidationReport(valid: false, revision: read.commit?.sha, manifestRoot: read.manifestRoot,
+                                  files: read.fileCount, documents: read.documentCount, diagnostics: read.diagnostics, skipped: [])
     if output.format == .json {
         print(report.json())
     } else {
-        let at = revision.snapshot.commit.map { "\(source.revision)@\($0.shortSHA)" } ?? "working tree"
+        let at = read.commit.map { "\(revisionName)@\($0.shortSHA)" } ?? "working tree"
         print(report.text(style: output.style, heading: "Cairn · \(at) is invalid; nothing is planned or applied", verbose: false), terminator: "")
     }
     return ExitCode(1)
+}
+
+/// Runs a core call that reads a revision; an invalid revision prints its report and exits 1.
+func readingRevision<T>(_ revisionName: String, output: OutputOptions, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let invalid as ReconcilePass.InvalidRevision {
+        throw invalidRevision(invalid.read, revisionName: revisionName, output: output)
+    }
 }
 
 func render(_ plan: Plan, output: OutputOptions, db: String) {

@@ -3,7 +3,8 @@ import CairnCore
 import CairnGit
 import CairnManifests
 import CairnRender
-import CairnServer
+import CairnReconcile
+import CairnSource
 import Foundation
 
 /// Where the manifests come from: repository, revision, folder.
@@ -22,6 +23,11 @@ struct SourceOptions: ParsableArguments {
 
     func openRepository() throws(CairnError) -> GitRepository {
         try GitRepository(path: repo)
+    }
+
+    /// The manifest source the reconcile core reads.
+    var manifestSource: GitManifestSource {
+        GitManifestSource(repository: repo, revision: revision, root: path, exclude: Set(excluded))
     }
 
     /// Reads the revision (or, with `worktree`, the working directory) and validates it.

@@ -2,7 +2,8 @@ import ArgumentParser
 import CairnCore
 import CairnGit
 import CairnRender
-import CairnServer
+import CairnReconcile
+import CairnSource
 import CairnStore
 import CairnTraining
 import Foundation
@@ -91,82 +92,50 @@ struct Reconcile: ParsableCommand {
                 return
             }
             let db = try database.open()
-            let (desired, repository) = try loadOrRecord(db)
-            var plan = try pass(db, desired, repository, show: true)
+            let manifests = source.manifestSource
+            let desired = try readingRevision(source.revision, output: output) {
+                try ReconcilePass.read(manifests, recordingIn: db, recording: .failures(limit: nil, sourceErrors: true), clock: clock)
+            }
+            let generationBefore = try db.generation()
+            let first = try pass(db, desired, manifests, show: true)
             guard wait else {
-                if !plan.blocked.isEmpty { throw ExitCode(3) }
+                if !first.blocked.isEmpty { throw ExitCode(3) }
                 return
             }
             let worker = noTrain ? nil : try makeWorker(repo: source.repo, database: database, artifacts: artifacts, db: db)
             let stop = StopFlag()
             let signals = stopOnSignals(stop)
             defer { _ = signals }
-            let started = Date()
-            let limit = Double(ManifestDuration(parsing: timeout)!.seconds)
+            let started = clock.now()
             let progress = Progress(enabled: isatty(STDERR_FILENO) == 1)
-            var passes = 1
-            while true {
-                let (queued, running) = try db.activeRunCounts()
-                if plan.changes.isEmpty, queued == 0, running == 0 { break }
-                if stop.isSet { throw CairnError("stopped before converging") }
-                if Date().timeIntervalSince(started) > limit {
-                    throw CairnError("timed out after \(timeout) before converging: \(queued) training runs queued, \(running) running",
-                                         hint: "a worker must run them: start `cairn worker`, or drop --no-train")
-                }
-                progress.show("[\(Int(Date().timeIntervalSince(started)))s] pass \(passes) · training: \(queued) queued, \(running) running")
-                if let worker {
-                    while try worker.runOne(stop: stop) != nil {
-                        let (q, r) = try db.activeRunCounts()
-                        progress.show("[\(Int(Date().timeIntervalSince(started)))s] pass \(passes) · training: \(q) queued, \(r) running")
-                    }
-                    if try db.activeRunCounts().queued > 0 { Thread.sleep(forTimeInterval: 1) }
-                } else {
-                    Thread.sleep(forTimeInterval: 2)
-                }
-                passes += 1
-                plan = try pass(db, desired, repository, show: false)
-                if !plan.changes.isEmpty, output.format == .text {
-                    progress.clear()
-                    print(PlanRenderer.text(plan, style: output.style, observed: database.db), terminator: "")
-                }
-            }
+            let convergence = Convergence(store: db, clock: clock, worker: worker, pass: { try pass(db, desired, manifests, show: false) },
+                                          showPlan: { plan in
+                                              guard output.format == .text else { return }
+                                              progress.clear()
+                                              print(PlanRenderer.text(plan, style: output.style, observed: database.db), terminator: "")
+                                          },
+                                          progress: { p in
+                                              progress.show("[\(Int(p.elapsed))s] pass \(p.passes) · training: \(p.queued) queued, \(p.running) running")
+                                          })
+            let (plan, passes) = try convergence.run(first: first, generationBefore: generationBefore,
+                                                     timeout: Double(ManifestDuration(parsing: timeout)!.seconds), timeoutText: timeout, stop: stop)
             progress.clear()
             if output.format == .text {
-                print("Converged after \(passes) pass\(passes == 1 ? "" : "es") in \(Int(Date().timeIntervalSince(started)))s" + (plan.blocked.isEmpty ? "." : "; still blocked:"))
+                print("Converged after \(passes) pass\(passes == 1 ? "" : "es") in \(Int(clock.now() - started))s" + (plan.blocked.isEmpty ? "." : "; still blocked:"))
                 for b in plan.blocked { print("  ! \(b.address)  \(PlanRenderer.describe(b))") }
             }
             if !plan.blocked.isEmpty { throw ExitCode(3) }
         }
     }
 
-    /// Reads the revision; a failure to read or validate it is recorded as a failed pass.
-    func loadOrRecord(_ db: RegistryDatabase) throws -> (DesiredState, GitRepository) {
-        let revision: LoadedRevision
-        do {
-            revision = try source.loadDesired()
-        } catch {
-            // Rule 9: when git cannot be read nothing is planned, so nothing is pruned.
-            try db.recordFailedPass(revision: nil, revisionName: source.revision, result: "source_error", message: "\(error)", at: unixNow())
-            throw error
-        }
-        guard let desired = revision.desired else {
-            // Rule 8: an invalid revision blocks as a whole; the last applied revision stays.
-            let message = revision.loaded.diagnostics.errors.map(\.oneLine).joined(separator: "\n")
-            try db.recordFailedPass(revision: revision.snapshot.commit?.sha, revisionName: source.revision, result: "invalid",
-                                    message: message, at: unixNow())
-            throw invalidRevision(revision, source: source, output: output)
-        }
-        return (desired, revision.repository)
-    }
-
     /// One plan-and-apply under the applier lease.
-    func pass(_ db: RegistryDatabase, _ desired: DesiredState, _ repository: GitRepository, show: Bool) throws -> Plan {
-        let outcome = try ReconcilePass.run(db: db, desired: desired, options: planning.planner, actor: currentUser(), lockWait: lockTimeout,
-                                            repository: repository) { plan in
+    func pass(_ db: RegistryDatabase, _ desired: DesiredState, _ manifests: GitManifestSource, show: Bool) throws -> Plan {
+        let outcome = try ReconcilePass.run(desired, source: manifests, store: db, options: planning.planner, actor: currentUser(),
+                                            lockWait: lockTimeout, clock: clock) { plan in
             if show { render(plan, output: output, db: database.db) }
         }
         guard let result = outcome.applied else {
-            printError("applying is suspended: nothing applied (`cairn resume` to apply again)")
+            if show { printError("applying is suspended: nothing applied (`cairn resume` to apply again)") }
             return outcome.plan
         }
         if show, output.format == .text {
@@ -179,12 +148,9 @@ struct Reconcile: ParsableCommand {
 /// Plans the revision against the database without writing anything (`plan`, `reconcile --dry-run`).
 /// An invalid revision prints its diagnostics and exits 1.
 func readOnlyPlan(source: SourceOptions, database: DatabaseOptions, planning: PlanningOptions, output: OutputOptions) throws -> Plan {
-    let revision = try source.loadDesired()
-    guard let desired = revision.desired else { throw invalidRevision(revision, source: source, output: output) }
-    let db = try database.openForReading()
-    if let db { try SourceCheck.check(db, desired: desired, repository: revision.repository, bind: false) }
-    let observed = try db?.observedState() ?? .empty
-    return Planner.plan(desired: desired, observed: observed, now: unixNow(), options: planning.planner)
+    let manifests = source.manifestSource
+    let desired = try readingRevision(source.revision, output: output) { try ReconcilePass.read(manifests, clock: clock) }
+    return try ReconcilePass.plan(desired, source: manifests, store: try database.openForReading(), options: planning.planner, clock: clock)
 }
 
 /// A progress line on a terminal (stderr), rewritten in place.

@@ -184,9 +184,10 @@ struct History: ParsableCommand {
                 printJSON(rows)
                 return
             }
-            print(table(["ID", "TIME", "ACTION", "ADDRESS", "REASON", "ACTOR", "REVISION"], rows.map {
-                [String($0.id), Describe.time($0.at), $0.action, $0.address + ($0.version.map { " v\($0)" } ?? ""), $0.reason, $0.actor,
-                 $0.revision.map { String($0.prefix(7)) } ?? "-"]
+            print(table(["ID", "TIME", "ACTION", "ADDRESS", "REASON", "ACTOR", "REVISION"], rows.map { row -> [String] in
+                let address = row.address.description + (row.version.map { " v\($0)" } ?? "")
+                return [String(row.id), Describe.time(row.at), row.action.rawValue, address, row.reason, row.actor,
+                        row.revision.map { String($0.prefix(7)) } ?? "-"]
             }), terminator: "")
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CairnCore
+import CairnReconcile
 import CairnStore
 import CairnTraining
 import Foundation
@@ -64,13 +65,12 @@ struct ArtifactOptions: ParsableArguments {
 }
 
 func makeWorker(repo: String, database: DatabaseOptions, artifacts: ArtifactOptions, db: RegistryDatabase,
-                leaseSeconds: Int64 = 60, retryDelay: Int64 = 30) throws -> Worker {
-    let config = Worker.Configuration(repositoryPath: repo, artifacts: artifacts.store(db: database.db),
-                                      key: try artifacts.key(db: database.db, generate: true),
-                                      workRoot: URL(fileURLWithPath: artifacts.beside(database.db, "runs")),
-                                      leaseSeconds: leaseSeconds, retryDelay: retryDelay,
-                                      datasets: artifacts.datasetPolicy(db: database.db), isolation: try artifacts.isolation())
-    let worker = Worker(db: db, configuration: config) { printError($0) }
+                leaseSeconds: Int64 = 60, retryDelay: Int64 = 30) throws -> TrainingWorker {
+    let trainer = LocalTrainerRunner(repositoryPath: repo, workRoot: URL(fileURLWithPath: artifacts.beside(database.db, "runs")),
+                                     datasets: artifacts.datasetPolicy(db: database.db), isolation: try artifacts.isolation())
+    let keeper = SignedArtifactStore(store: artifacts.store(db: database.db), key: try artifacts.key(db: database.db, generate: true))
+    let worker = TrainingWorker(store: db, trainer: trainer, artifacts: keeper, clock: clock,
+                                configuration: .init(leaseSeconds: leaseSeconds, retryDelay: retryDelay)) { printError($0) }
     try worker.sweepLeftovers()
     return worker
 }

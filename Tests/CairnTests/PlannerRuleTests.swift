@@ -7,13 +7,13 @@ import Testing
     func plan(_ name: String) throws -> Plan { try PlannerCase(name: name).run() }
 
     func actions(_ plan: Plan, _ address: String) -> [Action] {
-        plan.changes.filter { $0.address == address }.map(\.action)
+        plan.changes.filter { $0.address.description == address }.map(\.action)
     }
 
     @Test func rule1DefaultsAreInert() throws {
         let p = try plan("02-defaults-inert")
         #expect(actions(p, "Model/draft-m") == [.create])
-        #expect(p.blocked.contains { $0.address == "ServingTarget/draft-target" && $0.reason.contains("Model/draft-m is draft") })
+        #expect(p.blocked.contains { $0.address.description == "ServingTarget/draft-target" && $0.reason.contains("Model/draft-m is draft") })
         #expect(!p.changes.contains { $0.action == .promote })
     }
 
@@ -27,15 +27,15 @@ import Testing
     @Test func rule3NewChampionDemotesTheOldOneInTheSameStep() throws {
         let p = try plan("05-champion-swap")
         let demote = try #require(p.changes.first { $0.action == .demote })
-        #expect(demote.address == "Model/home-a")
-        #expect(demote.appliedWith == "Model/home-b")
+        #expect(demote.address.description == "Model/home-a")
+        #expect(demote.appliedWith?.description == "Model/home-b")
         #expect(actions(p, "Model/home-b") == [.stage])
     }
 
     @Test func rule4RoutedModelsAreNotArchived() throws {
         let p = try plan("06-archive-routed")
         #expect(p.blocked.contains {
-            $0.action == .archive && $0.address == "Model/home-b"
+            $0.action == .archive && $0.address.description == "Model/home-b"
                 && $0.reason.hasPrefix("Cannot archive model with active deployments. Remove it from serving targets first.")
         })
         #expect(actions(p, "Model/home-c") == [.archive])
@@ -82,7 +82,7 @@ import Testing
     @Test func rule12TakingRoutesOffTheAirCountsLikePromoting() throws {
         let p = try plan("18-bulk-guard-removals")
         #expect(p.changes.isEmpty, "no target is unassigned")
-        #expect(p.blocked.map(\.address) == ["ServingTarget/acme", "ServingTarget/globex"])
+        #expect(p.blocked.map(\.address.description) == ["ServingTarget/acme", "ServingTarget/globex"])
         #expect(p.blocked.allSatisfy { $0.action == .archive && $0.reason.contains("takes 3 off the air") })
     }
 
@@ -100,7 +100,7 @@ import Testing
 
     @Test func learningScheduleTrainsWhenDue() throws {
         let p = try plan("14-learning-schedule")
-        #expect(p.changes.map(\.address) == ["Model/home-a"])
+        #expect(p.changes.map(\.address.description) == ["Model/home-a"])
     }
 
     @Test func rollbackIsAPromotionToAnOlderNumber() throws {
@@ -130,7 +130,7 @@ import Testing
         let p = try plan("01-fresh-fleet")
         let phases = p.changes.map(\.action.phase)
         #expect(phases == phases.sorted())
-        #expect(p.changes.prefix(2).map(\.address) == ["OutcomeWeights/w", "Template/t"])
+        #expect(p.changes.prefix(2).map(\.address.description) == ["OutcomeWeights/w", "Template/t"])
     }
 }
 

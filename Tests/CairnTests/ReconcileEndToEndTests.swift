@@ -1,4 +1,5 @@
 import CairnCore
+import CairnReconcile
 import CairnStore
 import Foundation
 import GRDB
@@ -35,7 +36,7 @@ import Testing
         func trainAll(metrics: [String: Double] = ["ndcg@10": 0.3, "recall@20": 0.4, "coverage": 0.5, "precision@5": 0.2]) throws {
             let db = try database()
             while let run = try db.claimRun(holder: "test-worker", now: unixNowForTests()) {
-                try db.finishRun(run.id, holder: "test-worker",
+                try TrainingWorker.record(store: db, run: run, holder: "test-worker", artifacts: nil,
                                  success: RunSuccess(metrics: metrics, datasetHash: run.request.inputs.dataset, trainerVersion: "test"),
                                  now: unixNowForTests())
             }

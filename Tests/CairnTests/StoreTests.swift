@@ -1,4 +1,5 @@
 import CairnCore
+import CairnReconcile
 import CairnRender
 import CairnStore
 import Foundation
@@ -31,7 +32,7 @@ import Testing
         var plan = Planner.plan(desired: desired, observed: try db.observedState(), now: 1_800_000_000)
         _ = try db.apply(plan, holder: holder, context: AuditContext(revision: plan.revision, author: nil, actor: "test"), now: { 1_800_000_000 })
         while let run = try db.claimRun(holder: "w", now: 1_800_000_000) {
-            try db.finishRun(run.id, holder: "w", success: RunSuccess(metrics: ["ndcg@10": 0.3], datasetHash: "d", trainerVersion: "t"), now: 1_800_000_000)
+            try TrainingWorker.record(store: db, run: run, holder: "w", artifacts: nil, success: RunSuccess(metrics: ["ndcg@10": 0.3], datasetHash: "d", trainerVersion: "t"), now: 1_800_000_000)
         }
         // home-b is manual: approve it through git, then swap the champion.
         let swap = PlannerCase(name: "05-champion-swap")
@@ -43,13 +44,13 @@ import Testing
             return m
         }
         plan = Planner.plan(desired: try PlannerCase.desiredState(swapLoaded, read.1), observed: try db.observedState(), now: 1_800_000_000)
-        let stage = try #require(plan.changes.firstIndex { $0.action == .stage && $0.address == "Model/home-b" })
-        let demote = try #require(plan.changes.firstIndex { $0.action == .demote && $0.address == "Model/home-a" })
+        let stage = try #require(plan.changes.firstIndex { $0.action == .stage && $0.address.description == "Model/home-b" })
+        let demote = try #require(plan.changes.firstIndex { $0.action == .demote && $0.address.description == "Model/home-a" })
         #expect(stage < demote)
         let steps = RegistryDatabase.steps(of: plan)
-        let swapStep = try #require(steps.first { step in step.contains { $0.action == .stage && $0.address == "Model/home-b" } })
-        let demoteAt = try #require(swapStep.firstIndex { $0.action == .demote && $0.address == "Model/home-a" })
-        let stageAt = try #require(swapStep.firstIndex { $0.action == .stage && $0.address == "Model/home-b" })
+        let swapStep = try #require(steps.first { step in step.contains { $0.action == .stage && $0.address.description == "Model/home-b" } })
+        let demoteAt = try #require(swapStep.firstIndex { $0.action == .demote && $0.address.description == "Model/home-a" })
+        let stageAt = try #require(swapStep.firstIndex { $0.action == .stage && $0.address.description == "Model/home-b" })
         #expect(demoteAt < stageAt)
         let result = try db.apply(plan, holder: holder, context: AuditContext(revision: plan.revision, author: nil, actor: "test"), now: { 1_800_000_001 })
         #expect(result.steps == steps.count)
@@ -65,7 +66,7 @@ import Testing
         _ = try applyCase("01-fresh-fleet", to: db, holder: holder)
         let forged = Plan(revision: String(repeating: "c", count: 40), revisionName: "main", manifestRoot: "", manifestCount: 0,
                           observedGeneration: 0, lastAppliedRevision: nil,
-                          changes: [Change(action: .promote, address: "ServingTarget/acme",
+                          changes: [Change(action: .promote, address: ManifestAddress(parsing: "ServingTarget/acme")!,
                                            after: .from(Assignment(tenant: "acme", surface: "home", routes: [LiveRoute(model: "home-a", version: 1, weight: 100)], shadow: [])),
                                            reason: "forged")],
                           blocked: [], drift: [])
@@ -80,8 +81,8 @@ import Testing
     }
 
     @Test func stepsArePhasesCutIntoBatches() {
-        let changes = (0..<1200).map { Change(action: .create, address: "Model/m\($0)", reason: "") }
-            + (0..<3).map { Change(action: .train, address: "Model/m\($0)", reason: "") }
+        let changes = (0..<1200).map { Change(action: .create, address: ManifestAddress(parsing: "Model/m\($0)")!, reason: "") }
+            + (0..<3).map { Change(action: .train, address: ManifestAddress(parsing: "Model/m\($0)")!, reason: "") }
         let plan = Plan(revision: "", revisionName: "", manifestRoot: "", manifestCount: 0, observedGeneration: 0, lastAppliedRevision: nil,
                         changes: changes, blocked: [], drift: [])
         #expect(RegistryDatabase.steps(of: plan).map(\.count) == [500, 500, 200, 3])
@@ -137,7 +138,7 @@ import Testing
         var decided: [String: ModelVersion] = [:]
         while let run = try db.claimRun(holder: "w", now: 1_800_000_000) {
             // home-a is gated (ndcg@10 ≥ 0.2); home-b is manual.
-            decided[run.model] = try db.finishRun(run.id, holder: "w",
+            decided[run.model] = try TrainingWorker.record(store: db, run: run, holder: "w", artifacts: nil,
                                                   success: RunSuccess(metrics: ["ndcg@10": 0.1], datasetHash: "d", trainerVersion: "t"), now: 1_800_000_000)
         }
         #expect(decided["home-a"]?.status == .rejected)
@@ -148,7 +149,7 @@ import Testing
 
     @Test func markdownIsCappedWithANote() throws {
         let changes = (0..<3000).map { i in
-            Change(action: .train, address: "Model/model-\(i)", version: 1, reason: "fingerprint 0123abcd…: no version yet")
+            Change(action: .train, address: ManifestAddress(parsing: "Model/model-\(i)")!, version: 1, reason: "fingerprint 0123abcd…: no version yet")
         }
         let plan = Plan(revision: String(repeating: "a", count: 40), revisionName: "main", manifestRoot: "", manifestCount: 3000,
                         observedGeneration: 0, lastAppliedRevision: nil, changes: changes, blocked: [], drift: [])

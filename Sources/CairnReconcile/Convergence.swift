@@ -1,0 +1,87 @@
+import CairnCore
+import Foundation
+
+/// `cairn reconcile --wait`: reconcile a revision again and again until nothing is left to do
+/// (no change to apply, no training run queued or running). Between passes it waits on
+/// events, never spinning: a training run this process finished, the observed state moving
+/// (another process's worker), a stop, or a backoff that doubles up to 10 s while nothing moves.
+public struct Convergence {
+    /// Where the loop is, for progress lines.
+    public struct Progress: Sendable {
+        public var passes: Int
+        public var queued: Int
+        public var running: Int
+        public var elapsed: Double
+    }
+
+    public var store: RegistryStore
+    public var clock: Clock
+    /// Runs training here; nil leaves it to another worker (`--no-train`).
+    public var worker: TrainingWorker?
+    /// One applying pass (the caller's `ReconcilePass.run`); returns its plan.
+    public var pass: () throws -> Plan
+    /// A plan with changes that differs from the last one shown.
+    public var showPlan: (Plan) -> Void
+    public var progress: (Progress) -> Void
+
+    public init(store: RegistryStore, clock: Clock, worker: TrainingWorker?, pass: @escaping () throws -> Plan,
+                showPlan: @escaping (Plan) -> Void, progress: @escaping (Progress) -> Void) {
+        self.store = store
+        self.clock = clock
+        self.worker = worker
+        self.pass = pass
+        self.showPlan = showPlan
+        self.progress = progress
+    }
+
+    /// Runs until converged, after `first` (the plan of the pass already run, whose observed
+    /// generation is `generationBefore`). Returns the last plan and the number of passes.
+    public func run(first: Plan, generationBefore: Int, timeout: Double, timeoutText: String, stop: StopFlag) throws -> (plan: Plan, passes: Int) {
+        let started = clock.now()
+        let wake = Wakeup()
+        stop.wakes(wake)
+        var plan = first
+        var shown = first
+        var passes = 1
+        var seen = generationBefore
+        var idle = 1.0
+        while true {
+            let (queued, running) = try store.activeRunCounts()
+            if plan.changes.isEmpty, queued == 0, running == 0 { return (plan, passes) }
+            if stop.isSet { throw CairnError("stopped before converging") }
+            if clock.now() - started > timeout {
+                if try store.observedState().suspended, !plan.changes.isEmpty {
+                    throw CairnError("timed out after \(timeoutText) before converging: applying is suspended, \(plan.changes.count) changes wait",
+                                     hint: "run `cairn resume` to apply again")
+                }
+                throw CairnError("timed out after \(timeoutText) before converging: \(queued) training runs queued, \(running) running",
+                                 hint: "a worker must run them: start `cairn worker`, or drop --no-train")
+            }
+            progress(Progress(passes: passes, queued: queued, running: running, elapsed: clock.now() - started))
+            var worked = false
+            if let worker {
+                while try worker.runOne(stop: stop) != nil {
+                    worked = true
+                    let (q, r) = try store.activeRunCounts()
+                    progress(Progress(passes: passes, queued: q, running: r, elapsed: clock.now() - started))
+                }
+            }
+            let generation = try store.generation()
+            if !worked, generation == seen {
+                // Nothing moved: wait for an event, backing off while nothing does.
+                clock.wait(on: wake, until: min(clock.now() + idle, started + timeout + 0.001))
+                idle = min(idle * 2, 10)
+                if try store.generation() == seen { continue }
+            } else {
+                idle = 1
+            }
+            seen = try store.generation()
+            passes += 1
+            plan = try pass()
+            if !plan.changes.isEmpty, plan.changes != shown.changes {
+                showPlan(plan)
+                shown = plan
+            }
+        }
+    }
+}

@@ -1,0 +1,275 @@
+import CairnCore
+import Foundation
+
+// The ports of the reconcile core: everything it needs from the world. The binary plugs in git
+// (CairnSource), SQLite (CairnStore), trainers and the artifact folder (CairnTraining) and the
+// system clock; tests plug in the in-memory twins of CairnTesting and a manual clock.
+
+/// A revision read and validated: what the planner needs, or the diagnostics that stop it.
+public struct SourceRead: Sendable {
+    /// The commit read; nil for a working tree.
+    public var commit: CommitInfo?
+    /// Repository-relative manifest folder ("" for the root).
+    public var manifestRoot: String
+    public var fileCount: Int
+    public var documentCount: Int
+    public var diagnostics: [Diagnostic]
+    /// Nil when the revision is invalid (or read from a working tree).
+    public var desired: DesiredState?
+
+    public init(commit: CommitInfo?, manifestRoot: String, fileCount: Int, documentCount: Int, diagnostics: [Diagnostic], desired: DesiredState?) {
+        self.commit = commit
+        self.manifestRoot = manifestRoot
+        self.fileCount = fileCount
+        self.documentCount = documentCount
+        self.diagnostics = diagnostics
+        self.desired = desired
+    }
+}
+
+/// Port: where manifests come from (a git revision of a local or fetched repository, a work tree).
+public protocol ManifestSource: Sendable {
+    /// Where the manifests come from, for messages; credentials are never part of it.
+    var location: String { get }
+    /// The revision as the operator named it (`main`, `HEAD~1`).
+    var revisionName: String { get }
+    /// True when `read` needs a `refresh` first (a remote source never fetched).
+    var needsRefresh: Bool { get }
+    /// Brings a remote source up to date (a fetch); a local source has nothing to do.
+    func refresh() throws
+    /// The full commit id the revision names now.
+    func resolve() throws -> String
+    /// Reads the revision's manifests, validates them and hashes their datasets.
+    func read() throws -> SourceRead
+    /// The first commit of the history `commit` belongs to (what a registry is bound to).
+    func rootCommit(of commit: String) throws -> String
+    /// Whether `commit` descends from `root`.
+    func descends(_ commit: String, from root: String) -> Bool
+    /// A shallow clone lacks the first commit: descent cannot be checked.
+    var isShallow: Bool { get }
+}
+
+/// Who holds (or wants) the applier lease.
+public struct LeaseHolder: Sendable {
+    public var id: String
+    public var pid: Int32
+    public var host: String
+
+    public init(id: String = UUID().uuidString, pid: Int32 = ProcessInfo.processInfo.processIdentifier,
+                host: String = LeaseHolder.localHostName) {
+        self.id = id
+        self.pid = pid
+        self.host = host
+    }
+
+    /// This machine's name from gethostname(2) (no name lookup, which could hang without DNS).
+    public static var localHostName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown-host" }
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+}
+
+/// Another process holds the applier lease.
+public struct LeaseConflict: Sendable, Equatable {
+    public var pid: Int
+    public var host: String
+    public var since: Int64
+
+    public init(pid: Int, host: String, since: Int64) {
+        self.pid = pid
+        self.host = host
+        self.since = since
+    }
+}
+
+/// Provenance shared by the audit rows of one apply.
+public struct AuditContext: Sendable {
+    public var revision: String?
+    public var author: String?
+    public var actor: String
+
+    public init(revision: String?, author: String?, actor: String) {
+        self.revision = revision
+        self.author = author
+        self.actor = actor
+    }
+}
+
+/// What an apply wrote.
+public struct ApplyResult: Sendable, Equatable {
+    /// Changes written.
+    public var applied: Int
+    /// Transactions committed.
+    public var steps: Int
+    /// Training runs enqueued, by model.
+    public var enqueuedRuns: [String: Int]
+
+    public init(applied: Int = 0, steps: Int = 0, enqueuedRuns: [String: Int] = [:]) {
+        self.applied = applied
+        self.steps = steps
+        self.enqueuedRuns = enqueuedRuns
+    }
+}
+
+/// The repository and folder a registry follows, bound by its first applying pass.
+public struct BoundSource: Sendable, Equatable {
+    public var rootCommit: String
+    public var manifestRoot: String
+
+    public init(rootCommit: String, manifestRoot: String) {
+        self.rootCommit = rootCommit
+        self.manifestRoot = manifestRoot
+    }
+}
+
+/// A training run handed to a worker.
+public struct ClaimedRun: Sendable {
+    public var id: Int
+    public var model: String
+    public var request: TrainRequest
+    public var attempt: Int
+
+    public init(id: Int, model: String, request: TrainRequest, attempt: Int) {
+        self.id = id
+        self.model = model
+        self.request = request
+        self.attempt = attempt
+    }
+}
+
+/// What a trainer produced, as the registry records it.
+public struct RunSuccess: Sendable {
+    public var metrics: [String: Double]
+    public var datasetHash: String
+    public var trainerVersion: String
+    public var artifactHash: String?
+    public var artifactSignature: String?
+    public var log: String
+
+    public init(metrics: [String: Double], datasetHash: String, trainerVersion: String, artifactHash: String? = nil,
+                artifactSignature: String? = nil, log: String = "") {
+        self.metrics = metrics
+        self.datasetHash = datasetHash
+        self.trainerVersion = trainerVersion
+        self.artifactHash = artifactHash
+        self.artifactSignature = artifactSignature
+        self.log = log
+    }
+}
+
+/// What deciding a new version depends on, read before the version is recorded and checked
+/// again inside the transaction that records it (so a decision is never made on stale inputs).
+public struct VersionInputs: Sendable, Equatable {
+    /// The number the version gets.
+    public var number: Int
+    /// The model's approval policy as applied (nil when the model has no row).
+    public var approval: Model.Approval?
+    /// The metrics of the model's approved versions (for `maxRegression`).
+    public var approvedMetrics: [[String: Double]]
+
+    public init(number: Int, approval: Model.Approval?, approvedMetrics: [[String: Double]]) {
+        self.number = number
+        self.approval = approval
+        self.approvedMetrics = approvedMetrics
+    }
+}
+
+/// Port: the registry (observed state, queue, audit history). One transaction per call that
+/// writes; every write is audited by the store.
+public protocol RegistryStore: Sendable {
+    /// Where the registry is, for messages.
+    var location: String { get }
+
+    /// Takes the applier lease unless another live holder has it (then says who).
+    func tryAcquireLease(_ holder: LeaseHolder, ttl: Int64, now: Int64) throws -> LeaseConflict?
+    func releaseLease(_ holder: LeaseHolder) throws
+
+    func boundSource() throws -> BoundSource?
+    /// Binds a registry not yet bound; a bound one keeps its binding.
+    func bindSource(_ source: BoundSource) throws
+    /// Rows the audit history does not explain, described; empty when the registry matches it.
+    func stateMismatches() throws -> [String]
+
+    /// Bumped by every change to the observed state.
+    func generation() throws -> Int
+    func observedState() throws -> ObservedState
+    /// Applies `plan` (the caller holds the lease), one transaction per step with its audit rows.
+    func apply(_ plan: Plan, holder: LeaseHolder, context: AuditContext, expectedGeneration: Int?, now: @escaping () -> Int64) throws -> ApplyResult
+    /// Records a pass that could not be applied; the last applied revision stays in force.
+    func recordFailedPass(revision: String?, revisionName: String?, result: String, message: String, at: Int64) throws
+
+    func activeRunCounts() throws -> (queued: Int, running: Int)
+    /// Re-queues runs whose worker died (lease expired); returns their ids.
+    @discardableResult
+    func requeueExpiredRuns(now: Int64, baseDelay: Int64) throws -> [Int]
+    func claimRun(holder: String, leaseSeconds: Int64, now: Int64) throws -> ClaimedRun?
+    /// Extends a running run's lease; false when this worker no longer holds it.
+    func heartbeat(_ id: Int, holder: String, leaseSeconds: Int64, now: Int64) throws -> Bool
+    /// Hands a running run back to the queue, its attempt not counted.
+    func releaseRun(_ id: Int, holder: String) throws
+    func failRun(_ id: Int, holder: String, reason: String, log: String, now: Int64) throws
+    /// What deciding the next version of `model` depends on now.
+    func versionInputs(model: String) throws -> VersionInputs
+    /// Records a successful run as version `inputs.number` with `decision` (nil: pending). Throws
+    /// `CairnError` with reason `.inputsMoved` when the inputs changed since they were read.
+    func recordVersion(run id: Int, holder: String, success: RunSuccess, inputs: VersionInputs, decision: ApprovalPolicy.Decision?,
+                       now: Int64) throws -> ModelVersion
+    /// `run-<id>-<attempt>` of every run running under a live lease.
+    func liveRunFolders(now: Int64) throws -> Set<String>
+}
+
+/// What a trainer hands back.
+public struct TrainedOutput: Sendable {
+    public var metrics: [String: Double]
+    public var datasetHash: String
+    public var trainerVersion: String
+    public var log: String
+    /// Where the artifact's files wait to be kept (a staging folder); nil when there are none.
+    public var staging: String?
+
+    public init(metrics: [String: Double], datasetHash: String, trainerVersion: String, log: String, staging: String?) {
+        self.metrics = metrics
+        self.datasetHash = datasetHash
+        self.trainerVersion = trainerVersion
+        self.log = log
+        self.staging = staging
+    }
+}
+
+/// Port: runs trainers (builtin and exec here; a scheduler such as Slurm later).
+public protocol TrainerRunner: Sendable {
+    /// Runs `run`'s trainer. Throws `TrainingInterrupted` when stopped, `TrainerFailure` or
+    /// `CairnError` when it failed.
+    func train(_ run: ClaimedRun, expectedVersion: Int, stop: StopFlag) throws -> TrainedOutput
+    /// Removes a run's private files.
+    func cleanUp(_ run: ClaimedRun)
+    /// Removes run folders not in `live` (left by a killed worker); returns their names.
+    func sweep(keeping live: Set<String>) -> [String]
+}
+
+/// Port: the artifact store: keeps an artifact under its content hash and signs it.
+public protocol ArtifactKeeper: Sendable {
+    /// Moves the staged files into the store; returns their content hash.
+    func keep(staging: String) throws -> String
+    /// The signature binding `contentHash` to one version.
+    func sign(contentHash: String, model: String, version: Int, fingerprint: String) -> String
+}
+
+/// Raised when a worker was asked to stop mid-run: the run goes back to the queue.
+public struct TrainingInterrupted: Error, Sendable {
+    public init() {}
+}
+
+/// A trainer that ran and failed; its output is kept for `cairn logs`.
+public struct TrainerFailure: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var log: String
+
+    public init(_ message: String, log: String) {
+        self.message = message
+        self.log = log
+    }
+
+    public var description: String { message }
+}

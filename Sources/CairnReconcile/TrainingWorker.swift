@@ -1,0 +1,217 @@
+import CairnCore
+import Foundation
+
+/// The worker loop: claims queued training runs and executes them through the trainer port:
+/// trainer → artifact kept under its content hash → signed version, decided by the model's
+/// approval policy (or a failed run with its reason). Runs whose worker died are re-queued.
+public struct TrainingWorker: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case succeeded(run: Int, model: String, version: Int, status: ModelVersion.Status)
+        case failed(run: Int, model: String, reason: String)
+        case handedBack(run: Int)
+    }
+
+    public struct Configuration: Sendable {
+        /// How long a claimed run stays this worker's without a heartbeat (heartbeats every third of it).
+        public var leaseSeconds: Int64
+        /// First retry delay after a worker died; doubles with each attempt.
+        public var retryDelay: Int64
+        /// How often an idle worker looks for runs queued by another process (runs queued in
+        /// this process wake it at once, through `queued`).
+        public var pollInterval: Double
+
+        public init(leaseSeconds: Int64 = 60, retryDelay: Int64 = 30, pollInterval: Double = 2) {
+            self.leaseSeconds = leaseSeconds
+            self.retryDelay = retryDelay
+            self.pollInterval = pollInterval
+        }
+    }
+
+    public let store: RegistryStore
+    public let trainer: TrainerRunner
+    public let artifacts: ArtifactKeeper
+    public let clock: Clock
+    public let configuration: Configuration
+    /// Identifies this worker in run leases.
+    public let holder: String
+    /// Signalled when this process queues runs (an apply): an idle worker looks at once.
+    public let queued: Wakeup
+    /// Called after every run this worker finished or handed back (the daemon wakes its loop).
+    let finished: @Sendable () -> Void
+    let log: @Sendable (String) -> Void
+
+    public init(store: RegistryStore, trainer: TrainerRunner, artifacts: ArtifactKeeper, clock: Clock, configuration: Configuration = .init(),
+                holder: String = "worker-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))", queued: Wakeup = Wakeup(),
+                finished: @escaping @Sendable () -> Void = {}, log: @escaping @Sendable (String) -> Void) {
+        self.store = store
+        self.trainer = trainer
+        self.artifacts = artifacts
+        self.clock = clock
+        self.configuration = configuration
+        self.holder = holder
+        self.queued = queued
+        self.finished = finished
+        self.log = log
+    }
+
+    /// Claims and runs one due run; nil when the queue has none.
+    public func runOne(stop: StopFlag) throws -> Outcome? {
+        try store.requeueExpiredRuns(now: clock.unixNow(), baseDelay: configuration.retryDelay)
+        guard !stop.isSet, let claimed = try store.claimRun(holder: holder, leaseSeconds: configuration.leaseSeconds, now: clock.unixNow()) else {
+            return nil
+        }
+        defer { finished() }
+        log("training run \(claimed.id) (\(claimed.model), attempt \(claimed.attempt)) started")
+        let heartbeat = Heartbeat(store: store, run: claimed.id, holder: holder, leaseSeconds: configuration.leaseSeconds, clock: clock)
+        heartbeat.start()
+        defer { heartbeat.stop() }
+        do {
+            let expected = (try? store.versionInputs(model: claimed.model).number) ?? 1
+            let output = try trainer.train(claimed, expectedVersion: expected, stop: stop)
+            let hash = try output.staging.map { try artifacts.keep(staging: $0) }
+            let version = try record(claimed, output: output, artifactHash: hash)
+            trainer.cleanUp(claimed)
+            log("training run \(claimed.id) succeeded: \(version.systemName), \(version.status.rawValue)")
+            return .succeeded(run: claimed.id, model: claimed.model, version: version.number, status: version.status)
+        } catch is TrainingInterrupted {
+            try store.releaseRun(claimed.id, holder: holder)
+            trainer.cleanUp(claimed)
+            log("training run \(claimed.id) handed back to the queue")
+            return .handedBack(run: claimed.id)
+        } catch {
+            let (reason, output): (String, String)
+            switch error {
+            case let e as TrainerFailure: (reason, output) = (e.message, e.log)
+            default: (reason, output) = ("\(error)", "")
+            }
+            if stop.isSet {
+                // A trainer killed because we are stopping did not fail: hand it back.
+                try store.releaseRun(claimed.id, holder: holder)
+                return .handedBack(run: claimed.id)
+            }
+            try store.failRun(claimed.id, holder: holder, reason: reason, log: output, now: clock.unixNow())
+            trainer.cleanUp(claimed)
+            log("training run \(claimed.id) failed: \(reason)")
+            return .failed(run: claimed.id, model: claimed.model, reason: reason)
+        }
+    }
+
+    /// Records a finished run as a version: its number, signature and gated decision are
+    /// worked out here (`ApprovalPolicy`) and recorded by the store in one transaction, which
+    /// refuses them if what they were based on moved meanwhile; then they are worked out again.
+    public func record(_ claimed: ClaimedRun, output: TrainedOutput, artifactHash: String?) throws -> ModelVersion {
+        try Self.record(store: store, run: claimed, holder: holder, artifacts: artifacts,
+                        success: RunSuccess(metrics: output.metrics, datasetHash: output.datasetHash, trainerVersion: output.trainerVersion,
+                                            artifactHash: artifactHash, log: output.log),
+                        now: clock.unixNow())
+    }
+
+    /// `record` for a caller with no worker: what `finishRun` used to do in the store.
+    public static func record(store: RegistryStore, run claimed: ClaimedRun, holder: String, artifacts: ArtifactKeeper?, success: RunSuccess,
+                              now: Int64) throws -> ModelVersion {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let inputs = try store.versionInputs(model: claimed.model)
+            var success = success
+            if let artifacts, let hash = success.artifactHash {
+                success.artifactSignature = artifacts.sign(contentHash: hash, model: claimed.model, version: inputs.number,
+                                                           fingerprint: claimed.request.fingerprint)
+            }
+            let decision = inputs.approval.flatMap {
+                ApprovalPolicy.decide($0, metrics: success.metrics, best: ApprovalPolicy.best(of: inputs.approvedMetrics))
+            }
+            do {
+                return try store.recordVersion(run: claimed.id, holder: holder, success: success, inputs: inputs, decision: decision, now: now)
+            } catch let error as CairnError where error.reason == .inputsMoved && attempt < 10 {
+                continue
+            }
+        }
+    }
+
+    /// Runs `concurrency` loops until `stop` is set, or with `once` until no queued run is left
+    /// (runs waiting out a retry delay count as queued; runs other workers hold do not). An idle
+    /// loop waits for `queued`, `stop` or `pollInterval`, whichever comes first.
+    public func run(concurrency: Int, once: Bool, stop: StopFlag) -> [Outcome] {
+        let results = Locked<[Outcome]>([])
+        let group = DispatchGroup()
+        for _ in 0..<max(1, concurrency) {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                let idle = Wakeup()
+                stop.wakes(idle)
+                self.queued.forward(to: idle)
+                while !stop.isSet {
+                    do {
+                        if let outcome = try self.runOne(stop: stop) {
+                            results.update { $0.append(outcome) }
+                            continue
+                        }
+                    } catch {
+                        self.log("worker error: \(error)")
+                    }
+                    if once, (try? self.store.activeRunCounts().queued) ?? 0 == 0 { return }
+                    self.clock.wait(on: idle, until: self.clock.now() + (once ? min(self.configuration.pollInterval, 0.5) : self.configuration.pollInterval))
+                }
+            }
+        }
+        group.wait()
+        return results.value
+    }
+
+    /// Removes run folders left by a worker that was killed (SIGKILL, a crash): every
+    /// `run-<id>-<attempt>` folder whose run is not running under a live lease. Returns their names.
+    @discardableResult
+    public func sweepLeftovers() throws -> [String] {
+        let stale = trainer.sweep(keeping: try store.liveRunFolders(now: clock.unixNow()))
+        if !stale.isEmpty { log("removed \(stale.count) run folder\(stale.count == 1 ? "" : "s") left by a stopped worker: \(stale.joined(separator: ", "))") }
+        return stale
+    }
+}
+
+/// Renews a run's lease while its trainer works.
+final class Heartbeat: @unchecked Sendable {
+    let store: RegistryStore
+    let run: Int
+    let holder: String
+    let leaseSeconds: Int64
+    let clock: Clock
+    private let stopped = Wakeup()
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(store: RegistryStore, run: Int, holder: String, leaseSeconds: Int64, clock: Clock) {
+        self.store = store
+        self.run = run
+        self.holder = holder
+        self.leaseSeconds = leaseSeconds
+        self.clock = clock
+    }
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            let interval = max(1.0, Double(leaseSeconds) / 3)
+            while !clock.wait(on: stopped, until: clock.now() + interval) {
+                _ = try? store.heartbeat(run, holder: holder, leaseSeconds: leaseSeconds, now: clock.unixNow())
+            }
+            finished.signal()
+        }
+    }
+
+    func stop() {
+        stopped.signal()
+        finished.wait()
+    }
+}
+
+/// A value shared between threads.
+public final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
+
+    public init(_ value: Value) { stored = value }
+
+    public var value: Value { lock.withLock { stored } }
+
+    public func update<T>(_ body: (inout Value) -> T) -> T { lock.withLock { body(&stored) } }
+}

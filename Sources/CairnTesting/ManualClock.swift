@@ -1,0 +1,59 @@
+import CairnReconcile
+import Foundation
+
+/// A clock that moves only when a test says so. Waits block until the test advances the time
+/// past their deadline or their event is signalled; `waitForSleepers` lets a test know a loop
+/// has gone back to sleep, so scheduling is tested without wall time and without sleeps.
+public final class ManualClock: Clock, @unchecked Sendable {
+    private let lock = NSCondition()
+    private var time: Double
+    private var sleepers: [ObjectIdentifier: Wakeup] = [:]
+    private var deadlines: [ObjectIdentifier: Double] = [:]
+
+    public init(at start: Double = 1_800_000_000) { time = start }
+
+    public func now() -> Double { lock.withLock { time } }
+
+    @discardableResult
+    public func wait(on wakeup: Wakeup, until deadline: Double) -> Bool {
+        let id = ObjectIdentifier(wakeup)
+        lock.withLock {
+            sleepers[id] = wakeup
+            deadlines[id] = deadline
+            lock.broadcast()
+        }
+        defer {
+            lock.withLock {
+                sleepers[id] = nil
+                deadlines[id] = nil
+                lock.broadcast()
+            }
+        }
+        return wakeup.block { now() < deadline }
+    }
+
+    /// Moves the time forward and wakes every waiter whose deadline has come.
+    public func advance(by seconds: Double) {
+        let waiting = lock.withLock {
+            time += seconds
+            return Array(sleepers.values)
+        }
+        for w in waiting { w.poke() }
+    }
+
+    /// Blocks until `count` waits are parked (a loop finished its work and sleeps); false if
+    /// that does not happen within `timeout` seconds of real time (a hung loop fails the test).
+    @discardableResult
+    public func waitForSleepers(_ count: Int = 1, timeout: Double = 10) -> Bool {
+        let limit = Date().addingTimeInterval(timeout)
+        lock.lock()
+        defer { lock.unlock() }
+        while sleepers.count < count {
+            if !lock.wait(until: limit) { return false }
+        }
+        return true
+    }
+
+    /// The earliest deadline a waiter has, if any waits.
+    public var nextDeadline: Double? { lock.withLock { deadlines.values.min() } }
+}
