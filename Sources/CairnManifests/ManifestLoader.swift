@@ -21,6 +21,28 @@ public struct LoadedManifests: Sendable {
     public func location(_ address: ManifestAddress, _ field: String) -> SourceLocation? {
         fieldLocations[address]?[field]
     }
+
+    /// The desired state of a valid revision: its manifests and the content hash of every
+    /// template's dataset file, read from `tree` (each file once).
+    public func desiredState(tree: any RevisionTree, commit: CommitInfo, revisionName: String, manifestRoot: String = "") throws(CairnError) -> DesiredState {
+        var hashes: [String: String] = [:]
+        var byPath: [String: String] = [:]
+        for (template, path) in datasetFiles.sorted(by: { $0.key < $1.key }) {
+            if let known = byPath[path] {
+                hashes[template] = known
+                continue
+            }
+            do {
+                let hash = sha256Hex(try tree.readFile(at: path))
+                byPath[path] = hash
+                hashes[template] = hash
+            } catch {
+                throw CairnError("cannot read dataset \(path) at \(revisionName): \(error)")
+            }
+        }
+        return DesiredState(manifests: manifests, commit: commit, revisionName: revisionName, manifestRoot: manifestRoot,
+                            datasetFiles: datasetFiles, datasetHashes: hashes)
+    }
 }
 
 /// What one manifest file decodes to, before the checks across files.

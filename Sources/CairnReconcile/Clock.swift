@@ -47,6 +47,13 @@ public final class Wakeup: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// A signal no wait has taken yet.
+    public var isPending: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return signalled
+    }
+
     /// Blocks until signalled (the signal is consumed; returns true) or until `keepWaiting`
     /// answers false when looked at again after a `poke` (returns false). For clocks whose time
     /// moves by hand.

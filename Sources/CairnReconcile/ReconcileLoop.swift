@@ -36,6 +36,12 @@ public struct Schedule: Sendable, Equatable {
         public var fetch: Bool
         /// Run it even when the revision and the observed state are unchanged.
         public var force: Bool
+
+        public init(pass: Bool, fetch: Bool, force: Bool) {
+            self.pass = pass
+            self.fetch = fetch
+            self.force = force
+        }
     }
 
     public mutating func due(now: Double, triggered: Bool, scheduleDue: Int64?, generationMoved: Bool) -> Due {
@@ -89,7 +95,7 @@ public final class ReconcileLoop: Sendable {
     public let status: ReconcileStatus
     let source: ManifestSource
     let store: RegistryStore
-    let clock: Clock
+    public let clock: Clock
     let configuration: Configuration
     let observer: ReconcileObserver
     let jitter: @Sendable () -> Double

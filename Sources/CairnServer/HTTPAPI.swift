@@ -100,8 +100,9 @@ public struct HTTPAPI: Sendable {
                 return Self.json(Problem(error: "no valid revision has been read yet"), status: .serviceUnavailable)
             }
             let options = configuration.planner
+            let now = loop.clock.unixNow()
             let plan = try await blocking { [db] in
-                Planner.plan(desired: desired, observed: try db.observedState(), now: Int64(Date().timeIntervalSince1970), options: options)
+                Planner.plan(desired: desired, observed: try db.observedState(), now: now, options: options)
             }
             return Self.json(plan)
         }

@@ -26,23 +26,7 @@ public enum RevisionReader {
         guard loaded.isValid, let commit = snapshot.commit else {
             return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: nil, repository: repository)
         }
-        var hashes: [String: String] = [:]
-        var byPath: [String: String] = [:]
-        for (template, path) in loaded.datasetFiles.sorted(by: { $0.key < $1.key }) {
-            if let known = byPath[path] {
-                hashes[template] = known
-                continue
-            }
-            do {
-                let hash = sha256Hex(try snapshot.tree.readFile(at: path))
-                byPath[path] = hash
-                hashes[template] = hash
-            } catch {
-                throw CairnError("cannot read dataset \(path) at \(revision): \(error)")
-            }
-        }
-        let desired = DesiredState(manifests: loaded.manifests, commit: commit, revisionName: revision, manifestRoot: snapshot.manifestRoot,
-                                   datasetFiles: loaded.datasetFiles, datasetHashes: hashes)
+        let desired = try loaded.desiredState(tree: snapshot.tree, commit: commit, revisionName: revision, manifestRoot: snapshot.manifestRoot)
         return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: desired, repository: repository)
     }
 }

@@ -41,17 +41,21 @@ public final class ManualClock: Clock, @unchecked Sendable {
         for w in waiting { w.poke() }
     }
 
-    /// Blocks until `count` waits are parked (a loop finished its work and sleeps); false if
-    /// that does not happen within `timeout` seconds of real time (a hung loop fails the test).
+    /// Blocks until `count` loops are parked and idle: each waits for a deadline still ahead
+    /// and has no event pending (so it has finished what the last `advance` or signal made it
+    /// do). False if that does not happen within `timeout` seconds of real time (a hung or
+    /// spinning loop fails the test instead of hanging it).
     @discardableResult
-    public func waitForSleepers(_ count: Int = 1, timeout: Double = 10) -> Bool {
+    public func settle(_ count: Int = 1, timeout: Double = 10) -> Bool {
         let limit = Date().addingTimeInterval(timeout)
-        lock.lock()
-        defer { lock.unlock() }
-        while sleepers.count < count {
-            if !lock.wait(until: limit) { return false }
+        while true {
+            // Read under the clock's lock, look at the events outside it (a waiter holds its
+            // event's lock while it reads the time).
+            let (parked, ahead, waiting) = lock.withLock { (sleepers.count, deadlines.values.allSatisfy { $0 > time }, Array(sleepers.values)) }
+            if parked >= count, ahead, !waiting.contains(where: { $0.isPending }) { return true }
+            if Date() >= limit { return false }
+            lock.withLock { _ = lock.wait(until: min(limit, Date().addingTimeInterval(0.002))) }
         }
-        return true
     }
 
     /// The earliest deadline a waiter has, if any waits.

@@ -133,7 +133,7 @@ struct Rollback: ParsableCommand {
         try reportingFailures {
             let db = try database.open()
             let holder = LeaseHolder()
-            try db.acquireLease(holder, wait: lockTimeout, now: unixNow)
+            try ReconcilePass.acquireLease(db, holder, wait: lockTimeout, clock: clock)
             defer { try? db.releaseLease(holder) }
             let (old, new) = try db.rollback(target: target, model: model, to: to, actor: currentUser(), holder: holder, at: unixNow())
             print("ServingTarget/\(target): \(old.model) v\(old.version) → v\(new.version). This is drift: the next reconcile puts the git-declared version back unless applying is suspended.")

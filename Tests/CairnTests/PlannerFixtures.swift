@@ -41,11 +41,8 @@ struct PlannerCase: CustomStringConvertible, Sendable {
         return (loaded, tree)
     }
 
-    static func desiredState(_ loaded: LoadedManifests, _ tree: MemoryTree) throws -> DesiredState {
-        var hashes: [String: String] = [:]
-        for (template, path) in loaded.datasetFiles { hashes[template] = sha256Hex(try tree.readFile(at: path)) }
-        return DesiredState(manifests: loaded.manifests, commit: commit, revisionName: "main", datasetFiles: loaded.datasetFiles,
-                            datasetHashes: hashes)
+    static func desiredState(_ loaded: LoadedManifests, _ tree: MemoryTree, commit: CommitInfo = commit) throws -> DesiredState {
+        try loaded.desiredState(tree: tree, commit: commit, revisionName: "main")
     }
 
     func run() throws -> Plan {

@@ -1,0 +1,158 @@
+import CairnCore
+import CairnReconcile
+import CairnTesting
+import Foundation
+import Testing
+
+/// The reconcile core on its in-memory twins and a manual clock: a whole model lifecycle and
+/// the daemon's scheduling, in process, with no sleeps and no wall time.
+@Suite struct ReconcileCoreTests {
+    static let metrics: [String: Double] = ["ndcg@10": 0.3, "recall@20": 0.4, "coverage": 0.5, "precision@5": 0.2]
+
+    /// The example fleet as committed in `examples/fleet`, as revision `sha` (one hex digit, repeated).
+    static func fleet(_ digit: Character, time: Int64 = 1_800_000_000, edit: (inout ManifestSet) -> Void = { _ in }) throws -> DesiredState {
+        let (loaded, tree) = try PlannerCase.load(packageRoot.appendingPathComponent("examples/fleet"))
+        var desired = try PlannerCase.desiredState(loaded, tree, commit: CommitInfo(sha: String(repeating: digit, count: 40), authorName: "Ada Operator",
+                                                                                   authorEmail: "ada@example.com", time: time, summary: "fleet"))
+        edit(&desired.manifests)
+        return desired
+    }
+
+    /// Everything a test drives: the twins, the clock, one worker.
+    struct Rig {
+        let clock = ManualClock(at: 1_800_000_000)
+        let store = InMemoryRegistry()
+        let source = InMemorySource()
+        let trainer: ScriptedTrainer
+        let worker: TrainingWorker
+
+        init(metrics: @escaping @Sendable (ClaimedRun) -> [String: Double] = { _ in ReconcileCoreTests.metrics }) {
+            trainer = ScriptedTrainer(metrics: metrics)
+            worker = TrainingWorker(store: store, trainer: trainer, artifacts: InMemoryArtifacts(), clock: clock) { _ in }
+        }
+
+        /// One applying pass over the published revision, as `cairn reconcile` runs it.
+        @discardableResult
+        func pass() throws -> ReconcilePass.Outcome {
+            let desired = try ReconcilePass.read(source, recordingIn: store, recording: .failures(limit: nil, sourceErrors: true), clock: clock)
+            return try ReconcilePass.run(desired, source: source, store: store, options: PlannerOptions(), actor: "test", lockWait: 0, clock: clock)
+        }
+
+        /// Runs every queued run; returns the outcomes.
+        func trainAll() throws -> [TrainingWorker.Outcome] {
+            var outcomes: [TrainingWorker.Outcome] = []
+            while let outcome = try worker.runOne(stop: StopFlag()) { outcomes.append(outcome) }
+            return outcomes
+        }
+
+        func routes(_ target: String) throws -> [String] {
+            try store.observedState().targets[target]?.routes.map { "\($0.model) v\($0.version) \($0.weight)%" } ?? []
+        }
+    }
+
+    @Test func aWholeLifecycleRunsInProcess() throws {
+        let rig = Rig()
+        rig.source.publish(try Self.fleet("a"))
+
+        // Read → plan → apply: definitions created, training queued, nothing to promote yet.
+        let first = try rig.pass()
+        #expect(first.applied != nil)
+        let trains = first.plan.changes.filter { $0.action == .train }.map(\.address.name)
+        #expect(trains == ["homepage-recs", "homepage-recs-b", "homepage-recs-c", "search-knn", "search-popular"])
+        #expect(first.plan.changes.contains { $0.action == .promote } == false)
+        #expect(first.plan.blocked.contains { $0.address.description == "ServingTarget/acme-homepage" })
+
+        // Train: every run makes v1; gated models are decided by their gates as the version is recorded.
+        let outcomes = try rig.trainAll()
+        #expect(outcomes.count == 5)
+        let decided = try rig.store.observedState().models.mapValues { $0.versions.map(\.status) }
+        #expect(decided["homepage-recs"] == [.approved])
+        #expect(decided["homepage-recs-b"] == [.approved])
+        #expect(decided["homepage-recs-c"] == [.pending], "manual approval: decided in git, not by gates")
+        #expect(rig.store.audit.contains { $0.action == .approve && $0.address == .model("homepage-recs") && $0.reason.hasPrefix("gates: ") })
+
+        // Promote: the next pass puts the approved versions live.
+        let second = try rig.pass()
+        #expect(second.plan.changes.contains { $0.action == .promote && $0.address.description == "ServingTarget/acme-homepage" })
+        #expect(try rig.routes("acme-homepage") == ["homepage-recs v1 90%", "homepage-recs-b v1 10%"])
+        #expect(try rig.pass().plan.changes.isEmpty, "converged")
+
+        // Retrain on schedule: homepage-recs learns every 24h; nothing is due a minute before.
+        rig.clock.advance(by: 86_400 - 60)
+        #expect(try rig.pass().plan.changes.isEmpty)
+        rig.clock.advance(by: 120)
+        let due = try rig.pass()
+        #expect(due.plan.changes.filter { $0.action == .train }.map(\.address.name) == ["homepage-recs"])
+        #expect(try rig.trainAll().count == 1)
+        try rig.pass()
+        #expect(try rig.routes("acme-homepage") == ["homepage-recs v2 90%", "homepage-recs-b v1 10%"])
+
+        // Roll back through git: a commit pins homepage-recs to v1 on acme-homepage.
+        rig.source.publish(try Self.fleet("b") { manifests in
+            for t in manifests.servingTargets.indices where manifests.servingTargets[t].metadata.name == "acme-homepage" {
+                for r in manifests.servingTargets[t].routes.indices where manifests.servingTargets[t].routes[r].subject == .model("homepage-recs") {
+                    manifests.servingTargets[t].routes[r].version = .number(1)
+                }
+            }
+        })
+        let rollback = try rig.pass()
+        #expect(rollback.plan.changes.map { "\($0.action.rawValue) \($0.address)" } == ["promote ServingTarget/acme-homepage"])
+        #expect(try rig.routes("acme-homepage") == ["homepage-recs v1 90%", "homepage-recs-b v1 10%"])
+        #expect(try rig.store.observedState().lastAppliedRevision == String(repeating: "b", count: 40))
+    }
+
+    @Test func aVersionThatFailsItsGatesIsRejectedAndNeverServed() throws {
+        let rig = Rig { run in run.model == "homepage-recs" ? ["ndcg@10": 0.01, "recall@20": 0.4, "coverage": 0.5, "precision@5": 0.2] : Self.metrics }
+        rig.source.publish(try Self.fleet("a"))
+        try rig.pass()
+        _ = try rig.trainAll()
+        let v1 = try #require(try rig.store.observedState().models["homepage-recs"]?.versions.first)
+        #expect(v1.status == .rejected)
+        #expect(v1.statusReason == "gates: ndcg@10 0.01 < min 0.05; ndcg@10 0.01: no approved version to regress from")
+        let next = try rig.pass()
+        #expect(next.plan.changes.contains { $0.action == .promote && $0.address.description == "ServingTarget/acme-homepage" } == false)
+        #expect(try rig.routes("acme-homepage").isEmpty)
+    }
+
+    @Test func anInvalidRevisionIsRecordedAndNothingIsApplied() throws {
+        let rig = Rig()
+        rig.source.publish(try Self.fleet("a"))
+        try rig.pass()
+        let before = try rig.store.generation()
+        rig.source.publishInvalid(commit: CommitInfo(sha: String(repeating: "d", count: 40), authorName: "x", authorEmail: "x@example.com", time: 0, summary: "bad"),
+                                  errors: [.error("unknown field 'stagee'", at: SourceLocation(file: "models/homepage.yaml", line: 12, column: 3))])
+        #expect(throws: ReconcilePass.InvalidRevision.self) { try rig.pass() }
+        #expect(rig.store.failedPasses == ["invalid"])
+        #expect(try rig.store.generation() == before)
+    }
+
+    @Test func aSuspendedRegistryIsPlannedButNotApplied() throws {
+        let rig = Rig()
+        rig.source.publish(try Self.fleet("a"))
+        rig.store.setSuspended(true)
+        let outcome = try rig.pass()
+        #expect(outcome.applied == nil)
+        #expect(!outcome.plan.changes.isEmpty)
+        #expect(try rig.store.observedState().models.isEmpty)
+    }
+
+    @Test func aVersionIsDecidedAgainWhenItsInputsMoveWhileItIsRecorded() throws {
+        // Inputs read before another worker recorded a version are refused by the store;
+        // `record` reads them again, signs for the number it gets and records.
+        let rig = Rig()
+        rig.source.publish(try Self.fleet("a"))
+        try rig.pass()
+        let claimed = try #require(try rig.store.claimRun(holder: "w", leaseSeconds: 60, now: rig.clock.unixNow()))
+        var inputs = try rig.store.versionInputs(model: claimed.model)
+        inputs.number += 1
+        #expect {
+            try rig.store.recordVersion(run: claimed.id, holder: "w", success: RunSuccess(metrics: Self.metrics, datasetHash: "d", trainerVersion: "t"),
+                                        inputs: inputs, decision: nil, now: rig.clock.unixNow())
+        } throws: { ($0 as? CairnError)?.reason == .inputsMoved }
+        let version = try TrainingWorker.record(store: rig.store, run: claimed, holder: "w", artifacts: InMemoryArtifacts(),
+                                                success: RunSuccess(metrics: Self.metrics, datasetHash: "d", trainerVersion: "t", artifactHash: "h"),
+                                                now: rig.clock.unixNow())
+        #expect(version.number == 1)
+        #expect(version.artifactSignature == InMemoryArtifacts().sign(contentHash: "h", model: claimed.model, version: 1, fingerprint: claimed.request.fingerprint))
+    }
+}

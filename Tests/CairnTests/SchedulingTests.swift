@@ -1,0 +1,163 @@
+import CairnCore
+import CairnReconcile
+import CairnTesting
+import Foundation
+import Testing
+
+/// The daemon's loop on the twins and a manual clock: interval, jitter, backoff, resync,
+/// webhooks and finished runs waking a pass. Time moves only when a test advances it; `settle`
+/// waits until the loop has done what that made due and sleeps again.
+@Suite struct SchedulingTests {
+    /// Records when each pass ended, and how.
+    final class Recorder: ReconcileObserver, @unchecked Sendable {
+        let clock: Clock
+        private let list = Locked<[(Double, String)]>([])
+        init(clock: Clock) { self.clock = clock }
+
+        var events: [(Double, String)] { list.value }
+
+        func passSucceeded(plan: Plan, desired: DesiredState, observed: ObservedState, after: ObservedState, duration: Double) {
+            list.update { $0.append((clock.now(), plan.changes.isEmpty ? "noop" : "applied")) }
+        }
+
+        func passFailed(reason: String, message: String, result: String, revision: String?, duration: Double) {
+            list.update { $0.append((clock.now(), reason)) }
+        }
+    }
+
+    /// A loop over the twins, running on its own thread until the test ends.
+    final class Daemon: @unchecked Sendable {
+        let rig = ReconcileCoreTests.Rig()
+        let recorder: Recorder
+        let loop: ReconcileLoop
+        let stop = StopFlag()
+        let done = DispatchSemaphore(value: 0)
+        let start: Double
+
+        init(interval: Double = 60, resync: Double = 600, observeEvery: Double = 2) throws {
+            rig.source.publish(try ReconcileCoreTests.fleet("a"))
+            recorder = Recorder(clock: rig.clock)
+            loop = ReconcileLoop(source: rig.source, store: rig.store, clock: rig.clock,
+                                 configuration: .init(interval: interval, resync: resync, planner: PlannerOptions(), observeEvery: observeEvery),
+                                 observer: recorder, jitter: { 1.0 })
+            start = rig.clock.now()
+            let (loop, stop, done) = (loop, stop, done)
+            Thread.detachNewThread {
+                loop.run(stop: stop)
+                done.signal()
+            }
+            #expect(rig.clock.settle(), "the first pass runs at once")
+        }
+
+        /// Advances the clock `seconds` in steps of `step`, letting the loop settle after each.
+        func advance(_ seconds: Double, step: Double = 1) {
+            var moved = 0.0
+            while moved < seconds {
+                rig.clock.advance(by: step)
+                moved += step
+                #expect(rig.clock.settle(), "the loop went back to sleep at +\(rig.clock.now() - start)s")
+            }
+        }
+
+        /// Pass end times, seconds after the start.
+        var passTimes: [Double] { recorder.events.map { $0.0 - start } }
+
+        deinit {
+            stop.set()
+            done.wait()
+        }
+    }
+
+    @Test func pollsEachIntervalAndSkipsAPassWithNothingNew() throws {
+        let daemon = try Daemon(interval: 60)
+        #expect(daemon.recorder.events.map(\.1) == ["applied"])
+        #expect(daemon.rig.source.refreshes == 1)
+        daemon.advance(59)
+        #expect(daemon.rig.source.refreshes == 1, "nothing before the interval")
+        daemon.advance(1)
+        #expect(daemon.rig.source.refreshes == 2, "a poll at the interval")
+        // The revision and the registry are unchanged: the poll skips the pass (no read, no pass counted).
+        #expect(daemon.loop.status.passCounts.skipped == 1)
+        #expect(daemon.rig.source.reads == 1)
+        #expect(daemon.recorder.events.count == 1)
+    }
+
+    @Test func failingPassesBackOffUpToTheInterval() throws {
+        let daemon = try Daemon(interval: 60)
+        daemon.rig.source.failRefresh(CairnError("could not reach https://git.example.com/fleet.git"))
+        daemon.advance(60)
+        #expect(daemon.passTimes == [0, 60])
+        // 1 s, 2 s, 4 s … after each failure, then the interval: not five passes a second.
+        daemon.advance(190)
+        #expect(daemon.passTimes == [0, 60, 61, 63, 67, 75, 91, 123, 183, 243])
+        #expect(daemon.recorder.events.dropFirst().allSatisfy { $0.1 == "SourceUnavailable" })
+        #expect(daemon.loop.status.isStalled)
+        // Reachable again: the next poll succeeds, and the loop polls at the interval.
+        daemon.rig.source.failRefresh(nil)
+        daemon.advance(60)
+        #expect(!daemon.loop.status.isStalled)
+        #expect(daemon.loop.status.failures == 0)
+    }
+
+    @Test func aResyncForcesAPassWithNothingNew() throws {
+        let daemon = try Daemon(interval: 60, resync: 300)
+        daemon.rig.store.setSuspended(true)
+        daemon.rig.store.setSuspended(false)
+        daemon.advance(2)
+        let before = daemon.recorder.events.count
+        daemon.advance(240, step: 60)
+        #expect(daemon.recorder.events.count == before, "polls with nothing new skip the pass")
+        daemon.advance(60, step: 60)
+        #expect(daemon.recorder.events.count == before + 1, "the resync at 300 s runs one")
+    }
+
+    @Test func aWebhookWakesTheLoopAtOnce() throws {
+        let daemon = try Daemon(interval: 3600)
+        daemon.loop.trigger()
+        #expect(daemon.rig.clock.settle())
+        #expect(daemon.rig.source.refreshes == 2, "fetched without waiting for the interval")
+        #expect(daemon.passTimes == [0, 0], "a webhook forces a pass at once")
+    }
+
+    @Test func aFinishedRunWakesTheLoopWithoutPolling() throws {
+        let daemon = try Daemon(interval: 3600, observeEvery: 3600)
+        // The first pass queued training; a worker in this process finishes one run.
+        let worker = TrainingWorker(store: daemon.rig.store, trainer: daemon.rig.trainer, artifacts: InMemoryArtifacts(), clock: daemon.rig.clock,
+                                    finished: { daemon.loop.observedChanged() }) { _ in }
+        #expect(try worker.runOne(stop: StopFlag()) != nil)
+        #expect(daemon.rig.clock.settle())
+        #expect(daemon.passTimes == [0, 0], "the observed state moved: one pass at once, no fetch")
+        #expect(daemon.rig.source.refreshes == 1)
+    }
+
+    @Test func aDueLearningScheduleRunsOnePassThatTrains() throws {
+        let daemon = try Daemon(interval: 3600, resync: 7 * 86_400)
+        for _ in 0..<2 {
+            _ = try daemon.rig.trainAll()
+            daemon.loop.observedChanged()
+            #expect(daemon.rig.clock.settle())
+        }
+        #expect(try daemon.rig.routes("acme-homepage") == ["homepage-recs v1 90%", "homepage-recs-b v1 10%"])
+        // The loop sleeps until the schedule is due (or the next poll), not until a timer tick.
+        #expect(try daemon.rig.store.activeRunCounts().queued == 0)
+        daemon.advance(86_400, step: 3600)
+        #expect(try daemon.rig.store.activeRunCounts().queued == 1, "homepage-recs learns every 24h")
+        #expect(daemon.rig.trainer.runs.count == 5)
+    }
+
+    @Test func theScheduleIsPure() {
+        var schedule = Schedule(interval: 60, resync: 600, start: 0)
+        #expect(schedule.due(now: 0, triggered: false, scheduleDue: nil, generationMoved: false) == .init(pass: true, fetch: true, force: false))
+        schedule.polled(ok: true, failures: 0, now: 0, jitter: 1.1)
+        #expect(schedule.nextPoll == 66, "±10% jitter")
+        #expect(schedule.due(now: 30, triggered: false, scheduleDue: nil, generationMoved: false).pass == false)
+        #expect(schedule.due(now: 30, triggered: false, scheduleDue: nil, generationMoved: true) == .init(pass: true, fetch: false, force: false))
+        #expect(schedule.due(now: 30, triggered: false, scheduleDue: 20, generationMoved: false) == .init(pass: true, fetch: false, force: true))
+        #expect(schedule.due(now: 31, triggered: false, scheduleDue: 20, generationMoved: false).pass == false, "a due time triggers once")
+        for (failures, wait) in [(1, 1.0), (2, 2), (3, 4), (6, 32), (7, 60), (40, 60)] {
+            schedule.polled(ok: false, failures: failures, now: 100, jitter: 1)
+            #expect(schedule.nextPoll == 100 + wait, "failure \(failures)")
+        }
+        #expect(schedule.deadline(scheduleDue: 90) == 90)
+    }
+}
