@@ -5,7 +5,7 @@ import Foundation
 /// (no change to apply, no training run queued or running). Between passes it waits on
 /// events, never spinning: a training run this process finished, the observed state moving
 /// (another process's worker), a stop, or a backoff that doubles up to 10 s while nothing moves.
-public struct Convergence {
+public struct Convergence: Sendable {
     /// Where the loop is, for progress lines.
     public struct Progress: Sendable {
         public var passes: Int
@@ -19,13 +19,13 @@ public struct Convergence {
     /// Runs training here; nil leaves it to another worker (`--no-train`).
     public var worker: TrainingWorker?
     /// One applying pass (the caller's `ReconcilePass.run`); returns its plan.
-    public var pass: () throws -> Plan
+    public var pass: @Sendable () throws -> Plan
     /// A plan with changes that differs from the last one shown.
-    public var showPlan: (Plan) -> Void
-    public var progress: (Progress) -> Void
+    public var showPlan: @Sendable (Plan) -> Void
+    public var progress: @Sendable (Progress) -> Void
 
-    public init(store: RegistryStore, clock: Clock, worker: TrainingWorker?, pass: @escaping () throws -> Plan,
-                showPlan: @escaping (Plan) -> Void, progress: @escaping (Progress) -> Void) {
+    public init(store: RegistryStore, clock: Clock, worker: TrainingWorker?, pass: @escaping @Sendable () throws -> Plan,
+                showPlan: @escaping @Sendable (Plan) -> Void, progress: @escaping @Sendable (Progress) -> Void) {
         self.store = store
         self.clock = clock
         self.worker = worker

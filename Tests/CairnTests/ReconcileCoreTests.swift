@@ -156,3 +156,64 @@ import Testing
         #expect(version.artifactSignature == InMemoryArtifacts().sign(contentHash: "h", model: claimed.model, version: 1, fingerprint: claimed.request.fingerprint))
     }
 }
+
+/// `reconcile --wait` on the twins: it converges without waiting when work moves, and waits
+/// on events with backoff (never spinning) when nothing can move.
+@Suite struct ConvergenceTests {
+    func convergence(_ rig: ReconcileCoreTests.Rig, worker: Bool, passes: Locked<Int>, shown: Locked<Int>) -> Convergence {
+        Convergence(store: rig.store, clock: rig.clock, worker: worker ? rig.worker : nil,
+                    pass: {
+                        passes.update { $0 += 1 }
+                        return try rig.pass().plan
+                    },
+                    showPlan: { _ in shown.update { $0 += 1 } }, progress: { _ in })
+    }
+
+    @Test func convergesWithTrainingInProcessWithoutWaiting() throws {
+        let rig = ReconcileCoreTests.Rig()
+        rig.source.publish(try ReconcileCoreTests.fleet("a"))
+        let before = try rig.store.generation()
+        let first = try rig.pass().plan
+        let passes = Locked(0), shown = Locked(0)
+        let (plan, count) = try convergence(rig, worker: true, passes: passes, shown: shown)
+            .run(first: first, generationBefore: before, timeout: 60, timeoutText: "1m", stop: StopFlag())
+        #expect(plan.changes.isEmpty)
+        #expect(count == passes.value + 1)
+        #expect(rig.clock.now() == 1_800_000_000, "no time passed: nothing waited")
+        #expect(try rig.routes("acme-homepage") == ["homepage-recs v1 90%", "homepage-recs-b v1 10%"])
+    }
+
+    @Test func whileSuspendedItWaitsWithBackoffAndSaysWhyItTimedOut() throws {
+        let rig = ReconcileCoreTests.Rig()
+        rig.source.publish(try ReconcileCoreTests.fleet("a"))
+        rig.store.setSuspended(true)
+        let before = try rig.store.generation()
+        let first = try rig.pass().plan
+        let passes = Locked(0), shown = Locked(0)
+        let run = convergence(rig, worker: true, passes: passes, shown: shown)
+        let failure = Locked<CairnError?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            do {
+                _ = try run.run(first: first, generationBefore: before, timeout: 60, timeoutText: "1m", stop: StopFlag())
+            } catch {
+                failure.update { $0 = error as? CairnError }
+            }
+            done.signal()
+        }
+        var waits = 0
+        while done.wait(timeout: .now()) == .timedOut {
+            #expect(rig.clock.settle(), "waiting, not spinning")
+            guard let deadline = rig.clock.nextDeadline else { continue }
+            rig.clock.advance(by: deadline - rig.clock.now())
+            waits += 1
+        }
+        // 1 + 2 + 4 + 8 + 10 + 10 + 10 + 10 + the rest: nine waits in a minute, and not one pass,
+        // since nothing moved (today's loop ran hundreds of passes a second here).
+        #expect(waits == 9)
+        #expect(passes.value == 0)
+        #expect(shown.value == 0)
+        #expect(failure.value?.message == "timed out after 1m before converging: applying is suspended, \(first.changes.count) changes wait")
+        #expect(failure.value?.hint == "run `cairn resume` to apply again")
+    }
+}
