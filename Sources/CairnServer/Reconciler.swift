@@ -33,6 +33,8 @@ struct DaemonObserver: ReconcileObserver {
     let serving: ServingCache
     let metrics: CairnMetrics
     let logger: Logger
+    /// Wakes the daemon's idle workers: a pass may have queued training.
+    let queued: Wakeup
 
     func passSucceeded(plan: Plan, desired: DesiredState, observed: ObservedState, after: ObservedState, duration: Double) {
         // The serving cache is an actor: wait for it here, so the pass is over only once what it
@@ -43,6 +45,7 @@ struct DaemonObserver: ReconcileObserver {
             done.signal()
         }
         done.wait()
+        if !plan.changes.isEmpty { queued.signal() }
         metrics.recordPass(plan: plan, observed: after, result: plan.changes.isEmpty ? "noop" : (observed.suspended ? "suspended" : "applied"),
                            duration: duration)
         logger.info("pass", metadata: [

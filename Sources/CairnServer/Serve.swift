@@ -21,10 +21,11 @@ public enum Serve {
         let serving = ServingCache(db: db, loader: ModelLoader(store: store, key: key))
         let source = GitManifestSource(repository: configuration.repository, revision: configuration.revision, root: configuration.manifestRoot,
                                        exclude: configuration.exclude, gitCache: configuration.gitCachePath, parseCache: ParseCache())
+        let queued = Wakeup()
         let loop = ReconcileLoop(source: source, store: db, clock: clock,
                                  configuration: .init(interval: Double(configuration.interval), resync: Double(configuration.resync),
                                                       planner: configuration.planner),
-                                 observer: DaemonObserver(serving: serving, metrics: metrics, logger: logger))
+                                 observer: DaemonObserver(serving: serving, metrics: metrics, logger: logger, queued: queued))
         // Serve what is live from the start, before the first pass.
         let observed = try db.observedState()
         if let problem = try liveArtifactsProblem(observed, db: db, key: key) {
@@ -34,9 +35,10 @@ public enum Serve {
         await serving.refresh(observed.targets)
         let trainer = LocalTrainerRunner(repositoryPath: source.path, workRoot: URL(fileURLWithPath: configuration.workRoot),
                                          datasets: configuration.datasets, isolation: configuration.isolation)
-        // A run this worker finishes wakes the loop at once (no polling for it).
+        // A run this worker finishes wakes the loop at once, and a pass that queued training
+        // wakes the workers at once: neither polls for the other.
         let worker = TrainingWorker(store: db, trainer: trainer, artifacts: SignedArtifactStore(store: store, key: key), clock: clock,
-                                    configuration: .init(pollInterval: 0.5), finished: { loop.observedChanged() }) { line in
+                                    queued: queued, finished: { loop.observedChanged() }) { line in
             logger.info("\(line)")
         }
         if configuration.workers > 0 {

@@ -14,6 +14,10 @@ struct Options {
     var cairn: String
     var work = NSTemporaryDirectory() + "cairn-bench"
     var historyRows = 1_000_000
+    /// Seconds `cairn serve` is watched while idle.
+    var idleSeconds = 30.0
+    /// Only the idle `cairn serve` measurement (with `--cairn`, to compare two binaries).
+    var idleOnly = false
 
     init(_ args: [String]) throws {
         let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -27,6 +31,10 @@ struct Options {
             case "--cairn": cairn = value
             case "--work": work = value
             case "--history-rows": historyRows = Int(value) ?? historyRows
+            case "--idle-seconds": idleSeconds = Double(value) ?? idleSeconds
+            case "--idle-only":
+                idleOnly = true
+                i -= 1
             default: throw BenchError("unknown option \(args[i]); see the comment at the top of main.swift")
             }
             i += 2
@@ -42,6 +50,52 @@ struct Measurement: Codable {
     var ratioToFloor: Double?
     var target: String?
     var exitStatus: Int32?
+    /// CPU time (user + system) the process used during the measurement.
+    var cpuSeconds: Double?
+}
+
+/// A process's CPU time so far (user + system, from /proc), in seconds.
+func cpuSeconds(_ pid: pid_t) -> Double? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// Starts `cairn serve` on a reconciled fleet, waits until its first pass is over (its CPU time
+/// stops growing), then returns the CPU time it uses in `seconds` of idling: polls every 10 s
+/// that find nothing new, one worker waiting for runs.
+func idleServe(_ cairn: String, repo: String, db: String, seconds: Double) throws -> Double {
+    var pid: pid_t = 0
+    let port = 20_000 + Int(getpid() % 10_000)
+    let arguments = [cairn, "serve", "--repo", repo, "--db", db, "--listen", "127.0.0.1:\(port)", "--interval", "10s", "--workers", "1"]
+    let argv = arguments.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    guard posix_spawn(&pid, cairn, &actions, nil, argv, environ) == 0 else { throw BenchError("cannot start \(cairn) serve") }
+    defer {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+    var last = cpuSeconds(pid) ?? 0
+    var quiet = 0
+    let settleBy = Date().addingTimeInterval(300)
+    while quiet < 3, Date() < settleBy {
+        Thread.sleep(forTimeInterval: 1)
+        guard let now = cpuSeconds(pid) else { throw BenchError("cairn serve exited during start-up") }
+        quiet = now - last < 0.02 ? quiet + 1 : 0
+        last = now
+    }
+    let before = cpuSeconds(pid) ?? 0
+    Thread.sleep(forTimeInterval: seconds)
+    guard let after = cpuSeconds(pid) else { throw BenchError("cairn serve exited while idle") }
+    return after - before
 }
 
 /// Runs the binary (arguments carry absolute paths); returns wall time, the process's own peak RSS, and its exit status.
@@ -79,6 +133,7 @@ let targets: [String: String] = [
     "serve pass: no-op (same revision and generation)": "< 20 ms at 10,000",
     "history query alone (one model, 1,000,000 rows)": "< 10 ms",
     "serve pass: one file changed (parse cache warm)": "< 50 ms at 10,000",
+    "serve idle": "no measurable CPU (< 0.1 % of a core)",
 ]
 
 /// The median of `repeats` runs of `body`, in seconds (in this process, after a first warm-up run).
@@ -110,6 +165,14 @@ for n in options.sizes {
         results.append(Measurement(scenario: name, models: n, wallSeconds: wall, peakRSSMegabytes: rss, ratioToFloor: wall / floorSeconds,
                                    target: targets[name], exitStatus: status))
         FileHandle.standardError.write(Data(String(format: "  %-40@ %8.3f s  %7.1f MB  exit %d\n", name, wall, rss, status).utf8))
+    }
+    if options.idleOnly {
+        _ = try measure(options.cairn, ["reconcile", "--repo", repo.path, "--db", db, "--allow-bulk"])
+        let cpu = try idleServe(options.cairn, repo: repo.path, db: db, seconds: options.idleSeconds)
+        results.append(Measurement(scenario: "serve idle (\(Int(options.idleSeconds)) s, polls every 10 s, 1 worker)", models: n,
+                                   wallSeconds: options.idleSeconds, target: targets["serve idle"], cpuSeconds: cpu))
+        FileHandle.standardError.write(Data(String(format: "  serve idle: %.3f s of CPU in %.0f s\n", cpu, options.idleSeconds).utf8))
+        continue
     }
     try run("validate (cold)", ["validate", "--repo", repo.path])
     try run("plan (cold, empty database)", ["plan", "--repo", repo.path, "--db", db])
@@ -170,6 +233,12 @@ for n in options.sizes {
             precondition(rows.count == 20)
         })
     }
+    if n == options.sizes.first {
+        let cpu = try idleServe(options.cairn, repo: repo.path, db: db, seconds: options.idleSeconds)
+        results.append(Measurement(scenario: "serve idle (\(Int(options.idleSeconds)) s, polls every 10 s, 1 worker)", models: n,
+                                   wallSeconds: options.idleSeconds, target: targets["serve idle"], cpuSeconds: cpu))
+        FileHandle.standardError.write(Data(String(format: "  serve idle: %.3f s of CPU in %.0f s\n", cpu, options.idleSeconds).utf8))
+    }
 }
 
 struct Report: Codable {
@@ -186,9 +255,10 @@ let encoder = JSONEncoder()
 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
 try FileManager.default.createDirectory(at: URL(fileURLWithPath: options.out).deletingLastPathComponent(), withIntermediateDirectories: true)
 try encoder.encode(report).write(to: URL(fileURLWithPath: options.out))
-print("| scenario | models | wall | peak RSS | × floor | target |")
-print("|---|---:|---:|---:|---:|---|")
+print("| scenario | models | wall | CPU | peak RSS | × floor | target |")
+print("|---|---:|---:|---:|---:|---:|---|")
 for r in results {
-    print("| \(r.scenario) | \(r.models) | \(String(format: "%.3f s", r.wallSeconds)) | \(r.peakRSSMegabytes.map { String(format: "%.0f MB", $0) } ?? "—") | \(r.ratioToFloor.map { String(format: "%.1f", $0) } ?? "—") | \(r.target ?? "") |")
+    let cpu = r.cpuSeconds.map { String(format: "%.3f s (%.2f %%)", $0, 100 * $0 / r.wallSeconds) } ?? "—"
+    print("| \(r.scenario) | \(r.models) | \(String(format: "%.3f s", r.wallSeconds)) | \(cpu) | \(r.peakRSSMegabytes.map { String(format: "%.0f MB", $0) } ?? "—") | \(r.ratioToFloor.map { String(format: "%.1f", $0) } ?? "—") | \(r.target ?? "") |")
 }
 print("\nreport: \(options.out)")
