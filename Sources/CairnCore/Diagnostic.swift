@@ -21,6 +21,7 @@ public struct SourceLocation: Sendable, Hashable, Codable, Comparable, CustomStr
 ///
 /// Diagnostics are collected, never thrown one at a time, so a single run reports every problem.
 public struct Diagnostic: Sendable, Hashable, Codable {
+    /// An error stops the revision; a warning does not.
     public enum Severity: String, Sendable, Codable, Hashable {
         case error, warning
     }

@@ -95,6 +95,7 @@ public struct ManifestMetadata: Sendable, Hashable, Codable {
     }
 }
 
+/// `kind: OutcomeWeights`: how much each interaction event counts when a template trains.
 public struct OutcomeWeights: Sendable, Hashable, Codable {
     public var metadata: ManifestMetadata
     /// Event type → signed weight in [-10, 10].
@@ -106,7 +107,9 @@ public struct OutcomeWeights: Sendable, Hashable, Codable {
     }
 }
 
+/// `kind: Template`: how to train: the dataset, the trainer (builtin or exec), the weights and the evaluation.
 public struct Template: Sendable, Hashable, Codable {
+    /// Where the interactions come from: a file in the repository, or a `file://` URI under an allowed root.
     public enum Dataset: Sendable, Hashable, Codable {
         /// A file in the repository, relative to the manifest root.
         case path(String)
@@ -114,16 +117,19 @@ public struct Template: Sendable, Hashable, Codable {
         case uri(String)
     }
 
+    /// A builtin algorithm, or a command run as an isolated child process.
     public enum Trainer: Sendable, Hashable, Codable {
         case builtin(algorithm: BuiltinAlgorithm, params: [String: JSONValue])
         case exec(command: [String], timeout: ManifestDuration?, env: [String: String], params: [String: JSONValue])
     }
 
+    /// The algorithms Cairn trains itself.
     public enum BuiltinAlgorithm: String, Sendable, Hashable, Codable, CaseIterable {
         case popularity
         case itemKNN = "item-knn"
     }
 
+    /// The holdout and the metrics a run reports.
     public struct Evaluation: Sendable, Hashable, Codable {
         public var holdout: Double
         public var metrics: [String]
@@ -156,19 +162,25 @@ public struct Template: Sendable, Hashable, Codable {
     }
 }
 
+/// `kind: Model`: a registered model: its template, lifecycle, registry family and stage, learning
+/// cadence, approval policy and the decisions made in git.
 public struct Model: Sendable, Hashable, Codable {
+    /// draft (never trained), active, or archived.
     public enum Lifecycle: String, Sendable, Hashable, Codable, CaseIterable {
         case draft, active, archived
     }
 
+    /// The model's place in its family: one champion, challengers, shadows.
     public enum Stage: String, Sendable, Hashable, Codable, CaseIterable {
         case none, shadow, challenger, champion
     }
 
+    /// Whether the model retrains on a schedule.
     public enum LearningMode: String, Sendable, Hashable, Codable, CaseIterable {
         case none, scheduled
     }
 
+    /// The learning cadence (`every: 24h` under `mode: scheduled`).
     public struct Learning: Sendable, Hashable, Codable {
         public var mode: LearningMode
         public var every: ManifestDuration?
@@ -179,6 +191,7 @@ public struct Model: Sendable, Hashable, Codable {
         }
     }
 
+    /// manual (decided in git) or gated (decided by the gates when a version is recorded).
     public enum ApprovalMode: String, Sendable, Hashable, Codable, CaseIterable {
         case manual, gated
     }
@@ -199,6 +212,7 @@ public struct Model: Sendable, Hashable, Codable {
         }
     }
 
+    /// The approval policy: its mode and gates.
     public struct Approval: Sendable, Hashable, Codable {
         public var mode: ApprovalMode
         public var gates: [Gate]
@@ -209,6 +223,7 @@ public struct Model: Sendable, Hashable, Codable {
         }
     }
 
+    /// Versions approved or rejected by a reviewed commit.
     public struct Decisions: Sendable, Hashable, Codable {
         public var approve: [Int]
         public var reject: [Int]
@@ -251,6 +266,7 @@ public struct Model: Sendable, Hashable, Codable {
     }
 }
 
+/// `kind: ServingTarget`: what is live for one tenant and surface: routes with traffic shares, and shadows.
 public struct ServingTarget: Sendable, Hashable, Codable {
     /// Which version a route asks for.
     public enum VersionSelector: Sendable, Hashable, Codable, CustomStringConvertible {
@@ -280,6 +296,7 @@ public struct ServingTarget: Sendable, Hashable, Codable {
         }
     }
 
+    /// A model (or a family's champion), the version it asks for and its share of traffic.
     public struct Route: Sendable, Hashable, Codable {
         public var subject: RouteSubject
         public var version: VersionSelector

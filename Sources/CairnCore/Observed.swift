@@ -28,6 +28,7 @@ public struct ObservedState: Sendable, Codable, Equatable {
     public static let empty = ObservedState()
 }
 
+/// Outcome weights as last applied.
 public struct ObservedWeights: Sendable, Codable, Equatable {
     public var spec: OutcomeWeights
     public var archived: Bool
@@ -38,6 +39,7 @@ public struct ObservedWeights: Sendable, Codable, Equatable {
     }
 }
 
+/// A template as last applied.
 public struct ObservedTemplate: Sendable, Codable, Equatable {
     public var spec: Template
     public var archived: Bool
@@ -48,6 +50,7 @@ public struct ObservedTemplate: Sendable, Codable, Equatable {
     }
 }
 
+/// A model as last applied, with its recorded stage and its versions.
 public struct ObservedModel: Sendable, Codable, Equatable {
     /// The definition as last applied.
     public var spec: Model
@@ -74,6 +77,7 @@ public struct ObservedModel: Sendable, Codable, Equatable {
 
 /// A trained version: immutable identity, plus a decision that may change.
 public struct ModelVersion: Sendable, Codable, Equatable {
+    /// pending until decided; approved versions may be served.
     public enum Status: String, Sendable, Codable, CaseIterable {
         case pending, approved, rejected
     }
@@ -120,7 +124,9 @@ public struct ModelVersion: Sendable, Codable, Equatable {
     }
 }
 
+/// A training run in the queue or its recent history.
 public struct TrainingRun: Sendable, Codable, Equatable {
+    /// Where the run is; queued and running are active.
     public enum State: String, Sendable, Codable, CaseIterable {
         case queued, running, succeeded, failed, cancelled
 
@@ -167,6 +173,7 @@ public struct LiveRoute: Sendable, Codable, Hashable, Comparable, CustomStringCo
     public var description: String { "\(model) v\(version)" }
 }
 
+/// A serving target as it is live: concrete versions, shares and shadows.
 public struct ObservedTarget: Sendable, Codable, Equatable {
     public var name: String
     public var tenant: String

@@ -21,6 +21,7 @@ public struct DesiredState: Sendable {
     }
 }
 
+/// What an operator may set about planning: the bulk-promotion guard.
 public struct PlannerOptions: Sendable {
     /// Most routes one plan may promote without `allowBulk`.
     public var maxPromotions: Int

@@ -38,6 +38,7 @@ public struct SkippedDocument: Sendable, Hashable {
 public enum DocumentDecoder {
     public static let apiVersion = "cairn/v1"
 
+    /// A decoded manifest, or a document that is not Cairn's (skipped).
     public enum Outcome: Sendable {
         case decoded(DecodedManifest)
         case skipped(SkippedDocument)
@@ -45,6 +46,7 @@ public enum DocumentDecoder {
         case invalid
     }
 
+    /// One document's outcome with its diagnostics and field locations.
     public struct Result: Sendable {
         public var outcome: Outcome
         public var diagnostics: [Diagnostic]

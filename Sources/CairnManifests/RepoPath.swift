@@ -3,6 +3,7 @@ import CairnCore
 /// Resolves a path written in a manifest to a file inside the repository, following
 /// symlinks the way a checkout would, and refusing anything that leaves the repository.
 public enum RepoPath {
+    /// Why a dataset path is refused (outside the repository, through a link, not a file).
     public enum Problem: Error, Equatable, Sendable, CustomStringConvertible {
         case absolute
         case escapes(String)

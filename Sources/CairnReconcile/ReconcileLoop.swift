@@ -74,6 +74,7 @@ public struct Schedule: Sendable, Equatable {
 /// no parsing, no database writes. Between passes it sleeps until the next deadline or an
 /// event; failures back off.
 public final class ReconcileLoop: Sendable {
+    /// `cairn serve`'s interval, resync and planner options.
     public struct Configuration: Sendable {
         /// Seconds between polls of the source (±10% jitter).
         public var interval: Double

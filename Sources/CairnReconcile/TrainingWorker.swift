@@ -5,12 +5,14 @@ import Foundation
 /// trainer → artifact kept under its content hash → signed version, decided by the model's
 /// approval policy (or a failed run with its reason). Runs whose worker died are re-queued.
 public struct TrainingWorker: Sendable {
+    /// How one claimed run ended.
     public enum Outcome: Sendable, Equatable {
         case succeeded(run: Int, model: String, version: Int, status: ModelVersion.Status)
         case failed(run: Int, model: String, reason: String)
         case handedBack(run: Int)
     }
 
+    /// Leases, retries and how often an idle worker looks for work.
     public struct Configuration: Sendable {
         /// How long a claimed run stays this worker's without a heartbeat (heartbeats every third of it).
         public var leaseSeconds: Int64

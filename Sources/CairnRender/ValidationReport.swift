@@ -3,6 +3,7 @@ import Foundation
 
 /// What `cairn validate` reports, independent of how it is printed.
 public struct ValidationReport: Sendable, Codable {
+    /// One diagnostic as `validate --format json` prints it.
     public struct Entry: Sendable, Codable {
         public var severity: String
         public var file: String?
@@ -13,6 +14,7 @@ public struct ValidationReport: Sendable, Codable {
         public var hint: String?
     }
 
+    /// A document that is not Cairn's, listed with `--verbose`.
     public struct Skipped: Sendable, Codable {
         public var file: String
         public var line: Int

@@ -6,6 +6,7 @@ import Foundation
 /// The models each target serves, loaded (and verified) before they are swapped in, so a
 /// request sees either the old routes with their models or the new ones, never a mix.
 public actor ServingCache {
+    /// A target's live routes with their verified, loaded models.
     public struct Served: Sendable {
         public var routes: [LiveRoute]
         /// "model@version" → model.

@@ -90,6 +90,7 @@ extension RegistryDatabase {
     }
 }
 
+/// Where the audit chain breaks, and how (a row altered, deleted or out of order).
 public struct AuditBreak: Sendable, Equatable {
     public var id: Int64
     /// Rows verified before the break.

@@ -5,6 +5,7 @@ import GRDB
 
 /// Out-of-band operations: suspension, break-glass rollback, failed passes.
 extension RegistryDatabase {
+    /// Who suspended applying, and when.
     public struct Suspension: Sendable, Equatable {
         public var by: String
         public var at: Int64
@@ -88,6 +89,7 @@ extension RegistryDatabase {
         }
     }
 
+    /// A reconcile pass as recorded (applied, invalid, source_error).
     public struct PassRecord: Sendable, Equatable {
         public var revision: String?
         public var result: String

@@ -12,6 +12,7 @@ extension RegistryDatabase {
         }
     }
 
+    /// A training run as `cairn status` and `cairn logs` show it.
     public struct RunSummary: Sendable, Codable, Equatable {
         public var id: Int
         public var model: String
@@ -34,6 +35,7 @@ extension RegistryDatabase {
         }
     }
 
+    /// Which audit rows `cairn history` reads.
     public struct HistoryFilter: Sendable {
         public var model: String?
         public var target: String?

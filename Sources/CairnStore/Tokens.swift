@@ -15,6 +15,7 @@ extension RegistryDatabase {
         public func allows(_ needed: TokenScope) -> Bool { self == .admin || needed == .read }
     }
 
+    /// An API token as listed: its name, scope and dates; never its secret.
     public struct TokenRecord: Sendable, Codable, Equatable {
         public var name: String
         public var scope: TokenScope

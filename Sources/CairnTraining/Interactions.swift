@@ -16,6 +16,7 @@ public struct Interactions: Sendable {
     public var pairs: [[Pair]]
     public var rows: Int
 
+    /// One (user, item) pair and its folded signal.
     public struct Pair: Sendable, Equatable {
         public var item: Int
         public var signal: Double

@@ -3,6 +3,7 @@ import Foundation
 
 /// A trained builtin model: what the artifact's `model.json` holds, and how it scores.
 public struct RecommenderModel: Codable, Sendable, Equatable {
+    /// An item's neighbour in item-kNN and their similarity.
     public struct Neighbor: Codable, Sendable, Equatable {
         /// Item index.
         public var i: Int

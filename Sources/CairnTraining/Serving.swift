@@ -44,6 +44,7 @@ public struct ModelLoader: Sendable {
 /// A recommendation response: which route answered, and the scored items (the same shape
 /// from `cairn recommend --format json` and the HTTP API).
 public struct Recommendation: Encodable, Sendable {
+    /// One recommended item and its score.
     public struct Scored: Encodable, Sendable {
         public var item: String
         public var score: Double

@@ -16,6 +16,7 @@ import Foundation
 /// Either way the trainer gets SIGKILL when its worker dies (`setpriv --pdeathsig`), and the PID
 /// namespace takes every process it started down with it.
 public struct TrainerIsolation: Sendable {
+    /// How exec trainers are kept apart: another user and namespaces, or not at all (with a warning).
     public enum Mode: Sendable, Equatable {
         /// Another user, a PID namespace of its own.
         case otherUser(name: String, uid: UInt32, gid: UInt32)

@@ -22,6 +22,7 @@ public enum YAMLScalarStyle: Sendable, Hashable {
 /// Aliases are expanded while loading (bounded by `YAMLLimits.maxNodes`), so consumers
 /// never see anchors or aliases.
 public struct YAMLNode: Sendable {
+    /// A scalar, a sequence or a mapping.
     public enum Content: Sendable {
         case scalar(String, YAMLScalarStyle)
         case sequence([YAMLNode])
@@ -40,6 +41,7 @@ public struct YAMLNode: Sendable {
     }
 }
 
+/// One key and value of a mapping, in document order.
 public struct YAMLPair: Sendable {
     public var key: YAMLNode
     public var value: YAMLNode
@@ -62,6 +64,7 @@ public enum YAMLScalarValue: Sendable, Equatable {
     case string(String)
 }
 
+/// One document of a YAML stream and its root node.
 public struct YAMLDocument: Sendable {
     /// The document's root node; documents that hold only comments are not returned at all.
     public var root: YAMLNode
