@@ -18,7 +18,7 @@ public enum AuditAction: String, Sendable, Codable, CaseIterable {
 
 /// What an audit row is about: a manifest's `Kind/name`, or one of Cairn's own records
 /// (`Cairn/applier`, `Cairn/token/NAME`). Stored as that text.
-public enum AuditAddress: Sendable, Hashable, Codable, CustomStringConvertible {
+public enum AuditAddress: Sendable, Hashable, WireText {
     case manifest(ManifestAddress)
     /// Applying itself (suspend, resume).
     case applier
@@ -54,13 +54,21 @@ public enum AuditAddress: Sendable, Hashable, Codable, CustomStringConvertible {
         if case let .manifest(address) = self { return address }
         return nil
     }
+}
 
+/// A value stored and sent as its text (`description`), read back with `init?(parsing:)`:
+/// addresses in plans and audit rows, whose text is a wire format.
+public protocol WireText: Codable, CustomStringConvertible {
+    init?(parsing text: String)
+}
+
+extension WireText {
     public init(from decoder: Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
-        guard let address = AuditAddress(parsing: text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not an audit address"))
+        guard let value = Self(parsing: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not a \(Self.self)"))
         }
-        self = address
+        self = value
     }
 
     public func encode(to encoder: Encoder) throws {

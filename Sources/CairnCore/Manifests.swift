@@ -21,7 +21,7 @@ public enum ManifestKind: String, Sendable, Codable, CaseIterable, Comparable {
 
 /// `Kind/name`: how a document is named in diagnostics, plans and audit rows. Encoded as that
 /// text (a wire format: plans and the audit history hold it).
-public struct ManifestAddress: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
+public struct ManifestAddress: Sendable, Hashable, Comparable, WireText {
     public var kind: ManifestKind
     public var name: String
 
@@ -40,19 +40,6 @@ public struct ManifestAddress: Sendable, Hashable, Codable, Comparable, CustomSt
 
     public static func < (a: ManifestAddress, b: ManifestAddress) -> Bool {
         (a.kind.order, a.name) < (b.kind.order, b.name)
-    }
-
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let address = ManifestAddress(parsing: text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not Kind/name"))
-        }
-        self = address
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
     }
 }
 

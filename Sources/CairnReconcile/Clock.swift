@@ -57,12 +57,15 @@ public final class Wakeup: @unchecked Sendable {
     /// Blocks until signalled (the signal is consumed; returns true) or until `keepWaiting`
     /// answers false when looked at again after a `poke` (returns false). For clocks whose time
     /// moves by hand.
-    public func block(while keepWaiting: () -> Bool) -> Bool {
+    /// `finish` runs as the wait ends, before anyone else can see this event again (a manual
+    /// clock forgets its waiter there, so a test never sees it idle after it woke).
+    public func block(while keepWaiting: () -> Bool, finish: () -> Void = {}) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         while !signalled, keepWaiting() { condition.wait() }
         let woken = signalled
         signalled = false
+        finish()
         return woken
     }
 
@@ -94,33 +97,22 @@ public struct SystemClock: Clock {
 }
 
 /// Answers "should I stop?" from any thread, and wakes whoever waits on it.
-public final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stopped = false
-    private var wakeups: [Wakeup] = []
+public final class StopFlag: Sendable {
+    private let stopped = Locked(false)
+    private let event = Wakeup()
 
     public init() {}
 
-    public var isSet: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return stopped
-    }
+    public var isSet: Bool { stopped.value }
 
     public func set() {
-        lock.lock()
-        stopped = true
-        let waiting = wakeups
-        lock.unlock()
-        for w in waiting { w.signal() }
+        stopped.update { $0 = true }
+        event.signal()
     }
 
     /// `wakeup` is signalled when the flag is set (at once if it is set already).
     public func wakes(_ wakeup: Wakeup) {
-        lock.lock()
-        wakeups.append(wakeup)
-        let already = stopped
-        lock.unlock()
-        if already { wakeup.signal() }
+        event.forward(to: wakeup)
+        if isSet { wakeup.signal() }
     }
 }

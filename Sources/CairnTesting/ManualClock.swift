@@ -22,14 +22,13 @@ public final class ManualClock: Clock, @unchecked Sendable {
             deadlines[id] = deadline
             lock.broadcast()
         }
-        defer {
+        return wakeup.block(while: { now() < deadline }, finish: {
             lock.withLock {
                 sleepers[id] = nil
                 deadlines[id] = nil
                 lock.broadcast()
             }
-        }
-        return wakeup.block { now() < deadline }
+        })
     }
 
     /// Moves the time forward and wakes every waiter whose deadline has come.
@@ -44,15 +43,17 @@ public final class ManualClock: Clock, @unchecked Sendable {
     /// Blocks until `count` loops are parked and idle: each waits for a deadline still ahead
     /// and has no event pending (so it has finished what the last `advance` or signal made it
     /// do). False if that does not happen within `timeout` seconds of real time (a hung or
-    /// spinning loop fails the test instead of hanging it).
+    /// spinning loop fails the test instead of hanging it). Returns true at once when `unless`
+    /// answers true (the loop has ended).
     @discardableResult
-    public func settle(_ count: Int = 1, timeout: Double = 10) -> Bool {
+    public func settle(_ count: Int = 1, timeout: Double = 10, unless ended: () -> Bool = { false }) -> Bool {
         let limit = Date().addingTimeInterval(timeout)
         while true {
             // Read under the clock's lock, look at the events outside it (a waiter holds its
             // event's lock while it reads the time).
             let (parked, ahead, waiting) = lock.withLock { (sleepers.count, deadlines.values.allSatisfy { $0 > time }, Array(sleepers.values)) }
             if parked >= count, ahead, !waiting.contains(where: { $0.isPending }) { return true }
+            if ended() { return true }
             if Date() >= limit { return false }
             lock.withLock { _ = lock.wait(until: min(limit, Date().addingTimeInterval(0.002))) }
         }

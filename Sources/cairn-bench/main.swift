@@ -67,17 +67,8 @@ func cpuSeconds(_ pid: pid_t) -> Double? {
 /// stops growing), then returns the CPU time it uses in `seconds` of idling: polls every 10 s
 /// that find nothing new, one worker waiting for runs.
 func idleServe(_ cairn: String, repo: String, db: String, seconds: Double) throws -> Double {
-    var pid: pid_t = 0
     let port = 20_000 + Int(getpid() % 10_000)
-    let arguments = [cairn, "serve", "--repo", repo, "--db", db, "--listen", "127.0.0.1:\(port)", "--interval", "10s", "--workers", "1"]
-    let argv = arguments.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-    guard posix_spawn(&pid, cairn, &actions, nil, argv, environ) == 0 else { throw BenchError("cannot start \(cairn) serve") }
+    let pid = try spawn(cairn, ["serve", "--repo", repo, "--db", db, "--listen", "127.0.0.1:\(port)", "--interval", "10s", "--workers", "1"])
     defer {
         kill(pid, SIGTERM)
         var status: Int32 = 0
@@ -98,8 +89,8 @@ func idleServe(_ cairn: String, repo: String, db: String, seconds: Double) throw
     return after - before
 }
 
-/// Runs the binary (arguments carry absolute paths); returns wall time, the process's own peak RSS, and its exit status.
-func measure(_ executable: String, _ arguments: [String]) throws -> (Double, Double, Int32) {
+/// Starts the binary with its output thrown away (arguments carry absolute paths).
+func spawn(_ executable: String, _ arguments: [String]) throws -> pid_t {
     var pid: pid_t = 0
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
@@ -108,8 +99,14 @@ func measure(_ executable: String, _ arguments: [String]) throws -> (Double, Dou
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-    let start = Date()
     guard posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0 else { throw BenchError("cannot start \(executable)") }
+    return pid
+}
+
+/// Runs the binary; returns wall time, the process's own peak RSS, and its exit status.
+func measure(_ executable: String, _ arguments: [String]) throws -> (Double, Double, Int32) {
+    let start = Date()
+    let pid = try spawn(executable, arguments)
     var status: Int32 = 0
     var usage = rusage()
     wait4(pid, &status, 0, &usage)

@@ -192,18 +192,19 @@ import Testing
         let passes = Locked(0), shown = Locked(0)
         let run = convergence(rig, worker: true, passes: passes, shown: shown)
         let failure = Locked<CairnError?>(nil)
-        let done = DispatchSemaphore(value: 0)
+        let done = Locked(false)
         Thread.detachNewThread {
             do {
                 _ = try run.run(first: first, generationBefore: before, timeout: 60, timeoutText: "1m", stop: StopFlag())
             } catch {
                 failure.update { $0 = error as? CairnError }
             }
-            done.signal()
+            done.update { $0 = true }
         }
         var waits = 0
-        while done.wait(timeout: .now()) == .timedOut {
-            #expect(rig.clock.settle(), "waiting, not spinning")
+        while true {
+            #expect(rig.clock.settle(unless: { done.value }), "waiting, not spinning")
+            if done.value { break }
             guard let deadline = rig.clock.nextDeadline else { continue }
             rig.clock.advance(by: deadline - rig.clock.now())
             waits += 1
