@@ -22,16 +22,6 @@ extension RegistryDatabase {
         }
     }
 
-    /// Takes the single-applier lease, waiting up to `wait` seconds (of wall time) for a live
-    /// holder to let go; `now` stamps the lease (`ReconcilePass.acquireLease` is the same with a clock).
-    public func acquireLease(_ holder: LeaseHolder, ttl: Int64 = 120, wait: Double = 0, now: () -> Int64) throws {
-        let deadline = Date().addingTimeInterval(wait)
-        while let other = try tryAcquireLease(holder, ttl: ttl, now: now()) {
-            if Date() >= deadline { throw ReconcilePass.leaseBusy(other) }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-    }
-
     /// True when the lease was taken by a process on this host that no longer exists (killed, crashed),
     /// so it can be taken over at once instead of after it expires. A reused pid only makes us wait.
     static func holderIsGone(pid: Int32, host: String, asSeenBy holder: LeaseHolder) -> Bool {

@@ -10,12 +10,23 @@ public final class ManualClock: Clock, @unchecked Sendable {
     private var sleepers: [ObjectIdentifier: Wakeup] = [:]
     private var deadlines: [ObjectIdentifier: Double] = [:]
 
-    public init(at start: Double = 1_800_000_000) { time = start }
+    /// Waits on a clock that `advancesOnWait` move its time to their deadline at once
+    /// (single-threaded code that sleeps, such as waiting out a lease).
+    private let advancesOnWait: Bool
+
+    public init(at start: Double = 1_800_000_000, advancesOnWait: Bool = false) {
+        time = start
+        self.advancesOnWait = advancesOnWait
+    }
 
     public func now() -> Double { lock.withLock { time } }
 
     @discardableResult
     public func wait(on wakeup: Wakeup, until deadline: Double) -> Bool {
+        if advancesOnWait, !wakeup.isPending {
+            lock.withLock { time = max(time, deadline) }
+            return false
+        }
         let id = ObjectIdentifier(wakeup)
         lock.withLock {
             sleepers[id] = wakeup

@@ -2,6 +2,7 @@ import CairnCore
 import CairnReconcile
 import CairnRender
 import CairnStore
+import CairnTesting
 import Foundation
 import GRDB
 import Testing
@@ -24,7 +25,7 @@ import Testing
     @Test func championSwapCommitsAsOneStep() throws {
         let db = try freshDatabase()
         let holder = LeaseHolder()
-        try db.acquireLease(holder, now: { 1_800_000_000 })
+        try ReconcilePass.acquireLease(db, holder, wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
         // Build the observed side of the case for real: apply the base fleet, train, approve.
         let base = PlannerCase(name: "03-steady-state")
         let (loaded, tree) = try PlannerCase.load(base.folder.appendingPathComponent("desired"))
@@ -62,7 +63,7 @@ import Testing
     @Test func promotionOfAnUnapprovedVersionIsRefusedAtApply() throws {
         let db = try freshDatabase()
         let holder = LeaseHolder()
-        try db.acquireLease(holder, now: { 1_800_000_000 })
+        try ReconcilePass.acquireLease(db, holder, wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
         _ = try applyCase("01-fresh-fleet", to: db, holder: holder)
         let forged = Plan(revision: String(repeating: "c", count: 40), revisionName: "main", manifestRoot: "", manifestCount: 0,
                           observedGeneration: 0, lastAppliedRevision: nil,
@@ -90,14 +91,14 @@ import Testing
 
     @Test func secondApplierIsToldWhoHoldsTheLease() throws {
         let db = try freshDatabase()
-        try db.acquireLease(LeaseHolder(id: "first", pid: 4242, host: "ops-1"), now: { 1_800_000_000 })
+        try ReconcilePass.acquireLease(db, LeaseHolder(id: "first", pid: 4242, host: "ops-1"), wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
         #expect {
-            try db.acquireLease(LeaseHolder(id: "second"), wait: 0.3, now: { 1_800_000_010 })
+            try ReconcilePass.acquireLease(db, LeaseHolder(id: "second"), wait: 0.3, clock: ManualClock(at: Double(1_800_000_010), advancesOnWait: true))
         } throws: { error in
             (error as? CairnError)?.message == "reconcile already running: pid 4242 on ops-1 since 2027-01-15T08:00:00Z"
         }
         // An expired lease (its holder died) is taken over.
-        try db.acquireLease(LeaseHolder(id: "third"), now: { 1_800_000_000 + 121 })
+        try ReconcilePass.acquireLease(db, LeaseHolder(id: "third"), wait: 0, clock: ManualClock(at: Double(1_800_000_000 + 121)))
     }
 
     @Test func aLeaseWhoseHolderDiedOnThisHostIsTakenOverAtOnce() throws {
@@ -107,21 +108,21 @@ import Testing
         gone.executableURL = URL(fileURLWithPath: "/bin/true")
         try gone.run()
         gone.waitUntilExit()
-        try db.acquireLease(LeaseHolder(id: "killed", pid: gone.processIdentifier), now: { 1_800_000_000 })
-        try db.acquireLease(LeaseHolder(id: "next"), wait: 0, now: { 1_800_000_001 })
+        try ReconcilePass.acquireLease(db, LeaseHolder(id: "killed", pid: gone.processIdentifier), wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
+        try ReconcilePass.acquireLease(db, LeaseHolder(id: "next"), wait: 0, clock: ManualClock(at: Double(1_800_000_001), advancesOnWait: true))
         try db.releaseLease(LeaseHolder(id: "next"))
         // A live holder on this host (this test process), or any holder on another host, is waited for.
-        try db.acquireLease(LeaseHolder(id: "alive", pid: getppid()), now: { 1_800_000_002 })
-        #expect(throws: CairnError.self) { try db.acquireLease(LeaseHolder(id: "later"), wait: 0, now: { 1_800_000_003 }) }
+        try ReconcilePass.acquireLease(db, LeaseHolder(id: "alive", pid: getppid()), wait: 0, clock: ManualClock(at: Double(1_800_000_002)))
+        #expect(throws: CairnError.self) { try ReconcilePass.acquireLease(db, LeaseHolder(id: "later"), wait: 0, clock: ManualClock(at: Double(1_800_000_003), advancesOnWait: true)) }
         try db.releaseLease(LeaseHolder(id: "alive"))
-        try db.acquireLease(LeaseHolder(id: "remote", pid: gone.processIdentifier, host: "ops-elsewhere"), now: { 1_800_000_200 })
-        #expect(throws: CairnError.self) { try db.acquireLease(LeaseHolder(id: "later"), wait: 0, now: { 1_800_000_201 }) }
+        try ReconcilePass.acquireLease(db, LeaseHolder(id: "remote", pid: gone.processIdentifier, host: "ops-elsewhere"), wait: 0, clock: ManualClock(at: Double(1_800_000_200)))
+        #expect(throws: CairnError.self) { try ReconcilePass.acquireLease(db, LeaseHolder(id: "later"), wait: 0, clock: ManualClock(at: Double(1_800_000_201), advancesOnWait: true)) }
     }
 
     @Test func appliesAreRefusedWhileSuspended() throws {
         let db = try freshDatabase()
         let holder = LeaseHolder()
-        try db.acquireLease(holder, now: { 1_800_000_000 })
+        try ReconcilePass.acquireLease(db, holder, wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
         #expect(try db.setSuspended(true, actor: "ops", at: 1_800_000_000))
         #expect(throws: CairnError.self) { _ = try applyCase("01-fresh-fleet", to: db, holder: holder) }
         #expect(try db.setSuspended(false, actor: "ops", at: 1_800_000_001))
@@ -133,7 +134,7 @@ import Testing
     @Test func gatedVersionsAreDecidedWhenCreated() throws {
         let db = try freshDatabase()
         let holder = LeaseHolder()
-        try db.acquireLease(holder, now: { 1_800_000_000 })
+        try ReconcilePass.acquireLease(db, holder, wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
         _ = try applyCase("01-fresh-fleet", to: db, holder: holder)
         var decided: [String: ModelVersion] = [:]
         while let run = try db.claimRun(holder: "w", now: 1_800_000_000) {
