@@ -52,6 +52,43 @@ public final class GitRepository: @unchecked Sendable {
         var tree: OpaquePointer?
         let rc = git_commit_tree(&tree, commit)
         guard rc == 0, let tree else { throw CairnError("cannot read the tree of \(revision): \(lastGitError(rc))") }
+        return try snapshot(tree: tree, commit: info(commit), at: revision, root: root, exclude: exclude, isCached: isCached)
+    }
+
+    /// The manifest files staged for the next commit (the index), for a plain git pre-commit
+    /// hook (`cairn validate --index`). The index is written as tree objects into the object
+    /// database, as `git write-tree` does (unreferenced; `git gc` removes them); nothing else changes.
+    public func indexSnapshot(root: String = "", exclude: Set<String> = []) throws(CairnError) -> RevisionSnapshot {
+        guard workdir != nil else {
+            throw CairnError("\(location) is a bare repository and has no index", hint: "drop --index to read a revision instead")
+        }
+        // Inside a git hook, `git commit -a` and `git commit FILE` stage into a temporary index
+        // named by GIT_INDEX_FILE (relative to the working tree, where hooks run).
+        var index: OpaquePointer?
+        var rc: Int32
+        if let file = ProcessInfo.processInfo.environment["GIT_INDEX_FILE"], !file.isEmpty {
+            let path = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
+            rc = git_index_open(&index, path)
+        } else {
+            rc = git_repository_index(&index, repo)
+        }
+        guard rc == 0, let index else { throw CairnError("cannot read the index of \(location): \(lastGitError(rc))") }
+        defer { git_index_free(index) }
+        if git_index_has_conflicts(index) == 1 {
+            throw CairnError("the index of \(location) has unresolved merge conflicts", hint: "resolve them and `git add` the files, then validate again")
+        }
+        var oid = git_oid()
+        rc = git_index_write_tree_to(&oid, index, repo)
+        guard rc == 0 else { throw CairnError("cannot write the index of \(location) as a tree: \(lastGitError(rc))") }
+        var tree: OpaquePointer?
+        rc = git_tree_lookup(&tree, repo, &oid)
+        guard rc == 0, let tree else { throw CairnError("cannot read the index's tree: \(lastGitError(rc))") }
+        return try snapshot(tree: tree, commit: nil, at: "the index", root: root, exclude: exclude, isCached: nil)
+    }
+
+    /// The manifest files of `tree` (which the returned snapshot owns) under `root`.
+    private func snapshot(tree: OpaquePointer, commit: CommitInfo?, at revision: String, root: String, exclude: Set<String>,
+                          isCached: ((String, String) -> Bool)?) throws(CairnError) -> RevisionSnapshot {
         let revisionTree = GitTree(repository: self, tree: tree)
         let cleanRoot = RepoPathText.clean(root)
         var files: [ManifestFile] = []
@@ -73,7 +110,7 @@ public final class GitRepository: @unchecked Sendable {
             }
         }
         files.sort { $0.path < $1.path }
-        return RevisionSnapshot(commit: info(commit), manifestRoot: cleanRoot, files: files, tree: revisionTree)
+        return RevisionSnapshot(commit: commit, manifestRoot: cleanRoot, files: files, tree: revisionTree)
     }
 
     /// Paths that differ between two revisions (added, deleted, modified, renamed: both names).

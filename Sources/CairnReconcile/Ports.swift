@@ -27,7 +27,7 @@ public struct SourceRead: Sendable {
     }
 }
 
-/// Port: where manifests come from (a git revision of a local or fetched repository, a work tree).
+/// Port: where manifests come from (a git revision of a local or fetched repository).
 public protocol ManifestSource: Sendable {
     /// Where the manifests come from, for messages; credentials are never part of it.
     var location: String { get }

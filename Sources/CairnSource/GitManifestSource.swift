@@ -4,8 +4,9 @@ import CairnManifests
 import CairnReconcile
 import Foundation
 
-/// The manifest source of the binary: a revision of a local repository (bare or not), of a
-/// remote one fetched into a cache (`cairn serve`), or a working tree (`validate --worktree`).
+/// The manifest source of the binary: a revision of a local repository (bare or not) or of a
+/// remote one fetched into a cache (`cairn serve`). (`cairn validate --worktree` and `--index`
+/// read with `RevisionReader` directly: they have no commit to reconcile.)
 public struct GitManifestSource: ManifestSource {
     /// A path, or for a fetched source a `file://`, `https://` or `ssh://` URL.
     public let repository: String

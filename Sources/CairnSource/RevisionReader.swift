@@ -15,14 +15,30 @@ public struct LoadedRevision: Sendable {
 /// Reads the manifests of one revision and hashes their datasets: everything the planner
 /// needs from git. Shared by the command line and `cairn serve`.
 public enum RevisionReader {
+    /// Which files of the repository are read.
+    public enum Files: Sendable {
+        /// The tree of a commit (`--revision`).
+        case revision
+        /// The working directory, uncommitted files included (`validate --worktree`).
+        case worktree
+        /// The files staged for the next commit (`validate --index`).
+        case index
+    }
+
     /// `cache`: decoded files by blob id, kept between calls by a long-running process; only
     /// files it does not hold are read from git and decoded.
     public static func read(repository: GitRepository, revision: String, root: String, exclude: Set<String>,
-                            worktree: Bool = false, cache: ParseCache? = nil) throws(CairnError) -> LoadedRevision {
-        let snapshot = worktree
-            ? try WorktreeSource.snapshot(repository: repository, root: root, exclude: exclude)
-            : try repository.snapshot(revision: revision, root: root, exclude: exclude, isCached: cache.map { c in { c.contains(path: $0, blob: $1) } })
-        let loaded = ManifestLoader.load(snapshot, cache: worktree ? nil : cache)
+                            files: Files = .revision, cache: ParseCache? = nil) throws(CairnError) -> LoadedRevision {
+        let snapshot: RevisionSnapshot
+        switch files {
+        case .revision:
+            snapshot = try repository.snapshot(revision: revision, root: root, exclude: exclude, isCached: cache.map { c in { c.contains(path: $0, blob: $1) } })
+        case .worktree:
+            snapshot = try WorktreeSource.snapshot(repository: repository, root: root, exclude: exclude)
+        case .index:
+            snapshot = try repository.indexSnapshot(root: root, exclude: exclude)
+        }
+        let loaded = ManifestLoader.load(snapshot, cache: files == .revision ? cache : nil)
         guard loaded.isValid, let commit = snapshot.commit else {
             return LoadedRevision(snapshot: snapshot, loaded: loaded, desired: nil, repository: repository)
         }

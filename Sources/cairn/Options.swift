@@ -30,10 +30,10 @@ struct SourceOptions: ParsableArguments {
         GitManifestSource(repository: repo, revision: revision, root: path, exclude: Set(excluded))
     }
 
-    /// Reads the revision (or, with `worktree`, the working directory) and validates it.
-    func load(worktree: Bool = false) throws(CairnError) -> (RevisionSnapshot, LoadedManifests) {
+    /// Reads the revision (or the working directory, or the index) and validates it.
+    func load(_ files: RevisionReader.Files = .revision) throws(CairnError) -> (RevisionSnapshot, LoadedManifests) {
         let revision = try RevisionReader.read(repository: try openRepository(), revision: self.revision, root: path,
-                                               exclude: Set(excluded), worktree: worktree)
+                                               exclude: Set(excluded), files: files)
         return (revision.snapshot, revision.loaded)
     }
 }

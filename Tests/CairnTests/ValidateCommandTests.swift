@@ -71,6 +71,28 @@ import Testing
         #expect(result.stdout.contains("has no positive weight"))
     }
 
+    @Test func indexFlagValidatesWhatIsStaged() throws {
+        let repo = try GitFixture()
+        try repo.commit("x", files: ["w.yaml": weightsDoc])
+        let bad = "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: w}\nspec: {weights: {click: -1}}\n"
+        // Staged: the next commit would be invalid, whatever the working tree holds.
+        repo.write("w.yaml", bad)
+        _ = try repo.git(["add", "w.yaml"])
+        repo.write("w.yaml", weightsDoc)
+        let staged = try cairn(["validate", "--repo", repo.path, "--index", "--no-color"])
+        #expect(staged.status == 1)
+        #expect(staged.stdout.contains("Cairn validate · index"))
+        #expect(staged.stdout.contains("has no positive weight"))
+        #expect(try cairn(["validate", "--repo", repo.path, "--worktree"]).status == 0)
+        // Staged good, working tree bad: the index is what is committed.
+        _ = try repo.git(["add", "w.yaml"])
+        repo.write("w.yaml", bad)
+        #expect(try cairn(["validate", "--repo", repo.path, "--index"]).status == 0)
+        let both = try cairn(["validate", "--repo", repo.path, "--index", "--worktree"])
+        #expect(both.status != 0)
+        #expect(both.stderr.contains("--worktree and --index do not go together"))
+    }
+
     @Test func verboseListsSkippedDocuments() throws {
         let repo = try GitFixture()
         try repo.commit("x", files: ["w.yaml": weightsDoc, "ci.yaml": "name: CI\non: push\n", "k.yaml": "apiVersion: v1\nkind: ConfigMap\n"])
@@ -109,6 +131,14 @@ import Testing
         #expect(refused.stderr.contains("w.yaml:4:17: error: OutcomeWeights/w: spec.weights has no positive weight"))
         repo.write("w.yaml", "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: w}\nspec: {weights: {click: 2}}\n")
         #expect(try commit("better weights").status == 0)
+        // What is staged is what is checked: a bad staged file with a good one on disk is refused.
+        repo.write("w.yaml", "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: w}\nspec: {weights: {click: -2}}\n")
+        _ = try repo.git(["add", "w.yaml"])
+        repo.write("w.yaml", "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: w}\nspec: {weights: {click: 3}}\n")
+        let staged = try runProcess("/usr/bin/git", ["-C", repo.path, "-c", "user.name=A", "-c", "user.email=a@example.com", "commit", "-q", "-m", "staged"],
+                                    env: ["PATH": path])
+        #expect(staged.status != 0)
+        #expect(staged.stderr.contains("has no positive weight"))
     }
 
     @Test func ciExamplesAreYAMLThatCairnSkips() throws {
