@@ -61,7 +61,7 @@ extension RegistryDatabase {
             }
             if let target = filter.target {
                 conditions.append("address = ?")
-                arguments.append("ServingTarget/\(target)")
+                arguments.append(AuditAddress.servingTarget(target).description)
             }
             if let since = filter.since {
                 conditions.append("at >= ?")

@@ -77,21 +77,21 @@ struct Status: ParsableCommand {
                 TargetRow(name: $0.name, tenant: $0.tenant, surface: $0.surface, assigned: $0.assigned, routes: $0.routes, shadow: $0.shadow, drift: $0.drift)
             }
             if let object {
-                let parts = object.split(separator: "/", maxSplits: 1).map(String.init)
-                guard parts.count == 2, ["Model", "ServingTarget"].contains(parts[0]) else {
+                guard let address = ManifestAddress(parsing: object), [.model, .servingTarget].contains(address.kind), !address.name.isEmpty else {
                     throw CairnError("'\(object)' is not Model/NAME or ServingTarget/NAME")
                 }
-                if parts[0] == "Model" {
-                    models = models.filter { $0.name == parts[1] }
-                    targets = targets.filter { $0.routes.contains { $0.model == parts[1] } || $0.shadow.contains { $0.model == parts[1] } }
-                    runs = runs.filter { $0.model == parts[1] }
-                    if models.isEmpty { throw CairnError("Model/\(parts[1]) has never been applied", hint: "`cairn status` lists models") }
+                let name = address.name
+                if address.kind == .model {
+                    models = models.filter { $0.name == name }
+                    targets = targets.filter { $0.routes.contains { $0.model == name } || $0.shadow.contains { $0.model == name } }
+                    runs = runs.filter { $0.model == name }
+                    if models.isEmpty { throw CairnError("\(address) has never been applied", hint: "`cairn status` lists models") }
                 } else {
-                    targets = targets.filter { $0.name == parts[1] }
+                    targets = targets.filter { $0.name == name }
                     let served = Set(targets.flatMap { ($0.routes + $0.shadow).map(\.model) })
                     models = models.filter { served.contains($0.name) }
                     runs = runs.filter { served.contains($0.model) }
-                    if targets.isEmpty { throw CairnError("ServingTarget/\(parts[1]) has never been applied", hint: "`cairn status` lists targets") }
+                    if targets.isEmpty { throw CairnError("\(address) has never been applied", hint: "`cairn status` lists targets") }
                 }
             }
             let report = Report(lastAppliedRevision: observed.lastAppliedRevision, generation: observed.generation, suspended: observed.suspended,
