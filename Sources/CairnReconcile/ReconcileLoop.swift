@@ -149,7 +149,7 @@ public final class ReconcileLoop: Sendable {
         }
     }
 
-    /// One pass. Returns false when it failed (stalled).
+    /// One pass. Returns false when it failed; true when it succeeded or found nothing new.
     @discardableResult
     public func pass(fetch: Bool, force: Bool) -> Bool {
         let started = clock.now()
@@ -168,8 +168,9 @@ public final class ReconcileLoop: Sendable {
             // Nothing new since a pass that succeeded (or a revision known to be invalid): skip.
             let unchanged = !status.isStalled && revision == status.lastAttemptedRevision && generation == status.lastGeneration
             if !force, unchanged || revision == status.invalidRevision {
+                // Nothing new: the next poll is an interval away, even while an invalid revision stalls the loop.
                 status.passSkipped()
-                return !status.isStalled
+                return true
             }
             status.passStarted(revision: revision)
             let desired: DesiredState

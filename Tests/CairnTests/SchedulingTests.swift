@@ -99,6 +99,26 @@ import Testing
         #expect(daemon.loop.status.failures == 0)
     }
 
+    @Test func anInvalidRevisionIsReadOnceAndThenPolledAtTheInterval() throws {
+        let daemon = try Daemon(interval: 60)
+        daemon.rig.source.publishInvalid(commit: CommitInfo(sha: String(repeating: "e", count: 40), authorName: "x", authorEmail: "x@example.com",
+                                                           time: 0, summary: "bad"),
+                                         errors: [.error("unknown field 'stagee'", at: SourceLocation(file: "models/homepage.yaml", line: 12, column: 3))])
+        daemon.advance(60)
+        #expect(daemon.recorder.events.map(\.1) == ["applied", "ValidationFailed"])
+        #expect(daemon.loop.status.isStalled)
+        let (refreshes, reads) = (daemon.rig.source.refreshes, daemon.rig.source.reads)
+        // Stalled on a revision known to be invalid: polled each interval, never read again.
+        daemon.advance(300)
+        #expect(daemon.rig.source.refreshes == refreshes + 5)
+        #expect(daemon.rig.source.reads == reads)
+        #expect(daemon.recorder.events.count == 2)
+        // A good commit clears it at the next poll.
+        daemon.rig.source.publish(try ReconcileCoreTests.fleet("f"))
+        daemon.advance(60)
+        #expect(!daemon.loop.status.isStalled)
+    }
+
     @Test func aResyncForcesAPassWithNothingNew() throws {
         let daemon = try Daemon(interval: 60, resync: 300)
         daemon.rig.store.setSuspended(true)
