@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Cairn needs on Debian/Ubuntu when it is missing: the three C libraries,
 # pkg-config, git, procps and util-linux (setpriv and unshare isolate trainers), and Python's
-# jsonschema for the schema tests. Safe to run again.
+# jsonschema for the schema tests, pre-commit for the hook tests. Safe to run again.
 set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -22,6 +22,12 @@ fi
 if ! python3 -c "import jsonschema" 2>/dev/null; then
   echo "installing: jsonschema for $(command -v python3)" >&2
   python3 -m pip install --quiet jsonschema 2>/dev/null || apt_install python3-jsonschema
+fi
+# The hook tests run the real pre-commit framework.
+if ! command -v pre-commit >/dev/null; then
+  echo "installing: pre-commit for $(command -v python3)" >&2
+  python3 -m pip install --quiet pre-commit 2>/dev/null || apt_install pre-commit
+  if command -v pyenv >/dev/null; then pyenv rehash; fi
 fi
 if ! command -v swift >/dev/null; then
   echo "swift is not on PATH: install the Swift 6 toolchain (swift.org) first" >&2

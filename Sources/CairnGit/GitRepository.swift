@@ -56,11 +56,11 @@ public final class GitRepository: @unchecked Sendable {
     }
 
     /// The manifest files staged for the next commit (the index), for a plain git pre-commit
-    /// hook (`cairn validate --index`). The index is written as tree objects into the object
+    /// hook (`cairn validate --staged`). The index is written as tree objects into the object
     /// database, as `git write-tree` does (unreferenced; `git gc` removes them); nothing else changes.
     public func indexSnapshot(root: String = "", exclude: Set<String> = []) throws(CairnError) -> RevisionSnapshot {
         guard workdir != nil else {
-            throw CairnError("\(location) is a bare repository and has no index", hint: "drop --index to read a revision instead")
+            throw CairnError("\(location) is a bare repository and has no index", hint: "drop --staged to read a revision instead")
         }
         // Inside a git hook, `git commit -a` and `git commit FILE` stage into a temporary index
         // named by GIT_INDEX_FILE (relative to the working tree, where hooks run).

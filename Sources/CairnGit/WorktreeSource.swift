@@ -34,6 +34,9 @@ public enum WorktreeSource {
             switch try? tree.entry(at: path) {
             case .directory?:
                 if name.hasPrefix(".") || exclude.contains(name) || exclude.contains(path) || repository.isIgnored(path + "/") { continue }
+                // A submodule (or any repository inside this one) is not this repository's
+                // content: a revision's tree does not read it either.
+                if (try? tree.entry(at: path + "/.git")) != nil { continue }
                 try collect(tree, path, repository: repository, exclude: exclude, into: &files)
             case .file?:
                 guard name.hasSuffix(".yaml") || name.hasSuffix(".yml"), !repository.isIgnored(path) else { continue }

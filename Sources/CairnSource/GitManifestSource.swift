@@ -5,7 +5,7 @@ import CairnReconcile
 import Foundation
 
 /// The manifest source of the binary: a revision of a local repository (bare or not) or of a
-/// remote one fetched into a cache (`cairn serve`). (`cairn validate --worktree` and `--index`
+/// remote one fetched into a cache (`cairn serve`). (`cairn validate --worktree` and `--staged`
 /// read with `RevisionReader` directly: they have no commit to reconcile.)
 public struct GitManifestSource: ManifestSource {
     /// A path, or for a fetched source a `file://`, `https://` or `ssh://` URL.

@@ -21,8 +21,8 @@ public enum RevisionReader {
         case revision
         /// The working directory, uncommitted files included (`validate --worktree`).
         case worktree
-        /// The files staged for the next commit (`validate --index`).
-        case index
+        /// The files staged for the next commit, the index (`validate --staged`).
+        case staged
     }
 
     /// `cache`: decoded files by blob id, kept between calls by a long-running process; only
@@ -35,7 +35,7 @@ public enum RevisionReader {
             snapshot = try repository.snapshot(revision: revision, root: root, exclude: exclude, isCached: cache.map { c in { c.contains(path: $0, blob: $1) } })
         case .worktree:
             snapshot = try WorktreeSource.snapshot(repository: repository, root: root, exclude: exclude)
-        case .index:
+        case .staged:
             snapshot = try repository.indexSnapshot(root: root, exclude: exclude)
         }
         let loaded = ManifestLoader.load(snapshot, cache: files == .revision ? cache : nil)

@@ -16,21 +16,21 @@ struct Validate: ParsableCommand {
     @Flag(help: "Read the working tree, uncommitted files included, instead of a revision (for pre-commit hooks).")
     var worktree = false
 
-    @Flag(help: "Read the files staged for the next commit instead of a revision (for a plain git pre-commit hook).")
-    var index = false
+    @Flag(help: "Read the files staged for the next commit (the index) instead of a revision (for pre-commit hooks).")
+    var staged = false
 
     @Flag(help: "Also list documents that were skipped because they are not cairn/ documents.")
     var verbose = false
 
     func validate() throws {
-        if worktree, index { throw ValidationError("--worktree and --index do not go together") }
+        if worktree, staged { throw ValidationError("--worktree and --staged do not go together") }
     }
 
     func run() throws {
         let snapshot: RevisionSnapshot
         let loaded: LoadedManifests
         do {
-            (snapshot, loaded) = try source.load(worktree ? .worktree : index ? .index : .revision)
+            (snapshot, loaded) = try source.load(worktree ? .worktree : staged ? .staged : .revision)
         } catch {
             throw fail(error, format: output.format)
         }
@@ -42,7 +42,7 @@ struct Validate: ParsableCommand {
         case .json:
             print(report.json())
         case .text, .markdown:
-            let at = snapshot.commit.map { "\(source.revision)@\($0.shortSHA)" } ?? (index ? "index" : "working tree")
+            let at = snapshot.commit.map { "\(source.revision)@\($0.shortSHA)" } ?? (staged ? "staged files" : "working tree")
             let root = snapshot.manifestRoot.isEmpty ? "" : " \(snapshot.manifestRoot)/"
             print(report.text(style: output.style, heading: "Cairn validate · \(at)\(root)", verbose: verbose), terminator: "")
         }

@@ -71,7 +71,7 @@ import Testing
         #expect(result.stdout.contains("has no positive weight"))
     }
 
-    @Test func indexFlagValidatesWhatIsStaged() throws {
+    @Test func stagedFlagValidatesWhatIsStaged() throws {
         let repo = try GitFixture()
         try repo.commit("x", files: ["w.yaml": weightsDoc])
         let bad = "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: w}\nspec: {weights: {click: -1}}\n"
@@ -79,18 +79,18 @@ import Testing
         repo.write("w.yaml", bad)
         _ = try repo.git(["add", "w.yaml"])
         repo.write("w.yaml", weightsDoc)
-        let staged = try cairn(["validate", "--repo", repo.path, "--index", "--no-color"])
+        let staged = try cairn(["validate", "--repo", repo.path, "--staged", "--no-color"])
         #expect(staged.status == 1)
-        #expect(staged.stdout.contains("Cairn validate · index"))
+        #expect(staged.stdout.contains("Cairn validate · staged files"))
         #expect(staged.stdout.contains("has no positive weight"))
         #expect(try cairn(["validate", "--repo", repo.path, "--worktree"]).status == 0)
         // Staged good, working tree bad: the index is what is committed.
         _ = try repo.git(["add", "w.yaml"])
         repo.write("w.yaml", bad)
-        #expect(try cairn(["validate", "--repo", repo.path, "--index"]).status == 0)
-        let both = try cairn(["validate", "--repo", repo.path, "--index", "--worktree"])
+        #expect(try cairn(["validate", "--repo", repo.path, "--staged"]).status == 0)
+        let both = try cairn(["validate", "--repo", repo.path, "--staged", "--worktree"])
         #expect(both.status != 0)
-        #expect(both.stderr.contains("--worktree and --index do not go together"))
+        #expect(both.stderr.contains("--worktree and --staged do not go together"))
     }
 
     @Test func verboseListsSkippedDocuments() throws {
@@ -152,5 +152,61 @@ import Testing
         #expect(result.status == 0)
         #expect(result.stdout.contains("github-actions-cairn-plan.yaml:6 apiVersion (none)"))
         #expect(result.stdout.contains("✓ valid: 0 manifests in 2 files"))
+    }
+}
+
+/// `pre-commit` on PATH (`scripts/setup.sh` installs it with pip), or nil.
+let preCommitTool: String? = {
+    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+        let candidate = "\(dir)/pre-commit"
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return nil
+}()
+
+@Suite struct HookModeTests {
+    static let brokenDoc = "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: w}\nspec: {weights: {click: -1}}\n"
+
+    @Test(.enabled(if: preCommitTool != nil, "needs the pre-commit tool; scripts/setup.sh installs it (pip, or Debian's pre-commit)"))
+    func thePreCommitFrameworkExampleRefusesADeletionThatBreaksAReference() throws {
+        let repo = try GitFixture()
+        let config = try String(contentsOf: packageRoot.appendingPathComponent("examples/ci/pre-commit-config.yaml"), encoding: .utf8)
+        try repo.commit("fleet", files: [".pre-commit-config.yaml": config, "fleet/w.yaml": weightsDoc, "fleet/t.yaml": templateDoc("t"),
+                                         "fleet/data/i.csv": "user_id,item_id,event,timestamp\n"])
+        let binDir = (cairnBinary as NSString).deletingLastPathComponent
+        let env = ["PATH": "\(binDir):\(ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")", "PRE_COMMIT_HOME": repo.path + "/.pc-cache"]
+        let install = try runProcess(preCommitTool!, ["install"], cwd: repo.path, env: env)
+        #expect(install.status == 0, "\(install.stdout)\(install.stderr)")
+        func commit(_ message: String) throws -> ProcessResult {
+            try runProcess("/usr/bin/git", ["-C", repo.path, "-c", "user.name=A", "-c", "user.email=a@example.com", "commit", "-q", "-m", message], env: env)
+        }
+        // Deleting the weights the template uses changes no file the template's checks would look at.
+        _ = try repo.git(["rm", "-q", "fleet/w.yaml"])
+        let deletion = try commit("drop the weights")
+        #expect(deletion.status != 0, "a deletion that breaks a reference is refused")
+        #expect((deletion.stdout + deletion.stderr).contains("Template/t: spec.outcomeWeights refers to OutcomeWeights/w, which does not exist"))
+        // What is staged is checked, not the working tree.
+        _ = try repo.git(["reset", "-q", "--hard"])
+        repo.write("fleet/w.yaml", Self.brokenDoc)
+        _ = try repo.git(["add", "fleet/w.yaml"])
+        repo.write("fleet/w.yaml", weightsDoc)
+        #expect(try commit("broken weights staged").status != 0)
+        repo.write("fleet/w.yaml", weightsDoc.replacingOccurrences(of: "click: 1", with: "click: 2"))
+        _ = try repo.git(["add", "fleet/w.yaml"])
+        let good = try commit("heavier clicks")
+        #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
+    }
+
+    @Test func worktreeAndStagedModesSkipSubmodulesAsRevisionsDo() throws {
+        let inner = try GitFixture()
+        try inner.commit("not ours", files: ["w.yaml": Self.brokenDoc])
+        let repo = try GitFixture()
+        try repo.commit("fleet", files: ["w.yaml": weightsDoc])
+        _ = try repo.git(["-c", "protocol.file.allow=always", "submodule", "add", "-q", inner.path, "vendor/inner"])
+        try repo.commit("a submodule")
+        for mode in [[], ["--worktree"], ["--staged"]] {
+            let result = try cairn(["validate", "--repo", repo.path] + mode)
+            #expect(result.status == 0, "validate \(mode): \(result.stdout)\(result.stderr)")
+        }
     }
 }
