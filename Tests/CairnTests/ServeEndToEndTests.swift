@@ -163,6 +163,22 @@ import Testing
         try s.waitFor("the source to come back") { try s.condition("Stalled")?["status"] as? String == "False" }
     }
 
+    /// Failed passes back off (1 s, 2 s, 4 s … up to the interval) whatever failed: an unknown
+    /// branch, an unreachable remote, a repository path that does not exist. The daemon used to
+    /// retry each of them every 200 ms, forever.
+    @Test(arguments: [("an unknown branch", ["--revision", "no-such-branch"]), ("an unreachable remote", ["--repo", "file:///nonexistent/remote.git"]),
+                      ("a missing repository path", ["--repo", "/nonexistent/repository"])])
+    func failingPassesBackOffWhateverFailed(_ cause: String, _ extra: [String]) throws {
+        let s = try Setup(copyExamples: false)
+        try s.start(interval: "1m", extra: extra + ["--workers", "0"])
+        try s.waitFor("a first failed pass (\(cause))") { s.log.contains("pass failed") }
+        // Failures at about 0 s, 1 s and 3 s in the next four seconds; at 200 ms it would be about twenty.
+        Thread.sleep(forTimeInterval: 4.5)
+        let failures = s.log.components(separatedBy: "pass failed").count - 1
+        #expect((2...5).contains(failures), "\(cause): \(failures) failed passes in 4.5 s\n\(s.log.suffix(2000))")
+        #expect(try s.condition("Stalled")?["status"] as? String == "True")
+    }
+
     @Test func webhooksNeedAValidSignature() throws {
         let s = try Setup()
         let first = try s.work.git(["rev-parse", "HEAD"])
