@@ -54,8 +54,11 @@ public struct Convergence: Sendable {
                     throw CairnError("timed out after \(timeoutText) before converging: applying is suspended, \(plan.changes.count) changes wait",
                                      hint: "run `cairn resume` to apply again")
                 }
-                throw CairnError("timed out after \(timeoutText) before converging: \(queued) training runs queued, \(running) running",
-                                 hint: "a worker must run them: start `cairn worker`, or drop --no-train")
+                let hint = worker == nil
+                    ? "a worker must run them: start `cairn worker`, or drop --no-train"
+                    : running > 0 ? "another worker is running them: wait for it, or pass a longer --timeout"
+                    : "they wait out a retry delay or a lease another worker holds: pass a longer --timeout"
+                throw CairnError("timed out after \(timeoutText) before converging: \(queued) training runs queued, \(running) running", hint: hint)
             }
             progress(Progress(passes: passes, queued: queued, running: running, elapsed: clock.now() - started))
             var worked = false

@@ -107,7 +107,7 @@ struct Reconcile: ParsableCommand {
             let signals = stopOnSignals(stop)
             defer { _ = signals }
             let started = clock.now()
-            let progress = Progress(enabled: isatty(STDERR_FILENO) == 1)
+            let progress = Progress(terminal: isatty(STDERR_FILENO) == 1)
             let convergence = Convergence(store: db, clock: clock, worker: worker, pass: { try pass(db, desired, manifests, show: false) },
                                           showPlan: { plan in
                                               guard output.format == .text else { return }
@@ -115,7 +115,7 @@ struct Reconcile: ParsableCommand {
                                               print(PlanRenderer.text(plan, style: output.style, observed: database.db), terminator: "")
                                           },
                                           progress: { p in
-                                              progress.show("[\(Int(p.elapsed))s] pass \(p.passes) · training: \(p.queued) queued, \(p.running) running")
+                                              progress.show(elapsed: Int(p.elapsed), "pass \(p.passes) · training: \(p.queued) queued, \(p.running) running")
                                           })
             let (plan, passes) = try convergence.run(first: first, generationBefore: generationBefore,
                                                      timeout: Double(ManifestDuration(parsing: timeout)!.seconds), timeoutText: timeout, stop: stop)
@@ -153,15 +153,29 @@ func readOnlyPlan(source: SourceOptions, database: DatabaseOptions, planning: Pl
     return try ReconcilePass.plan(desired, source: manifests, store: try database.openForReading(), options: planning.planner, clock: clock)
 }
 
-/// A progress line on a terminal (stderr), rewritten in place.
-struct Progress {
-    let enabled: Bool
+/// Progress lines on stderr: on a terminal one line rewritten in place; otherwise (a CI log) a
+/// plain line each time what it says changes.
+final class Progress: @unchecked Sendable {
+    let terminal: Bool
+    private let lock = NSLock()
+    private var last = ""
 
-    func show(_ text: String) {
-        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8)) }
+    init(terminal: Bool) { self.terminal = terminal }
+
+    /// `text` with the elapsed time before it; the time alone never prints a new plain line.
+    func show(elapsed: Int, _ text: String) {
+        if terminal {
+            FileHandle.standardError.write(Data("\r\u{1B}[K[\(elapsed)s] \(text)".utf8))
+            return
+        }
+        let changed = lock.withLock {
+            defer { last = text }
+            return text != last
+        }
+        if changed { FileHandle.standardError.write(Data("[\(elapsed)s] \(text)\n".utf8)) }
     }
 
     func clear() {
-        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 }

@@ -297,6 +297,22 @@ import Testing
         #expect(target?.drift == nil)
     }
 
+    /// `reconcile --wait` while applying is suspended: it prints the plan once, waits instead of
+    /// re-planning (it ran hundreds of passes a second, re-printing the plan each time), and its
+    /// timeout names the cause and the way out.
+    @Test func waitWhileSuspendedWaitsAndSaysWhy() throws {
+        let fleet = try Fleet()
+        #expect(try fleet.runDB(["suspend"]).status == 0)
+        let result = try fleet.run(["reconcile", "--wait", "--timeout", "3s", "--no-color"])
+        #expect(result.status == 1)
+        #expect(result.stdout.components(separatedBy: "Plan: ").count - 1 == 1, "the plan is printed once:\n\(result.stdout.prefix(3000))")
+        #expect(result.stderr.contains("timed out after 3s before converging: applying is suspended"), "\(result.stderr)")
+        #expect(result.stderr.contains("hint: run `cairn resume` to apply again"))
+        // Not a terminal: a plain progress line when what it says changes, not one per check.
+        #expect(result.stderr.components(separatedBy: "s] pass 1 · training: 0 queued, 0 running\n").count - 1 == 1, "\(result.stderr)")
+        #expect(try fleet.database().observedState().models.isEmpty, "nothing applied")
+    }
+
     @Test func pullRequestPlanInMarkdown() throws {
         let fleet = try Fleet()
         _ = try fleet.run(["reconcile"])
