@@ -291,12 +291,38 @@ serving_target = document(
 )
 
 
+# JSON has no NaN or infinity, but YAML does (`.nan`, `.inf`), and editors and check-jsonschema
+# hand them to the schema as IEEE floats; the decoder refuses them. Every number schema gets
+# finite bounds (refusing the infinities) and a rule refusing NaN: NaN passes every numeric
+# keyword (each compares false), so "not (≤ 0 and ≥ 1)", which no real number satisfies, is
+# exactly "not NaN".
+LARGEST = 1.7976931348623157e308
+NOT_NAN = {"not": {"allOf": [{"maximum": 0}, {"minimum": 1}]}, "description": "A finite number."}
+
+
+def finite(node):
+    if isinstance(node, dict):
+        if node.get("type") == "number":
+            if "minimum" not in node and "exclusiveMinimum" not in node:
+                node["minimum"] = -LARGEST
+            if "maximum" not in node and "exclusiveMaximum" not in node:
+                node["maximum"] = LARGEST
+            node["not"] = NOT_NAN["not"]
+            node.setdefault("description", NOT_NAN["description"])
+        for value in node.values():
+            finite(value)
+    elif isinstance(node, list):
+        for value in node:
+            finite(value)
+    return node
+
+
 def main():
     check = "--check" in sys.argv
     stale = []
     for kind, schema in [("OutcomeWeights", outcome_weights), ("Template", template), ("Model", model), ("ServingTarget", serving_target)]:
         path = os.path.join(HERE, file_name(kind))
-        text = json.dumps(schema, indent=2) + "\n"
+        text = json.dumps(finite(schema), indent=2) + "\n"
         if check:
             with open(path) as f:
                 if f.read() != text:

@@ -96,6 +96,44 @@ import Testing
         }
     }
 
+    /// Editors and `check-jsonschema` read `.nan` and `.inf` as IEEE floats; the decoder refuses
+    /// them, so the schemas must too. (Cairn's own JSON of a document cannot hold them, so these
+    /// documents are written with Python's NaN and Infinity literals, as those tools see them.)
+    @Test func nonFiniteNumbersAreRefusedByBoth() throws {
+        let weights = { (value: String) in #"{"apiVersion": "cairn/v1", "kind": "OutcomeWeights", "metadata": {"name": "w"}, "spec": {"weights": {"click": 1, "view": \#(value)}}}"# }
+        let gate = { (value: String) in
+            #"{"apiVersion": "cairn/v1", "kind": "Model", "metadata": {"name": "m"}, "spec": {"template": "t", "approval": {"mode": "gated", "gates": [{"metric": "ndcg@10", "min": \#(value)}]}}}"#
+        }
+        let documents = ["weights-nan": weights("NaN"), "weights-inf": weights("Infinity"), "gate-nan": gate("NaN"), "gate-inf": gate("-Infinity"),
+                         "weights-finite": weights("0.5"), "gate-finite": gate("0.2")]
+        let dir = TempDir("cairn-schema-nan")
+        var names: [String: String] = [:]
+        for (name, text) in documents {
+            let path = dir.url.appendingPathComponent("\(name).json").path
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            names[path] = name
+        }
+        let script = packageRoot.appendingPathComponent("Tests/schema_check.py").path
+        let result = try runProcess("/usr/bin/env", ["python3", script, packageRoot.appendingPathComponent("schemas").path] + names.keys.sorted())
+        try #require(result.status == 0, "\(result.stderr)")
+        var verdicts: [String: String] = [:]
+        for line in result.stdout.split(separator: "\n") {
+            let parts = line.split(separator: "\t", maxSplits: 2).map(String.init)
+            verdicts[names[parts[0]]!] = parts[1]
+        }
+        #expect(verdicts == ["weights-nan": "invalid", "weights-inf": "invalid", "gate-nan": "invalid", "gate-inf": "invalid",
+                             "weights-finite": "valid", "gate-finite": "valid"])
+        // The decoder, on the YAML spelling of the same values.
+        for value in [".nan", ".inf", "-.inf"] {
+            let yaml = "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: w}\nspec: {weights: {click: 1, view: \(value)}}\n"
+            let result = DocumentDecoder.decode(try YAMLLoader.load(yaml)[0], file: "w.yaml")
+            guard case .invalid = result.outcome else {
+                Issue.record("the decoder accepted a weight of \(value)")
+                continue
+            }
+        }
+    }
+
     @Test func schemasAreUpToDateWithTheirGenerator() throws {
         let result = try runProcess("/usr/bin/env", ["python3", packageRoot.appendingPathComponent("schemas/generate.py").path, "--check"])
         #expect(result.status == 0, "\(result.stdout)")
