@@ -33,6 +33,9 @@ public struct HTTPAPI: Sendable {
         Response(status: status, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
+    /// GitHub's largest webhook payload.
+    static let webhookBodyLimit = 25 << 20
+
     struct Problem: Encodable {
         var error: String
     }
@@ -65,12 +68,15 @@ public struct HTTPAPI: Sendable {
         }
 
         router.post("hooks/git") { request, _ -> Response in
-            let body = try await request.body.collect(upTo: 1 << 20)
             let signature = request.headers.first { $0.name.canonicalName == "x-hub-signature-256" }?.value
             guard let secret = configuration.webhookSecret, !secret.isEmpty else {
                 return Self.json(Problem(error: "webhooks are disabled: CAIRN_WEBHOOK_SECRET is not set"), status: .unauthorized)
             }
-            guard let signature, Self.verify(signature: signature, body: Array(buffer: body), secret: secret) else {
+            // An unsigned request is refused before its body is read; a signed one may be as
+            // large as GitHub sends (25 MB), and is checked whole.
+            guard let signature else { return Self.json(Problem(error: "missing or bad X-Hub-Signature-256"), status: .unauthorized) }
+            let body = try await request.body.collect(upTo: Self.webhookBodyLimit)
+            guard Self.verify(signature: signature, body: Array(buffer: body), secret: secret) else {
                 return Self.json(Problem(error: "missing or bad X-Hub-Signature-256"), status: .unauthorized)
             }
             loop.trigger()

@@ -195,6 +195,15 @@ import Testing
         let good = try s.http("POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": "sha256=" + mac.map { String(format: "%02x", $0) }.joined()])
         #expect(good.status == 202)
         try s.waitFor("the webhook's pass", timeout: 20) { try s.status()["lastAppliedRevision"] as? String == second }
+        // GitHub sends payloads up to 25 MB (a push of many commits); larger ones are refused.
+        func signed(_ body: Data) -> [String: String] {
+            let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array("hook-secret".utf8)))
+            return ["X-Hub-Signature-256": "sha256=" + mac.map { String(format: "%02x", $0) }.joined()]
+        }
+        let large = Data(#"{"ref":"refs/heads/main","padding":""#.utf8) + Data(repeating: UInt8(ascii: "x"), count: 5 << 20) + Data(#""}"#.utf8)
+        #expect(try s.http("POST", "/hooks/git", body: large, headers: signed(large)).status == 202)
+        let tooLarge = Data(repeating: UInt8(ascii: " "), count: 26 << 20)
+        #expect(try s.http("POST", "/hooks/git", body: tooLarge, headers: signed(tooLarge)).status == 413)
         // --log-format json: one object per line, one line per pass with its revision.
         let lines = s.log.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect(lines.count == s.log.split(separator: "\n").count)
