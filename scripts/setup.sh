@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Cairn needs on Debian/Ubuntu when it is missing: the three C libraries,
 # pkg-config, git, procps and util-linux (setpriv and unshare isolate trainers), and Python's
-# jsonschema for the schema tests, pre-commit for the hook tests. Safe to run again.
+# jsonschema for the schema tests, pre-commit for the hook tests, promtool for the metrics test.
+# Safe to run again.
 set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -22,6 +23,11 @@ fi
 if ! python3 -c "import jsonschema" 2>/dev/null; then
   echo "installing: jsonschema for $(command -v python3)" >&2
   python3 -m pip install --quiet jsonschema 2>/dev/null || apt_install python3-jsonschema
+fi
+# The metrics test lints /metrics with promtool (Debian's prometheus package; its server is not needed).
+if ! command -v promtool >/dev/null; then
+  echo "installing: prometheus (for promtool)" >&2
+  apt_install --no-install-recommends prometheus
 fi
 # The hook tests run the real pre-commit framework.
 if ! command -v pre-commit >/dev/null; then

@@ -4,19 +4,42 @@ import Foundation
 import Metrics
 import Prometheus
 
-/// The daemon's Prometheus metrics (names as in the README's endpoint table), through swift-metrics.
+/// The daemon's Prometheus metrics (names as in the README's endpoint table). Every family has
+/// HELP and TYPE, and every labelled family is created for all its known label values at start,
+/// so a scrape (and `promtool check metrics`) sees each series from the first pass on.
 public final class CairnMetrics: @unchecked Sendable {
     public let registry: PrometheusCollectorRegistry
     private let lock = NSLock()
     private var revisionGauge: Prometheus.Gauge?
-    private let duration: Metrics.Timer
+    private let duration: ValueHistogram
+    private let passes: [String: Prometheus.Counter]
+    private let changes: [String: Prometheus.Gauge]
+    private let runs: [String: Prometheus.Gauge]
+    private let drift: Prometheus.Gauge
+    private let suspended: Prometheus.Gauge
+
+    /// `cairn_reconcile_total{result}`: every result a pass can have.
+    static let results = ["applied", "noop", "suspended", "invalid", "source_error", "failed"]
 
     public init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
-        duration = Metrics.Timer(label: "cairn_reconcile_duration_seconds")
+        duration = registry.makeValueHistogram(name: "cairn_reconcile_duration_seconds",
+                                               buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+                                               help: "How long reconcile passes took, in seconds (skipped polls are not passes).")
+        passes = Dictionary(uniqueKeysWithValues: Self.results.map {
+            ($0, registry.makeCounter(name: "cairn_reconcile_total", labels: [("result", $0)], help: "Reconcile passes by result."))
+        })
+        changes = Dictionary(uniqueKeysWithValues: (Action.allCases.map(\.rawValue) + ["blocked"]).map {
+            ($0, registry.makeGauge(name: "cairn_plan_changes", labels: [("action", $0)], help: "Changes in the last pass's plan, by action (and blocked)."))
+        })
+        runs = Dictionary(uniqueKeysWithValues: TrainingRun.State.allCases.map(\.rawValue).map {
+            ($0, registry.makeGauge(name: "cairn_training_runs", labels: [("state", $0)], help: "Training runs in the registry, by state."))
+        })
+        drift = registry.makeGauge(name: "cairn_drift_items", help: "Targets changed outside git in the last pass's plan.")
+        suspended = registry.makeGauge(name: "cairn_suspended", help: "1 while applying is suspended (cairn suspend), else 0.")
     }
 
-    /// Points swift-metrics at the registry; once per process.
+    /// Creates the registry (swift-metrics is pointed at it too, for libraries that report through it); once per process.
     public static func bootstrap() -> CairnMetrics {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -24,35 +47,34 @@ public final class CairnMetrics: @unchecked Sendable {
     }
 
     func recordPass(plan: Plan, observed: ObservedState, result: String, duration seconds: Double) {
-        duration.recordNanoseconds(Int64(seconds * 1e9))
-        Counter(label: "cairn_reconcile_total", dimensions: [("result", result)]).increment()
+        duration.record(seconds)
+        passes[result]?.increment()
         for action in Action.allCases {
-            Gauge(label: "cairn_plan_changes", dimensions: [("action", action.rawValue)]).record(plan.changes.filter { $0.action == action }.count)
+            changes[action.rawValue]?.set(to: Double(plan.changes.filter { $0.action == action }.count))
         }
-        Gauge(label: "cairn_plan_changes", dimensions: [("action", "blocked")]).record(plan.blocked.count)
-        Gauge(label: "cairn_drift_items").record(plan.drift.count)
-        Gauge(label: "cairn_suspended").record(observed.suspended ? 1 : 0)
+        changes["blocked"]?.set(to: Double(plan.blocked.count))
+        drift.set(to: Double(plan.drift.count))
+        suspended.set(to: observed.suspended ? 1 : 0)
         if let revision = observed.lastAppliedRevision {
             lock.lock()
             defer { lock.unlock() }
             if let old = revisionGauge { registry.unregisterGauge(old) }
-            let gauge = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "cairn_last_applied_revision_info", unitName: "", helpText: "The commit last applied (always 1)."), labels: [("revision", revision)])
+            let gauge = registry.makeGauge(name: "cairn_last_applied_revision_info", labels: [("revision", revision)],
+                                           help: "The commit last applied (always 1).")
             gauge.set(to: 1.0)
             revisionGauge = gauge
         }
     }
 
     func recordFailure(result: String, duration seconds: Double) {
-        duration.recordNanoseconds(Int64(seconds * 1e9))
-        Counter(label: "cairn_reconcile_total", dimensions: [("result", result)]).increment()
+        duration.record(seconds)
+        passes[result]?.increment()
     }
 
     /// Refreshes the gauges read from the database, then renders the exposition text.
     func render(db: RegistryDatabase) -> String {
-        if let runs = try? db.runStateCounts() {
-            for state in TrainingRun.State.allCases {
-                Gauge(label: "cairn_training_runs", dimensions: [("state", state.rawValue)]).record(runs[state.rawValue] ?? 0)
-            }
+        if let counts = try? db.runStateCounts() {
+            for (state, gauge) in runs { gauge.set(to: Double(counts[state] ?? 0)) }
         }
         return registry.emitToString()
     }

@@ -163,6 +163,26 @@ import Testing
         try s.waitFor("the source to come back") { try s.condition("Stalled")?["status"] as? String == "False" }
     }
 
+    /// `/metrics` passes Prometheus's own linter, and every labelled series exists from the start.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool"),
+                   "needs promtool (Debian's prometheus package; scripts/test.sh installs it)"))
+    func metricsPassPromtool() throws {
+        let s = try Setup()
+        let first = try s.work.git(["rev-parse", "HEAD"])
+        try s.start(interval: "1h", extra: ["--workers", "0"])
+        try s.waitFor("the first pass") { try s.status()["lastAppliedRevision"] as? String == first }
+        let metrics = try s.http("GET", "/metrics")
+        #expect(metrics.status == 200)
+        let file = s.dir.url.appendingPathComponent("metrics.txt")
+        try Data(metrics.body.utf8).write(to: file)
+        let check = try runProcess("/bin/sh", ["-c", "promtool check metrics < '\(file.path)'"])
+        #expect(check.status == 0, "promtool: \(check.stdout)\(check.stderr)")
+        for series in [#"cairn_reconcile_total{result="failed"} 0"#, #"cairn_reconcile_total{result="applied"} 1"#,
+                       #"cairn_training_runs{state="failed"} 0"#, "# HELP cairn_suspended "] {
+            #expect(metrics.body.contains(series), "\(series) in\n\(metrics.body)")
+        }
+    }
+
     /// Failed passes back off (1 s, 2 s, 4 s … up to the interval) whatever failed: an unknown
     /// branch, an unreachable remote, a repository path that does not exist. The daemon used to
     /// retry each of them every 200 ms, forever.
