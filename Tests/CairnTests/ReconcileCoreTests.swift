@@ -218,3 +218,27 @@ import Testing
         #expect(failure.value?.hint == "run `cairn resume` to apply again")
     }
 }
+
+/// Phases as the lifecycle documents them (`draft` is "not yet trained").
+@Suite struct PhaseTests {
+    @Test func phasesFollowTheLifecycle() throws {
+        let rig = ReconcileCoreTests.Rig { run in
+            run.model == "homepage-recs" ? ["ndcg@10": 0.01, "recall@20": 0.4, "coverage": 0.5, "precision@5": 0.2] : ReconcileCoreTests.metrics
+        }
+        rig.source.publish(try ReconcileCoreTests.fleet("a"))
+        func phases() throws -> [String: String] {
+            let observed = try rig.store.observedState()
+            return observed.models.mapValues { model in
+                let (phase, detail) = ModelPhase.of(model, runs: observed.runs)
+                return phase.rawValue + (detail.map { ": \($0)" } ?? "")
+            }
+        }
+        try rig.pass()
+        #expect(try phases()["search-knn"] == "busy: training run 4 is queued")
+        _ = try rig.trainAll()
+        let after = try phases()
+        #expect(after["search-knn"] == "ready: v1 approved")
+        #expect(after["homepage-recs-c"] == "pending: v1 awaits approval", "trained, not yet decided: not draft")
+        #expect(after["homepage-recs"] == "rejected: v1 rejected (gates: ndcg@10 0.01 < min 0.05; ndcg@10 0.01: no approved version to regress from)")
+    }
+}

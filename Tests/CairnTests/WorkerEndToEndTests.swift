@@ -211,6 +211,6 @@ import Testing
         _ = try cairn(["worker", "--once", "--repo", repo.path, "--db", db])
         let status = try cairn(["status", "--db", db, "--no-color"])
         #expect(status.stdout.contains("failed: training run"))
-        #expect(status.stdout.split(separator: "\n").contains { $0.hasPrefix("m-env ") && $0.contains("draft: v1 is pending") })
+        #expect(status.stdout.split(separator: "\n").contains { $0.hasPrefix("m-env ") && $0.contains("pending: v1 awaits approval") })
     }
 }
