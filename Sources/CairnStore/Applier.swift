@@ -168,7 +168,9 @@ extension RegistryDatabase {
                 ON CONFLICT(name) DO UPDATE SET tenant = excluded.tenant, surface = excluded.surface, routes = excluded.routes,
                     shadow = excluded.shadow, assigned = 1, drift = NULL, promoted_at = excluded.promoted_at, revision = excluded.revision
                 """, arguments: [name, assignment.tenant, assignment.surface, try encode(assignment.routes), try encode(assignment.shadow), at, revision])
-            models = (assignment.routes + assignment.shadow).map(\.model)
+            // The models it takes off the target are in its history too.
+            let before = try? change.before?.decode(Assignment.self)
+            models = (assignment.routes + assignment.shadow + (before?.routes ?? []) + (before?.shadow ?? [])).map(\.model)
         case (.archive, .outcomeWeights):
             try db.execute(sql: "UPDATE outcome_weights SET archived = 1, updated_at = ?, revision = ? WHERE name = ?", arguments: [at, revision, name])
         case (.archive, .template):

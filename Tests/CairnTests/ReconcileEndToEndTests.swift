@@ -297,6 +297,35 @@ import Testing
         #expect(target?.drift == nil)
     }
 
+    /// `history --model X` lists the promotion that took X off a target, not only those that put it on.
+    @Test func historyOfAModelIncludesThePromotionThatTookItOff() throws {
+        let fleet = try Fleet()
+        _ = try fleet.run(["reconcile"])
+        try fleet.trainAll()
+        _ = try fleet.run(["reconcile"])
+        #expect(try fleet.database().observedState().targets["acme-search"]?.routes.map(\.model) == ["search-knn"])
+        let search = try String(contentsOf: fleet.repo.dir.url.appendingPathComponent("models/search.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "  approval: {mode: manual}\n", with: "  approval: {mode: manual}\n  decisions: {approve: [1]}\n")
+        try fleet.repo.commit("acme search: route to search-popular", files: ["models/search.yaml": search, "targets/acme-search.yaml": """
+            apiVersion: cairn/v1
+            kind: ServingTarget
+            metadata: {name: acme-search}
+            spec:
+              tenant: acme
+              surface: search
+              routes:
+                - {model: search-popular, version: latest-approved}
+
+            """])
+        let swap = try fleet.run(["reconcile", "--no-color"])
+        #expect(swap.status == 0 || swap.status == 3, "\(swap.stdout)\(swap.stderr)")
+        #expect(try fleet.database().observedState().targets["acme-search"]?.routes.map(\.model) == ["search-popular"])
+        let history = try fleet.runDB(["history", "--model", "search-knn", "--format", "json"])
+        let rows = try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]] ?? []
+        let promotions = rows.filter { $0["action"] as? String == "promote" && $0["address"] as? String == "ServingTarget/acme-search" }
+        #expect(promotions.count == 2, "put on, then taken off: \(history.stdout.prefix(2000))")
+    }
+
     /// `reconcile --wait` while applying is suspended: it prints the plan once, waits instead of
     /// re-planning (it ran hundreds of passes a second, re-printing the plan each time), and its
     /// timeout names the cause and the way out.
