@@ -6,8 +6,14 @@ import Foundation
 
 func printJSON<T: Encodable>(_ value: T) { print(prettyJSON(value)) }
 
-/// A table with aligned columns.
-func table(_ header: [String], _ rows: [[String]]) -> String {
+/// A table: aligned columns, or with `markdown` a GitHub table (pipes in cells escaped).
+func table(_ header: [String], _ rows: [[String]], markdown: Bool = false) -> String {
+    if markdown {
+        func line(_ cells: [String]) -> String {
+            "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ") }.joined(separator: " | ") + " |"
+        }
+        return ([line(header), "|" + String(repeating: "---|", count: header.count)] + rows.map(line)).joined(separator: "\n") + "\n"
+    }
     var widths = header.map(\.count)
     for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
     func line(_ cells: [String]) -> String {
@@ -100,23 +106,26 @@ struct Status: ParsableCommand {
                 printJSON(report)
                 return
             }
-            let style = output.style
-            var out = style.bold("Cairn status · \(database.db)") + " · applied \(observed.lastAppliedRevision.map { String($0.prefix(7)) } ?? "nothing yet")"
+            let markdown = output.format == .markdown
+            let style = markdown ? Style(enabled: false) : output.style
+            func heading(_ text: String) -> String { markdown ? "### \(text)\n\n" : style.bold(text) + "\n" }
+            var out = (markdown ? "## " : "") + style.bold("Cairn status · \(database.db)")
+                + " · applied \(observed.lastAppliedRevision.map { String($0.prefix(7)) } ?? "nothing yet")"
                 + " · generation \(observed.generation)" + (observed.suspended ? " · " + style.yellow("SUSPENDED") : "") + "\n\n"
-            out += style.bold("Models") + "\n"
+            out += heading("Models")
             out += table(["NAME", "LIFECYCLE", "STAGE", "PHASE", "VERSIONS", "LIVE ON"], models.map {
                 [$0.name, $0.lifecycle, $0.stage + ($0.family.map { " (\($0))" } ?? ""), $0.phase + ($0.detail.map { ": \($0)" } ?? ""),
                  "\($0.versions)" + ($0.latestApproved.map { ", v\($0) approved" } ?? ""), $0.liveOn.joined(separator: ", ")]
-            })
-            out += "\n" + style.bold("Serving targets") + "\n"
+            }, markdown: markdown)
+            out += "\n" + heading("Serving targets")
             out += table(["NAME", "TENANT/SURFACE", "ROUTES", "SHADOW"], targets.map {
                 [$0.name + ($0.drift != nil ? " (drift)" : ""), "\($0.tenant)/\($0.surface)", $0.assigned ? Describe.routes($0.routes) : "unassigned",
                  $0.shadow.isEmpty ? "" : Describe.routes($0.shadow, weights: false)]
-            })
-            out += "\n" + style.bold("Training runs (newest first)") + "\n"
+            }, markdown: markdown)
+            out += "\n" + heading("Training runs (newest first)")
             out += table(["RUN", "MODEL", "STATE", "CREATED", "DETAIL"], runs.map {
                 ["\($0.id)", $0.model, $0.state, Describe.time($0.createdAt), $0.version.map { "v\($0)" } ?? ($0.reason ?? "")]
-            })
+            }, markdown: markdown)
             print(out, terminator: "")
         }
     }
@@ -144,7 +153,7 @@ struct Versions: ParsableCommand {
                 [String(v.number), v.systemName, v.status.rawValue,
                  v.metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", v.metrics[$0]!))" }.joined(separator: " "),
                  String(v.fingerprint.prefix(12)), String(v.commit.prefix(7)), v.label ?? ""]
-            }), terminator: "")
+            }, markdown: output.format == .markdown), terminator: "")
         }
     }
 }
@@ -188,7 +197,7 @@ struct History: ParsableCommand {
                 let address = row.address.description + (row.version.map { " v\($0)" } ?? "")
                 return [String(row.id), Describe.time(row.at), row.action.rawValue, address, row.reason, row.actor,
                         row.revision.map { String($0.prefix(7)) } ?? "-"]
-            }), terminator: "")
+            }, markdown: output.format == .markdown), terminator: "")
         }
     }
 }

@@ -297,6 +297,22 @@ import Testing
         #expect(target?.drift == nil)
     }
 
+    /// `--format markdown` on status, versions and history gives GitHub tables, not the text layout.
+    @Test func statusVersionsAndHistoryInMarkdown() throws {
+        let fleet = try Fleet()
+        _ = try fleet.run(["reconcile"])
+        try fleet.trainAll()
+        let status = try fleet.runDB(["status", "--format", "markdown"])
+        #expect(status.status == 0)
+        #expect(status.stdout.hasPrefix("## Cairn status · "), "\(status.stdout.prefix(300))")
+        #expect(status.stdout.contains("### Models\n\n| NAME | LIFECYCLE | STAGE | PHASE | VERSIONS | LIVE ON |\n|---|---|---|---|---|---|\n"))
+        #expect(status.stdout.contains("| search-knn | active | champion (search) | "))
+        let versions = try fleet.runDB(["versions", "search-knn", "--format", "markdown"])
+        #expect(versions.stdout.hasPrefix("| N | SYSTEM NAME | STATUS | METRICS | FINGERPRINT | COMMIT | LABEL |\n|---|"))
+        let history = try fleet.runDB(["history", "--format", "markdown"])
+        #expect(history.stdout.hasPrefix("| ID | TIME | ACTION | ADDRESS | REASON | ACTOR | REVISION |\n|---|"))
+    }
+
     /// `history --model X` lists the promotion that took X off a target, not only those that put it on.
     @Test func historyOfAModelIncludesThePromotionThatTookItOff() throws {
         let fleet = try Fleet()
