@@ -25,9 +25,12 @@ public struct TrainRequest: Sendable, Codable, Equatable {
     public var commit: String
     /// Queued runs of the same model with an older fingerprint, cancelled by this one.
     public var supersedes: [Int]
+    /// The manifest folder (`--path`), repository-relative; nil for the repository root. Exec
+    /// trainers run there, where the template's relative paths point.
+    public var manifestRoot: String?
 
     public init(model: String, fingerprint: String, inputs: FingerprintInputs, template: Template, weights: OutcomeWeights,
-                datasetPath: String?, commit: String, supersedes: [Int]) {
+                datasetPath: String?, commit: String, supersedes: [Int], manifestRoot: String? = nil) {
         self.model = model
         self.fingerprint = fingerprint
         self.inputs = inputs
@@ -36,6 +39,7 @@ public struct TrainRequest: Sendable, Codable, Equatable {
         self.datasetPath = datasetPath
         self.commit = commit
         self.supersedes = supersedes
+        self.manifestRoot = manifestRoot.flatMap { $0.isEmpty ? nil : $0 }
     }
 }
 
@@ -48,6 +52,7 @@ extension TrainRequest {
             "template": template, "weights": weights, "commit": .string(commit), "supersedes": .array(supersedes.map { .int($0) }),
         ]
         if let datasetPath { object["datasetPath"] = .string(datasetPath) }
+        if let manifestRoot { object["manifestRoot"] = .string(manifestRoot) }
         return .object(object)
     }
 }

@@ -51,7 +51,7 @@ extension PlanBuilder {
             let superseded = modelRuns.filter { $0.state == .queued && $0.fingerprint != fingerprint }.map(\.id)
             let request = TrainRequest(model: name, fingerprint: fingerprint, inputs: inputs, template: template, weights: weights,
                                        datasetPath: desired.datasetFiles[template.metadata.name], commit: desired.commit.sha,
-                                       supersedes: superseded)
+                                       supersedes: superseded, manifestRoot: desired.manifestRoot)
             let parts = trainPayloadParts[template.metadata.name] ?? (.from(template), .from(weights))
             trainPayloadParts[template.metadata.name] = parts
             let next = (versions.map(\.number).max() ?? 0) + 1

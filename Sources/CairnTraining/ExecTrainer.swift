@@ -65,8 +65,12 @@ public enum ExecTrainer {
         environment["CAIRN_MODEL"] = job.model
         environment["CAIRN_VERSION"] = String(job.expectedVersion)
 
+        environment["CAIRN_REPOSITORY"] = snapshot.path
+        // The command runs from the manifest folder, where the template's relative paths point.
+        let workingDirectory = job.request.manifestRoot.map { snapshot.appendingPathComponent($0) } ?? snapshot
+
         let limit = timeout ?? defaultTimeout
-        let (status, reason, log) = try run(command, in: snapshot, environment: environment, timeout: limit, isolation: job.isolation, stop: stop)
+        let (status, reason, log) = try run(command, in: workingDirectory, environment: environment, timeout: limit, isolation: job.isolation, stop: stop)
         if stop.isSet { throw TrainingInterrupted() }
         switch reason {
         case .exit where status == 0:

@@ -58,6 +58,25 @@ import Testing
         return (repo, repo.dir.url.appendingPathComponent(".cairn/cairn.db").path)
     }
 
+    /// The example's Python trainer under `--path examples/fleet`: exec trainers run from the
+    /// manifest root of the snapshot, where the template's relative paths point.
+    @Test func theExamplePythonTrainerRunsUnderAManifestFolder() throws {
+        let repo = try GitFixture()
+        try repo.copyExamples(to: "examples/fleet")
+        let models = repo.dir.url.appendingPathComponent("examples/fleet/models/search.yaml")
+        let text = try String(contentsOf: models, encoding: .utf8)
+        try text.replacingOccurrences(of: "  template: cooccurrence-py\n", with: "  template: cooccurrence-py\n  lifecycle: active\n")
+            .write(to: models, atomically: true, encoding: .utf8)
+        try repo.commit("the fleet under examples/fleet, with the Python model active")
+        let db = repo.dir.url.appendingPathComponent(".cairn/cairn.db").path
+        let reconcile = try cairn(["reconcile", "--repo", repo.path, "--path", "examples/fleet", "--db", db])
+        #expect([0, 3].contains(reconcile.status), "\(reconcile.stdout)\(reconcile.stderr)")
+        let worker = try cairn(["worker", "--once", "--repo", repo.path, "--db", db])
+        #expect(worker.status == 0, "\(worker.stdout)\(worker.stderr)")
+        let versions = try cairn(["versions", "search-experimental", "--db", db, "--format", "json"])
+        #expect(versions.stdout.contains("\"number\" : 1"), "the Python run made v1: \(worker.stderr)")
+    }
+
     @Test func execTrainerFailuresAreRecordedWithReasons() throws {
         let (repo, db) = try execRepo()
         #expect(try cairn(["reconcile", "--repo", repo.path, "--db", db]).status == 0)
