@@ -55,6 +55,19 @@ public enum RemoteMirror {
     /// `master`, whichever the remote has. Returns the cache path.
     @discardableResult
     public static func fetch(url: String, cacheRoot: String) throws(CairnError) -> String {
+        let path = cachePath(url: url, cacheRoot: cacheRoot)
+        let existed = FileManager.default.fileExists(atPath: path)
+        do {
+            return try fetchIntoCache(url: url, cacheRoot: cacheRoot)
+        } catch {
+            // A first fetch that failed leaves no cache behind: an empty one would make later
+            // passes report a missing revision instead of the unreachable remote.
+            if !existed { try? FileManager.default.removeItem(atPath: path) }
+            throw error
+        }
+    }
+
+    private static func fetchIntoCache(url: String, cacheRoot: String) throws(CairnError) -> String {
         _ = GitRepository.ensureInitialised
         // Credentials written into the address are handed to libgit2 through the credential
         // callback only: never into the cache's config, never into a message.

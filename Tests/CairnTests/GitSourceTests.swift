@@ -37,6 +37,15 @@ import Testing
         #expect(info.sha.count == 40)
     }
 
+    /// A first fetch that fails leaves no empty cache behind (later passes then said the revision
+    /// was missing instead of the remote being unreachable).
+    @Test func aFailedFirstFetchLeavesNoCache() throws {
+        let root = TempDir("cairn-git-cache")
+        let url = "file:///nonexistent/remote.git"
+        #expect(throws: CairnError.self) { try RemoteMirror.fetch(url: url, cacheRoot: root.path) }
+        #expect(!FileManager.default.fileExists(atPath: RemoteMirror.cachePath(url: url, cacheRoot: root.path)))
+    }
+
     @Test func missingRevisionIsAClearError() throws {
         let (fixture, _) = try history()
         let repo = try GitRepository(path: fixture.path)
