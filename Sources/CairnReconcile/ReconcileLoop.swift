@@ -7,6 +7,8 @@ public protocol ReconcileObserver: Sendable {
     func passSucceeded(plan: Plan, desired: DesiredState, observed: ObservedState, after: ObservedState, duration: Double)
     /// `result`: `source_error`, `invalid` or `failed`.
     func passFailed(reason: String, message: String, result: String, revision: String?, duration: Double)
+    /// The source could not be refreshed (`stale`: why; passes go on from its cache), or could again (nil).
+    func sourceChanged(stale: String?)
 }
 
 /// The daemon's schedule: when the next pass is due. Pure; the loop asks it and sleeps until
@@ -154,8 +156,16 @@ public final class ReconcileLoop: Sendable {
     public func pass(fetch: Bool, force: Bool) -> Bool {
         let started = clock.now()
         if fetch || source.needsRefresh {
+            let cached = !source.needsRefresh
             do {
                 try source.refresh()
+                if status.sourceProblem != nil { observer.sourceChanged(stale: nil) }
+                status.sourceRefreshed()
+            } catch where cached {
+                // The remote is unreachable but its cache is not: passes go on from it, and the
+                // status says so (Ready, reason SourceStale) until a fetch succeeds, without flapping.
+                if status.sourceProblem == nil { observer.sourceChanged(stale: "\(error)") }
+                status.sourceStale("\(error)")
             } catch {
                 // Rule 9: a source that cannot be read prunes nothing; the last applied state keeps serving.
                 fail(revision: nil, reason: "SourceUnavailable", message: "\(error)", result: "source_error", started: started,

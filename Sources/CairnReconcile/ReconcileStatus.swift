@@ -26,6 +26,8 @@ public final class ReconcileStatus: @unchecked Sendable {
     private var _keyProblem: String?
     private var _passes = 0
     private var _skipped = 0
+    private var _sourceProblem: String?
+    private var _blocked = 0
 
     public init(clock: Clock) { self.clock = clock }
 
@@ -50,6 +52,43 @@ public final class ReconcileStatus: @unchecked Sendable {
     /// Passes run (failed ones included) and passes skipped because nothing was new.
     public var passCounts: (run: Int, skipped: Int) { read { (_passes, _skipped) } }
     public var isStalled: Bool { read { _conditions["Stalled"]?.status == "True" } }
+    /// Why the source could not be refreshed while passes go on from its cache (nil when it was).
+    public var sourceProblem: String? { read { _sourceProblem } }
+
+    /// `Ready`, from what is known now: a stalled pass, the signing key, a stale source, blocked changes.
+    private func updateReady() {
+        let applied = _lastAppliedRevision.map { String($0.prefix(7)) } ?? "none"
+        if _conditions["Stalled"]?.status == "True" {
+            let stalled = _conditions["Stalled"]!
+            set("Ready", false, reason: stalled.reason, message: "last applied revision \(applied) keeps serving")
+        } else if let keyProblem = _keyProblem {
+            set("Ready", false, reason: "SigningKeyMismatch", message: keyProblem)
+        } else if _lastPassAt == nil {
+            return
+        } else if let problem = _sourceProblem {
+            set("Ready", true, reason: "SourceStale", message: "applied \(applied) from the cached source, which could not be refreshed: \(problem)")
+        } else {
+            set("Ready", true, reason: _blocked == 0 ? "Succeeded" : "Blocked",
+                message: "applied \(applied)" + (_blocked == 0 ? "" : "; \(_blocked) changes blocked"))
+        }
+    }
+
+    /// The source could not be refreshed, but it has a cache that passes go on from.
+    func sourceStale(_ problem: String) {
+        lock.withLock {
+            _sourceProblem = problem
+            updateReady()
+        }
+    }
+
+    /// The source was refreshed.
+    func sourceRefreshed() {
+        lock.withLock {
+            guard _sourceProblem != nil else { return }
+            _sourceProblem = nil
+            updateReady()
+        }
+    }
 
     private func set(_ type: String, _ status: Bool, reason: String, message: String) {
         let value = status ? "True" : "False"
@@ -74,14 +113,10 @@ public final class ReconcileStatus: @unchecked Sendable {
             _lastPassAt = clock.now()
             _failures = 0
             _nextScheduleDue = nextScheduleDue
+            _blocked = plan.blocked.count
             set("Reconciling", false, reason: "Succeeded", message: "last pass applied \(plan.changes.count) changes")
             set("Stalled", false, reason: "Succeeded", message: "")
-            if let keyProblem = _keyProblem {
-                set("Ready", false, reason: "SigningKeyMismatch", message: keyProblem)
-            } else {
-                set("Ready", true, reason: plan.blocked.isEmpty ? "Succeeded" : "Blocked",
-                    message: "applied \(desired.commit.sha.prefix(7))" + (plan.blocked.isEmpty ? "" : "; \(plan.blocked.count) changes blocked"))
-            }
+            updateReady()
         }
     }
 
@@ -106,7 +141,7 @@ public final class ReconcileStatus: @unchecked Sendable {
             _failures += 1
             set("Reconciling", false, reason: reason, message: message)
             set("Stalled", true, reason: reason, message: message)
-            set("Ready", false, reason: reason, message: "last applied revision \(_lastAppliedRevision.map { String($0.prefix(7)) } ?? "none") keeps serving")
+            updateReady()
         }
     }
 
@@ -115,6 +150,7 @@ public final class ReconcileStatus: @unchecked Sendable {
         lock.withLock {
             _keyProblem = problem
             set("Ready", false, reason: "SigningKeyMismatch", message: problem)
+            updateReady()
         }
     }
 }

@@ -17,6 +17,7 @@ public final class CairnMetrics: @unchecked Sendable {
     private let runs: [String: Prometheus.Gauge]
     private let drift: Prometheus.Gauge
     private let suspended: Prometheus.Gauge
+    private let sourceStale: Prometheus.Gauge
 
     /// `cairn_reconcile_total{result}`: every result a pass can have.
     static let results = ["applied", "noop", "suspended", "invalid", "source_error", "failed"]
@@ -37,6 +38,8 @@ public final class CairnMetrics: @unchecked Sendable {
         })
         drift = registry.makeGauge(name: "cairn_drift_items", help: "Targets changed outside git in the last pass's plan.")
         suspended = registry.makeGauge(name: "cairn_suspended", help: "1 while applying is suspended (cairn suspend), else 0.")
+        sourceStale = registry.makeGauge(name: "cairn_source_stale",
+                                         help: "1 while the remote cannot be fetched and passes go on from the cached source, else 0.")
     }
 
     /// Creates the registry (swift-metrics is pointed at it too, for libraries that report through it); once per process.
@@ -65,6 +68,8 @@ public final class CairnMetrics: @unchecked Sendable {
             revisionGauge = gauge
         }
     }
+
+    func recordSourceStale(_ stale: Bool) { sourceStale.set(to: stale ? 1 : 0) }
 
     func recordFailure(result: String, duration seconds: Double) {
         duration.record(seconds)

@@ -55,6 +55,15 @@ struct DaemonObserver: ReconcileObserver {
         ])
     }
 
+    func sourceChanged(stale: String?) {
+        metrics.recordSourceStale(stale != nil)
+        if let stale {
+            logger.warning("source stale: passes go on from the cached source", metadata: ["error": "\(stale)"])
+        } else {
+            logger.info("source refreshed again")
+        }
+    }
+
     func passFailed(reason: String, message: String, result: String, revision: String?, duration: Double) {
         metrics.recordFailure(result: result, duration: duration)
         logger.error("pass failed", metadata: ["reason": "\(reason)", "message": "\(message)", "revision": "\(revision ?? "-")"])

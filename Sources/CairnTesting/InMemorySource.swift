@@ -9,13 +9,19 @@ public final class InMemorySource: ManifestSource, @unchecked Sendable {
     private var refreshError: CairnError?
     private var _refreshes = 0
     private var _reads = 0
+    private var cached: Bool
 
     public let location = "memory"
     public let revisionName: String
-    public var needsRefresh: Bool { false }
+    /// A remote source with no cache yet needs a refresh before it can be read.
+    public var needsRefresh: Bool { lock.withLock { !cached } }
     public var isShallow: Bool { false }
 
-    public init(revisionName: String = "main") { self.revisionName = revisionName }
+    /// `cached`: false plays a remote never fetched (its first refresh must succeed before a read).
+    public init(revisionName: String = "main", cached: Bool = true) {
+        self.revisionName = revisionName
+        self.cached = cached
+    }
 
     /// Makes `desired` the revision (valid).
     public func publish(_ desired: DesiredState) {
@@ -42,6 +48,7 @@ public final class InMemorySource: ManifestSource, @unchecked Sendable {
         try lock.withLock {
             _refreshes += 1
             if let refreshError { throw refreshError }
+            cached = true
         }
     }
 

@@ -22,11 +22,13 @@ import Testing
     struct Rig {
         let clock = ManualClock(at: 1_800_000_000)
         let store = InMemoryRegistry()
-        let source = InMemorySource()
+        let source: InMemorySource
         let trainer: ScriptedTrainer
         let worker: TrainingWorker
 
-        init(metrics: @escaping @Sendable (ClaimedRun) -> [String: Double] = { _ in ReconcileCoreTests.metrics }) {
+        /// `cached: false` plays a remote source never fetched yet.
+        init(cached: Bool = true, metrics: @escaping @Sendable (ClaimedRun) -> [String: Double] = { _ in ReconcileCoreTests.metrics }) {
+            source = InMemorySource(cached: cached)
             trainer = ScriptedTrainer(metrics: metrics)
             worker = TrainingWorker(store: store, trainer: trainer, artifacts: InMemoryArtifacts(), clock: clock) { _ in }
         }

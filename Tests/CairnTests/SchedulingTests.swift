@@ -23,18 +23,23 @@ import Testing
         func passFailed(reason: String, message: String, result: String, revision: String?, duration: Double) {
             list.update { $0.append((clock.now(), reason)) }
         }
+
+        func sourceChanged(stale: String?) {}
     }
 
     /// A loop over the twins, running on its own thread until the test ends.
     final class Daemon: @unchecked Sendable {
-        let rig = ReconcileCoreTests.Rig()
+        let rig: ReconcileCoreTests.Rig
         let recorder: Recorder
         let loop: ReconcileLoop
         let stop = StopFlag()
         let done = DispatchSemaphore(value: 0)
         let start: Double
 
-        init(interval: Double = 60, resync: Double = 600, observeEvery: Double = 2) throws {
+        /// `unreachable`: a remote that was never fetched and cannot be.
+        init(interval: Double = 60, resync: Double = 600, observeEvery: Double = 2, unreachable: CairnError? = nil) throws {
+            rig = ReconcileCoreTests.Rig(cached: unreachable == nil)
+            rig.source.failRefresh(unreachable)
             rig.source.publish(try ReconcileCoreTests.fleet("a"))
             recorder = Recorder(clock: rig.clock)
             loop = ReconcileLoop(source: rig.source, store: rig.store, clock: rig.clock,
@@ -83,20 +88,49 @@ import Testing
     }
 
     @Test func failingPassesBackOffUpToTheInterval() throws {
-        let daemon = try Daemon(interval: 60)
-        daemon.rig.source.failRefresh(CairnError("could not reach https://git.example.com/fleet.git"))
-        daemon.advance(60)
-        #expect(daemon.passTimes == [0, 60])
+        let daemon = try Daemon(interval: 60, unreachable: CairnError("could not reach https://git.example.com/fleet.git"))
+        #expect(daemon.passTimes == [0])
         // 1 s, 2 s, 4 s … after each failure, then the interval: not five passes a second.
-        daemon.advance(190)
-        #expect(daemon.passTimes == [0, 60, 61, 63, 67, 75, 91, 123, 183, 243])
-        #expect(daemon.recorder.events.dropFirst().allSatisfy { $0.1 == "SourceUnavailable" })
+        daemon.advance(250)
+        #expect(daemon.passTimes == [0, 1, 3, 7, 15, 31, 63, 123, 183, 243])
+        #expect(daemon.recorder.events.allSatisfy { $0.1 == "SourceUnavailable" })
         #expect(daemon.loop.status.isStalled)
         // Reachable again: the next poll succeeds, and the loop polls at the interval.
         daemon.rig.source.failRefresh(nil)
         daemon.advance(60)
         #expect(!daemon.loop.status.isStalled)
         #expect(daemon.loop.status.failures == 0)
+        #expect(daemon.recorder.events.last?.1 == "applied")
+    }
+
+    /// A remote that becomes unreachable after a first fetch: passes go on from the cache and
+    /// `Ready` says `SourceStale`, stably (a pass from the cache used to clear `Stalled`, so
+    /// `/readyz` flapped), until a fetch succeeds.
+    @Test func anUnreachableRemoteWithACacheIsStaleNotFlapping() throws {
+        let daemon = try Daemon(interval: 60)
+        func ready() -> (String?, String?) {
+            let c = daemon.loop.status.conditions["Ready"]
+            return (c?.status, c?.reason)
+        }
+        // The first pass applied the fleet; promotions wait for training.
+        #expect(ready() == ("True", "Blocked"))
+        daemon.rig.source.failRefresh(CairnError("cannot fetch https://git.example.com/fleet.git: connection refused"))
+        daemon.advance(60)
+        #expect(ready() == ("True", "SourceStale"))
+        #expect(daemon.loop.status.conditions["Ready"]?.message.contains("connection refused") == true)
+        #expect(!daemon.loop.status.isStalled)
+        // A pass that does not fetch (a finished run) keeps saying so; so does every poll.
+        _ = try daemon.rig.worker.runOne(stop: StopFlag())
+        daemon.loop.observedChanged()
+        #expect(daemon.rig.clock.settle())
+        #expect(ready() == ("True", "SourceStale"))
+        daemon.advance(180)
+        #expect(ready() == ("True", "SourceStale"))
+        #expect(!daemon.recorder.events.contains { $0.1 == "SourceUnavailable" })
+        daemon.rig.source.failRefresh(nil)
+        daemon.advance(60)
+        #expect(ready() == ("True", "Blocked"))
+        #expect(daemon.loop.status.sourceProblem == nil)
     }
 
     @Test func anInvalidRevisionIsReadOnceAndThenPolledAtTheInterval() throws {

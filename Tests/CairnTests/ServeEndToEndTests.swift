@@ -153,14 +153,23 @@ import Testing
         #expect(try db.auditCount() == rows)
         #expect(try passes() == counted)
 
-        // An unreachable remote stalls the daemon but prunes nothing; it recovers when back.
+        // An unreachable remote with a cache: passes go on from the cache, prune nothing, and
+        // Ready says SourceStale, stably (it used to flap between stalled and ready); back when it is.
         let moved = s.remote + ".away"
         try FileManager.default.moveItem(atPath: s.remote, toPath: moved)
-        try s.waitFor("the fetch failure to stall") { try s.condition("Stalled")?["reason"] as? String == "SourceUnavailable" }
+        try s.waitFor("the fetch failure to show") { try s.condition("Ready")?["reason"] as? String == "SourceStale" }
+        for _ in 0..<6 {
+            #expect(try s.condition("Ready")?["reason"] as? String == "SourceStale")
+            #expect(try s.http("GET", "/readyz").status == 200)
+            #expect(try s.condition("Stalled")?["status"] as? String == "False")
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        #expect(try s.http("GET", "/metrics").body.contains("cairn_source_stale 1"))
         #expect(try db.observedState().models.values.filter { !$0.archived }.count == 6)
         #expect(try s.http("GET", "/v1/targets/acme-search/recommendations?user=u0001").status == 200)
         try FileManager.default.moveItem(atPath: moved, toPath: s.remote)
-        try s.waitFor("the source to come back") { try s.condition("Stalled")?["status"] as? String == "False" }
+        try s.waitFor("the source to come back") { try s.condition("Ready")?["reason"] as? String != "SourceStale" }
+        #expect(try s.http("GET", "/metrics").body.contains("cairn_source_stale 0"))
     }
 
     /// `/metrics` passes Prometheus's own linter, and every labelled series exists from the start.
