@@ -16,6 +16,8 @@ enum CrossReferences {
 
         func missing(_ what: ManifestKind, _ name: String, from address: ManifestAddress, field: String,
                      source: SourceLocation, known: [String]) {
+            // Declared but invalid: its own errors are the cause, reported where it is written.
+            if loaded.undecoded.contains(ManifestAddress(what, name)) { return }
             var hint = "add \(what.rawValue)/\(name), or fix the name"
             if let guess = closest(to: name, in: known) { hint = "did you mean '\(guess)'? " + hint }
             found.append(.error("\(field) refers to \(what.rawValue)/\(name), which does not exist at this revision",

@@ -52,12 +52,15 @@ public enum DocumentDecoder {
         public var diagnostics: [Diagnostic]
         /// Field path → where its value is written (`spec.template` → file:7:13).
         public var fieldLocations: [String: SourceLocation]
+        /// `Kind/name` once both could be read, even when the document is invalid.
+        public var address: ManifestAddress?
     }
 
     public static func decode(_ document: YAMLDocument, file: String) -> Result {
         let reader = NodeReader(file: file)
         let outcome = decode(document, reader)
-        return Result(outcome: outcome, diagnostics: reader.diagnostics, fieldLocations: reader.fieldLocations)
+        return Result(outcome: outcome, diagnostics: reader.diagnostics, fieldLocations: reader.fieldLocations,
+                      address: reader.address.flatMap { ManifestAddress(parsing: $0) })
     }
 
     private static func decode(_ document: YAMLDocument, _ reader: NodeReader) -> Outcome {

@@ -14,6 +14,9 @@ public struct LoadedManifests: Sendable {
     public var fieldLocations: [ManifestAddress: [String: SourceLocation]]
     /// Template name → repository path of its dataset file (templates with `dataset.path`).
     public var datasetFiles: [String: String]
+    /// Documents that failed to decode but whose kind and name were read: they exist for
+    /// references (their own errors are reported, not "does not exist" where they are named).
+    public var undecoded: Set<ManifestAddress> = []
 
     /// True when there is no error (warnings allowed).
     public var isValid: Bool { !diagnostics.hasErrors }
@@ -85,6 +88,7 @@ public enum ManifestLoader {
         var decoded: [DecodedManifest] = []
         var locations: [ManifestAddress: [String: SourceLocation]] = [:]
         var firstSeen: [ManifestAddress: SourceLocation] = [:]
+        var undecoded: Set<ManifestAddress> = []
 
         let results = decodeFiles(snapshot.files, limits: limits, cache: cache)
         for result in results {
@@ -108,7 +112,8 @@ public enum ManifestLoader {
                 case let .skipped(doc):
                     skipped.append(doc)
                 case .invalid:
-                    break
+                    // Still there for references: its own errors say what is wrong with it.
+                    if let address = result.address { undecoded.insert(address) }
                 }
             }
         }
@@ -124,7 +129,7 @@ public enum ManifestLoader {
         }
         let set = ManifestSet(outcomeWeights: weights, templates: templates, models: models, servingTargets: targets)
         var result = LoadedManifests(manifests: set, diagnostics: diagnostics, skipped: skipped, fileCount: snapshot.files.count,
-                                     fieldLocations: locations, datasetFiles: [:])
+                                     fieldLocations: locations, datasetFiles: [:], undecoded: undecoded)
         CrossReferences.check(&result, snapshot: snapshot)
         result.diagnostics = result.diagnostics.sortedByLocation()
         return result

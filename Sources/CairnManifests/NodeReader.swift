@@ -278,8 +278,10 @@ struct Fields {
     func finish() {
         for pair in pairs {
             guard case let .scalar(k, _) = pair.key.content, !asked.contains(k) else { continue }
-            var hint = "remove it; known fields here: \(asked.joined(separator: ", "))"
-            if let guess = closest(to: k, in: asked) { hint = "did you mean '\(guess)'? " + hint }
+            var seen = Set<String>()
+            let known = asked.filter { seen.insert($0).inserted }
+            var hint = "remove it; known fields here: \(known.joined(separator: ", "))"
+            if let guess = closest(to: k, in: known) { hint = "did you mean '\(guess)'? " + hint }
             reader.error(pair.key, "unknown field '\(child(k))'", hint: hint)
         }
     }
@@ -311,7 +313,16 @@ func closest(to word: String, in candidates: [String]) -> String? {
         let d = editDistance(w, Array(c.lowercased()))
         if d <= max(2, w.count / 3), d < (best?.1 ?? .max) { best = (c, d) }
     }
-    return best?.0
+    if let best { return best.0 }
+    // A longer name begun with a typo ("engagment" for "engagement-booster"): compare the
+    // start of each name, as long as the word, and suggest the one it is closest to.
+    guard w.count >= 5 else { return nil }
+    var prefixBest: (String, Int)?
+    for c in candidates where c.count > w.count {
+        let d = editDistance(w, Array(c.lowercased().prefix(w.count)))
+        if d <= 2, d < (prefixBest?.1 ?? .max) { prefixBest = (c, d) }
+    }
+    return prefixBest?.0
 }
 
 private func editDistance(_ a: [Character], _ b: [Character]) -> Int {

@@ -45,6 +45,19 @@ func modelDoc(_ name: String, template: String = "t", extra: String = "") -> Str
         #expect(messages(loaded).contains { $0.hasPrefix("c.yaml:7:20: error: ServingTarget/s: spec.routes[0].model refers to Model/nope") }, "\(messages(loaded))")
     }
 
+    /// A document that fails to decode but whose kind and name can be read still exists for
+    /// references: its own error is the one reported, not a "does not exist" in every file
+    /// that refers to it (which sorted first and led serve's Stalled message).
+    @Test func aDocumentThatFailsToDecodeStillCountsForReferences() {
+        let broken = templateDoc("t").replacingOccurrences(of: "  events: [click, convert]\n", with: "  events: [click, convert]\n  evnets: [view]\n")
+        let loaded = load(["a.yaml": weightsDoc, "b.yaml": broken, "c.yaml": modelDoc("m", template: "t")])
+        #expect(!loaded.isValid)
+        #expect(loaded.diagnostics.errors.count == 1, "\(messages(loaded))")
+        #expect(messages(loaded).first?.hasPrefix("b.yaml:6:3: error: Template/t: unknown field 'spec.evnets' (did you mean 'events'? remove it; "
+                                                  + "known fields here: displayName, events, outcomeWeights, dataset, trainer, evaluation)") == true, "\(messages(loaded))")
+        #expect(!messages(loaded).contains { $0.contains("does not exist") })
+    }
+
     @Test func suggestsTheNearestName() {
         let loaded = load(["a.yaml": weightsDoc + "---\n" + templateDoc("engagement"), "b.yaml": modelDoc("m", template: "engagment")])
         #expect(messages(loaded).contains { $0.contains("did you mean 'engagement'?") })

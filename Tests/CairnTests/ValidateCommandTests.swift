@@ -93,6 +93,24 @@ import Testing
         #expect(both.stderr.contains("--worktree and --staged do not go together"))
     }
 
+    /// The diagnostic the README shows is what the binary prints for that mistake in the example fleet.
+    @Test func theReadmesDiagnosticExampleIsWhatCairnPrints() throws {
+        let readme = try String(contentsOf: packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let intro = try #require(readme.range(of: "Every diagnostic has the form\n\n```\n"))
+        let example = String(readme[intro.upperBound...].prefix { $0 != "`" })
+        let repo = try GitFixture()
+        try repo.copyExamples()
+        let models = repo.dir.url.appendingPathComponent("models/homepage.yaml")
+        let text = try String(contentsOf: models, encoding: .utf8)
+        try text.replacingOccurrences(of: "  template: engagement-booster\n  lifecycle: active\n  family: homepage\n  stage: champion\n",
+                                      with: "  template: engagment\n  lifecycle: active\n  family: homepage\n  stage: champion\n")
+            .write(to: models, atomically: true, encoding: .utf8)
+        try repo.commit("a typo")
+        let result = try cairn(["validate", "--repo", repo.path, "--no-color"])
+        #expect(result.status == 1)
+        #expect(!example.isEmpty && result.stdout.contains(example), "README:\n\(example)\ncairn:\n\(result.stdout)")
+    }
+
     @Test func verboseListsSkippedDocuments() throws {
         let repo = try GitFixture()
         try repo.commit("x", files: ["w.yaml": weightsDoc, "ci.yaml": "name: CI\non: push\n", "k.yaml": "apiVersion: v1\nkind: ConfigMap\n"])
