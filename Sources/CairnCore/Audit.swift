@@ -6,6 +6,8 @@ public enum AuditAction: String, Sendable, Codable, CaseIterable {
     case version
     /// A training run failed.
     case fail
+    /// A training run produced an artifact identical to an existing version's: no new version.
+    case unchanged
     case suspend, resume
     case tokenCreate = "token_create"
     case tokenRevoke = "token_revoke"

@@ -78,6 +78,20 @@ public struct BlockedChange: Sendable, Codable, Equatable {
     }
 }
 
+/// Something the plan could have done and deliberately does not, with why (a scheduled run with
+/// nothing new to learn). Not blocked: nothing is wrong, and nothing waits.
+public struct SkippedChange: Sendable, Codable, Equatable {
+    public var action: Action
+    public var address: ManifestAddress
+    public var reason: String
+
+    public init(action: Action, address: ManifestAddress, reason: String) {
+        self.action = action
+        self.address = address
+        self.reason = reason
+    }
+}
+
 /// A difference made outside git (a break-glass rollback), shown with who and when.
 public struct DriftItem: Sendable, Codable, Equatable {
     public var address: ManifestAddress
@@ -114,10 +128,12 @@ public struct Plan: Sendable, Codable, Equatable {
     public var drift: [DriftItem]
     /// Candidate metrics beside the live version, for pull-request comments.
     public var candidates: [Candidate]
+    /// What the plan deliberately does not do, and why (in the JSON only when there is some).
+    public var skipped: [SkippedChange]
 
     public init(revision: String, revisionName: String, manifestRoot: String, manifestCount: Int, observedGeneration: Int,
                 lastAppliedRevision: String?, changes: [Change], blocked: [BlockedChange], drift: [DriftItem],
-                candidates: [Candidate] = []) {
+                candidates: [Candidate] = [], skipped: [SkippedChange] = []) {
         self.formatVersion = "1"
         self.revision = revision
         self.revisionName = revisionName
@@ -129,6 +145,7 @@ public struct Plan: Sendable, Codable, Equatable {
         self.blocked = blocked
         self.drift = drift
         self.candidates = candidates
+        self.skipped = skipped
     }
 
     public var isEmpty: Bool { changes.isEmpty }
@@ -144,7 +161,7 @@ public struct Plan: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion, revision, revisionName, manifestRoot, manifestCount, observedGeneration, lastAppliedRevision
-        case changes, blocked, drift, candidates, summary
+        case changes, blocked, drift, candidates, skipped, summary
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -160,6 +177,7 @@ public struct Plan: Sendable, Codable, Equatable {
         try c.encode(blocked, forKey: .blocked)
         try c.encode(drift, forKey: .drift)
         try c.encode(candidates, forKey: .candidates)
+        if !skipped.isEmpty { try c.encode(skipped, forKey: .skipped) }
         try c.encode(summary, forKey: .summary)
     }
 
@@ -176,6 +194,7 @@ public struct Plan: Sendable, Codable, Equatable {
         blocked = try c.decode([BlockedChange].self, forKey: .blocked)
         drift = try c.decode([DriftItem].self, forKey: .drift)
         candidates = try c.decodeIfPresent([Candidate].self, forKey: .candidates) ?? []
+        skipped = try c.decodeIfPresent([SkippedChange].self, forKey: .skipped) ?? []
     }
 }
 

@@ -31,11 +31,19 @@ extension PlanBuilder {
             if modelRuns.contains(where: { $0.fingerprint == fingerprint && $0.state.isActive }) { continue }
             let versions = observed.models[name]?.versions ?? []
             let reason: String
-            if versions.contains(where: { $0.fingerprint == fingerprint }) {
+            if let same = versions.filter({ $0.fingerprint == fingerprint }).max(by: { $0.number < $1.number }) {
                 // Up to date; only the learning schedule can ask for another run.
                 guard effective.learning.mode == .scheduled, let every = effective.learning.every,
                       let last = modelRuns.filter({ $0.state == .succeeded }).compactMap(\.finishedAt).max(),
                       now - last >= Int64(every.seconds) else { continue }
+                if !inputs.dataset.hasPrefix("uri:") {
+                    // The dataset is in git and unchanged: a run would learn nothing new and make
+                    // a copy of a version that may already be live.
+                    skipped.append(SkippedChange(action: .train, address: address, reason:
+                        "learning schedule due (every \(every)), but v\(same.number) was trained on these exact inputs, dataset included; "
+                        + "the next commit that changes the dataset trains (or change retrainToken)"))
+                    continue
+                }
                 reason = "learning schedule: every \(every), last successful run finished \(Describe.time(last))"
             } else if let failed = modelRuns.last(where: { $0.fingerprint == fingerprint }), failed.state == .failed {
                 // Rule 6: a failed run is not retried blindly; a fix or a new token changes the fingerprint.

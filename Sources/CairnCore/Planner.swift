@@ -59,6 +59,7 @@ struct PlanBuilder {
     var blocked: [BlockedChange] = []
     var drift: [DriftItem] = []
     var candidates: [Candidate] = []
+    var skipped: [SkippedChange] = []
     /// Models as they will be once the plan's definition changes apply (traits refusals kept out).
     var effectiveModels: [String: Model] = [:]
     /// Version statuses once the plan's approvals and rejections apply.
@@ -163,7 +164,7 @@ struct PlanBuilder {
         return Plan(revision: desired.commit.sha, revisionName: desired.revisionName, manifestRoot: desired.manifestRoot,
                     manifestCount: desired.manifests.count, observedGeneration: observed.generation,
                     lastAppliedRevision: observed.lastAppliedRevision, changes: changes, blocked: blocked, drift: drift,
-                    candidates: candidates)
+                    candidates: candidates, skipped: skipped.sorted { ($0.address.kind.order, $0.address.name) < ($1.address.kind.order, $1.address.name) })
     }
 
     /// Rule 12: a plan that changes more live routes than allowed (promoted, or taken off the air)

@@ -167,11 +167,14 @@ public struct VersionInputs: Sendable, Equatable {
     public var approval: Model.Approval?
     /// The metrics of the model's approved versions (for `maxRegression`).
     public var approvedMetrics: [[String: Double]]
+    /// The model's versions by artifact content hash: a run that produces one of these makes no new version.
+    public var artifacts: [String: Int]
 
-    public init(number: Int, approval: Model.Approval?, approvedMetrics: [[String: Double]]) {
+    public init(number: Int, approval: Model.Approval?, approvedMetrics: [[String: Double]], artifacts: [String: Int] = [:]) {
         self.number = number
         self.approval = approval
         self.approvedMetrics = approvedMetrics
+        self.artifacts = artifacts
     }
 }
 
@@ -215,6 +218,10 @@ public protocol RegistryStore: Sendable {
     /// `CairnError` with reason `.inputsMoved` when the inputs changed since they were read.
     func recordVersion(run id: Int, holder: String, success: RunSuccess, inputs: VersionInputs, decision: ApprovalPolicy.Decision?,
                        now: Int64) throws -> ModelVersion
+    /// Records a successful run whose artifact is identical to version `matches`: the run
+    /// succeeds and names that version; no new version is made. Refused with `.inputsMoved`
+    /// like `recordVersion`.
+    func recordMatch(run id: Int, holder: String, matches version: Int, inputs: VersionInputs, log: String, now: Int64) throws
     /// `run-<id>-<attempt>` of every run running under a live lease.
     func liveRunFolders(now: Int64) throws -> Set<String>
 }

@@ -8,6 +8,8 @@ public struct TrainingWorker: Sendable {
     /// How one claimed run ended.
     public enum Outcome: Sendable, Equatable {
         case succeeded(run: Int, model: String, version: Int, status: ModelVersion.Status)
+        /// The artifact is identical to an existing version's: no new version was made.
+        case matched(run: Int, model: String, version: Int)
         case failed(run: Int, model: String, reason: String)
         case handedBack(run: Int)
     }
@@ -71,6 +73,11 @@ public struct TrainingWorker: Sendable {
             let expected = (try? store.versionInputs(model: claimed.model).number) ?? 1
             let output = try trainer.train(claimed, expectedVersion: expected, stop: stop)
             let hash = try output.staging.map { try artifacts.keep(staging: $0) }
+            if let hash, let same = try recordIfIdentical(claimed, artifactHash: hash, log: output.log) {
+                trainer.cleanUp(claimed)
+                log("training run \(claimed.id) produced the artifact of v\(same): no new version")
+                return .matched(run: claimed.id, model: claimed.model, version: same)
+            }
             let version = try record(claimed, output: output, artifactHash: hash)
             trainer.cleanUp(claimed)
             log("training run \(claimed.id) succeeded: \(version.systemName), \(version.status.rawValue)")
@@ -106,6 +113,24 @@ public struct TrainingWorker: Sendable {
                         success: RunSuccess(metrics: output.metrics, datasetHash: output.datasetHash, trainerVersion: output.trainerVersion,
                                             artifactHash: artifactHash, log: output.log),
                         now: clock.unixNow())
+    }
+
+    /// When the artifact is byte-identical to an existing version's (a scheduled run on
+    /// unchanged data outside git), records the run as matching that version and returns its
+    /// number; nil otherwise.
+    func recordIfIdentical(_ claimed: ClaimedRun, artifactHash: String, log: String) throws -> Int? {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let inputs = try store.versionInputs(model: claimed.model)
+            guard let same = inputs.artifacts[artifactHash] else { return nil }
+            do {
+                try store.recordMatch(run: claimed.id, holder: holder, matches: same, inputs: inputs, log: log, now: clock.unixNow())
+                return same
+            } catch let error as CairnError where error.reason == .inputsMoved && attempt < 10 {
+                continue
+            }
+        }
     }
 
     /// `record` for a caller with no worker: what `finishRun` used to do in the store.

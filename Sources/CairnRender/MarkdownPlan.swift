@@ -39,6 +39,12 @@ public enum MarkdownPlan {
                 doc.row("| `\(d.address)` | \(cell(d.live)) | \(cell(d.declared)) | \(cell(d.actor)), \(Describe.time(d.at)), \(cell(d.how)) |\n")
             }
         }
+        if !plan.skipped.isEmpty {
+            doc.add("\n#### Skipped (nothing to do)\n\n| address | would | why not |\n|---|---|---|\n")
+            for k in plan.skipped {
+                doc.row("| `\(k.address)` | \(k.action.rawValue) | \(cell(k.reason)) |\n")
+            }
+        }
         if !plan.candidates.isEmpty {
             doc.add("\n#### Candidate metrics\n\n| where | candidate | metric | candidate value | live | live value |\n|---|---|---|---|---|---|\n")
             for c in plan.candidates {

@@ -56,6 +56,11 @@ public enum PlanRenderer {
             }
             out += "\n"
         }
+        if !plan.skipped.isEmpty {
+            out += "Skipped (nothing to do, and why):\n"
+            for k in plan.skipped { out += "  \(k.address)  \(k.action.rawValue): \(k.reason)\n" }
+            out += "\n"
+        }
         out += style.bold(summaryLine(plan)) + "\n"
         return out
     }

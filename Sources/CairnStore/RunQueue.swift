@@ -32,7 +32,13 @@ extension RegistryDatabase {
         let spec = try String.fetchOne(db, sql: "SELECT spec FROM models WHERE name = ?", arguments: [model]).map { try decode(Model.self, $0) }
         let approved = try Row.fetchAll(db, sql: "SELECT metrics FROM versions WHERE model = ? AND status = 'approved' ORDER BY number",
                                         arguments: [model]).map { try decode([String: Double].self, $0["metrics"]) }
-        return VersionInputs(number: number, approval: spec?.approval, approvedMetrics: approved)
+        var artifacts: [String: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT number, artifact_hash FROM versions WHERE model = ? AND artifact_hash IS NOT NULL ORDER BY number",
+                                    arguments: [model]) {
+            let hash: String = row["artifact_hash"]
+            if artifacts[hash] == nil { artifacts[hash] = row["number"] }
+        }
+        return VersionInputs(number: number, approval: spec?.approval, approvedMetrics: approved, artifacts: artifacts)
     }
 
     /// Records a successful run as the model's next version (never overwriting one), with the
@@ -84,6 +90,25 @@ extension RegistryDatabase {
             }
             try bumpGeneration(db)
             return version
+        }
+    }
+
+    /// Records a run whose artifact is identical to version `version`'s: succeeded, naming it.
+    public func recordMatch(run id: Int, holder: String, matches version: Int, inputs: VersionInputs, log: String, now: Int64) throws {
+        try writer.write { db in
+            let run = try runForFinish(db, id, holder: holder)
+            let model: String = run["model"]
+            guard try versionInputs(db, model: model) == inputs else {
+                throw CairnError("Model/\(model) moved while training run \(id) was being recorded", hint: "record it again", reason: .inputsMoved)
+            }
+            let reason = "artifact identical to v\(version): no new version"
+            try db.execute(sql: """
+                UPDATE training_runs SET state = 'succeeded', finished_at = ?, version = ?, reason = ?, log = ?, lease_holder = NULL WHERE id = ?
+                """, arguments: [now, version, reason, log, id])
+            try appendAudit(db, at: now, action: .unchanged, address: .model(model), version: version, before: nil,
+                            after: .object(["run": .int(id)]), reason: "training run \(id) succeeded: \(reason)", file: nil,
+                            context: AuditContext(revision: run["commit_sha"], author: nil, actor: "worker"), models: [model])
+            try bumpGeneration(db)
         }
     }
 

@@ -281,6 +281,8 @@ struct ExpectedState {
                 versions["\(name) v\(number)"] = VersionState(status: .pending, fingerprint: fingerprint, run: run, metrics: metrics, auditID: id)
                 runs[run]?.outcome = .succeeded(number)
             }
+        case (.unchanged, .model):
+            if let number = version, let run = int(field("run")) { runs[run]?.outcome = .succeeded(number) }
         case (.approve, .model), (.reject, .model):
             if let number = version {
                 versions["\(name) v\(number)"]?.status = action == .approve ? .approved : .rejected

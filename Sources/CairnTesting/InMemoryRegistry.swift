@@ -262,8 +262,13 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
 
     private func inputs(_ model: String) -> VersionInputs {
         let versions = state.models[model]?.versions ?? []
+        var artifacts: [String: Int] = [:]
+        for v in versions.sorted(by: { $0.number < $1.number }) {
+            if let hash = v.artifactHash, artifacts[hash] == nil { artifacts[hash] = v.number }
+        }
         return VersionInputs(number: (versions.map(\.number).max() ?? 0) + 1, approval: state.models[model]?.spec.approval,
-                             approvedMetrics: versions.filter { $0.status == .approved }.sorted { $0.number < $1.number }.map(\.metrics))
+                             approvedMetrics: versions.filter { $0.status == .approved }.sorted { $0.number < $1.number }.map(\.metrics),
+                             artifacts: artifacts)
     }
 
     public func recordVersion(run id: Int, holder: String, success: RunSuccess, inputs expected: VersionInputs, decision: ApprovalPolicy.Decision?,
@@ -292,6 +297,22 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
             runs[id]?.holder = nil
             state.generation += 1
             return version
+        }
+    }
+
+    public func recordMatch(run id: Int, holder: String, matches version: Int, inputs expected: VersionInputs, log: String, now: Int64) throws {
+        try write {
+            let run = try held(id, by: holder)
+            guard inputs(run.model) == expected else {
+                throw CairnError("Model/\(run.model) moved while training run \(id) was being recorded", reason: .inputsMoved)
+            }
+            runs[id]?.state = .succeeded
+            runs[id]?.version = version
+            runs[id]?.reason = "artifact identical to v\(version): no new version"
+            runs[id]?.finishedAt = now
+            runs[id]?.holder = nil
+            _audit.append(Row(action: .unchanged, address: .model(run.model), version: version, reason: "training run \(id) succeeded: identical to v\(version)"))
+            state.generation += 1
         }
     }
 

@@ -75,10 +75,15 @@ public final class InMemorySource: ManifestSource, @unchecked Sendable {
 /// The trainer twin: answers each run with the metrics the test gives for its model.
 public struct ScriptedTrainer: TrainerRunner {
     let metrics: @Sendable (ClaimedRun) throws -> [String: Double]
+    let staging: @Sendable (ClaimedRun) -> String
     let trained: Locked<[Int]>
 
-    public init(metrics: @escaping @Sendable (ClaimedRun) throws -> [String: Double]) {
+    /// `staging` names each run's artifact (its content, for `InMemoryArtifacts`): by default
+    /// one of its own per run; give two runs the same name to play a byte-identical artifact.
+    public init(metrics: @escaping @Sendable (ClaimedRun) throws -> [String: Double],
+                staging: @escaping @Sendable (ClaimedRun) -> String = { "memory://run-\($0.id)" }) {
         self.metrics = metrics
+        self.staging = staging
         trained = Locked([])
     }
 
@@ -89,7 +94,7 @@ public struct ScriptedTrainer: TrainerRunner {
         if stop.isSet { throw TrainingInterrupted() }
         trained.update { $0.append(run.id) }
         return TrainedOutput(metrics: try metrics(run), datasetHash: run.request.inputs.dataset, trainerVersion: "scripted",
-                             log: "trained \(run.model)", staging: "memory://run-\(run.id)")
+                             log: "trained \(run.model)", staging: staging(run))
     }
 
     public func cleanUp(_ run: ClaimedRun) {}

@@ -133,7 +133,9 @@ struct WorkerCommand: ParsableCommand {
             _ = signals
             let failed = outcomes.filter { if case .failed = $0 { true } else { false } }.count
             let succeeded = outcomes.filter { if case .succeeded = $0 { true } else { false } }.count
-            print("\(succeeded) run\(succeeded == 1 ? "" : "s") succeeded, \(failed) failed.")
+            let matched = outcomes.filter { if case .matched = $0 { true } else { false } }.count
+            print("\(succeeded + matched) run\(succeeded + matched == 1 ? "" : "s") succeeded"
+                  + (matched == 0 ? "" : " (\(matched) matched an existing version: no new version)") + ", \(failed) failed.")
         }
     }
 }

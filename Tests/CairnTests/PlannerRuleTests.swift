@@ -99,8 +99,19 @@ import Testing
     }
 
     @Test func learningScheduleTrainsWhenDue() throws {
+        // The dataset is outside git: only a run can tell whether it changed.
         let p = try plan("14-learning-schedule")
         #expect(p.changes.map(\.address.description) == ["Model/home-a"])
+        #expect(p.skipped.isEmpty)
+    }
+
+    /// A schedule falling due on unchanged inputs, the dataset in git included, trains nothing
+    /// (it made a byte-identical version that gates approved and put live); the plan says why.
+    @Test func aDueScheduleWithTheSameDataInGitIsSkipped() throws {
+        let p = try plan("19-schedule-unchanged-data")
+        #expect(p.changes.isEmpty)
+        #expect(p.skipped.map { "\($0.action.rawValue) \($0.address)" } == ["train Model/home-a"])
+        #expect(p.skipped.first?.reason.hasPrefix("learning schedule due (every 1d), but v1 was trained on these exact inputs, dataset included") == true)
     }
 
     @Test func rollbackIsAPromotionToAnOlderNumber() throws {

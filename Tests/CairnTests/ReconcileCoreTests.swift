@@ -14,6 +14,11 @@ import Testing
         let (loaded, tree) = try PlannerCase.load(packageRoot.appendingPathComponent("examples/fleet"))
         var desired = try PlannerCase.desiredState(loaded, tree, commit: CommitInfo(sha: String(repeating: digit, count: 40), authorName: "Ada Operator",
                                                                                    authorEmail: "ada@example.com", time: time, summary: "fleet"))
+        // homepage-recs learns every 24h from data outside git (only a run can tell whether it
+        // changed); with its data in git, a due schedule on unchanged data trains nothing.
+        for t in desired.manifests.templates.indices where desired.manifests.templates[t].metadata.name == "engagement-booster" {
+            desired.manifests.templates[t].dataset = .uri("file:///srv/data/interactions.csv")
+        }
         edit(&desired.manifests)
         return desired
     }
@@ -27,9 +32,10 @@ import Testing
         let worker: TrainingWorker
 
         /// `cached: false` plays a remote source never fetched yet.
-        init(cached: Bool = true, metrics: @escaping @Sendable (ClaimedRun) -> [String: Double] = { _ in ReconcileCoreTests.metrics }) {
+        init(cached: Bool = true, metrics: @escaping @Sendable (ClaimedRun) -> [String: Double] = { _ in ReconcileCoreTests.metrics },
+             staging: @escaping @Sendable (ClaimedRun) -> String = { "memory://run-\($0.id)" }) {
             source = InMemorySource(cached: cached)
-            trainer = ScriptedTrainer(metrics: metrics)
+            trainer = ScriptedTrainer(metrics: metrics, staging: staging)
             worker = TrainingWorker(store: store, trainer: trainer, artifacts: InMemoryArtifacts(), clock: clock) { _ in }
         }
 
@@ -101,6 +107,32 @@ import Testing
         #expect(rollback.plan.changes.map { "\($0.action.rawValue) \($0.address)" } == ["promote ServingTarget/acme-homepage"])
         #expect(try rig.routes("acme-homepage") == ["homepage-recs v1 90%", "homepage-recs-b v1 10%"])
         #expect(try rig.store.observedState().lastAppliedRevision == String(repeating: "b", count: 40))
+    }
+
+    /// A scheduled run whose artifact is byte-identical to an existing version's (data outside
+    /// git that did not change) makes no new version: the run says which version it matches.
+    @Test func anIdenticalArtifactMakesNoNewVersion() throws {
+        let rig = Rig(staging: { run in run.model == "homepage-recs" ? "memory://the-same-bytes" : "memory://run-\(run.id)" })
+        rig.source.publish(try Self.fleet("a"))
+        try rig.pass()
+        _ = try rig.trainAll()
+        try rig.pass()
+        #expect(try rig.routes("acme-homepage") == ["homepage-recs v1 90%", "homepage-recs-b v1 10%"])
+        rig.clock.advance(by: 86_400 + 60)
+        let due = try rig.pass()
+        #expect(due.plan.changes.filter { $0.action == .train }.map(\.address.name) == ["homepage-recs"])
+        let outcomes = try rig.trainAll()
+        #expect(outcomes.count == 1)
+        guard case let .matched(_, model, version)? = outcomes.first else {
+            Issue.record("expected a match, got \(outcomes)")
+            return
+        }
+        #expect(model == "homepage-recs" && version == 1)
+        let observed = try rig.store.observedState()
+        #expect(observed.models["homepage-recs"]?.versions.map(\.number) == [1], "no v2")
+        #expect(observed.runs.last?.state == .succeeded && observed.runs.last?.version == 1)
+        #expect(rig.store.audit.last?.action == .unchanged)
+        #expect(try rig.pass().plan.changes.isEmpty, "nothing new to promote")
     }
 
     @Test func aVersionThatFailsItsGatesIsRejectedAndNeverServed() throws {

@@ -131,6 +131,38 @@ import Testing
         #expect(try db.verifyAudit() == nil)
     }
 
+    /// A run matching an existing version's artifact succeeds naming it, with no new version;
+    /// the registry still agrees with its history.
+    @Test func aMatchingArtifactIsRecordedWithoutANewVersion() throws {
+        let db = try freshDatabase()
+        let holder = LeaseHolder()
+        try ReconcilePass.acquireLease(db, holder, wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
+        _ = try applyCase("01-fresh-fleet", to: db, holder: holder)
+        let first = try #require(try db.claimRun(holder: "w", now: 1_800_000_000))
+        _ = try TrainingWorker.record(store: db, run: first, holder: "w", artifacts: InMemoryArtifacts(),
+                                      success: RunSuccess(metrics: ["ndcg@10": 0.3], datasetHash: "d", trainerVersion: "t", artifactHash: "same"),
+                                      now: 1_800_000_000)
+        // The same request again (a schedule), and a run that produced the same bytes.
+        let again = Plan(revision: first.request.commit, revisionName: "main", manifestRoot: "", manifestCount: 0,
+                         observedGeneration: try db.generation(), lastAppliedRevision: nil,
+                         changes: [Change(action: .train, address: ManifestAddress(.model, first.model), version: 2, after: .from(first.request),
+                                          reason: "learning schedule")], blocked: [], drift: [])
+        _ = try db.apply(again, holder: holder, context: AuditContext(revision: again.revision, author: nil, actor: "test"), now: { 1_800_000_100 })
+        var second: ClaimedRun?
+        while let run = try db.claimRun(holder: "w", now: 1_800_000_100) {
+            if run.model == first.model { second = run } else { try db.failRun(run.id, holder: "w", reason: "not this test's", log: "", now: 1_800_000_100) }
+        }
+        let run = try #require(second)
+        let inputs = try db.versionInputs(model: run.model)
+        #expect(inputs.artifacts == ["same": 1])
+        try db.recordMatch(run: run.id, holder: "w", matches: 1, inputs: inputs, log: "", now: 1_800_000_200)
+        #expect(try db.versions(of: run.model)?.map(\.number) == [1])
+        #expect(try db.observedState().runs.first { $0.id == run.id }?.version == 1)
+        #expect(try db.verifyState().isEmpty)
+        #expect(try db.verifyAudit() == nil)
+        #expect(try db.history(RegistryDatabase.HistoryFilter(model: run.model, limit: 1)).first?.action == .unchanged)
+    }
+
     @Test func gatedVersionsAreDecidedWhenCreated() throws {
         let db = try freshDatabase()
         let holder = LeaseHolder()
