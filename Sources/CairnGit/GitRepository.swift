@@ -20,8 +20,19 @@ public final class GitRepository: @unchecked Sendable {
         let rc = git_repository_open_ext(&repo, path, 0, nil)
         guard rc == 0, let repo else {
             let shown = RemoteMirror.redacted(path)
-            throw CairnError("cannot open git repository at \(shown): \(redactingSecrets(lastGitError(rc), RemoteMirror.split(path)))",
-                              hint: "pass --repo with the path of a git repository (bare or not)")
+            let message = redactingSecrets(lastGitError(rc), RemoteMirror.split(path))
+            if rc == GIT_EOWNER.rawValue || message.contains("safe.directory") {
+                // libgit2 reports a later config lookup instead of the cause.
+                var info = stat()
+                let owner = stat(path, &info) == 0 ? " (uid \(info.st_uid))" : ""
+                throw CairnError("cannot open git repository at \(shown): it is owned by another user\(owner), and git reads such a repository only when it is listed as safe",
+                                 hint: "as the user running cairn: git config --global --add safe.directory \(shown) (or run cairn as the repository's owner)")
+            }
+            if message.contains("extensions.objectformat") {
+                throw CairnError("cannot open git repository at \(shown): it uses the SHA-256 object format, which the libgit2 Cairn is built with cannot read",
+                                 hint: "use a SHA-1 repository (git init --object-format=sha1, the default), or a mirror of this one converted to SHA-1")
+            }
+            throw CairnError("cannot open git repository at \(shown): \(message)", hint: "pass --repo with the path of a git repository (bare or not)")
         }
         self.repo = repo
         self.location = RemoteMirror.redacted(path)

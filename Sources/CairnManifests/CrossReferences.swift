@@ -10,6 +10,9 @@ enum CrossReferences {
         let templatesByName = Dictionary(uniqueKeysWithValues: set.templates.map { ($0.metadata.name, $0) })
         let modelsByName = Dictionary(uniqueKeysWithValues: set.models.map { ($0.metadata.name, $0) })
 
+        /// Dataset files already looked at (templates share them): is it a Git LFS pointer?
+        var lfsPointers: [String: Bool] = [:]
+
         func at(_ address: ManifestAddress, _ field: String, _ fallback: SourceLocation) -> SourceLocation {
             loaded.location(address, field) ?? fallback
         }
@@ -42,6 +45,19 @@ enum CrossReferences {
                 switch RepoPath.resolve(path, root: snapshot.manifestRoot, tree: snapshot.tree) {
                 case let .success(repoPath):
                     loaded.datasetFiles[template.metadata.name] = repoPath
+                    // A Git LFS pointer is committed in place of the data: training would read the pointer.
+                    let isPointer = lfsPointers[repoPath] ?? {
+                        let head = (try? snapshot.tree.readFile(at: repoPath).prefix(64)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                        let answer = head.hasPrefix("version https://git-lfs.github.com/spec/")
+                        lfsPointers[repoPath] = answer
+                        return answer
+                    }()
+                    if isPointer {
+                        found.append(.error("spec.dataset.path '\(path)' is a Git LFS pointer, not the data: Cairn reads datasets from git objects, "
+                                            + "where LFS keeps only the pointer", at: at(address, "spec.dataset.path", template.metadata.source),
+                                            address: address.description,
+                                            hint: "commit the file itself (untrack it with `git lfs untrack`), or put it outside git and use dataset.uri with --dataset-root"))
+                    }
                 case let .failure(problem):
                     found.append(.error("spec.dataset.path '\(path)' \(problem)", at: at(address, "spec.dataset.path", template.metadata.source),
                                         address: address.description,

@@ -58,6 +58,14 @@ func modelDoc(_ name: String, template: String = "t", extra: String = "") -> Str
         #expect(!messages(loaded).contains { $0.contains("does not exist") })
     }
 
+    /// A dataset committed as a Git LFS pointer is caught by validation, not at training time.
+    @Test func aDatasetThatIsAGitLFSPointerIsAnError() {
+        let pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n"
+        let loaded = load(["a.yaml": weightsDoc + "---\n" + templateDoc("t"), "data/i.csv": pointer])
+        #expect(!loaded.isValid)
+        #expect(messages(loaded).contains { $0.contains("spec.dataset.path 'data/i.csv' is a Git LFS pointer, not the data") }, "\(messages(loaded))")
+    }
+
     @Test func suggestsTheNearestName() {
         let loaded = load(["a.yaml": weightsDoc + "---\n" + templateDoc("engagement"), "b.yaml": modelDoc("m", template: "engagment")])
         #expect(messages(loaded).contains { $0.contains("did you mean 'engagement'?") })

@@ -46,6 +46,30 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: RemoteMirror.cachePath(url: url, cacheRoot: root.path)))
     }
 
+    /// A repository owned by another user: the error names the cause and the `safe.directory`
+    /// fix (libgit2 reported "config value 'safe.directory' was not found").
+    @Test(.enabled(if: getuid() == 0, "needs root to give the repository to another user; run the suite as root (CI does)"))
+    func aRepositoryOwnedByAnotherUserSaysSafeDirectory() throws {
+        let repo = try GitFixture()
+        try repo.commit("w", files: ["w.yaml": weightsDoc])
+        #expect(chown(repo.path, 65534, 65534) == 0)
+        let result = try cairn(["validate", "--repo", repo.path], env: ["HOME": TempDir("cairn-home").path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("is owned by another user (uid 65534)"), "\(result.stderr)")
+        #expect(result.stderr.contains("git config --global --add safe.directory \(repo.path)"))
+        _ = chown(repo.path, 0, 0)
+    }
+
+    /// SHA-256 repositories are not readable by the libgit2 here: said as such.
+    @Test func aSHA256RepositoryIsRefusedWithTheReason() throws {
+        let dir = TempDir("cairn-sha256")
+        let made = try runProcess("/usr/bin/git", ["init", "-q", "--object-format=sha256", dir.path])
+        try #require(made.status == 0, "\(made.stderr)")
+        let result = try cairn(["validate", "--repo", dir.path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("uses the SHA-256 object format"), "\(result.stderr)")
+    }
+
     @Test func missingRevisionIsAClearError() throws {
         let (fixture, _) = try history()
         let repo = try GitRepository(path: fixture.path)
