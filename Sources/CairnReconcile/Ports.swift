@@ -167,8 +167,13 @@ public struct VersionInputs: Sendable, Equatable {
     public var approval: Model.Approval?
     /// The metrics of the model's approved versions (for `maxRegression`).
     public var approvedMetrics: [[String: Double]]
-    /// The model's versions by artifact content hash: a run that produces one of these makes no new version.
+    /// The model's versions by `"<fingerprint> <artifact hash>"`: a run of the same inputs that
+    /// produces one of these artifacts makes no new version. (Another fingerprint with the same
+    /// bytes is still a new version: it is what records the new inputs.)
     public var artifacts: [String: Int]
+
+    /// The key of `artifacts`.
+    public static func artifactKey(fingerprint: String, hash: String) -> String { "\(fingerprint) \(hash)" }
 
     public init(number: Int, approval: Model.Approval?, approvedMetrics: [[String: Double]], artifacts: [String: Int] = [:]) {
         self.number = number

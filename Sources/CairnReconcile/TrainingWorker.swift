@@ -123,7 +123,7 @@ public struct TrainingWorker: Sendable {
         while true {
             attempt += 1
             let inputs = try store.versionInputs(model: claimed.model)
-            guard let same = inputs.artifacts[artifactHash] else { return nil }
+            guard let same = inputs.artifacts[VersionInputs.artifactKey(fingerprint: claimed.request.fingerprint, hash: artifactHash)] else { return nil }
             do {
                 try store.recordMatch(run: claimed.id, holder: holder, matches: same, inputs: inputs, log: log, now: clock.unixNow())
                 return same

@@ -33,10 +33,11 @@ extension RegistryDatabase {
         let approved = try Row.fetchAll(db, sql: "SELECT metrics FROM versions WHERE model = ? AND status = 'approved' ORDER BY number",
                                         arguments: [model]).map { try decode([String: Double].self, $0["metrics"]) }
         var artifacts: [String: Int] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT number, artifact_hash FROM versions WHERE model = ? AND artifact_hash IS NOT NULL ORDER BY number",
-                                    arguments: [model]) {
-            let hash: String = row["artifact_hash"]
-            if artifacts[hash] == nil { artifacts[hash] = row["number"] }
+        for row in try Row.fetchAll(db, sql: """
+            SELECT number, fingerprint, artifact_hash FROM versions WHERE model = ? AND artifact_hash IS NOT NULL ORDER BY number
+            """, arguments: [model]) {
+            let key = VersionInputs.artifactKey(fingerprint: row["fingerprint"], hash: row["artifact_hash"])
+            if artifacts[key] == nil { artifacts[key] = row["number"] }
         }
         return VersionInputs(number: number, approval: spec?.approval, approvedMetrics: approved, artifacts: artifacts)
     }

@@ -264,7 +264,10 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
         let versions = state.models[model]?.versions ?? []
         var artifacts: [String: Int] = [:]
         for v in versions.sorted(by: { $0.number < $1.number }) {
-            if let hash = v.artifactHash, artifacts[hash] == nil { artifacts[hash] = v.number }
+            if let hash = v.artifactHash {
+                let key = VersionInputs.artifactKey(fingerprint: v.fingerprint, hash: hash)
+                if artifacts[key] == nil { artifacts[key] = v.number }
+            }
         }
         return VersionInputs(number: (versions.map(\.number).max() ?? 0) + 1, approval: state.models[model]?.spec.approval,
                              approvedMetrics: versions.filter { $0.status == .approved }.sorted { $0.number < $1.number }.map(\.metrics),

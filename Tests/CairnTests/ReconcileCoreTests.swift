@@ -133,6 +133,17 @@ import Testing
         #expect(observed.runs.last?.state == .succeeded && observed.runs.last?.version == 1)
         #expect(rig.store.audit.last?.action == .unchanged)
         #expect(try rig.pass().plan.changes.isEmpty, "nothing new to promote")
+        // New inputs that happen to give the same bytes are a new version: it records the inputs
+        // (matching it to v1 left no version of the new fingerprint, and the plan trained forever).
+        rig.source.publish(try Self.fleet("c") { manifests in
+            for m in manifests.models.indices where manifests.models[m].metadata.name == "homepage-recs" { manifests.models[m].retrainToken = "again" }
+        })
+        #expect(try rig.pass().plan.changes.contains { $0.action == .train })
+        guard case .succeeded(_, _, 2, _)? = try rig.trainAll().first else {
+            Issue.record("new inputs made no new version")
+            return
+        }
+        #expect(try rig.pass().plan.changes.allSatisfy { $0.action != .train }, "converged: no training left")
     }
 
     @Test func aVersionThatFailsItsGatesIsRejectedAndNeverServed() throws {

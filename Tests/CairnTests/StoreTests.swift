@@ -154,7 +154,7 @@ import Testing
         }
         let run = try #require(second)
         let inputs = try db.versionInputs(model: run.model)
-        #expect(inputs.artifacts == ["same": 1])
+        #expect(inputs.artifacts == [VersionInputs.artifactKey(fingerprint: run.request.fingerprint, hash: "same"): 1])
         try db.recordMatch(run: run.id, holder: "w", matches: 1, inputs: inputs, log: "", now: 1_800_000_200)
         #expect(try db.versions(of: run.model)?.map(\.number) == [1])
         #expect(try db.observedState().runs.first { $0.id == run.id }?.version == 1)
