@@ -130,6 +130,9 @@ public struct Plan: Sendable, Codable, Equatable {
     public var candidates: [Candidate]
     /// What the plan deliberately does not do, and why (in the JSON only when there is some).
     public var skipped: [SkippedChange]
+    /// True when there was no registry to plan against (every object would be created); in the
+    /// JSON only when true. Not compared by `firstDifference`: it describes where the plan was made.
+    public var registryMissing = false
 
     public init(revision: String, revisionName: String, manifestRoot: String, manifestCount: Int, observedGeneration: Int,
                 lastAppliedRevision: String?, changes: [Change], blocked: [BlockedChange], drift: [DriftItem],
@@ -161,7 +164,7 @@ public struct Plan: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion, revision, revisionName, manifestRoot, manifestCount, observedGeneration, lastAppliedRevision
-        case changes, blocked, drift, candidates, skipped, summary
+        case changes, blocked, drift, candidates, skipped, registryMissing, summary
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -178,6 +181,7 @@ public struct Plan: Sendable, Codable, Equatable {
         try c.encode(drift, forKey: .drift)
         try c.encode(candidates, forKey: .candidates)
         if !skipped.isEmpty { try c.encode(skipped, forKey: .skipped) }
+        if registryMissing { try c.encode(true, forKey: .registryMissing) }
         try c.encode(summary, forKey: .summary)
     }
 
@@ -195,6 +199,7 @@ public struct Plan: Sendable, Codable, Equatable {
         drift = try c.decode([DriftItem].self, forKey: .drift)
         candidates = try c.decodeIfPresent([Candidate].self, forKey: .candidates) ?? []
         skipped = try c.decodeIfPresent([SkippedChange].self, forKey: .skipped) ?? []
+        registryMissing = try c.decodeIfPresent(Bool.self, forKey: .registryMissing) ?? false
     }
 }
 

@@ -39,6 +39,7 @@ extension Plan {
         if blocked != derived.blocked { return "the blocked changes differ (\(blocked.count) in the file, \(derived.blocked.count) from the revision)" }
         if drift != derived.drift { return "the drift section differs (\(drift.count) in the file, \(derived.drift.count) from the revision)" }
         if candidates != derived.candidates { return "the candidate metrics differ" }
+        if skipped != derived.skipped { return "the skipped section differs" }
         return nil
     }
 }

@@ -64,7 +64,9 @@ public enum ReconcilePass {
     public static func plan(_ desired: DesiredState, source: ManifestSource, store: RegistryStore?, options: PlannerOptions, clock: Clock) throws -> Plan {
         if let store { try checkSource(store, desired: desired, source: source, bind: false) }
         let observed = try store?.observedState() ?? .empty
-        return Planner.plan(desired: desired, observed: observed, now: clock.unixNow(), options: options)
+        var plan = Planner.plan(desired: desired, observed: observed, now: clock.unixNow(), options: options)
+        plan.registryMissing = store == nil
+        return plan
     }
 
     /// One plan-and-apply under the applier lease. Nothing is applied while applying is suspended.

@@ -15,6 +15,9 @@ public enum MarkdownPlan {
 
     public static func render(_ plan: Plan, limit: Int = defaultLimit) -> String {
         var doc = Budget(limit: limit)
+        if plan.registryMissing {
+            doc.add("> **Warning:** no registry database: this plan is against an empty registry, as if nothing had ever been applied.\n\n")
+        }
         doc.add("### Cairn plan for `\(plan.revisionName)` @ `\(plan.revision.prefix(7))`\n\n")
         doc.add("**\(PlanRenderer.summaryLine(plan))** \(plan.manifestCount) manifests")
         doc.add(plan.lastAppliedRevision.map { "; last applied `\($0.prefix(7))`" } ?? "; nothing applied yet")

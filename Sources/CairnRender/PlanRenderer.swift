@@ -35,8 +35,14 @@ public enum PlanRenderer {
         "\(blocked.action.rawValue)\(blocked.version.map { " v\($0)" } ?? ""): \(blocked.reason)"
     }
 
+    /// The first line of a plan made with no registry to compare with.
+    public static func missingRegistry(_ observed: String) -> String {
+        "no registry database at \(observed): this plan is against an empty registry, as if nothing had ever been applied"
+    }
+
     public static func text(_ plan: Plan, style: Style, observed: String) -> String {
-        var out = style.bold("Cairn plan · desired \(plan.revisionName)@\(plan.revision.prefix(7)) (\(plan.manifestCount) manifests)"
+        var out = plan.registryMissing ? style.yellow("warning: " + missingRegistry(observed)) + "\n" : ""
+        out += style.bold("Cairn plan · desired \(plan.revisionName)@\(plan.revision.prefix(7)) (\(plan.manifestCount) manifests)"
                              + " · observed \(observed)" + (plan.lastAppliedRevision.map { " (applied \($0.prefix(7)))" } ?? " (nothing applied yet)"))
         out += "\n\n"
         let width = (plan.changes.map(\.address.description.count) + plan.blocked.map(\.address.description.count)).max() ?? 0

@@ -29,9 +29,16 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "Exit 2 when the plan has changes, 0 when it has none.")
     var detailedExitcode = false
 
+    @Flag(help: "Fail (exit 1) when the registry database does not exist, instead of planning against an empty one (for CI).")
+    var requireRegistry = false
+
     func run() throws {
         try reportingFailures(format: output.format) {
             DatabaseOptions.repository.path = source.repo
+            if requireRegistry, !FileManager.default.fileExists(atPath: database.db) {
+                throw CairnError("no registry database at \(database.db): nothing to plan against (--require-registry)",
+                                 hint: "give --db the registry (a read-only copy will do), or drop --require-registry to plan against an empty one")
+            }
             let plan = try readOnlyPlan(source: source, database: database, planning: planning, output: output)
             if let out {
                 do {

@@ -297,6 +297,27 @@ import Testing
         #expect(target?.drift == nil)
     }
 
+    /// A plan against a registry that does not exist says so in its first line, in every format,
+    /// and `--require-registry` makes it an error (a missing snapshot in CI must not yield a PR
+    /// comment that re-creates the whole fleet).
+    @Test func aPlanWithoutARegistrySaysSoFirst() throws {
+        let fleet = try Fleet()
+        let missing = fleet.repo.dir.url.appendingPathComponent("no-such/registry.db").path
+        let text = try cairn(["plan", "--repo", fleet.repo.path, "--db", missing, "--no-color"])
+        #expect(text.stdout.hasPrefix("warning: no registry database at \(missing): this plan is against an empty registry"), "\(text.stdout.prefix(300))")
+        let markdown = try cairn(["plan", "--repo", fleet.repo.path, "--db", missing, "--format", "markdown"])
+        #expect(markdown.stdout.hasPrefix("> **Warning:** no registry database"), "\(markdown.stdout.prefix(300))")
+        let json = try cairn(["plan", "--repo", fleet.repo.path, "--db", missing, "--format", "json"])
+        #expect(json.stdout.contains("\"registryMissing\" : true"))
+        let required = try cairn(["plan", "--repo", fleet.repo.path, "--db", missing, "--require-registry"])
+        #expect(required.status == 1)
+        #expect(required.stderr.contains("no registry database at \(missing): nothing to plan against (--require-registry)"))
+        // With a registry, none of it.
+        _ = try fleet.run(["reconcile"])
+        let planned = try fleet.run(["plan", "--no-color", "--require-registry", "--format", "json"])
+        #expect(planned.status == 0 && !planned.stdout.contains("registryMissing"))
+    }
+
     /// `--format markdown` on status, versions and history gives GitHub tables, not the text layout.
     @Test func statusVersionsAndHistoryInMarkdown() throws {
         let fleet = try Fleet()
