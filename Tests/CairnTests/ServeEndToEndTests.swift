@@ -208,6 +208,12 @@ import Testing
         #expect(try s.condition("Stalled")?["status"] as? String == "True")
     }
 
+    /// The `X-Hub-Signature-256` header GitHub sends for `body`, with the test daemon's secret.
+    func signed(_ body: Data) -> [String: String] {
+        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array("hook-secret".utf8)))
+        return ["X-Hub-Signature-256": "sha256=" + mac.map { String(format: "%02x", $0) }.joined()]
+    }
+
     @Test func webhooksNeedAValidSignature() throws {
         let s = try Setup()
         let first = try s.work.git(["rev-parse", "HEAD"])
@@ -220,15 +226,10 @@ import Testing
         #expect(try s.http("POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": "sha256=" + String(repeating: "0", count: 64)]).status == 401)
         Thread.sleep(forTimeInterval: 1.5)
         #expect(try s.status()["lastAttemptedRevision"] as? String == first, "a refused webhook must not trigger a pass")
-        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array("hook-secret".utf8)))
-        let good = try s.http("POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": "sha256=" + mac.map { String(format: "%02x", $0) }.joined()])
+        let good = try s.http("POST", "/hooks/git", body: body, headers: signed(body))
         #expect(good.status == 202)
         try s.waitFor("the webhook's pass", timeout: 20) { try s.status()["lastAppliedRevision"] as? String == second }
         // GitHub sends payloads up to 25 MB (a push of many commits); larger ones are refused.
-        func signed(_ body: Data) -> [String: String] {
-            let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array("hook-secret".utf8)))
-            return ["X-Hub-Signature-256": "sha256=" + mac.map { String(format: "%02x", $0) }.joined()]
-        }
         let large = Data(#"{"ref":"refs/heads/main","padding":""#.utf8) + Data(repeating: UInt8(ascii: "x"), count: 5 << 20) + Data(#""}"#.utf8)
         #expect(try s.http("POST", "/hooks/git", body: large, headers: signed(large)).status == 202)
         let tooLarge = Data(repeating: UInt8(ascii: " "), count: 26 << 20)
