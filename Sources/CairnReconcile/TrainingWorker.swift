@@ -119,14 +119,21 @@ public struct TrainingWorker: Sendable {
     /// unchanged data outside git), records the run as matching that version and returns its
     /// number; nil otherwise.
     func recordIfIdentical(_ claimed: ClaimedRun, artifactHash: String, log: String) throws -> Int? {
+        try Self.withCurrentInputs(store: store, model: claimed.model) { inputs -> Int? in
+            guard let same = inputs.artifacts[VersionInputs.artifactKey(fingerprint: claimed.request.fingerprint, hash: artifactHash)] else { return nil }
+            try store.recordMatch(run: claimed.id, holder: holder, matches: same, inputs: inputs, log: log, now: clock.unixNow())
+            return same
+        }
+    }
+
+    /// Runs `body` with the model's version inputs as they are now, again with fresh ones while
+    /// the store refuses them as moved (another worker recorded a version meanwhile).
+    static func withCurrentInputs<T>(store: RegistryStore, model: String, _ body: (VersionInputs) throws -> T) throws -> T {
         var attempt = 0
         while true {
             attempt += 1
-            let inputs = try store.versionInputs(model: claimed.model)
-            guard let same = inputs.artifacts[VersionInputs.artifactKey(fingerprint: claimed.request.fingerprint, hash: artifactHash)] else { return nil }
             do {
-                try store.recordMatch(run: claimed.id, holder: holder, matches: same, inputs: inputs, log: log, now: clock.unixNow())
-                return same
+                return try body(try store.versionInputs(model: model))
             } catch let error as CairnError where error.reason == .inputsMoved && attempt < 10 {
                 continue
             }
@@ -136,10 +143,7 @@ public struct TrainingWorker: Sendable {
     /// `record` for a caller with no worker: what `finishRun` used to do in the store.
     public static func record(store: RegistryStore, run claimed: ClaimedRun, holder: String, artifacts: ArtifactKeeper?, success: RunSuccess,
                               now: Int64) throws -> ModelVersion {
-        var attempt = 0
-        while true {
-            attempt += 1
-            let inputs = try store.versionInputs(model: claimed.model)
+        try withCurrentInputs(store: store, model: claimed.model) { inputs in
             var success = success
             if let artifacts, let hash = success.artifactHash {
                 success.artifactSignature = artifacts.sign(contentHash: hash, model: claimed.model, version: inputs.number,
@@ -148,11 +152,7 @@ public struct TrainingWorker: Sendable {
             let decision = inputs.approval.flatMap {
                 ApprovalPolicy.decide($0, metrics: success.metrics, best: ApprovalPolicy.best(of: inputs.approvedMetrics))
             }
-            do {
-                return try store.recordVersion(run: claimed.id, holder: holder, success: success, inputs: inputs, decision: decision, now: now)
-            } catch let error as CairnError where error.reason == .inputsMoved && attempt < 10 {
-                continue
-            }
+            return try store.recordVersion(run: claimed.id, holder: holder, success: success, inputs: inputs, decision: decision, now: now)
         }
     }
 

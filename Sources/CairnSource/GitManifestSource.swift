@@ -17,6 +17,9 @@ public struct GitManifestSource: ManifestSource {
     public let gitCache: String?
     /// Decoded files by blob id, kept between reads by a long-running process.
     public let parseCache: ParseCache?
+    /// The repository the last `read` used, for the identity checks that follow it (opening it
+    /// again for each is wasted work); a `refresh` forgets it.
+    private let lastRead = Locked<GitRepository?>(nil)
 
     public init(repository: String, revision: String, root: String, exclude: Set<String>, gitCache: String? = nil, parseCache: ParseCache? = nil) {
         self.repository = repository
@@ -41,6 +44,7 @@ public struct GitManifestSource: ManifestSource {
 
     public func refresh() throws {
         guard isRemote, let gitCache else { return }
+        lastRead.update { $0 = nil }
         _ = try RemoteMirror.fetch(url: repository, cacheRoot: gitCache)
     }
 
@@ -50,14 +54,21 @@ public struct GitManifestSource: ManifestSource {
 
     public func read() throws -> SourceRead {
         let loaded = try RevisionReader.read(repository: try open(), revision: revisionName, root: root, exclude: exclude, cache: parseCache)
+        lastRead.update { $0 = loaded.repository }
         return loaded.summary
     }
 
-    public func rootCommit(of commit: String) throws -> String { try open().rootCommit(of: commit) }
+    /// The repository last read, or a fresh handle when nothing was read since a refresh.
+    func readRepository() throws(CairnError) -> GitRepository {
+        if let repository = lastRead.value { return repository }
+        return try open()
+    }
 
-    public func descends(_ commit: String, from root: String) -> Bool { (try? open().descends(commit, from: root)) ?? false }
+    public func rootCommit(of commit: String) throws -> String { try readRepository().rootCommit(of: commit) }
 
-    public var isShallow: Bool { (try? open().isShallow) ?? false }
+    public func descends(_ commit: String, from root: String) -> Bool { (try? readRepository().descends(commit, from: root)) ?? false }
+
+    public var isShallow: Bool { (try? readRepository().isShallow) ?? false }
 }
 
 extension LoadedRevision {

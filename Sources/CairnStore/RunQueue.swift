@@ -42,6 +42,13 @@ extension RegistryDatabase {
         return VersionInputs(number: number, approval: spec?.approval, approvedMetrics: approved, artifacts: artifacts)
     }
 
+    /// Inside a recording transaction: what the caller decided on is still what the registry holds.
+    private func requireInputs(_ db: Database, _ inputs: VersionInputs, model: String, run id: Int) throws {
+        guard try versionInputs(db, model: model) == inputs else {
+            throw CairnError("Model/\(model) moved while training run \(id) was being recorded", hint: "record it again", reason: .inputsMoved)
+        }
+    }
+
     /// Records a successful run as the model's next version (never overwriting one), with the
     /// decision the caller made (`ApprovalPolicy`), and why. Refused with `.inputsMoved` when
     /// the number, the approval policy or the approved versions changed since `inputs` was read:
@@ -53,9 +60,7 @@ extension RegistryDatabase {
             let run = try runForFinish(db, id, holder: holder)
             let request = try decode(TrainRequest.self, run["request"])
             let model: String = run["model"]
-            guard try versionInputs(db, model: model) == inputs else {
-                throw CairnError("Model/\(model) moved while training run \(id) was being recorded", hint: "record it again", reason: .inputsMoved)
-            }
+            try requireInputs(db, inputs, model: model, run: id)
             let number = inputs.number
             let display = request.template.displayName ?? request.template.metadata.name
             var version = ModelVersion(model: model, number: number, systemName: "\(display) v\(number) · train-\(id)-\(now)",
@@ -99,9 +104,7 @@ extension RegistryDatabase {
         try writer.write { db in
             let run = try runForFinish(db, id, holder: holder)
             let model: String = run["model"]
-            guard try versionInputs(db, model: model) == inputs else {
-                throw CairnError("Model/\(model) moved while training run \(id) was being recorded", hint: "record it again", reason: .inputsMoved)
-            }
+            try requireInputs(db, inputs, model: model, run: id)
             let reason = "artifact identical to v\(version): no new version"
             try db.execute(sql: """
                 UPDATE training_runs SET state = 'succeeded', finished_at = ?, version = ?, reason = ?, log = ?, lease_holder = NULL WHERE id = ?

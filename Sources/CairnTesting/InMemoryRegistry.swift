@@ -237,6 +237,12 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
         }
     }
 
+    private func requireInputs(_ expected: VersionInputs, model: String, run id: Int) throws {
+        guard inputs(model) == expected else {
+            throw CairnError("Model/\(model) moved while training run \(id) was being recorded", reason: .inputsMoved)
+        }
+    }
+
     private func held(_ id: Int, by holder: String) throws -> Run {
         guard let run = runs[id], run.state == .running, run.holder == holder else {
             throw CairnError("training run \(id) is no longer held by this worker")
@@ -278,9 +284,7 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
                               now: Int64) throws -> ModelVersion {
         try write {
             let run = try held(id, by: holder)
-            guard inputs(run.model) == expected else {
-                throw CairnError("Model/\(run.model) moved while training run \(id) was being recorded", reason: .inputsMoved)
-            }
+            try requireInputs(expected, model: run.model, run: id)
             var version = ModelVersion(model: run.model, number: expected.number, systemName: "\(run.model) v\(expected.number) · train-\(id)-\(now)",
                                        status: .pending, metrics: success.metrics, fingerprint: run.fingerprint, fingerprintInputs: run.request.inputs,
                                        datasetHash: success.datasetHash, commit: run.request.commit, trainerVersion: success.trainerVersion,
@@ -306,9 +310,7 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
     public func recordMatch(run id: Int, holder: String, matches version: Int, inputs expected: VersionInputs, log: String, now: Int64) throws {
         try write {
             let run = try held(id, by: holder)
-            guard inputs(run.model) == expected else {
-                throw CairnError("Model/\(run.model) moved while training run \(id) was being recorded", reason: .inputsMoved)
-            }
+            try requireInputs(expected, model: run.model, run: id)
             runs[id]?.state = .succeeded
             runs[id]?.version = version
             runs[id]?.reason = "artifact identical to v\(version): no new version"
