@@ -11,7 +11,16 @@ public struct Convergence: Sendable {
         public var passes: Int
         public var queued: Int
         public var running: Int
+        /// Runs that ended since the wait began.
+        public var done: Int
         public var elapsed: Double
+        /// Runs this wait has seen: done, running and queued.
+        public var total: Int { done + running + queued }
+
+        /// `training: 1/3 runs done, 1 running, 1 queued`.
+        public var line: String {
+            "pass \(passes) · training: \(done)/\(total) run\(total == 1 ? "" : "s") done, \(running) running, \(queued) queued"
+        }
     }
 
     public var store: RegistryStore
@@ -45,6 +54,11 @@ public struct Convergence: Sendable {
         var passes = 1
         var seen = generationBefore
         var idle = 1.0
+        let finishedBefore = try store.finishedRunCount()
+        func report(_ queued: Int, _ running: Int) throws {
+            progress(Progress(passes: passes, queued: queued, running: running,
+                              done: try store.finishedRunCount() - finishedBefore, elapsed: clock.now() - started))
+        }
         while true {
             let (queued, running) = try store.activeRunCounts()
             if plan.changes.isEmpty, queued == 0, running == 0 { return (plan, passes) }
@@ -60,13 +74,13 @@ public struct Convergence: Sendable {
                     : "they wait out a retry delay or a lease another worker holds: pass a longer --timeout"
                 throw CairnError("timed out after \(timeoutText) before converging: \(queued) training runs queued, \(running) running", hint: hint)
             }
-            progress(Progress(passes: passes, queued: queued, running: running, elapsed: clock.now() - started))
+            try report(queued, running)
             var worked = false
             if let worker {
                 while try worker.runOne(stop: stop) != nil {
                     worked = true
                     let (q, r) = try store.activeRunCounts()
-                    progress(Progress(passes: passes, queued: q, running: r, elapsed: clock.now() - started))
+                    try report(q, r)
                 }
             }
             let generation = try store.generation()

@@ -19,6 +19,7 @@ extension RegistryDatabase {
                 if try meta(db, "last_applied_revision") != plan.revision {
                     try setMeta(db, "last_applied_revision", plan.revision)
                 }
+                try recordBlocked(db, plan.blocked)
             }
             return result
         }
@@ -40,6 +41,7 @@ extension RegistryDatabase {
                 try bumpGeneration(db)
                 if index == steps.count - 1 {
                     try setMeta(db, "last_applied_revision", plan.revision)
+                    try recordBlocked(db, plan.blocked)
                     try db.execute(sql: """
                         INSERT INTO reconcile_runs(started_at, finished_at, revision, revision_name, result, changes, blocked)
                         VALUES (?, ?, ?, ?, 'applied', ?, ?)
@@ -49,6 +51,24 @@ extension RegistryDatabase {
             result.steps += 1
         }
         return result
+    }
+
+    /// Keeps what the last applied plan left blocked, for `cairn status` (a declared target
+    /// blocked before its first promotion has no row of its own). Written only when it changes,
+    /// so applying the same revision twice still writes nothing.
+    private func recordBlocked(_ db: Database, _ blocked: [BlockedChange]) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let text = String(decoding: try encoder.encode(blocked), as: UTF8.self)
+        if try meta(db, "last_blocked") ?? "[]" != text { try setMeta(db, "last_blocked", text) }
+    }
+
+    /// What the last applied plan left blocked.
+    public func lastBlocked() throws -> [BlockedChange] {
+        try writer.read { db in
+            guard let text = try meta(db, "last_blocked") else { return [] }
+            return (try? JSONDecoder().decode([BlockedChange].self, from: Data(text.utf8))) ?? []
+        }
     }
 
     private func requireNotSuspended(_ db: Database) throws {

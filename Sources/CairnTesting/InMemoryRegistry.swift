@@ -187,6 +187,10 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
         lock.withLock { (runs.values.filter { $0.state == .queued }.count, runs.values.filter { $0.state == .running }.count) }
     }
 
+    public func finishedRunCount() throws -> Int {
+        lock.withLock { runs.values.filter { [.succeeded, .failed, .cancelled].contains($0.state) }.count }
+    }
+
     public func requeueExpiredRuns(now: Int64, baseDelay: Int64) throws -> [Int] {
         try write {
             let expired = runs.values.filter { $0.state == .running && ($0.leaseExpires ?? .max) < now }.map(\.id).sorted()

@@ -122,7 +122,7 @@ struct Reconcile: ParsableCommand {
                                               print(PlanRenderer.text(plan, style: output.style, observed: database.db), terminator: "")
                                           },
                                           progress: { p in
-                                              progress.show(elapsed: Int(p.elapsed), "pass \(p.passes) · training: \(p.queued) queued, \(p.running) running")
+                                              progress.show(elapsed: Int(p.elapsed), p.line)
                                           })
             let (plan, passes) = try convergence.run(first: first, generationBefore: generationBefore,
                                                      timeout: Double(ManifestDuration(parsing: timeout)!.seconds), timeoutText: timeout, stop: stop)

@@ -52,6 +52,8 @@ struct Status: ParsableCommand {
         var routes: [LiveRoute]
         var shadow: [LiveRoute]
         var drift: DriftRecord?
+        /// Declared in git but never promoted: why the last applied plan could not (tenant and surface empty).
+        var notYetLive: String?
     }
 
     struct Report: Codable {
@@ -62,6 +64,8 @@ struct Status: ParsableCommand {
         var models: [ModelRow]
         var targets: [TargetRow]
         var runs: [RegistryDatabase.RunSummary]
+        /// What the last applied plan left blocked.
+        var blocked: [BlockedChange]
     }
 
     func run() throws {
@@ -79,9 +83,17 @@ struct Status: ParsableCommand {
                                 phase: phase.rawValue, detail: detail, versions: m.versions.count, latestApproved: m.latestApproved?.number,
                                 liveOn: live)
             }
-            var targets = observed.targets.values.sorted { $0.name < $1.name }.map {
+            let blocked = try db.lastBlocked()
+            var targets = observed.targets.values.map {
                 TargetRow(name: $0.name, tenant: $0.tenant, surface: $0.surface, assigned: $0.assigned, routes: $0.routes, shadow: $0.shadow, drift: $0.drift)
             }
+            // A target declared in git and blocked before its first promotion has no row yet: list it with why.
+            var waiting: [String: String] = [:]
+            for b in blocked where b.address.kind == .servingTarget && observed.targets[b.address.name] == nil {
+                waiting[b.address.name] = waiting[b.address.name].map { "\($0); \(b.reason)" } ?? b.reason
+            }
+            targets += waiting.map { TargetRow(name: $0.key, tenant: "", surface: "", assigned: false, routes: [], shadow: [], drift: nil, notYetLive: $0.value) }
+            targets.sort { $0.name < $1.name }
             if let object {
                 guard let address = ManifestAddress(parsing: object), [.model, .servingTarget].contains(address.kind), !address.name.isEmpty else {
                     throw CairnError("'\(object)' is not Model/NAME or ServingTarget/NAME")
@@ -101,7 +113,7 @@ struct Status: ParsableCommand {
                 }
             }
             let report = Report(lastAppliedRevision: observed.lastAppliedRevision, generation: observed.generation, suspended: observed.suspended,
-                                models: models, targets: targets, runs: runs)
+                                models: models, targets: targets, runs: runs, blocked: blocked)
             if output.format == .json {
                 printJSON(report)
                 return
@@ -119,7 +131,8 @@ struct Status: ParsableCommand {
             }, markdown: markdown)
             out += "\n" + heading("Serving targets")
             out += table(["NAME", "TENANT/SURFACE", "ROUTES", "SHADOW"], targets.map {
-                [$0.name + ($0.drift != nil ? " (drift)" : ""), "\($0.tenant)/\($0.surface)", $0.assigned ? Describe.routes($0.routes) : "unassigned",
+                [$0.name + ($0.drift != nil ? " (drift)" : ""), $0.notYetLive == nil ? "\($0.tenant)/\($0.surface)" : "",
+                 $0.notYetLive.map { "not live yet: \($0)" } ?? ($0.assigned ? Describe.routes($0.routes) : "unassigned"),
                  $0.shadow.isEmpty ? "" : Describe.routes($0.shadow, weights: false)]
             }, markdown: markdown)
             out += "\n" + heading("Training runs (newest first)")

@@ -205,13 +205,14 @@ import Testing
 /// `reconcile --wait` on the twins: it converges without waiting when work moves, and waits
 /// on events with backoff (never spinning) when nothing can move.
 @Suite struct ConvergenceTests {
-    func convergence(_ rig: ReconcileCoreTests.Rig, worker: Bool, passes: Locked<Int>, shown: Locked<Int>) -> Convergence {
+    func convergence(_ rig: ReconcileCoreTests.Rig, worker: Bool, passes: Locked<Int>, shown: Locked<Int>,
+                     lines: Locked<[String]> = Locked([])) -> Convergence {
         Convergence(store: rig.store, clock: rig.clock, worker: worker ? rig.worker : nil,
                     pass: {
                         passes.update { $0 += 1 }
                         return try rig.pass().plan
                     },
-                    showPlan: { _ in shown.update { $0 += 1 } }, progress: { _ in })
+                    showPlan: { _ in shown.update { $0 += 1 } }, progress: { p in lines.update { $0.append(p.line) } })
     }
 
     @Test func convergesWithTrainingInProcessWithoutWaiting() throws {
@@ -219,10 +220,16 @@ import Testing
         rig.source.publish(try ReconcileCoreTests.fleet("a"))
         let before = try rig.store.generation()
         let first = try rig.pass().plan
-        let passes = Locked(0), shown = Locked(0)
-        let (plan, count) = try convergence(rig, worker: true, passes: passes, shown: shown)
+        let passes = Locked(0), shown = Locked(0), lines = Locked<[String]>([])
+        let queued = try rig.store.activeRunCounts().queued
+        let (plan, count) = try convergence(rig, worker: true, passes: passes, shown: shown, lines: lines)
             .run(first: first, generationBefore: before, timeout: 60, timeoutText: "1m", stop: StopFlag())
         #expect(plan.changes.isEmpty)
+        // Progress counts runs done out of the runs seen: it starts at 0/N and ends at N/N.
+        #expect(queued > 1)
+        #expect(lines.value.first == "pass 1 · training: 0/\(queued) runs done, 0 running, \(queued) queued", "\(lines.value)")
+        #expect(lines.value.contains("pass 1 · training: 1/\(queued) runs done, 0 running, \(queued - 1) queued"), "\(lines.value)")
+        #expect(lines.value.contains("pass 1 · training: \(queued)/\(queued) runs done, 0 running, 0 queued"), "\(lines.value)")
         #expect(count == passes.value + 1)
         #expect(rig.clock.now() == 1_800_000_000, "no time passed: nothing waited")
         #expect(try rig.routes("acme-homepage") == ["homepage-recs v1 90%", "homepage-recs-b v1 10%"])

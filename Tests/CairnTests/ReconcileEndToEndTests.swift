@@ -55,6 +55,21 @@ import Testing
         let status = try fleet.runDB(["status", "--no-color"])
         #expect(status.stdout.contains("busy: training run 1 is queued"))
         #expect(status.stdout.contains("search-experimental  draft      none"))
+        // Declared targets blocked before their first promotion are listed, with why (they were left out).
+        #expect(status.stdout.contains("acme-search"), "\(status.stdout)")
+        #expect(status.stdout.contains("not live yet: route family search: champion search-knn has no approved version yet"), "\(status.stdout)")
+        let json = try fleet.runDB(["status", "--format", "json"])
+        let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any] ?? [:]
+        let targets = report["targets"] as? [[String: Any]] ?? []
+        #expect(Set(targets.compactMap { $0["name"] as? String }) == ["acme-homepage", "acme-search", "globex-homepage"])
+        #expect((report["blocked"] as? [Any])?.count == 4)
+        let one = try fleet.runDB(["status", "ServingTarget/acme-search", "--no-color"])
+        #expect(one.status == 0 && one.stdout.contains("not live yet:"), "\(one.stdout)\(one.stderr)")
+        // Once trained and promoted, the target is live and nothing is left blocked.
+        try fleet.trainAll()
+        _ = try fleet.run(["reconcile"])
+        let after = try fleet.runDB(["status", "--no-color"])
+        #expect(!after.stdout.contains("not live yet: route family search"), "\(after.stdout)")
     }
 
     @Test func aDatabaseWhoseCreationWasInterruptedHoldsNothingAndIsCompletedByTheNextReconcile() throws {
@@ -375,7 +390,7 @@ import Testing
         #expect(result.stderr.contains("timed out after 3s before converging: applying is suspended"), "\(result.stderr)")
         #expect(result.stderr.contains("hint: run `cairn resume` to apply again"))
         // Not a terminal: a plain progress line when what it says changes, not one per check.
-        #expect(result.stderr.components(separatedBy: "s] pass 1 · training: 0 queued, 0 running\n").count - 1 == 1, "\(result.stderr)")
+        #expect(result.stderr.components(separatedBy: "s] pass 1 · training: 0/0 runs done, 0 running, 0 queued\n").count - 1 == 1, "\(result.stderr)")
         #expect(try fleet.database().observedState().models.isEmpty, "nothing applied")
     }
 
