@@ -203,21 +203,44 @@ public struct Plan: Sendable, Codable, Equatable {
     }
 }
 
-/// A version a plan would approve or promote, with its metrics beside the live version's.
+/// A version a plan would approve, promote or shadow, with its metrics beside what is live where
+/// it goes: on a target, the same model's live route, else the target's heaviest live route (a
+/// champion swap compares the new champion with the old one); for an approval, the model's
+/// latest approved version. Metrics are higher-is-better, as the approval gates treat them
+/// (`maxRegression`): a candidate below the live value on a metric is a regression.
 public struct Candidate: Sendable, Codable, Equatable {
     public var target: String?
     public var model: String
     public var version: Int
     public var metrics: [String: Double]
+    /// True for a shadow (scored beside the live routes, never served); nil otherwise.
+    public var shadow: Bool?
+    /// What it is compared with; nil when nothing is live there yet.
+    public var liveModel: String?
     public var liveVersion: Int?
     public var liveMetrics: [String: Double]?
+    /// Candidate minus live, for each metric both have (to nine decimal places).
+    public var deltas: [String: Double]?
+    /// Metrics on which the candidate is below the live version, sorted.
+    public var regressions: [String]?
 
-    public init(target: String?, model: String, version: Int, metrics: [String: Double], liveVersion: Int?, liveMetrics: [String: Double]?) {
+    public init(target: String?, model: String, version: Int, metrics: [String: Double], shadow: Bool = false,
+                live: (model: String, version: Int, metrics: [String: Double])?) {
         self.target = target
         self.model = model
         self.version = version
         self.metrics = metrics
-        self.liveVersion = liveVersion
-        self.liveMetrics = liveMetrics
+        self.shadow = shadow ? true : nil
+        self.liveModel = live?.model
+        self.liveVersion = live?.version
+        self.liveMetrics = live?.metrics
+        if let live {
+            var deltas: [String: Double] = [:]
+            for (metric, value) in metrics {
+                if let old = live.metrics[metric] { deltas[metric] = ((value - old) * 1e9).rounded() / 1e9 }  // no 0.04999999999999999
+            }
+            self.deltas = deltas
+            self.regressions = deltas.filter { $0.value < 0 }.keys.sorted()
+        }
     }
 }

@@ -63,12 +63,16 @@ extension PlanBuilder {
         }
         add(Change(action: .promote, address: address, before: before.map { .from($0) }, after: .from(after), reason: reason,
                    file: target.metadata.source.file))
-        for route in routes where !(before?.routes.contains(route) ?? false) {
-            let liveVersion = before?.routes.first { $0.model == route.model }?.version
-            let metrics = observed.models[route.model]?.version(route.version)?.metrics ?? [:]
-            let liveMetrics = liveVersion.flatMap { observed.models[route.model]?.version($0)?.metrics }
-            candidates.append(Candidate(target: name, model: route.model, version: route.version, metrics: metrics,
-                                        liveVersion: liveVersion, liveMetrics: liveMetrics))
+        // Each new route and shadow beside what is live: the same model's route, else the
+        // target's heaviest route (a champion swap compares the new champion with the old one).
+        let live = before?.routes ?? []
+        let lead = live.sorted { ($1.weight, $0.model) < ($0.weight, $1.model) }.first
+        func metrics(_ r: LiveRoute) -> [String: Double] { observed.models[r.model]?.version(r.version)?.metrics ?? [:] }
+        for (entry, isShadow) in routes.map({ ($0, false) }) + shadow.map({ ($0, true) }) {
+            if (isShadow ? before?.shadow : before?.routes)?.contains(entry) ?? false { continue }
+            let compared = live.first { $0.model == entry.model } ?? lead
+            candidates.append(Candidate(target: name, model: entry.model, version: entry.version, metrics: metrics(entry), shadow: isShadow,
+                                        live: compared.map { ($0.model, $0.version, metrics($0)) }))
         }
     }
 

@@ -129,7 +129,7 @@ extension PlanBuilder {
         if status == .approved {
             let live = observed.models[version.model]?.latestApproved
             candidates.append(Candidate(target: nil, model: version.model, version: version.number, metrics: version.metrics,
-                                        liveVersion: live?.number, liveMetrics: live?.metrics))
+                                        live: live.map { ($0.model, $0.number, $0.metrics) }))
         }
     }
 

@@ -49,16 +49,23 @@ public enum MarkdownPlan {
             }
         }
         if !plan.candidates.isEmpty {
-            doc.add("\n#### Candidate metrics\n\n| where | candidate | metric | candidate value | live | live value |\n|---|---|---|---|---|---|\n")
+            let regressions = plan.candidates.filter { !($0.regressions ?? []).isEmpty }.count
+            doc.add("\n#### Candidate metrics\n\n")
+            if regressions > 0 {
+                doc.add("> **\(regressions) candidate\(regressions == 1 ? "" : "s") below what is live** on at least one metric (marked ⚠️ below).\n\n")
+            }
+            doc.add("| where | candidate | metric | candidate value | live | live value | Δ |\n|---|---|---|---|---|---|---|\n")
             for c in plan.candidates {
+                let where_ = c.target.map { "`\($0)`" } ?? "approval"
+                let candidate = "\(c.model) v\(c.version)" + (c.shadow == true ? " (shadow)" : "")
+                let live = c.liveModel.map { "\($0) v\(c.liveVersion ?? 0)" } ?? "—"
                 let metrics = Set(c.metrics.keys).union(c.liveMetrics?.keys ?? [:].keys).sorted()
                 if metrics.isEmpty {
-                    doc.row("| \(c.target.map { "`\($0)`" } ?? "approval") | \(c.model) v\(c.version) | — | — | \(c.liveVersion.map { "v\($0)" } ?? "—") | — |\n")
+                    doc.row("| \(where_) | \(candidate) | — | — | \(live) | — | — |\n")
                 }
                 for m in metrics {
-                    let live = c.liveMetrics?[m].map(format) ?? "—"
-                    doc.row("| \(c.target.map { "`\($0)`" } ?? "approval") | \(c.model) v\(c.version) | \(m) | \(c.metrics[m].map(format) ?? "—") "
-                            + "| \(c.liveVersion.map { "v\($0)" } ?? "—") | \(live) |\n")
+                    doc.row("| \(where_) | \(candidate) | \(m) | \(c.metrics[m].map(format) ?? "—") | \(live) | \(c.liveMetrics?[m].map(format) ?? "—") "
+                            + "| \(delta(c, m)) |\n")
                 }
             }
         }
@@ -66,6 +73,13 @@ public enum MarkdownPlan {
     }
 
     static func format(_ d: Double) -> String { String(format: "%.4f", d) }
+
+    /// `+0.0120`, or `⚠️ **−0.0640**` for a regression; `—` with nothing to compare.
+    static func delta(_ c: Candidate, _ metric: String) -> String {
+        guard let d = c.deltas?[metric] else { return "—" }
+        if c.regressions?.contains(metric) ?? false { return "⚠️ **−\(format(-d))**" }
+        return (d > 0 ? "+" : "±") + format(abs(d))
+    }
 
     /// Table cells cannot hold `|` or new lines.
     static func cell(_ s: String) -> String {

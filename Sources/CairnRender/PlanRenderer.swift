@@ -62,6 +62,18 @@ public enum PlanRenderer {
             }
             out += "\n"
         }
+        let regressions = plan.candidates.filter { !($0.regressions ?? []).isEmpty }
+        if !regressions.isEmpty {
+            out += style.yellow("Below what is live (metrics are higher-is-better):") + "\n"
+            for c in regressions {
+                let metrics = (c.regressions ?? []).map { m in
+                    "\(m) \(MarkdownPlan.format(c.metrics[m] ?? 0)) vs \(MarkdownPlan.format(c.liveMetrics?[m] ?? 0))"
+                }
+                out += "  \(c.target.map { "ServingTarget/\($0)" } ?? "Model/\(c.model)")  \(c.model) v\(c.version)\(c.shadow == true ? " (shadow)" : "")"
+                    + " vs live \(c.liveModel ?? "") v\(c.liveVersion ?? 0): \(metrics.joined(separator: ", "))\n"
+            }
+            out += "\n"
+        }
         if !plan.skipped.isEmpty {
             out += "Skipped (nothing to do, and why):\n"
             for k in plan.skipped { out += "  \(k.address)  \(k.action.rawValue): \(k.reason)\n" }

@@ -33,11 +33,12 @@ import Testing
         func database() throws -> RegistryDatabase { try RegistryDatabase(path: dbPath) }
 
         /// Plays the worker: finishes every queued run with the given metrics.
-        func trainAll(metrics: [String: Double] = ["ndcg@10": 0.3, "recall@20": 0.4, "coverage": 0.5, "precision@5": 0.2]) throws {
+        func trainAll(metrics: [String: Double] = ["ndcg@10": 0.3, "recall@20": 0.4, "coverage": 0.5, "precision@5": 0.2],
+                      per model: [String: [String: Double]] = [:]) throws {
             let db = try database()
             while let run = try db.claimRun(holder: "test-worker", now: unixNowForTests()) {
                 try TrainingWorker.record(store: db, run: run, holder: "test-worker", artifacts: nil,
-                                 success: RunSuccess(metrics: metrics, datasetHash: run.request.inputs.dataset, trainerVersion: "test"),
+                                 success: RunSuccess(metrics: model[run.model] ?? metrics, datasetHash: run.request.inputs.dataset, trainerVersion: "test"),
                                  now: unixNowForTests())
             }
         }
@@ -347,6 +348,43 @@ import Testing
         #expect(versions.stdout.hasPrefix("| N | SYSTEM NAME | STATUS | METRICS | FINGERPRINT | COMMIT | LABEL |\n|---|"))
         let history = try fleet.runDB(["history", "--format", "markdown"])
         #expect(history.stdout.hasPrefix("| ID | TIME | ACTION | ADDRESS | REASON | ACTOR | REVISION |\n|---|"))
+    }
+
+    /// A champion swap in a pull-request plan compares the new model with the one it replaces
+    /// (the live column was blank: only the same model's earlier version was looked for), shows
+    /// the delta and flags the regression, in markdown, text and JSON.
+    @Test func aChampionSwapIsComparedWithWhatItReplaces() throws {
+        let fleet = try Fleet()
+        _ = try fleet.run(["reconcile"])
+        let base = ["recall@20": 0.4, "coverage": 0.5, "precision@5": 0.2]
+        try fleet.trainAll(per: ["search-knn": base.merging(["ndcg@10": 0.211]) { $1 },
+                                 "search-popular": base.merging(["ndcg@10": 0.147, "recall@20": 0.45]) { $1 }])
+        _ = try fleet.run(["reconcile"])
+        let search = try String(contentsOf: fleet.repo.dir.url.appendingPathComponent("models/search.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "  approval: {mode: manual}\n", with: "  approval: {mode: manual}\n  decisions: {approve: [1]}\n")
+        try fleet.repo.git(["checkout", "-q", "-b", "swap"])
+        try fleet.repo.commit("acme search: route to search-popular", files: ["models/search.yaml": search, "targets/acme-search.yaml": """
+            apiVersion: cairn/v1
+            kind: ServingTarget
+            metadata: {name: acme-search}
+            spec:
+              tenant: acme
+              surface: search
+              routes:
+                - {model: search-popular, version: latest-approved}
+
+            """])
+        let md = try fleet.run(["plan", "--revision", "swap", "--format", "markdown"])
+        #expect(md.status == 0, "\(md.stderr)")
+        #expect(md.stdout.contains("> **1 candidate below what is live** on at least one metric"), "\(md.stdout)")
+        #expect(md.stdout.contains("| `acme-search` | search-popular v1 | ndcg@10 | 0.1470 | search-knn v1 | 0.2110 | ⚠️ **−0.0640** |"), "\(md.stdout)")
+        #expect(md.stdout.contains("| `acme-search` | search-popular v1 | recall@20 | 0.4500 | search-knn v1 | 0.4000 | +0.0500 |"))
+        let text = try fleet.run(["plan", "--revision", "swap", "--no-color"])
+        #expect(text.stdout.contains("ServingTarget/acme-search  search-popular v1 vs live search-knn v1: ndcg@10 0.1470 vs 0.2110"), "\(text.stdout)")
+        let json = try fleet.run(["plan", "--revision", "swap", "--format", "json"])
+        let plan = try JSONDecoder().decode(Plan.self, from: Data(json.stdout.utf8))
+        let swap = plan.candidates.first { $0.target == "acme-search" }
+        #expect(swap?.liveModel == "search-knn" && swap?.liveVersion == 1 && swap?.regressions == ["ndcg@10"] && swap?.deltas?["ndcg@10"] == -0.064)
     }
 
     /// `history --model X` lists the promotion that took X off a target, not only those that put it on.
