@@ -236,6 +236,23 @@ model = document(
                 "additionalProperties": False,
                 "properties": {"approve": version_list, "reject": version_list},
             },
+            "versionLabels": {
+                "description": "A human label and description per trained version, set in git (audited with the "
+                "model's update; shown by versions, status, plans and the API). A version the list leaves out has none.",
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["version"],
+                    "anyOf": [{"required": ["label"]}, {"required": ["description"]}],
+                    "properties": {
+                        "version": {"type": "integer", "minimum": 1},
+                        "label": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S",
+                                  "not": {"pattern": "[\\n\\r]"}},
+                        "description": {"type": "string"},
+                    },
+                },
+            },
         },
         "if": {"properties": {"stage": {"enum": ["shadow", "challenger", "champion"]}}, "required": ["stage"]},
         "then": {"required": ["lifecycle", "family"], "properties": {"lifecycle": {"const": "active"}}},

@@ -31,11 +31,12 @@ run reconcile --repo "$repo" --db "$db" --wait
 run versions homepage-recs-c --db "$db"
 
 step "git commit: approve homepage-recs-c v1 (the pull-request way)"
-sed -i 's/^  retrainToken: "2026-11-20"$/  retrainToken: "2026-11-20"\n  decisions: {approve: [1]}/' "$repo/models/homepage.yaml"
+sed -i 's/^  retrainToken: "2026-11-20"$/  retrainToken: "2026-11-20"\n  decisions: {approve: [1]}\n  versionLabels: [{version: 1, label: first shadow, description: "Approved to score beside the champion."}]/' "$repo/models/homepage.yaml"
 git -C "$repo" -c user.name="Demo Reviewer" -c user.email=review@example.com commit -q -am "Approve homepage-recs-c v1 for shadowing"
 run plan --repo "$repo" --db "$db" --format markdown
 run reconcile --repo "$repo" --db "$db"
 run status --db "$db"
+run versions homepage-recs-c --db "$db"
 run recommend --target acme-homepage --user u0042 -k 5 --db "$db"
 run artifact verify homepage-recs@1 --db "$db"
 run history --db "$db" --limit 6

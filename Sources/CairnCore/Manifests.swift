@@ -221,6 +221,20 @@ public struct Model: Sendable, Hashable, Codable {
         }
     }
 
+    /// A trained version's human label and description, set in git beside the decisions
+    /// (`versionLabels: [{version: 2, label: winter-catalogue, description: …}]`).
+    public struct VersionLabel: Sendable, Hashable, Codable {
+        public var version: Int
+        public var label: String?
+        public var description: String?
+
+        public init(version: Int, label: String? = nil, description: String? = nil) {
+            self.version = version
+            self.label = label
+            self.description = description
+        }
+    }
+
     public var metadata: ManifestMetadata
     public var template: String
     public var lifecycle: Lifecycle
@@ -233,11 +247,14 @@ public struct Model: Sendable, Hashable, Codable {
     public var retrainToken: String?
     public var approval: Approval
     public var decisions: Decisions
+    /// Sorted by version; nil when none (so specs stored before labels existed compare equal).
+    public var versionLabels: [VersionLabel]?
 
     public init(metadata: ManifestMetadata, template: String, lifecycle: Lifecycle = .draft, family: String? = nil,
                 stage: Stage = .none, label: String? = nil, description: String? = nil, traits: [String] = [],
                 learning: Learning = Learning(), retrainToken: String? = nil, approval: Approval = Approval(),
-                decisions: Decisions = Decisions()) {
+                decisions: Decisions = Decisions(), versionLabels: [VersionLabel]? = nil) {
+        self.versionLabels = versionLabels.flatMap { $0.isEmpty ? nil : $0.sorted { $0.version < $1.version } }
         self.metadata = metadata
         self.template = template
         self.lifecycle = lifecycle

@@ -65,7 +65,19 @@ public struct ObservedModel: Sendable, Codable, Equatable {
         self.spec = spec
         self.stage = stage ?? spec.stage
         self.firstReadyAt = firstReadyAt
-        self.versions = versions
+        self.versions = Self.labelled(versions, by: spec)
+    }
+
+    /// `versions` with the label and description the applied spec gives each (git owns them:
+    /// a version the spec does not list has none).
+    public static func labelled(_ versions: [ModelVersion], by spec: Model) -> [ModelVersion] {
+        let labels = Dictionary((spec.versionLabels ?? []).map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
+        return versions.map { v in
+            var v = v
+            v.label = labels[v.number]?.label
+            v.description = labels[v.number]?.description
+            return v
+        }
     }
 
     public var archived: Bool { spec.lifecycle == .archived }

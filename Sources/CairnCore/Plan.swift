@@ -213,6 +213,8 @@ public struct Candidate: Sendable, Codable, Equatable {
     public var model: String
     public var version: Int
     public var metrics: [String: Double]
+    /// The version's label as this revision sets it.
+    public var label: String?
     /// True for a shadow (scored beside the live routes, never served); nil otherwise.
     public var shadow: Bool?
     /// What it is compared with; nil when nothing is live there yet.
@@ -224,12 +226,13 @@ public struct Candidate: Sendable, Codable, Equatable {
     /// Metrics on which the candidate is below the live version, sorted.
     public var regressions: [String]?
 
-    public init(target: String?, model: String, version: Int, metrics: [String: Double], shadow: Bool = false,
+    public init(target: String?, model: String, version: Int, metrics: [String: Double], label: String? = nil, shadow: Bool = false,
                 live: (model: String, version: Int, metrics: [String: Double])?) {
         self.target = target
         self.model = model
         self.version = version
         self.metrics = metrics
+        self.label = label
         self.shadow = shadow ? true : nil
         self.liveModel = live?.model
         self.liveVersion = live?.version

@@ -36,7 +36,7 @@ extension PlanBuilder {
             if comparable != previous {
                 let restoring = old.archived && effective.lifecycle != .archived
                 add(Change(action: .update, address: address, before: .from(old.spec), after: .from(withObservedStage(effective, old)),
-                           reason: restoring ? "restored from archive (lifecycle \(effective.lifecycle.rawValue))" : Describe.changedFields(previous, comparable),
+                           reason: restoring ? "restored from archive (lifecycle \(effective.lifecycle.rawValue))" : Describe.modelChanges(previous, comparable),
                            file: file))
             }
             if effective.lifecycle != .archived, old.stage != effective.stage {

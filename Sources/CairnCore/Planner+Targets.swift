@@ -71,7 +71,8 @@ extension PlanBuilder {
         for (entry, isShadow) in routes.map({ ($0, false) }) + shadow.map({ ($0, true) }) {
             if (isShadow ? before?.shadow : before?.routes)?.contains(entry) ?? false { continue }
             let compared = live.first { $0.model == entry.model } ?? lead
-            candidates.append(Candidate(target: name, model: entry.model, version: entry.version, metrics: metrics(entry), shadow: isShadow,
+            candidates.append(Candidate(target: name, model: entry.model, version: entry.version, metrics: metrics(entry),
+                                        label: versionLabel(entry.model, entry.version), shadow: isShadow,
                                         live: compared.map { ($0.model, $0.version, metrics($0)) }))
         }
     }
@@ -192,6 +193,27 @@ public enum Describe {
     }
 
     /// The top-level fields that differ between two values, by their JSON form.
+    /// A model's changed fields, with version labels spelt out (`v2 label "winter catalogue"; v1 description removed`).
+    static func modelChanges(_ old: Model, _ new: Model) -> String {
+        var o = old, n = new
+        o.versionLabels = nil
+        n.versionLabels = nil
+        var parts: [String] = []
+        if o != n { parts.append(changedFields(o, n)) }
+        let before = Dictionary((old.versionLabels ?? []).map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
+        let after = Dictionary((new.versionLabels ?? []).map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
+        for v in Set(before.keys).union(after.keys).sorted() {
+            let b = before[v], a = after[v]
+            if b?.label != a?.label {
+                parts.append("v\(v) label " + (a?.label.map { "\"\($0)\"" } ?? "removed"))
+            }
+            if b?.description != a?.description {
+                parts.append("v\(v) description " + (a?.description == nil ? "removed" : b?.description == nil ? "set" : "changed"))
+            }
+        }
+        return parts.isEmpty ? "changed" : parts.joined(separator: "; ")
+    }
+
     static func changedFields<T: Encodable>(_ old: T, _ new: T) -> String {
         guard case let .object(a) = JSONValue.from(old), case let .object(b) = JSONValue.from(new) else { return "changed" }
         let keys = Set(a.keys).union(b.keys).filter { a[$0]?.canonicalText != b[$0]?.canonicalText }.sorted()

@@ -129,8 +129,13 @@ extension PlanBuilder {
         if status == .approved {
             let live = observed.models[version.model]?.latestApproved
             candidates.append(Candidate(target: nil, model: version.model, version: version.number, metrics: version.metrics,
-                                        live: live.map { ($0.model, $0.number, $0.metrics) }))
+                                        label: versionLabel(version.model, version.number), live: live.map { ($0.model, $0.number, $0.metrics) }))
         }
+    }
+
+    /// A version's label as this revision sets it.
+    func versionLabel(_ model: String, _ version: Int) -> String? {
+        (effectiveModels[model] ?? observed.models[model]?.spec)?.versionLabels?.first { $0.version == version }?.label
     }
 
     /// A target serving `model` v`version` now.

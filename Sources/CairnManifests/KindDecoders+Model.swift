@@ -39,6 +39,8 @@ extension KindDecoders {
         let approval = take(approvalNode.flatMap { decodeApproval($0, r) }, present: approvalNode != nil) ?? Model.Approval()
         let decisionsNode = spec.optional("decisions")
         let decisions = take(decisionsNode.flatMap { decodeDecisions($0, r) }, present: decisionsNode != nil) ?? Model.Decisions()
+        let labelsNode = spec.optional("versionLabels")
+        let versionLabels = take(labelsNode.flatMap { decodeVersionLabels($0, r) }, present: labelsNode != nil)
         spec.finish()
 
         if stage != .none {
@@ -55,7 +57,7 @@ extension KindDecoders {
         guard ok, let metadata, let template else { return nil }
         return .model(Model(metadata: metadata, template: template, lifecycle: lifecycle, family: family, stage: stage,
                             label: label, description: description, traits: traits, learning: learning,
-                            retrainToken: retrainToken, approval: approval, decisions: decisions))
+                            retrainToken: retrainToken, approval: approval, decisions: decisions, versionLabels: versionLabels))
     }
 
     /// The shortest learning cadence accepted; anything faster would keep the queue full.
@@ -137,6 +139,51 @@ extension KindDecoders {
         }
         guard let metric else { return nil }
         return Model.Gate(metric: metric, min: min, max: max, maxRegression: regression)
+    }
+
+    /// Longest version label: it is a name in tables, not a text.
+    static let maximumLabelLength = 100
+
+    static func decodeVersionLabels(_ node: YAMLNode, _ r: NodeReader) -> [Model.VersionLabel]? {
+        guard let items = r.list(node, "spec.versionLabels") else { return nil }
+        var out: [Model.VersionLabel] = []
+        var seen: Set<Int> = []
+        var ok = true
+        for (i, item) in items.enumerated() {
+            let path = "spec.versionLabels[\(i)]"
+            guard var f = r.mapping(item, path) else { ok = false; continue }
+            let versionNode = f.required("version", hint: "give the version number as `cairn versions MODEL` shows it")
+            let version = versionNode.flatMap { r.int($0, "\(path).version") }
+            let labelNode = f.optional("label"), descriptionNode = f.optional("description")
+            let label = labelNode.flatMap { r.nonEmptyString($0, "\(path).label") }
+            let description = descriptionNode.flatMap { r.string($0, "\(path).description") }
+            f.finish()
+            if (labelNode != nil && label == nil) || (descriptionNode != nil && description == nil) { ok = false; continue }
+            guard let version, let versionNode else { ok = false; continue }
+            if version < 1 {
+                r.error(versionNode, "\(path).version is \(version); version numbers start at 1", hint: "give the version number as `cairn versions MODEL` shows it")
+                ok = false
+                continue
+            }
+            if !seen.insert(version).inserted {
+                r.error(versionNode, "spec.versionLabels lists version \(version) twice", hint: "keep one entry per version")
+                ok = false
+                continue
+            }
+            if label == nil, description == nil {
+                r.error(item, "\(path) has neither label nor description", hint: "add `label:` or `description:`, or remove the entry")
+                ok = false
+                continue
+            }
+            if let label, let labelNode, label.unicodeScalars.count > maximumLabelLength || label.contains(where: \.isNewline) {
+                r.error(labelNode, "\(path).label is not a one-line label of at most \(maximumLabelLength) characters",
+                        hint: "keep the label short; put the rest in `description:`")
+                ok = false
+                continue
+            }
+            out.append(Model.VersionLabel(version: version, label: label, description: description))
+        }
+        return ok ? out : nil
     }
 
     static func decodeDecisions(_ node: YAMLNode, _ r: NodeReader) -> Model.Decisions? {

@@ -57,7 +57,7 @@ public enum MarkdownPlan {
             doc.add("| where | candidate | metric | candidate value | live | live value | Δ |\n|---|---|---|---|---|---|---|\n")
             for c in plan.candidates {
                 let where_ = c.target.map { "`\($0)`" } ?? "approval"
-                let candidate = "\(c.model) v\(c.version)" + (c.shadow == true ? " (shadow)" : "")
+                let candidate = "\(c.model) v\(c.version)" + (c.label.map { " “\(cell($0))”" } ?? "") + (c.shadow == true ? " (shadow)" : "")
                 let live = c.liveModel.map { "\($0) v\(c.liveVersion ?? 0)" } ?? "—"
                 let metrics = Set(c.metrics.keys).union(c.liveMetrics?.keys ?? [:].keys).sorted()
                 if metrics.isEmpty {

@@ -120,6 +120,8 @@ public struct HTTPAPI: Sendable {
                 var model: String
                 var version: Int
                 var weight: Int
+                var label: String?
+                var description: String?
                 var artifactHash: String?
                 var artifactSignature: String?
             }
@@ -135,7 +137,8 @@ public struct HTTPAPI: Sendable {
                 guard let t = try db.observedState().targets[name], t.assigned else { return nil }
                 func describe(_ r: LiveRoute) throws -> Route {
                     let v = try db.versions(of: r.model)?.first { $0.number == r.version }
-                    return Route(model: r.model, version: r.version, weight: r.weight, artifactHash: v?.artifactHash, artifactSignature: v?.artifactSignature)
+                    return Route(model: r.model, version: r.version, weight: r.weight, label: v?.label, description: v?.description,
+                                 artifactHash: v?.artifactHash, artifactSignature: v?.artifactSignature)
                 }
                 return Target(name: name, tenant: t.tenant, surface: t.surface, routes: try t.routes.map(describe), shadow: try t.shadow.map(describe),
                               drift: t.drift)

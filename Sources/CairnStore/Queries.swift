@@ -7,8 +7,10 @@ import GRDB
 extension RegistryDatabase {
     public func versions(of model: String) throws -> [ModelVersion]? {
         try writer.read { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM models WHERE name = ?", arguments: [model]) != nil else { return nil }
-            return try Row.fetchAll(db, sql: "SELECT * FROM versions WHERE model = ? ORDER BY number", arguments: [model]).map(version)
+            guard let spec = try String.fetchOne(db, sql: "SELECT spec FROM models WHERE name = ?", arguments: [model]) else { return nil }
+            // Labels and descriptions come from the applied spec (git owns them).
+            return ObservedModel.labelled(try Row.fetchAll(db, sql: "SELECT * FROM versions WHERE model = ? ORDER BY number", arguments: [model]).map(version),
+                                          by: try decode(Model.self, spec))
         }
     }
 

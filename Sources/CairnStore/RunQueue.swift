@@ -63,7 +63,7 @@ extension RegistryDatabase {
             try requireInputs(db, inputs, model: model, run: id)
             let number = inputs.number
             let display = request.template.displayName ?? request.template.metadata.name
-            var version = ModelVersion(model: model, number: number, systemName: "\(display) v\(number) · train-\(id)-\(now)",
+            var version = ModelVersion(model: model, number: number, systemName: "\(display) · train-\(id)-\(now)",
                                        status: .pending, metrics: success.metrics, fingerprint: request.fingerprint,
                                        fingerprintInputs: request.inputs, datasetHash: success.datasetHash, commit: request.commit,
                                        trainerVersion: success.trainerVersion, runID: id, createdAt: now,

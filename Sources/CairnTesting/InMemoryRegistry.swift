@@ -82,6 +82,11 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
     public func observedState() throws -> ObservedState {
         lock.withLock {
             var observed = state
+            observed.models = observed.models.mapValues { m in
+                var m = m
+                m.versions = ObservedModel.labelled(m.versions, by: m.spec)
+                return m
+            }
             observed.runs = runs.values.sorted { $0.id < $1.id }.map {
                 TrainingRun(id: $0.id, model: $0.model, fingerprint: $0.fingerprint, state: $0.state, reason: $0.reason, createdAt: $0.createdAt,
                             finishedAt: $0.finishedAt, version: $0.version)
@@ -289,7 +294,7 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
         try write {
             let run = try held(id, by: holder)
             try requireInputs(expected, model: run.model, run: id)
-            var version = ModelVersion(model: run.model, number: expected.number, systemName: "\(run.model) v\(expected.number) · train-\(id)-\(now)",
+            var version = ModelVersion(model: run.model, number: expected.number, systemName: "\(run.model) · train-\(id)-\(now)",
                                        status: .pending, metrics: success.metrics, fingerprint: run.fingerprint, fingerprintInputs: run.request.inputs,
                                        datasetHash: success.datasetHash, commit: run.request.commit, trainerVersion: success.trainerVersion,
                                        runID: id, createdAt: now, artifactHash: success.artifactHash, artifactSignature: success.artifactSignature)

@@ -41,6 +41,7 @@ struct Status: ParsableCommand {
         var detail: String?
         var versions: Int
         var latestApproved: Int?
+        var latestApprovedLabel: String?
         var liveOn: [String]
     }
 
@@ -81,7 +82,7 @@ struct Status: ParsableCommand {
                 let live = observed.targets.values.filter { $0.assigned && ($0.routes + $0.shadow).contains { $0.model == name } }.map(\.name).sorted()
                 return ModelRow(name: name, lifecycle: m.spec.lifecycle.rawValue, stage: m.stage.rawValue, family: m.spec.family,
                                 phase: phase.rawValue, detail: detail, versions: m.versions.count, latestApproved: m.latestApproved?.number,
-                                liveOn: live)
+                                latestApprovedLabel: m.latestApproved?.label, liveOn: live)
             }
             let blocked = try db.lastBlocked()
             var targets = observed.targets.values.map {
@@ -127,7 +128,8 @@ struct Status: ParsableCommand {
             out += heading("Models")
             out += table(["NAME", "LIFECYCLE", "STAGE", "PHASE", "VERSIONS", "LIVE ON"], models.map {
                 [$0.name, $0.lifecycle, $0.stage + ($0.family.map { " (\($0))" } ?? ""), $0.phase + ($0.detail.map { ": \($0)" } ?? ""),
-                 "\($0.versions)" + ($0.latestApproved.map { ", v\($0) approved" } ?? ""), $0.liveOn.joined(separator: ", ")]
+                 "\($0.versions)" + ($0.latestApproved.map { ", v\($0) approved" } ?? "") + ($0.latestApprovedLabel.map { " “\($0)”" } ?? ""),
+                 $0.liveOn.joined(separator: ", ")]
             }, markdown: markdown)
             out += "\n" + heading("Serving targets")
             out += table(["NAME", "TENANT/SURFACE", "ROUTES", "SHADOW"], targets.map {
@@ -147,6 +149,12 @@ struct Status: ParsableCommand {
 struct Versions: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List every version of a model.")
 
+    /// A description in a table cell: its first line, at most 60 characters (`--format json` has it whole).
+    static func oneLine(_ text: String) -> String {
+        let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        return line.count > 60 || line.count < text.trimmingCharacters(in: .whitespacesAndNewlines).count ? String(line.prefix(59)) + "…" : line
+    }
+
     @Argument(help: "The model.")
     var model: String
 
@@ -162,10 +170,11 @@ struct Versions: ParsableCommand {
                 printJSON(versions)
                 return
             }
-            print(table(["N", "SYSTEM NAME", "STATUS", "METRICS", "FINGERPRINT", "COMMIT", "LABEL"], versions.map { v in
+            print(table(["N", "SYSTEM NAME", "STATUS", "METRICS", "FINGERPRINT", "COMMIT", "LABEL", "DESCRIPTION"], versions.map { v in
                 [String(v.number), v.systemName, v.status.rawValue,
                  v.metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", v.metrics[$0]!))" }.joined(separator: " "),
-                 String(v.fingerprint.prefix(12)), String(v.commit.prefix(7)), v.label ?? ""]
+                 String(v.fingerprint.prefix(12)), String(v.commit.prefix(7)), v.label ?? "",
+                 v.description.map(Self.oneLine) ?? ""]
             }, markdown: output.format == .markdown), terminator: "")
         }
     }

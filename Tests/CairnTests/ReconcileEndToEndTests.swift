@@ -151,7 +151,7 @@ import Testing
         _ = try fleet.run(["reconcile"])
         try fleet.trainAll()
         let versions = try fleet.runDB(["versions", "homepage-recs", "--no-color"])
-        #expect(versions.stdout.contains("Engagement booster v2 v1 · train-1-"))
+        #expect(versions.stdout.contains("Engagement booster v2 · train-1-"), "the template display name, then the run: no doubled version")
         #expect(versions.stdout.contains("approved  coverage=0.5000 ndcg@10=0.3000 precision@5=0.2000 recall@20=0.4000"))
         let versionsJSON = try JSONSerialization.jsonObject(with: Data(try fleet.runDB(["versions", "homepage-recs", "--format", "json"]).stdout.utf8)) as! [[String: Any]]
         #expect(versionsJSON.first?["statusReason"] as? String == "gates: ndcg@10 0.3 ≥ min 0.05; ndcg@10 0.3: no approved version to regress from")
@@ -345,7 +345,7 @@ import Testing
         #expect(status.stdout.contains("### Models\n\n| NAME | LIFECYCLE | STAGE | PHASE | VERSIONS | LIVE ON |\n|---|---|---|---|---|---|\n"))
         #expect(status.stdout.contains("| search-knn | active | champion (search) | "))
         let versions = try fleet.runDB(["versions", "search-knn", "--format", "markdown"])
-        #expect(versions.stdout.hasPrefix("| N | SYSTEM NAME | STATUS | METRICS | FINGERPRINT | COMMIT | LABEL |\n|---|"))
+        #expect(versions.stdout.hasPrefix("| N | SYSTEM NAME | STATUS | METRICS | FINGERPRINT | COMMIT | LABEL | DESCRIPTION |\n|---|"))
         let history = try fleet.runDB(["history", "--format", "markdown"])
         #expect(history.stdout.hasPrefix("| ID | TIME | ACTION | ADDRESS | REASON | ACTOR | REVISION |\n|---|"))
     }
@@ -385,6 +385,68 @@ import Testing
         let plan = try JSONDecoder().decode(Plan.self, from: Data(json.stdout.utf8))
         let swap = plan.candidates.first { $0.target == "acme-search" }
         #expect(swap?.liveModel == "search-knn" && swap?.liveVersion == 1 && swap?.regressions == ["ndcg@10"] && swap?.deltas?["ndcg@10"] == -0.064)
+    }
+
+    /// A version's label and description are set in git, planned and audited as the model's
+    /// update, and shown by `versions`, `status` and the PR plan; removing them clears them.
+    /// System names no longer double the version (`… v1 · train-…`).
+    @Test func versionLabelsComeFromGitAndAreAudited() throws {
+        let fleet = try Fleet()
+        _ = try fleet.run(["reconcile"])
+        try fleet.trainAll()
+        _ = try fleet.run(["reconcile"])
+        let file = fleet.repo.dir.url.appendingPathComponent("models/search.yaml")
+        let original = try String(contentsOf: file, encoding: .utf8)
+        let labelled = original.replacingOccurrences(of: "  label: Search re-ranking neighbours\n", with: """
+              label: Search re-ranking neighbours
+              versionLabels:
+                - version: 1
+                  label: first catalogue
+                  description: |
+                    Trained on the first catalogue export.
+                    Coverage is low; see the notebook.
+
+            """)
+        try fleet.repo.commit("label search-knn v1", files: ["models/search.yaml": labelled])
+        let plan = try fleet.run(["plan", "--no-color"])
+        #expect(plan.stdout.contains("~ Model/search-knn             update (v1 label \"first catalogue\"; v1 description set)"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("Plan: 1 update, 1 blocked."), "a label retrains nothing: \(plan.stdout)")
+        let applied = try fleet.run(["reconcile"])
+        #expect(applied.status == 3, "\(applied.stdout)\(applied.stderr)")
+        let versions = try fleet.runDB(["versions", "search-knn", "--no-color"])
+        #expect(versions.stdout.contains("first catalogue  Trained on the first catalogue export.…"), "\(versions.stdout)")
+        #expect(!versions.stdout.contains(" v1 · train-") && versions.stdout.contains(" · train-"), "system name without a doubled version: \(versions.stdout)")
+        let json = try JSONSerialization.jsonObject(with: Data(try fleet.runDB(["versions", "search-knn", "--format", "json"]).stdout.utf8)) as? [[String: Any]]
+        #expect(json?.first?["description"] as? String == "Trained on the first catalogue export.\nCoverage is low; see the notebook.\n")
+        let status = try fleet.runDB(["status", "--no-color"])
+        #expect(status.stdout.contains("1, v1 approved “first catalogue”"), "\(status.stdout)")
+        let history = try fleet.runDB(["history", "--model", "search-knn", "--format", "json"])
+        let rows = try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(rows.first?["action"] as? String == "update" && (rows.first?["reason"] as? String)?.hasPrefix("v1 label \"first catalogue\"") == true,
+                "\(history.stdout.prefix(1500))")
+        #expect(try fleet.runDB(["audit", "verify"]).status == 0)
+        // The PR plan shows the label beside a candidate it labels.
+        try fleet.repo.git(["checkout", "-q", "-b", "swap"])
+        let swapped = labelled.replacingOccurrences(of: "  approval: {mode: manual}\n", with: "  approval: {mode: manual}\n  decisions: {approve: [1]}\n  versionLabels: [{version: 1, label: popular baseline}]\n")
+        try fleet.repo.commit("route acme-search to the baseline", files: ["models/search.yaml": swapped, "targets/acme-search.yaml": """
+            apiVersion: cairn/v1
+            kind: ServingTarget
+            metadata: {name: acme-search}
+            spec:
+              tenant: acme
+              surface: search
+              routes:
+                - {model: search-popular, version: latest-approved}
+
+            """])
+        let md = try fleet.run(["plan", "--revision", "swap", "--format", "markdown"])
+        #expect(md.stdout.contains("| `acme-search` | search-popular v1 “popular baseline” | ndcg@10 |"), "\(md.stdout)")
+        // Removing the labels from git clears them.
+        try fleet.repo.git(["checkout", "-q", "main"])
+        try fleet.repo.commit("drop the label", files: ["models/search.yaml": original])
+        #expect(try fleet.run(["reconcile"]).status == 3)
+        let cleared = try JSONSerialization.jsonObject(with: Data(try fleet.runDB(["versions", "search-knn", "--format", "json"]).stdout.utf8)) as? [[String: Any]]
+        #expect(cleared?.first?["label"] == nil && cleared?.first?["description"] == nil)
     }
 
     /// `history --model X` lists the promotion that took X off a target, not only those that put it on.

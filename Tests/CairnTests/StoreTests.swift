@@ -177,7 +177,7 @@ import Testing
         #expect(decided["home-a"]?.status == .rejected)
         #expect(decided["home-a"]?.statusReason == "gates: ndcg@10 0.1 < min 0.2; ndcg@10 0.1: no approved version to regress from")
         #expect(decided["home-b"]?.status == .pending)
-        #expect(decided["home-a"]?.systemName.hasPrefix("t v1 · train-1-1800000000") == true)
+        #expect(decided["home-a"]?.systemName.hasPrefix("t · train-1-1800000000") == true)
     }
 
     @Test func markdownIsCappedWithANote() throws {
