@@ -8,7 +8,7 @@ import Foundation
 /// Each is taken from `NAME_FILE` (a file holding it, as systemd's `LoadCredential=` gives) or,
 /// failing that, from `NAME`. The environment variable is then overwritten in place and removed.
 public enum Secrets {
-    public static let names = ["CAIRN_SIGNING_KEY", "CAIRN_WEBHOOK_SECRET", "CAIRN_GIT_TOKEN"]
+    public static let names = ["CAIRN_SIGNING_KEY", "CAIRN_WEBHOOK_SECRET", "CAIRN_GIT_TOKEN", "CAIRN_TOKEN"]
 
     /// Name → value, captured on first use (`ProcessHardening.apply()` makes that the start).
     public static let captured: [String: String] = capture()

@@ -55,10 +55,30 @@ public enum RemoteMirror {
     /// `master`, whichever the remote has. Returns the cache path.
     @discardableResult
     public static func fetch(url: String, cacheRoot: String) throws(CairnError) -> String {
+        try fetch(url: url, cacheRoot: cacheRoot, commit: nil)
+    }
+
+    /// Fetches one commit by its id into the cache (after a full fetch when there is no cache
+    /// yet), for plans of revisions no branch names: a pull request's merge commit. The remote
+    /// must allow fetching a commit by id (GitHub, GitLab and git with
+    /// `uploadpack.allowReachableSHA1InWant` do). No ref is made: the daemon's revision never
+    /// resolves to it.
+    public static func fetch(url: String, cacheRoot: String, commit: String) throws(CairnError) {
+        _ = try fetch(url: url, cacheRoot: cacheRoot, commit: Optional(commit))
+    }
+
+    /// One fetch at a time into a process's caches: the loop's and the plan endpoint's would
+    /// otherwise race for the same ref locks.
+    private static let fetching = NSLock()
+
+    private static func fetch(url: String, cacheRoot: String, commit: String?) throws(CairnError) -> String {
+        fetching.lock()
+        defer { fetching.unlock() }
         let path = cachePath(url: url, cacheRoot: cacheRoot)
         let existed = FileManager.default.fileExists(atPath: path)
         do {
-            return try fetchIntoCache(url: url, cacheRoot: cacheRoot)
+            if commit != nil, !existed { _ = try fetchIntoCache(url: url, cacheRoot: cacheRoot, commit: nil) }
+            return try fetchIntoCache(url: url, cacheRoot: cacheRoot, commit: commit)
         } catch {
             // A first fetch that failed leaves no cache behind: an empty one would make later
             // passes report a missing revision instead of the unreachable remote.
@@ -67,7 +87,7 @@ public enum RemoteMirror {
         }
     }
 
-    private static func fetchIntoCache(url: String, cacheRoot: String) throws(CairnError) -> String {
+    private static func fetchIntoCache(url: String, cacheRoot: String, commit: String?) throws(CairnError) -> String {
         _ = GitRepository.ensureInitialised
         // Credentials written into the address are handed to libgit2 through the credential
         // callback only: never into the cache's config, never into a message.
@@ -123,6 +143,23 @@ public enum RemoteMirror {
                 return git_credential_ssh_key_from_agent(out, "git")
             }
             return GIT_PASSTHROUGH.rawValue
+        }
+        if let commit {
+            // A refspec of a bare object id: its objects, and no ref (libgit2 1.4 and later).
+            options.prune = GIT_FETCH_NO_PRUNE
+            let rc = commit.withCString { spec -> Int32 in
+                var strings: [UnsafeMutablePointer<CChar>?] = [UnsafeMutablePointer(mutating: spec)]
+                return strings.withUnsafeMutableBufferPointer { buffer in
+                    var refspecs = git_strarray(strings: buffer.baseAddress, count: 1)
+                    return git_remote_fetch(remote, &refspecs, &options, "cairn fetch \(commit)")
+                }
+            }
+            guard rc == 0 else {
+                throw CairnError("cannot fetch commit \(commit) from \(shown): \(redactingSecrets(lastGitError(rc), parts))",
+                                  hint: "the remote must hold the commit and allow fetching it by id (GitHub and GitLab do; "
+                                      + "plain git needs uploadpack.allowReachableSHA1InWant)")
+            }
+            return path
         }
         let rc = git_remote_fetch(remote, nil, &options, "cairn fetch")
         guard rc == 0 else {

@@ -1,6 +1,7 @@
 import CairnCore
 import CairnReconcile
 import CairnRender
+import CairnSource
 import CairnStore
 import CairnTraining
 import Crypto
@@ -38,6 +39,56 @@ public struct HTTPAPI: Sendable {
 
     struct Problem: Encodable {
         var error: String
+    }
+
+    static func isCommitID(_ text: String) -> Bool {
+        text.utf8.count == 40 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }
+    }
+
+    struct PlanProblem: Error {
+        var status: HTTPResponse.Status
+        var body: PlanFailure
+    }
+
+    struct PlanFailure: Encodable {
+        var error: String
+        var hint: String?
+        var diagnostics: [String]?
+    }
+
+    /// On-demand plans run one at a time: each reads a whole revision.
+    static let planning = NSLock()
+
+    /// The plan of `revision` (fetched from the remote when the cache lacks it) against the live
+    /// registry, writing nothing: what merging a pull request would do.
+    func planOf(revision: String) async throws -> Result<Plan, PlanProblem> {
+        let base = GitManifestSource(repository: configuration.repository, revision: configuration.revision, root: configuration.manifestRoot,
+                                     exclude: configuration.exclude, gitCache: configuration.gitCachePath)
+        let options = configuration.planner
+        let clock = loop.clock
+        return try await blocking { [db] in
+            Self.planning.lock()
+            defer { Self.planning.unlock() }
+            let source: GitManifestSource
+            do {
+                source = try base.atCommit(revision)
+            } catch {
+                let e = error as? CairnError ?? CairnError("\(error)")
+                return .failure(PlanProblem(status: .notFound, body: PlanFailure(error: e.message, hint: e.hint)))
+            }
+            do {
+                let desired = try ReconcilePass.read(source, clock: clock)
+                return .success(try ReconcilePass.plan(desired, source: source, store: db, options: options, clock: clock))
+            } catch let invalid as ReconcilePass.InvalidRevision {
+                let errors = invalid.read.diagnostics.errors
+                return .failure(PlanProblem(status: .unprocessableContent, body: PlanFailure(
+                    error: "\(revision.prefix(7)) is invalid: \(errors.count) error\(errors.count == 1 ? "" : "s")",
+                    hint: "`cairn validate --revision \(revision.prefix(12))` shows them with their positions",
+                    diagnostics: errors.map(\.oneLine))))
+            } catch let e as CairnError {
+                return .failure(PlanProblem(status: .unprocessableContent, body: PlanFailure(error: e.message, hint: e.hint)))
+            }
+        }
     }
 
     public func router() -> Router<BasicRequestContext> {
@@ -102,15 +153,37 @@ public struct HTTPAPI: Sendable {
 
         router.get("v1/plan") { request, _ -> Response in
             if let denied = await authorize(request, .read) { return denied }
-            guard let desired = loop.status.desired else {
-                return Self.json(Problem(error: "no valid revision has been read yet"), status: .serviceUnavailable)
+            let query = request.uri.queryParameters
+            let format = query.get("format") ?? "json"
+            guard ["json", "markdown", "text"].contains(format) else {
+                return Self.json(Problem(error: "format must be json, markdown or text"), status: .badRequest)
             }
             let options = configuration.planner
             let now = loop.clock.unixNow()
-            let plan = try await blocking { [db] in
-                Planner.plan(desired: desired, observed: try db.observedState(), now: now, options: options)
+            let plan: Plan
+            if let revision = query.get("revision") {
+                // A revision the daemon does not follow (a pull request's merge commit): only a
+                // full commit id, never an expression or a ref name the client could aim elsewhere.
+                guard Self.isCommitID(revision) else {
+                    return Self.json(Problem(error: "revision must be a full commit id (40 hexadecimal digits)"), status: .badRequest)
+                }
+                switch try await planOf(revision: revision.lowercased()) {
+                case let .success(p): plan = p
+                case let .failure(problem): return Self.json(problem.body, status: problem.status)
+                }
+            } else {
+                guard let desired = loop.status.desired else {
+                    return Self.json(Problem(error: "no valid revision has been read yet"), status: .serviceUnavailable)
+                }
+                plan = try await blocking { [db] in
+                    Planner.plan(desired: desired, observed: try db.observedState(), now: now, options: options)
+                }
             }
-            return Self.json(plan)
+            switch format {
+            case "markdown": return Self.text(MarkdownPlan.render(plan), type: "text/markdown; charset=utf-8")
+            case "text": return Self.text(PlanRenderer.text(plan, style: Style(enabled: false), observed: "the live registry"))
+            default: return Self.json(plan)
+            }
         }
 
         router.get("v1/targets/:name") { request, context -> Response in

@@ -50,6 +50,22 @@ public struct GitManifestSource: ManifestSource {
 
     public func open() throws(CairnError) -> GitRepository { try GitRepository(path: path) }
 
+    /// The same repository and folder at one commit, for a plan of a revision the daemon does
+    /// not follow (a pull request's merge commit): fetched by id when the cache lacks it. No
+    /// parse cache: the daemon's own stays as its revision left it.
+    public func atCommit(_ sha: String) throws -> GitManifestSource {
+        if isRemote, let gitCache, (try? open().commit(sha)) == nil {
+            try RemoteMirror.fetch(url: repository, cacheRoot: gitCache, commit: sha)
+        }
+        let source = GitManifestSource(repository: repository, revision: sha, root: root, exclude: exclude, gitCache: gitCache)
+        do {
+            _ = try source.open().commit(sha)
+        } catch {
+            throw CairnError("commit \(sha) is not in \(location)", hint: "push it, or wait until the remote has it")
+        }
+        return source
+    }
+
     public func resolve() throws -> String { try open().commit(revisionName).sha }
 
     public func read() throws -> SourceRead {

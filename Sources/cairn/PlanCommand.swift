@@ -32,23 +32,37 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "Fail (exit 1) when the registry database does not exist, instead of planning against an empty one (for CI).")
     var requireRegistry = false
 
+    @Option(help: ArgumentHelp("Ask this running `cairn serve` (https://…) for the plan of --revision, a full commit id, against its live registry "
+                               + "(read-scoped token in CAIRN_TOKEN or CAIRN_TOKEN_FILE); nothing is read here.", valueName: "url"))
+    var server: String?
+
     func run() throws {
         try reportingFailures(format: output.format) {
+            if let server {
+                let plan = try ServerPlan.fetch(server: server, revision: source.revision)
+                try save(plan)
+                render(plan, output: output, db: server)
+                if detailedExitcode, !plan.isEmpty { throw ExitCode(2) }
+                return
+            }
             DatabaseOptions.repository.path = source.repo
             if requireRegistry, !FileManager.default.fileExists(atPath: database.db) {
                 throw CairnError("no registry database at \(database.db): nothing to plan against (--require-registry)",
                                  hint: "give --db the registry (a read-only copy will do), or drop --require-registry to plan against an empty one")
             }
             let plan = try readOnlyPlan(source: source, database: database, planning: planning, output: output)
-            if let out {
-                do {
-                    try Data(PlanRenderer.json(plan).utf8).write(to: URL(fileURLWithPath: out))
-                } catch {
-                    throw CairnError("cannot write the plan to \(out): \(error.localizedDescription)")
-                }
-            }
+            try save(plan)
             render(plan, output: output, db: database.db)
             if detailedExitcode, !plan.isEmpty { throw ExitCode(2) }
+        }
+    }
+
+    func save(_ plan: Plan) throws {
+        guard let out else { return }
+        do {
+            try Data(PlanRenderer.json(plan).utf8).write(to: URL(fileURLWithPath: out))
+        } catch {
+            throw CairnError("cannot write the plan to \(out): \(error.localizedDescription)")
         }
     }
 }

@@ -220,6 +220,60 @@ import Testing
         return ["X-Hub-Signature-256": "sha256=" + mac.map { String(format: "%02x", $0) }.joined()]
     }
 
+    /// Pull-request CI asks the daemon for the plan of a merge commit no branch names (GitHub
+    /// keeps it at refs/pull/N/merge): fetched by id, planned against the live registry, in the
+    /// format asked for; with a read token only, over the CLI and the API alike.
+    @Test func pullRequestPlansComeFromTheLiveRegistry() throws {
+        let s = try Setup()
+        let first = try s.work.git(["rev-parse", "HEAD"])
+        try s.start(extra: ["--workers", "0"])
+        try s.waitFor("the first revision to be applied") { try s.status()["lastAppliedRevision"] as? String == first }
+        let read = try cairn(["token", "create", "ci-plan", "--scope", "read", "--db", s.dbPath], env: ["USER": "test"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // The merge commit GitHub builds: on a ref outside refs/heads, so the daemon's mirror lacks it.
+        let weights = try String(contentsOf: s.work.dir.url.appendingPathComponent("weights/retail-default.yaml"), encoding: .utf8)
+        try s.work.git(["checkout", "-q", "-b", "pr"])
+        let merge = try s.work.commit("Weigh renewals more", files: ["weights/retail-default.yaml": weights.replacingOccurrences(of: "renewed: 1.2", with: "renewed: 1.5")])
+        try s.work.git(["push", "-q", "origin", "HEAD:refs/pull/7/merge"])
+        let md = try cairn(["plan", "--server", s.base, "--revision", merge, "--format", "markdown"], env: ["CAIRN_TOKEN": read])
+        #expect(md.status == 0, "\(md.stderr)")
+        #expect(md.stdout.hasPrefix("### Cairn plan for `\(merge)` @ `\(merge.prefix(7))`"), "\(md.stdout.prefix(400))")
+        #expect(md.stdout.contains("| ~ | `OutcomeWeights/retail-default` | update (renewed 1.2 → 1.5) |"), "\(md.stdout)")
+        #expect(md.stdout.contains("last applied `\(first.prefix(7))`"), "against the live registry: \(md.stdout.prefix(400))")
+        #expect(!md.stdout.contains("Warning"))
+        let exit = try cairn(["plan", "--server", s.base, "--revision", merge, "--detailed-exitcode", "--out", s.dir.url.appendingPathComponent("pr.json").path],
+                             env: ["CAIRN_TOKEN": read])
+        #expect(exit.status == 2 && exit.stdout.contains("Plan: 1 update, 4 train"), "\(exit.stdout)\(exit.stderr)")
+        #expect(FileManager.default.fileExists(atPath: s.dir.url.appendingPathComponent("pr.json").path))
+        // The API itself, in any format.
+        let text = try httpRequest(port: s.port, "GET", "/v1/plan?revision=\(merge)&format=text", token: read)
+        #expect(text.0 == 200 && text.1.contains("~ OutcomeWeights/retail-default"), "\(text)")
+        // Nothing was applied or recorded: the daemon still serves main.
+        #expect(try s.status()["lastAppliedRevision"] as? String == first)
+        #expect(try s.status()["lastAttemptedRevision"] as? String == first)
+        // An invalid merge commit: 422 with the diagnostics, exit 1 with them.
+        let broken = try s.work.commit("broken", files: ["models/broken.yaml": "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: broken}\nspec: {template: nope}\n"])
+        try s.work.git(["push", "-q", "origin", "HEAD:refs/pull/8/merge"])
+        let invalid = try cairn(["plan", "--server", s.base, "--revision", broken], env: ["CAIRN_TOKEN": read])
+        #expect(invalid.status == 1 && invalid.stderr.contains("(422): \(broken.prefix(7)) is invalid: 1 error"), "\(invalid.stderr)")
+        #expect(invalid.stderr.contains("models/broken.yaml:4:18: error: Model/broken: spec.template refers to Template/nope"))
+        // What is refused: a commit the remote does not have, anything but a full commit id,
+        // no token, a token over plain http to another host.
+        let missing = try httpRequest(port: s.port, "GET", "/v1/plan?revision=\(String(repeating: "ab", count: 20))", token: read)
+        #expect(missing.0 == 404 && missing.1.contains("commit abababababababababababababababababababab is not in file://"), "\(missing)")
+        for revision in ["main", "HEAD~1", "pr", String(merge.prefix(12)), "--upload-pack=x"] {
+            let answer = try httpRequest(port: s.port, "GET", "/v1/plan?revision=\(revision.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)", token: read)
+            #expect(answer.0 == 400, "\(revision): \(answer)")
+        }
+        #expect(try httpRequest(port: s.port, "GET", "/v1/plan?revision=\(merge)").0 == 401)
+        let noToken = try cairn(["plan", "--server", s.base, "--revision", merge])
+        #expect(noToken.status == 1 && noToken.stderr.contains("no API token: set CAIRN_TOKEN"), "\(noToken.stderr)")
+        let clear = try cairn(["plan", "--server", "http://cairn.example.com", "--revision", merge], env: ["CAIRN_TOKEN": read])
+        #expect(clear.status == 1 && clear.stderr.contains("plain http to another host"), "\(clear.stderr)")
+        let short = try cairn(["plan", "--server", s.base, "--revision", "pr"], env: ["CAIRN_TOKEN": read])
+        #expect(short.status == 1 && short.stderr.contains("needs --revision as a full commit id"), "\(short.stderr)")
+    }
+
     @Test func webhooksNeedAValidSignature() throws {
         let s = try Setup()
         let first = try s.work.git(["rev-parse", "HEAD"])
