@@ -62,7 +62,7 @@ public final class GitRepository: @unchecked Sendable {
         defer { git_commit_free(commit) }
         var tree: OpaquePointer?
         let rc = git_commit_tree(&tree, commit)
-        guard rc == 0, let tree else { throw CairnError("cannot read the tree of \(revision): \(lastGitError(rc))") }
+        guard rc == 0, let tree else { throw unreadable("the tree of \(revision)", id: oidString(git_commit_tree_id(commit)), rc: rc) }
         return try snapshot(tree: tree, commit: info(commit), at: revision, root: root, exclude: exclude, isCached: isCached)
     }
 
@@ -154,6 +154,37 @@ public final class GitRepository: @unchecked Sendable {
         return git_ignore_path_is_ignored(&ignored, repo, path) == 0 && ignored == 1
     }
 
+    /// A partial clone (`git clone --filter=…`): git fetches missing objects when it needs
+    /// them; libgit2, and so Cairn, reads only the objects present.
+    public var isPartialClone: Bool {
+        var config: OpaquePointer?
+        guard git_repository_config_snapshot(&config, repo) == 0, let config else { return false }
+        defer { git_config_free(config) }
+        var buffer = git_buf()
+        defer { git_buf_dispose(&buffer) }
+        if git_config_get_string_buf(&buffer, config, "extensions.partialclone") == 0 { return true }
+        var promisor: Int32 = 0
+        let rc = git_config_foreach_match(config, "^remote\\..*\\.promisor$", { entry, payload in
+            guard let entry, let value = entry.pointee.value, let payload else { return 0 }
+            var parsed: Int32 = 0
+            if git_config_parse_bool(&parsed, value) == 0, parsed == 1 { payload.assumingMemoryBound(to: Int32.self).pointee = 1 }
+            return 0
+        }, &promisor)
+        return rc == 0 && promisor == 1
+    }
+
+    /// The error for an object that cannot be read: in a partial clone, most likely one the
+    /// clone's filter left out, which git fetches on demand and Cairn never does.
+    func unreadable(_ what: String, id: String, rc: Int32) -> CairnError {
+        let message = lastGitError(rc)
+        if rc == GIT_ENOTFOUND.rawValue, isPartialClone {
+            return CairnError("cannot read \(what): object \(id.prefix(12)) is not in \(location), a partial clone (made with --filter); "
+                              + "Cairn reads only the objects a repository holds and never fetches missing ones",
+                              hint: "check the revision out once (git checkout REV), which fetches its files, or use a full clone (git clone without --filter)")
+        }
+        return CairnError("cannot read \(what): \(message)")
+    }
+
     // MARK: internals
 
     func lookupCommit(_ revision: String) throws(CairnError) -> OpaquePointer {
@@ -193,9 +224,8 @@ public final class GitRepository: @unchecked Sendable {
             case GIT_FILEMODE_TREE:
                 if name.hasPrefix(".") || exclude.contains(name) || exclude.contains(path) { continue }
                 var sub: OpaquePointer?
-                guard git_tree_lookup(&sub, repo, git_tree_entry_id(entry)) == 0, let sub else {
-                    throw CairnError("cannot read folder \(path): \(lastGitError(-1))")
-                }
+                let rc = git_tree_lookup(&sub, repo, git_tree_entry_id(entry))
+                guard rc == 0, let sub else { throw unreadable("folder " + path, id: oidString(git_tree_entry_id(entry)), rc: rc) }
                 defer { git_tree_free(sub) }
                 try collect(sub, prefix: path + "/", exclude: exclude, isCached: isCached, into: &files)
             case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE:
@@ -214,7 +244,7 @@ public final class GitRepository: @unchecked Sendable {
     func readBlob(_ id: UnsafePointer<git_oid>, path: String) throws(CairnError) -> [UInt8] {
         var blob: OpaquePointer?
         let rc = git_blob_lookup(&blob, repo, id)
-        guard rc == 0, let blob else { throw CairnError("cannot read \(path): \(lastGitError(rc))") }
+        guard rc == 0, let blob else { throw unreadable(path, id: oidString(id), rc: rc) }
         defer { git_blob_free(blob) }
         let size = Int(git_blob_rawsize(blob))
         guard size > 0, let raw = git_blob_rawcontent(blob) else { return [] }
@@ -267,9 +297,8 @@ final class GitTree: RevisionTree, @unchecked Sendable {
         guard git_tree_entry_bypath(&entry, tree, path) == 0, let entry else { throw CairnError("\(path) does not exist") }
         defer { git_tree_entry_free(entry) }
         var sub: OpaquePointer?
-        guard git_tree_lookup(&sub, repository.repo, git_tree_entry_id(entry)) == 0, let sub else {
-            throw CairnError("cannot read folder \(path): \(lastGitError(-1))")
-        }
+        let rc = git_tree_lookup(&sub, repository.repo, git_tree_entry_id(entry))
+        guard rc == 0, let sub else { throw repository.unreadable("folder " + path, id: oidString(git_tree_entry_id(entry)), rc: rc) }
         return sub
     }
 }

@@ -70,6 +70,27 @@ import Testing
         #expect(result.stderr.contains("uses the SHA-256 object format"), "\(result.stderr)")
     }
 
+    /// A partial clone (`--filter=blob:none`) lacks the files of revisions it never checked
+    /// out: the error says so and how to get them (it said "object not found - no match for id").
+    @Test func aPartialCloneMissingOldObjectsSaysSo() throws {
+        let (fixture, _) = try history()
+        try fixture.git(["config", "uploadpack.allowFilter", "true"])
+        let clone = TempDir("cairn-partial")
+        let made = try runProcess("/usr/bin/git", ["clone", "-q", "--filter=blob:none", "--no-checkout", "file://\(fixture.path)", clone.path])
+        try #require(made.status == 0, "\(made.stderr)")
+        #expect(try GitRepository(path: clone.path).isPartialClone)
+        #expect(try !GitRepository(path: fixture.path).isPartialClone)
+        let result = try cairn(["validate", "--repo", clone.path, "--revision", "main~1", "--path", "ml"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("is not in \(clone.path), a partial clone (made with --filter)"), "\(result.stderr)")
+        #expect(result.stderr.contains("hint: check the revision out once (git checkout REV)"))
+        // As the hint says: a checkout fetches the files, and the revision reads.
+        let checkout = try runProcess("/usr/bin/git", ["-C", clone.path, "checkout", "-q", "main~1"])
+        try #require(checkout.status == 0, "\(checkout.stderr)")
+        let again = try cairn(["validate", "--repo", clone.path, "--revision", "main~1", "--path", "ml"])
+        #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+    }
+
     @Test func missingRevisionIsAClearError() throws {
         let (fixture, _) = try history()
         let repo = try GitRepository(path: fixture.path)
