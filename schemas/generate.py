@@ -128,7 +128,7 @@ exec_trainer = {
     "additionalProperties": False,
     "properties": {
         "kind": {"const": "exec"},
-        "command": {"type": "array", "minItems": 1, "items": TEXT, "description": "Program and arguments, run from the repository snapshot."},
+        "command": {"type": "array", "minItems": 1, "items": TEXT, "description": "Program and arguments, run from the manifest folder of a read-only snapshot of the repository at the run's commit."},
         "timeout": DURATION,
         "env": {
             "type": "object",

@@ -95,13 +95,17 @@ public struct HTTPAPI: Sendable {
         let router = Router()
         router.get("healthz") { _, _ in Self.text("ok\n") }
 
+        /// What `/readyz` and `cairn_ready` report: the database answers, a pass ran and did not stall, the key verifies what is live.
+        @Sendable func isReady() async -> Bool {
+            let reachable = (try? await blocking { [db] in try db.generation() }) != nil
+            return reachable && !loop.status.isStalled && loop.status.lastPassAt != nil && loop.status.keyProblem == nil
+        }
+
         router.get("readyz") { _, _ -> Response in
             let reachable = (try? await blocking { [db] in try db.generation() }) != nil
             let stalled = loop.status.isStalled
-            let passed = loop.status.lastPassAt != nil
             let keyProblem = loop.status.keyProblem
-            let ready = reachable && !stalled && passed && keyProblem == nil
-            if ready { return Self.text("ready\n") }
+            if await isReady() { return Self.text("ready\n") }
             let stalledMessage = loop.status.conditions["Stalled"]?.message ?? ""
             let why = !reachable ? "database unreachable" : keyProblem.map { "signing key: \($0)" } ?? (stalled ? "last pass stalled: \(stalledMessage)" : "no pass yet")
             return Self.text("not ready: \(why)\n", status: .serviceUnavailable)
@@ -109,7 +113,8 @@ public struct HTTPAPI: Sendable {
 
         router.get("metrics") { request, _ -> Response in
             if !configuration.publicMetrics, let denied = await authorize(request, .read) { return denied }
-            return Self.text(metrics.render(db: db), type: "text/plain; version=0.0.4; charset=utf-8")
+            let ready = await isReady()
+            return Self.text(metrics.render(db: db, ready: ready), type: "text/plain; version=0.0.4; charset=utf-8")
         }
 
         router.post("v1/reconcile") { request, _ -> Response in

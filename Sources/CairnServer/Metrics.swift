@@ -18,6 +18,7 @@ public final class CairnMetrics: @unchecked Sendable {
     private let drift: Prometheus.Gauge
     private let suspended: Prometheus.Gauge
     private let sourceStale: Prometheus.Gauge
+    private let ready: Prometheus.Gauge
 
     /// `cairn_reconcile_total{result}`: every result a pass can have.
     static let results = ["applied", "noop", "suspended", "invalid", "source_error", "failed"]
@@ -40,6 +41,8 @@ public final class CairnMetrics: @unchecked Sendable {
         suspended = registry.makeGauge(name: "cairn_suspended", help: "1 while applying is suspended (cairn suspend), else 0.")
         sourceStale = registry.makeGauge(name: "cairn_source_stale",
                                          help: "1 while the remote cannot be fetched and passes go on from the cached source, else 0.")
+        ready = registry.makeGauge(name: "cairn_ready",
+                                   help: "1 while the Ready condition is True (what /readyz answers 200 for), else 0: stalled, or a signing key that does not verify what is live.")
     }
 
     /// Creates the registry (swift-metrics is pointed at it too, for libraries that report through it); once per process.
@@ -77,7 +80,8 @@ public final class CairnMetrics: @unchecked Sendable {
     }
 
     /// Refreshes the gauges read from the database, then renders the exposition text.
-    func render(db: RegistryDatabase) -> String {
+    func render(db: RegistryDatabase, ready isReady: Bool) -> String {
+        ready.set(to: isReady ? 1 : 0)
         if let counts = try? db.runStateCounts() {
             for (state, gauge) in runs { gauge.set(to: Double(counts[state] ?? 0)) }
         }

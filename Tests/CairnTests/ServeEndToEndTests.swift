@@ -125,6 +125,7 @@ import Testing
         #expect(try s.status()["lastAttemptedRevision"] as? String == broken)
         #expect(try s.status()["lastAppliedRevision"] as? String == labelled)
         #expect(try s.http("GET", "/readyz").status == 503)
+        #expect(try s.http("GET", "/metrics").body.contains("\ncairn_ready 0.0\n"), "the alerting gauge agrees with /readyz")
         // The last applied state keeps serving.
         #expect(try s.http("GET", "/v1/targets/acme-search/recommendations?user=u0001").status == 200)
         // A change of observed state (here: suspend, resume) does not make an invalid revision worth reading again.
@@ -192,7 +193,7 @@ import Testing
         try Data(metrics.body.utf8).write(to: file)
         let check = try runProcess("/bin/sh", ["-c", "promtool check metrics < '\(file.path)'"])
         #expect(check.status == 0, "promtool: \(check.stdout)\(check.stderr)")
-        for series in [#"cairn_reconcile_total{result="failed"} 0"#, #"cairn_reconcile_total{result="applied"} 1"#,
+        for series in [#"cairn_reconcile_total{result="failed"} 0"#, #"cairn_reconcile_total{result="applied"} 1"#, "cairn_ready 1.0\n",
                        #"cairn_training_runs{state="failed"} 0"#, "# HELP cairn_suspended "] {
             #expect(metrics.body.contains(series), "\(series) in\n\(metrics.body)")
         }

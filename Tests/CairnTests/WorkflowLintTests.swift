@@ -96,3 +96,19 @@ import Testing
         #expect(errors.contains { $0.hasPrefix("jobs/plan: ") }, "\(errors)")
     }
 }
+
+/// The alerting rules the daemon guide documents are valid Prometheus rules and fire when they
+/// should: `promtool test rules` replays series through them (a stale spell of 10 minutes does
+/// not alert, one of 15 does).
+@Suite struct AlertRuleTests {
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool"),
+                   "needs promtool (Debian's prometheus package; scripts/test.sh installs it)"))
+    func theExampleAlertsPassPromtool() throws {
+        let dir = packageRoot.appendingPathComponent("examples/prometheus").path
+        let check = try runProcess("/usr/bin/promtool", ["check", "rules", "cairn-alerts.yaml"], cwd: dir)
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        #expect(check.stdout.contains("SUCCESS: 3 rules found"))
+        let test = try runProcess("/usr/bin/promtool", ["test", "rules", "cairn-alerts.test.yaml"], cwd: dir)
+        #expect(test.status == 0, "\(test.stdout)\(test.stderr)")
+    }
+}
