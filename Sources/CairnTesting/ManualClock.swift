@@ -9,6 +9,8 @@ public final class ManualClock: Clock, @unchecked Sendable {
     private var time: Double
     private var sleepers: [ObjectIdentifier: Wakeup] = [:]
     private var deadlines: [ObjectIdentifier: Double] = [:]
+    /// Moves whenever a waiter parks or leaves, so `settle` can tell that what it looked at held still.
+    private var parkings = 0
 
     /// Waits on a clock that `advancesOnWait` move its time to their deadline at once
     /// (single-threaded code that sleeps, such as waiting out a lease).
@@ -31,12 +33,14 @@ public final class ManualClock: Clock, @unchecked Sendable {
         lock.withLock {
             sleepers[id] = wakeup
             deadlines[id] = deadline
+            parkings += 1
             lock.broadcast()
         }
         return wakeup.block(while: { now() < deadline }, finish: {
             lock.withLock {
                 sleepers[id] = nil
                 deadlines[id] = nil
+                parkings += 1
                 lock.broadcast()
             }
         })
@@ -62,8 +66,12 @@ public final class ManualClock: Clock, @unchecked Sendable {
         while true {
             // Read under the clock's lock, look at the events outside it (a waiter holds its
             // event's lock while it reads the time).
-            let (parked, ahead, waiting) = lock.withLock { (sleepers.count, deadlines.values.allSatisfy { $0 > time }, Array(sleepers.values)) }
-            if parked >= count, ahead, !waiting.contains(where: { $0.isPending }) { return true }
+            let (parked, ahead, waiting, seen) = lock.withLock {
+                (sleepers.count, deadlines.values.allSatisfy { $0 > time }, Array(sleepers.values), parkings)
+            }
+            // A waiter may take its event between the two looks (and then runs, though it was
+            // parked a moment ago): idle only if nobody parked or left meanwhile.
+            if parked >= count, ahead, !waiting.contains(where: { $0.isPending }), lock.withLock({ parkings == seen }) { return true }
             if ended() { return true }
             if Date() >= limit { return false }
             lock.withLock { _ = lock.wait(until: min(limit, Date().addingTimeInterval(0.002))) }

@@ -168,7 +168,7 @@ import Testing
         try repo.commit("ci")
         let result = try cairn(["validate", "--repo", repo.path, "--verbose", "--no-color"])
         #expect(result.status == 0)
-        #expect(result.stdout.contains("github-actions-cairn-plan.yaml:6 apiVersion (none)"))
+        #expect(result.stdout.contains("github-actions-cairn-plan.yaml:11 apiVersion (none)"))
         #expect(result.stdout.contains("✓ valid: 0 manifests in 2 files"))
     }
 }
