@@ -58,6 +58,8 @@ import Testing
         #expect(first.status == 0 || first.status == 3, "\(first.stdout)\(first.stderr)")
         let before = try registry.dump()
         let generation = try registry.read { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'generation'") }
+        var refused = 0
+        var slowest = 0.0, largest = 0
 
         for hostile in cases {
             let path = "hostile/" + hostile.name
@@ -65,7 +67,11 @@ import Testing
             try Data(hostile.bytes).write(to: URL(fileURLWithPath: repo.path + "/" + path))
             let commit = try repo.commit("Add \(hostile.name)")
 
-            let validate = try cairn(["validate", "--repo", repo.path, "--revision", commit, "--format", "json"])
+            let (validate, cost) = try Self.measured(["validate", "--repo", repo.path, "--revision", commit, "--format", "json"], scratch: registry.dir)
+            slowest = max(slowest, cost.seconds)
+            largest = max(largest, cost.maxRSSKiB)
+            #expect(cost.seconds < Self.timeBound, "\(hostile): \(cost.seconds) s to refuse")
+            #expect(cost.maxRSSKiB < Self.memoryBoundKiB, "\(hostile): \(cost.maxRSSKiB) KiB to refuse")
             #expect(validate.status == 1, "\(hostile)")
             #expect(validate.stdout.utf8.count < 8_000, "\(hostile): the report repeats the input (\(validate.stdout.utf8.count) bytes)")
             let report = try JSONSerialization.jsonObject(with: Data(validate.stdout.utf8)) as? [String: Any]
@@ -84,6 +90,7 @@ import Testing
             let reconcile = try cairn(["reconcile", "--repo", repo.path, "--revision", commit, "--db", registry.db], env: Registry.env)
             #expect(reconcile.status == 1, "\(hostile): \(reconcile.stdout)")
             #expect(reconcile.stdout.contains(path), "\(hostile): the refusal names the file")
+            if validate.status == 1, match != nil, reconcile.status == 1, reconcile.stdout.contains(path) { refused += 1 }
 
             try FileManager.default.removeItem(atPath: repo.path + "/" + path)
             try repo.commit("Remove \(hostile.name)")
@@ -95,9 +102,41 @@ import Testing
         #expect(missing.stderr.contains("revision 'no-such-branch' not found"), "\(missing.stderr)")
 
         // Nothing was written by any refused revision.
-        #expect(try registry.dump() == before)
-        #expect(try registry.read { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'generation'") } == generation)
-        #expect(try registry.violations() == [])
-        try Reliability.report("hostile", ["inputs": cases.count, "refusedWithPositionedError": cases.count, "databaseChanged": false])
+        let unchanged = try registry.dump() == before
+            && registry.read { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'generation'") } == generation
+        #expect(unchanged)
+        let violations = try registry.violations()
+        #expect(violations == [])
+        #expect(refused == cases.count)
+        // Every figure as observed, none written in.
+        try Reliability.report("hostile", [
+            "inputs": cases.count, "refusedWithPositionedError": refused, "databaseChanged": !unchanged, "violations": violations.count,
+            "slowestRefusalSeconds": (slowest * 1000).rounded() / 1000, "largestRefusalMaxRSSKiB": largest,
+            "timeBoundSeconds": Self.timeBound, "memoryBoundKiB": Self.memoryBoundKiB,
+        ])
+    }
+
+    /// The most one refusal may take: far above what it takes (a few hundred ms in a debug
+    /// build), far below a denial of service.
+    static let timeBound = 5.0
+    /// The most memory (peak resident set) one refusal may use.
+    static let memoryBoundKiB = 256 * 1024
+
+    /// The cost of one `cairn` process: wall time and peak resident memory, measured by a
+    /// parent of its own (Python's `RUSAGE_CHILDREN` covers only that parent's children, so
+    /// other tests' processes do not count).
+    static func measured(_ args: [String], scratch: TempDir) throws -> (ProcessResult, (seconds: Double, maxRSSKiB: Int)) {
+        let out = scratch.path + "/cost-\(UUID().uuidString).json"
+        let script = """
+            import json, resource, subprocess, sys, time
+            start = time.monotonic()
+            p = subprocess.run(sys.argv[2:])
+            seconds = time.monotonic() - start
+            json.dump({"seconds": seconds, "kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}, open(sys.argv[1], "w"))
+            sys.exit(p.returncode if p.returncode >= 0 else 128 - p.returncode)
+            """
+        let result = try runProcess("/usr/bin/env", ["python3", "-c", script, out, cairnBinary] + args)
+        let cost = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any] ?? [:]
+        return (result, (cost["seconds"] as? Double ?? .infinity, cost["kib"] as? Int ?? .max))
     }
 }

@@ -10,7 +10,7 @@ import Testing
 /// - `observed.json`: what happened since (stages, versions, runs, live targets); see `ObservedFixture`,
 /// - `plan.json`: the expected plan, byte for byte.
 ///
-/// `CAIRN_UPDATE_GOLDEN=1 swift test` rewrites `plan.json` files (read the diff before committing).
+/// `CAIRN_UPDATE_GOLDEN=1 swift test` rewrites `plan.json` files and fails ("goldens updated: review the diff"); read the diff before committing.
 struct PlannerCase: CustomStringConvertible, Sendable {
     let name: String
     var folder: URL { fixturesRoot.appendingPathComponent("planner/\(name)") }
@@ -175,7 +175,10 @@ struct ObservedFixture: Decodable {
         let json = PlanRenderer.json(plan)
         let expectedURL = c.folder.appendingPathComponent("plan.json")
         if ProcessInfo.processInfo.environment["CAIRN_UPDATE_GOLDEN"] == "1" {
+            // A recording run never passes: what it wrote is to be read before it is trusted.
+            let old = try? String(contentsOf: expectedURL, encoding: .utf8)
             try Data(json.utf8).write(to: expectedURL)
+            Issue.record("goldens updated: review the diff (\(c.name)/plan.json \(old == json ? "unchanged" : "rewritten"))")
             return
         }
         let expected = try String(contentsOf: expectedURL, encoding: .utf8)

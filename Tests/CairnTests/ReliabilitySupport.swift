@@ -186,9 +186,27 @@ struct Invocation {
     var output: String
 }
 
-/// Runs `cairn` with arguments; with `killAfter`, sends SIGKILL after that many seconds if it
-/// is still running. Output goes to a file (no pipe a killed process could leave open).
-func invoke(_ kind: String, _ arguments: [String], env: [String: String] = [:], killAfter: Double? = nil,
+/// When the driver kills a process: after a delay, or the moment something is seen in its
+/// registry (aimed at a moment that matters, not left to chance).
+enum Kill {
+    case after(Double)
+    /// Once the audit history has more rows than when the process started: a step committed.
+    case afterCommittedStep
+    /// Once a training run is `running`: the worker is training.
+    case duringTraining
+
+    var description: String {
+        switch self {
+        case let .after(s): String(format: "after %.3fs", s)
+        case .afterCommittedStep: "after a committed step"
+        case .duringTraining: "during training"
+        }
+    }
+}
+
+/// Runs `cairn` with arguments; with `kill`, sends SIGKILL at that moment if it is still
+/// running. Output goes to a file (no pipe a killed process could leave open).
+func invoke(_ kind: String, _ arguments: [String], env: [String: String] = [:], kill killing: Kill? = nil, registry: Registry? = nil,
             scratch: TempDir) throws -> Invocation {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: cairnBinary)
@@ -205,12 +223,38 @@ func invoke(_ kind: String, _ arguments: [String], env: [String: String] = [:], 
     let started = Date()
     try process.run()
     var killed = false
-    if let killAfter {
-        let deadline = started.addingTimeInterval(killAfter)
+    switch killing {
+    case nil: break
+    case let .after(seconds):
+        let deadline = started.addingTimeInterval(seconds)
         while process.isRunning, Date() < deadline { usleep(2_000) }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             killed = true
+        }
+    case .afterCommittedStep?, .duringTraining?:
+        // One connection, polled as fast as SQLite answers: the window between a step's commit
+        // and the process's exit is short.
+        guard let registry else { throw FixtureError("an aimed kill needs the registry") }
+        let sql = killing.map { k -> String in
+            if case .duringTraining = k { return "SELECT COUNT(*) FROM training_runs WHERE state = 'running'" }
+            return "SELECT COUNT(*) FROM audit_log"
+        }!
+        let threshold = killing.map { k -> Int in if case .duringTraining = k { return 0 } else { return (try? registry.auditRows()) ?? 0 } }!
+        var connection: DatabaseQueue?
+        while process.isRunning {
+            if connection == nil, FileManager.default.fileExists(atPath: registry.db) {
+                var config = Configuration()
+                config.readonly = true
+                connection = try? DatabaseQueue(path: registry.db, configuration: config)
+            }
+            let seen = (try? connection?.read { try Int.fetchOne($0, sql: sql) ?? 0 }) ?? 0
+            if seen > threshold {
+                kill(process.processIdentifier, SIGKILL)
+                killed = true
+                break
+            }
+            usleep(200)
         }
     }
     process.waitUntilExit()
@@ -223,9 +267,9 @@ func invoke(_ kind: String, _ arguments: [String], env: [String: String] = [:], 
 
 /// Reconciles each commit in turn, alternating `cairn reconcile` and `cairn worker --once`,
 /// until the plan is empty and no run is queued or running. `kills` maps an invocation's index
-/// (counted over the whole drive) to the delay after which it is SIGKILLed; after each kill that
+/// (counted over the whole drive) to the moment it is SIGKILLed; after each kill that
 /// landed, `afterKill` is called. Returns every invocation.
-func drive(_ fleet: ReliabilityFleet, into registry: Registry, kills: [Int: Double] = [:],
+func drive(_ fleet: ReliabilityFleet, into registry: Registry, kills: [Int: Kill] = [:],
            afterKill: (Invocation, _ auditBefore: Int, _ runningAfter: Int) throws -> Void = { _, _, _ in }) throws -> [Invocation] {
     var invocations: [Invocation] = []
     let worker = ["worker", "--once", "--lease", "2s", "--retry-delay", "1s", "--repo", fleet.repo.path, "--db", registry.db]
@@ -243,7 +287,7 @@ func drive(_ fleet: ReliabilityFleet, into registry: Registry, kills: [Int: Doub
                 var interrupted = false
                 while true {
                     let before = try registry.auditRows()
-                    let run = try invoke(kind, arguments, killAfter: kills[invocations.count], scratch: registry.dir)
+                    let run = try invoke(kind, arguments, kill: kills[invocations.count], registry: registry, scratch: registry.dir)
                     invocations.append(run)
                     if run.killed {
                         let running = try registry.count("training_runs", "state = 'running'")

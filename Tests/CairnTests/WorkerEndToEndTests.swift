@@ -8,7 +8,9 @@ import Testing
 @Suite struct WorkerEndToEndTests {
     typealias Fleet = ReconcileEndToEndTests.Fleet
 
-    static let secretEnv = ["CAIRN_SIGNING_KEY": "746f707365637265742d6b65792d3132333435"]
+    /// Every secret a worker may hold; none of it may reach a trainer (`env.sh` writes its environment out).
+    static let secretEnv = ["CAIRN_SIGNING_KEY": "746f707365637265742d6b65792d3132333435", "CAIRN_WEBHOOK_SECRET": "whsec-worker-7171",
+                            "CAIRN_GIT_TOKEN": "ghs-worker-7272", "CAIRN_TOKEN": "api-worker-7373", "CAIRN_GIT_TOKEN_FILE": "/run/credentials/git-token"]
 
     func execTemplate(_ name: String, script: String, timeout: String = "1m", env: String = "{}") -> String {
         """
@@ -36,7 +38,7 @@ import Testing
             "data/i.csv": "user_id,item_id,event,timestamp\nu1,a,click,1793491200\n",
             "w.yaml": weightsDoc,
             "trainers/fail.sh": "echo loading data\necho 'boom: out of memory' >&2\nexit 3\n",
-            "trainers/slow.sh": "sleep 10\n",
+            "trainers/slow.sh": "sleep 4141 &\nsleep 4142\n",
             "trainers/badjson.sh": "echo nope > \"$CAIRN_OUTPUT/metrics.json\"\n",
             "trainers/missing.sh": "echo '{\"other\": 1}' > \"$CAIRN_OUTPUT/metrics.json\"\n",
             "trainers/env.sh": """
@@ -86,6 +88,8 @@ import Testing
         let runs = Dictionary(uniqueKeysWithValues: try RegistryDatabase(path: db).recentRuns().map { ($0.model, $0) })
         #expect(runs["m-fail"]?.reason == "trainer exited with status 3")
         #expect(runs["m-slow"]?.reason == "trainer timed out after 1s")
+        // The timed-out trainer's whole process group is gone, its background child too.
+        #expect(try RedTeamTests.processes("sleep 414[12]", running: false, within: 10), "a timed-out trainer's process outlived its run")
         #expect(runs["m-badjson"]?.reason == "metrics.json is not a JSON object such as {\"ndcg@10\": 0.31}")
         #expect(runs["m-missing"]?.reason == "metrics.json lacks auc (the template's evaluation lists them)")
         #expect(runs["m-env"]?.state == "succeeded")
@@ -105,8 +109,9 @@ import Testing
         let version = try #require(try RegistryDatabase(path: db).versions(of: "m-env")?.first)
         let artifact = repo.dir.url.appendingPathComponent(".cairn/artifacts/\(version.artifactHash!)")
         let env = try String(contentsOf: artifact.appendingPathComponent("env.txt"), encoding: .utf8)
-        #expect(!env.contains("CAIRN_SIGNING_KEY"))
-        #expect(!env.contains("746f707365637265742d6b65792d3132333435"))
+        for (name, value) in Self.secretEnv {
+            #expect(!env.contains(name) && !env.contains(value), "\(name) reached the trainer")
+        }
         for name in ["CAIRN_DATASET=", "CAIRN_PARAMS=", "CAIRN_OUTPUT=", "CAIRN_RUN_ID=", "CAIRN_MODEL=m-env", "CAIRN_VERSION=1"] {
             #expect(env.contains("\n" + name) || env.hasPrefix(name), "missing \(name)")
         }
