@@ -69,7 +69,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "cairn-bench", dependencies: ["CairnCore", "CairnGit", "CairnStore", "CairnYAML", "CairnManifests", "CairnSource"]),
+        .executableTarget(name: "cairn-bench", dependencies: ["CairnCore", "CairnGit", "CairnStore", "CairnYAML", "CairnManifests", "CairnSource", "CairnReconcile"]),
         // The YAML loader + manifest decoder under libFuzzer (`make fuzz`); without it, a replayer of inputs.
         .executableTarget(name: "cairn-fuzz", dependencies: ["CairnCore", "CairnManifests"]),
         .testTarget(
