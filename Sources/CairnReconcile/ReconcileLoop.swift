@@ -9,6 +9,12 @@ public protocol ReconcileObserver: Sendable {
     func passFailed(reason: String, message: String, result: String, revision: String?, duration: Double)
     /// The source could not be refreshed (`stale`: why; passes go on from its cache), or could again (nil).
     func sourceChanged(stale: String?)
+    /// A poll found nothing new (same revision and generation, nothing due): no pass ran.
+    func passSkipped()
+}
+
+extension ReconcileObserver {
+    public func passSkipped() {}
 }
 
 /// The daemon's schedule: when the next pass is due. Pure; the loop asks it and sleeps until
@@ -180,6 +186,7 @@ public final class ReconcileLoop: Sendable {
             if !force, unchanged || revision == status.invalidRevision {
                 // Nothing new: the next poll is an interval away, even while an invalid revision stalls the loop.
                 status.passSkipped()
+                observer.passSkipped()
                 return true
             }
             status.passStarted(revision: revision)

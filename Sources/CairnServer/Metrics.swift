@@ -19,6 +19,7 @@ public final class CairnMetrics: @unchecked Sendable {
     private let suspended: Prometheus.Gauge
     private let sourceStale: Prometheus.Gauge
     private let ready: Prometheus.Gauge
+    private let polls: Prometheus.Counter
 
     /// `cairn_reconcile_total{result}`: every result a pass can have.
     static let results = ["applied", "noop", "suspended", "invalid", "source_error", "failed"]
@@ -41,6 +42,8 @@ public final class CairnMetrics: @unchecked Sendable {
         suspended = registry.makeGauge(name: "cairn_suspended", help: "1 while applying is suspended (cairn suspend), else 0.")
         sourceStale = registry.makeGauge(name: "cairn_source_stale",
                                          help: "1 while the remote cannot be fetched and passes go on from the cached source, else 0.")
+        polls = registry.makeCounter(name: "cairn_polls_total",
+                                     help: "Times the loop looked at the source and the registry: passes, and polls that found nothing new and skipped the pass.")
         ready = registry.makeGauge(name: "cairn_ready",
                                    help: "1 while the Ready condition is True (what /readyz answers 200 for), else 0: stalled, or a signing key that does not verify what is live.")
     }
@@ -73,6 +76,9 @@ public final class CairnMetrics: @unchecked Sendable {
     }
 
     func recordSourceStale(_ stale: Bool) { sourceStale.set(to: stale ? 1 : 0) }
+
+    /// One more look by the loop (a pass, or a poll that skipped one).
+    func recordPoll() { polls.increment() }
 
     func recordFailure(result: String, duration seconds: Double) {
         duration.record(seconds)

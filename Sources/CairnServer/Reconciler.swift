@@ -46,6 +46,7 @@ struct DaemonObserver: ReconcileObserver {
         }
         done.wait()
         if !plan.changes.isEmpty { queued.signal() }
+        metrics.recordPoll()
         metrics.recordPass(plan: plan, observed: after, result: plan.changes.isEmpty ? "noop" : (observed.suspended ? "suspended" : "applied"),
                            duration: duration)
         logger.info("pass", metadata: [
@@ -64,9 +65,12 @@ struct DaemonObserver: ReconcileObserver {
         }
     }
 
+    func passSkipped() { metrics.recordPoll() }
+
     func passFailed(reason: String, message: String, result: String, revision: String?, duration: Double) {
+        metrics.recordPoll()
         metrics.recordFailure(result: result, duration: duration)
-        logger.error("pass failed", metadata: ["reason": "\(reason)", "message": "\(message)", "revision": "\(revision ?? "-")"])
+        logger.error("pass failed", metadata: ["reason": "\(reason)", "error": "\(message)", "revision": "\(revision ?? "-")"])
     }
 }
 

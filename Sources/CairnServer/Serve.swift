@@ -85,6 +85,13 @@ public struct JSONLogHandler: LogHandler {
 
     public init(label: String) { self.label = label }
 
+    /// RFC 3339 with milliseconds (`2026-11-25T18:40:12.345Z`).
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
@@ -92,10 +99,13 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var fields: [String: JSONValue] = [
-            "time": .string(ISO8601DateFormatter().string(from: Date())), "level": .string(event.level.rawValue),
+            "time": .string(Self.timestamp(Date())), "level": .string(event.level.rawValue),
             "message": .string("\(event.message)"), "logger": .string(label),
         ]
-        for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { fields[k] = .string("\(v)") }
+        // Metadata never replaces the line's own fields (a `message` key once hid "pass failed").
+        for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
+            fields[fields[k] == nil ? k : "meta." + k] = .string("\(v)")
+        }
         FileHandle.standardError.write(Data((JSONValue.object(fields).canonicalText + "\n").utf8))
     }
 }

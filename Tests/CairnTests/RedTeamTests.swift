@@ -389,7 +389,11 @@ import Testing
             kill(worker.processIdentifier, SIGKILL)
             worker.waitUntilExit()
         }
-        Thread.sleep(forTimeInterval: 1)
+        // The worker hardens itself first thing, then opens (creates) its database: once the file
+        // exists, the secrets are out of its environment.
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: dir.path + "/cairn.db"), Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        try #require(FileManager.default.fileExists(atPath: dir.path + "/cairn.db"), "the worker never started")
         let environ = "/proc/\(worker.processIdentifier)/environ"
         // Another process of the same user: the kernel refuses (cairn is not dumpable).
         let sameUser = try runProcess("/usr/bin/setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "/bin/cat", environ])

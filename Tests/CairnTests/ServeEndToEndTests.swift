@@ -79,6 +79,19 @@ import Testing
             try JSONSerialization.jsonObject(with: Data(try http("GET", "/v1/status").body.utf8)) as! [String: Any]
         }
 
+        /// A counter's value on `/metrics` (the sum over its labels).
+        func counter(_ name: String) throws -> Int {
+            try http("GET", "/metrics").body.split(separator: "\n").filter { $0.hasPrefix(name + "{") || $0.hasPrefix(name + " ") }
+                .compactMap { Double($0.split(separator: " ").last ?? "").map(Int.init) }.reduce(0, +)
+        }
+
+        /// Waits until the loop has looked `times` more times (passes and skipped polls): the
+        /// positive signal that it had its chance to do something.
+        func waitForPolls(_ times: Int, timeout: Double = 30) throws {
+            let start = try counter("cairn_polls_total")
+            try waitFor("\(times) more polls", timeout: timeout) { try counter("cairn_polls_total") >= start + times }
+        }
+
         func condition(_ type: String) throws -> [String: Any]? {
             (try status()["conditions"] as? [[String: Any]])?.first { $0["type"] as? String == type }
         }
@@ -132,7 +145,9 @@ import Testing
         let store = try RegistryDatabase(path: s.dbPath)
         _ = try store.setSuspended(true, actor: "test", at: Int64(Date().timeIntervalSince1970))
         _ = try store.setSuspended(false, actor: "test", at: Int64(Date().timeIntervalSince1970))
-        Thread.sleep(forTimeInterval: 1.5)
+        // The loop sees the generation move within 2 s and looks again: once it has, the invalid
+        // revision was still not read again.
+        try s.waitForPolls(3)
         #expect(try s.http("GET", "/metrics").body.contains("cairn_reconcile_total{result=\"invalid\"} 1\n"))
 
         let fixed = try s.push("remove the broken model", remove: ["models/broken.yaml"])
@@ -155,7 +170,7 @@ import Testing
                 .compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +)
         }
         let (generation, rows, counted) = (try db.generation(), try db.auditCount(), try passes())
-        Thread.sleep(forTimeInterval: 3.5)
+        try s.waitForPolls(3)
         #expect(try db.generation() == generation)
         #expect(try db.auditCount() == rows)
         #expect(try passes() == counted)
@@ -206,12 +221,25 @@ import Testing
                       ("a missing repository path", ["--repo", "/nonexistent/repository"])])
     func failingPassesBackOffWhateverFailed(_ cause: String, _ extra: [String]) throws {
         let s = try Setup(copyExamples: false)
-        try s.start(interval: "1m", extra: extra + ["--workers", "0"])
-        try s.waitFor("a first failed pass (\(cause))") { s.log.contains("pass failed") }
-        // Failures at about 0 s, 1 s and 3 s in the next four seconds; at 200 ms it would be about twenty.
-        Thread.sleep(forTimeInterval: 4.5)
-        let failures = s.log.components(separatedBy: "pass failed").count - 1
-        #expect((2...5).contains(failures), "\(cause): \(failures) failed passes in 4.5 s\n\(s.log.suffix(2000))")
+        try s.start(interval: "1m", extra: extra + ["--workers", "0", "--log-format", "json"])
+        // Four failures, then the daemon's own times of them: the gaps double (1 s, 2 s, 4 s,
+        // ±10%). A gap can only come out longer than its backoff on a loaded machine, never
+        // shorter, so the lower bounds are exact; at 200 ms the gaps were 0.2 s each.
+        func failures() -> [Date] {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return s.log.split(separator: "\n").compactMap { line in
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      object["message"] as? String == "pass failed", let time = object["time"] as? String else { return nil }
+                return formatter.date(from: time)
+            }
+        }
+        try s.waitFor("four failed passes (\(cause))", timeout: 30) { failures().count >= 4 }
+        let times = failures()
+        let gaps = zip(times.dropFirst(), times).map { $0.timeIntervalSince($1) }
+        for (gap, backoff) in zip(gaps, [1.0, 2.0, 4.0]) {
+            #expect(gap >= backoff * 0.9 - 0.01, "\(cause): \(gaps) s between failed passes\n\(s.log.suffix(2000))")
+        }
         #expect(try s.condition("Stalled")?["status"] as? String == "True")
     }
 
@@ -285,11 +313,12 @@ import Testing
         let body = Data(#"{"ref":"refs/heads/main"}"#.utf8)
         #expect(try s.http("POST", "/hooks/git", body: body).status == 401)
         #expect(try s.http("POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": "sha256=" + String(repeating: "0", count: 64)]).status == 401)
-        Thread.sleep(forTimeInterval: 1.5)
-        #expect(try s.status()["lastAttemptedRevision"] as? String == first, "a refused webhook must not trigger a pass")
         let good = try s.http("POST", "/hooks/git", body: body, headers: signed(body))
         #expect(good.status == 202)
         try s.waitFor("the webhook's pass", timeout: 20) { try s.status()["lastAppliedRevision"] as? String == second }
+        // Two passes in all, the first and the signed webhook's: neither refused request made one
+        // (each would have applied `second` itself and left the good webhook a pass of its own).
+        #expect(try s.counter("cairn_reconcile_total") == 2, "a refused webhook triggered a pass\n\(s.log.suffix(2000))")
         // GitHub sends payloads up to 25 MB (a push of many commits); larger ones are refused.
         let large = Data(#"{"ref":"refs/heads/main","padding":""#.utf8) + Data(repeating: UInt8(ascii: "x"), count: 5 << 20) + Data(#""}"#.utf8)
         #expect(try s.http("POST", "/hooks/git", body: large, headers: signed(large)).status == 202)
