@@ -7,6 +7,22 @@ import Testing
 /// and the final state is the one a single reconciler and worker reach.
 /// CI runs one round; `make concurrency` runs more (CAIRN_CONCURRENCY_ROUNDS, CAIRN_CONCURRENCY_PADDING).
 @Suite(.serialized) struct ConcurrencyTests {
+    /// When each process ran, by which loop.
+    final class LockedSpans: @unchecked Sendable {
+        struct Span {
+            var kind: String
+            var name: String
+            var start: Date
+            var end: Date
+        }
+        private let lock = NSLock()
+        private var spans: [Span] = []
+        func append(_ run: Invocation, name: String = Thread.current.description) {
+            lock.withLock { spans.append(Span(kind: run.kind, name: name, start: run.started, end: run.started.addingTimeInterval(run.seconds))) }
+        }
+        var all: [Span] { lock.withLock { spans } }
+    }
+
     /// Runs `body` on its own thread until `stop` is set; returns a way to wait for it.
     final class Loop: @unchecked Sendable {
         private let done = DispatchSemaphore(value: 0)
@@ -49,16 +65,19 @@ import Testing
         _ = try drive(fleet, into: reference)
         let expected = try reference.dump()
 
-        var reconcilePasses = 0, workerPasses = 0, runsExecuted = 0, applyingProcesses = 0
+        var reconcilePasses = 0, workerPasses = 0, runsExecuted = 0, applyingProcesses = 0, overlaps = ["reconcile": 0, "worker": 0]
+        var converged = 0
         for round in 0..<rounds {
             let registry = Registry("cairn-concurrency-\(round)")
             let outputs = LockedList()
+            let spans = LockedSpans()
             for commit in fleet.commits {
                 let reconcilers = ["a", "b"].map { name in
                     Loop { loop in
                         let run = try invoke("reconcile", ["reconcile", "--repo", fleet.repo.path, "--revision", commit, "--db", registry.db,
                                                            "--lock-timeout", "60"],
                                              env: ["USER": "reconciler-\(name)-\(round)-\(commit.prefix(7))-\(loop.passes)"], scratch: registry.dir)
+                        spans.append(run)
                         if run.status != 0, run.status != 3 { throw FixtureError("reconciler \(name): exit \(run.status): \(run.output)") }
                     }
                 }
@@ -66,18 +85,22 @@ import Testing
                     Loop { _ in
                         let run = try invoke("worker", ["worker", "--once", "--lease", "10s", "--retry-delay", "1s", "--repo", fleet.repo.path,
                                                         "--db", registry.db], scratch: registry.dir)
+                        spans.append(run)
                         if run.status != 0 { throw FixtureError("worker \(name): exit \(run.status): \(run.output)") }
                         outputs.append(run.output)
                         if !run.output.contains("started") { Thread.sleep(forTimeInterval: 0.2) }
                     }
                 }
                 let deadline = Date().addingTimeInterval(300)
-                while Date() < deadline {
+                var done = false
+                while !done, Date() < deadline {
                     Thread.sleep(forTimeInterval: 0.5)
                     let plan = try cairn(["plan", "--repo", fleet.repo.path, "--revision", commit, "--db", registry.db, "--detailed-exitcode"],
                                          env: Registry.env)
-                    if plan.status == 0, try registry.activeRuns() == 0 { break }
+                    done = try plan.status == 0 && registry.activeRuns() == 0
                 }
+                #expect(done, "round \(round): \(commit.prefix(7)) did not converge in 300 s")
+                if done { converged += 1 }
                 for loop in reconcilers + workers {
                     if let failure = loop.finish() { Issue.record("round \(round): \(failure)") }
                 }
@@ -94,8 +117,19 @@ import Testing
             #expect(runs.allSatisfy { ($0["state"] as String) == "succeeded" && ($0["attempts"] as Int) == 1 }, "\(runs)")
             runsExecuted += ids.count
 
+            // The processes contended: two reconcilers, and two workers, ran at the same time.
+            for kind in ["reconcile", "worker"] {
+                let mine = spans.all.filter { $0.kind == kind }
+                let overlapping = mine.enumerated().filter { i, a in
+                    mine.dropFirst(i + 1).contains { b in a.start < b.end && b.start < a.end && a.name != b.name }
+                }.count
+                #expect(overlapping > 0, "round \(round): no two \(kind) processes ever ran at once")
+                overlaps[kind, default: 0] += overlapping
+            }
+
             // Applies never interleave: the rows of one reconcile process are consecutive among the reconcilers' rows.
             let actors = try registry.read { try String.fetchAll($0, sql: "SELECT actor FROM audit_log WHERE actor LIKE 'reconciler-%' ORDER BY id") }
+            #expect(!actors.isEmpty, "round \(round): no reconciler applied anything, so nothing could interleave")
             var seen = Set<String>()
             var previous: String?
             for actor in actors where actor != previous {
@@ -104,6 +138,7 @@ import Testing
                 previous = actor
             }
             applyingProcesses += seen.count
+            #expect(seen.count >= fleet.commits.count, "round \(round): \(seen.count) reconcile processes applied, for \(fleet.commits.count) commits")
 
             #expect(try registry.violations() == [])
             let state = try registry.dump()
@@ -115,6 +150,8 @@ import Testing
         try Reliability.report("concurrency", [
             "rounds": rounds, "paddingModels": padding, "reconcilePasses": reconcilePasses, "workerPasses": workerPasses,
             "runsExecuted": runsExecuted, "reconcileProcessesThatApplied": applyingProcesses,
+            "overlappingReconciles": overlaps["reconcile"] ?? 0, "overlappingWorkers": overlaps["worker"] ?? 0,
+            "commitsConverged": converged, "commits": rounds * fleet.commits.count,
         ])
     }
 }

@@ -90,26 +90,45 @@ import Testing
         #expect(missing.status == 1 && missing.stderr.contains("no registry database at"))
     }
 
-    @Test func openersCreatingTheSameDatabaseAtOnceAllSucceed() throws {
-        // Eight connections released together on a database that does not exist yet, as when a
-        // reconciler and workers start at the same moment: all open it; one creates the schema.
-        for round in 0..<5 {
+    /// Eight `cairn` processes (workers and reconcilers) released together by a FIFO barrier on a
+    /// database that does not exist yet, as when a reconciler and workers start at the same
+    /// moment: all succeed; one creates the schema.
+    @Test func processesCreatingTheSameDatabaseAtOnceAllSucceed() throws {
+        let fleet = try Fleet()
+        for round in 0..<3 {
             let dir = TempDir("cairn-create-\(round)")
-            let db = dir.path + "/registry.db"
-            let start = DispatchSemaphore(value: 0)
-            let group = DispatchGroup()
-            let failures = LockedList()
-            for _ in 0..<8 {
-                group.enter()
-                Thread.detachNewThread {
-                    start.wait()
-                    do { _ = try RegistryDatabase(path: db) } catch { failures.append("\(error)") }
-                    group.leave()
-                }
+            let db = dir.path + "/registry.db", barrier = dir.path + "/barrier"
+            var processes: [(Process, String)] = []
+            for i in 0..<8 {
+                let args = i % 4 == 0
+                    ? ["reconcile", "--repo", fleet.repo.path, "--db", db, "--lock-timeout", "60"]
+                    : ["worker", "--once", "--repo", fleet.repo.path, "--db", db]
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: "/bin/sh")
+                // Say it is at the barrier, wait there, then become cairn.
+                p.arguments = ["-c", ": > \"$1.ready\"; read _ < \"$1\"; shift; exec \"$@\"", "sh", barrier + "-\(i)", cairnBinary] + args
+                p.environment = ProcessInfo.processInfo.environment.merging(Registry.env) { $1 }
+                let log = dir.path + "/out-\(i)"
+                _ = FileManager.default.createFile(atPath: log, contents: nil)
+                p.standardOutput = FileHandle(forWritingAtPath: log)
+                p.standardError = p.standardOutput
+                processes.append((p, log))
+                // Each process has a barrier of its own, all opened at once below.
+                try #require(mkfifo(barrier + "-\(i)", 0o600) == 0)
+                try p.run()
             }
-            for _ in 0..<8 { start.signal() }
-            group.wait()
-            #expect(failures.all == [], "round \(round)")
+            let deadline = Date().addingTimeInterval(30)
+            while (0..<8).contains(where: { !FileManager.default.fileExists(atPath: barrier + "-\($0).ready") }), Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+            // Release: open every barrier for writing, then close them all together.
+            let writers = (0..<8).map { open(barrier + "-\($0)", O_WRONLY) }
+            writers.forEach { close($0) }
+            for (p, log) in processes {
+                p.waitUntilExit()
+                let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                #expect(p.terminationStatus == 0 || p.terminationStatus == 3, "round \(round): \(p.arguments ?? []) exited \(p.terminationStatus): \(output)")
+            }
             #expect(try cairn(["audit", "verify", "--db", db]).status == 0)
         }
     }

@@ -180,6 +180,8 @@ final class Registry: @unchecked Sendable {
 /// One process started by the driver.
 struct Invocation {
     var kind: String
+    /// When it started and how long it ran.
+    var started: Date
     var seconds: Double
     var status: Int32
     var killed: Bool
@@ -261,7 +263,7 @@ func invoke(_ kind: String, _ arguments: [String], env: [String: String] = [:], 
     try output.close()
     let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
     try? FileManager.default.removeItem(atPath: outputPath)
-    return Invocation(kind: kind, seconds: Date().timeIntervalSince(started), status: process.terminationStatus,
+    return Invocation(kind: kind, started: started, seconds: Date().timeIntervalSince(started), status: process.terminationStatus,
                       killed: killed && process.terminationReason == .uncaughtSignal, output: text)
 }
 
