@@ -19,7 +19,17 @@ db="$work/registry.db"
 
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
 step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
-run() { step "cairn $*"; "$cairn" "$@" || true; }
+# Each step must exit as the demo expects (0, or `expect=N run …`); anything else stops the
+# demo with the step that failed (the test command runs it, so a broken step fails CI).
+run() {
+    step "cairn $*"
+    local status=0
+    "$cairn" "$@" || status=$?
+    if [ "$status" != "${expect:-0}" ]; then
+        echo "demo: \`cairn $*\` exited $status, expected ${expect:-0}" >&2
+        exit 1
+    fi
+}
 
 export CAIRN_SIGNING_KEY="64656d6f2d7369676e696e672d6b65792d31323334"   # artifacts are HMAC-signed with it
 
@@ -27,7 +37,7 @@ run validate --repo "$repo"
 run plan --repo "$repo" --db "$db"
 # Reconcile, train what it queues (builtin trainers, in this process), reconcile again until
 # converged. Exit status 3: converged, but the manual-approval shadow still waits for a person.
-run reconcile --repo "$repo" --db "$db" --wait
+expect=3 run reconcile --repo "$repo" --db "$db" --wait
 run versions homepage-recs-c --db "$db"
 
 step "git commit: approve homepage-recs-c v1 (the pull-request way)"

@@ -9,6 +9,15 @@ python3 schemas/generate.py --check
 python3 examples/tools/generate_interactions.py --check >/dev/null
 swift build --build-tests
 swift test --skip-build
+# The fuzz target's replay mode (an ordinary build) over every seed and the limit seeds,
+# the 8 MiB ones included: the same check the fuzzer runs, on inputs it cannot reach.
+python3 Tests/Fuzz/limit_seeds.py .build/limit-seeds
+.build/debug/cairn-fuzz examples/fleet/models examples/fleet/templates examples/fleet/targets examples/fleet/weights \
+    Tests/Fixtures/manifests/valid Tests/Fixtures/manifests/invalid Tests/Fixtures/manifests/beyond-schema Tests/Fixtures/hostile \
+    .build/limit-seeds
+# The README's demo, end to end: it fails on any step that exits other than it expects.
+scripts/demo.sh > .build/demo.log 2>&1 || { tail -n 40 .build/demo.log; echo "test: the demo failed" >&2; exit 1; }
+echo "demo: every step as expected (.build/demo.log)"
 if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
     FUZZ_SECONDS="${FUZZ_SECONDS:-60}" scripts/fuzz.sh
 fi

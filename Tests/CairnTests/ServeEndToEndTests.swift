@@ -2,6 +2,7 @@ import CairnCore
 import CairnStore
 import Crypto
 import Foundation
+import GRDB
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -46,7 +47,7 @@ import Testing
             return sha
         }
 
-        func start(interval: String = "1s", extra: [String] = [], env: [String: String] = [:]) throws {
+        func start(interval: String = "1s", extra: [String] = [], env: [String: String] = [:], repo: String? = nil) throws {
             if token == nil {
                 let created = try cairn(["token", "create", "serve-tests", "--scope", "admin", "--db", dbPath], env: ["USER": "test"])
                 token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -54,7 +55,7 @@ import Testing
             port = freePort()
             let p = Process()
             p.executableURL = URL(fileURLWithPath: cairnBinary)
-            p.arguments = ["serve", "--repo", "file://\(remote)", "--db", dbPath, "--listen", "127.0.0.1:\(port)", "--interval", interval] + extra
+            p.arguments = ["serve", "--repo", repo ?? "file://\(remote)", "--db", dbPath, "--listen", "127.0.0.1:\(port)", "--interval", interval] + extra
             var environment = ProcessInfo.processInfo.environment
             environment["CAIRN_WEBHOOK_SECRET"] = "hook-secret"
             environment["CAIRN_SIGNING_KEY"] = "73657276652d6b65792d666f722d7465737473"
@@ -303,6 +304,47 @@ import Testing
         #expect(short.status == 1 && short.stderr.contains("needs --revision as a full commit id"), "\(short.stderr)")
     }
 
+    /// A plain-path repository (no fetch), polled hourly: only `--resync` can make the daemon
+    /// look again, and it does, applying a new commit and then running a pass with nothing new.
+    @Test func aPlainPathRepositoryIsFollowedAndResyncRuns() throws {
+        let s = try Setup()
+        let first = try s.work.git(["rev-parse", "HEAD"])
+        try s.start(interval: "1h", extra: ["--workers", "0", "--resync", "2s"], repo: s.work.path)
+        try s.waitFor("the first pass") { try s.status()["lastAppliedRevision"] as? String == first }
+        #expect(!FileManager.default.fileExists(atPath: s.dir.url.appendingPathComponent("state/git-cache").path), "a path is read in place, not fetched")
+        let second = try s.work.commit("tune weights", files: ["weights/clicks-only.yaml": "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: clicks-only}\nspec: {weights: {click: 1.0, convert: 1.5}}\n"])
+        try s.waitFor("the resync to apply the new commit", timeout: 30) { try s.status()["lastAppliedRevision"] as? String == second }
+        let passes = try s.counter("cairn_reconcile_total")
+        try s.waitFor("a resync with nothing new", timeout: 30) { try s.counter("cairn_reconcile_total") > passes }
+        #expect(try s.http("GET", "/metrics").body.range(of: #"cairn_reconcile_total\{result="noop"\} [1-9]"#, options: .regularExpression) != nil)
+    }
+
+    /// The API's error answers: a webhook with no secret configured, an unknown target, missing
+    /// parameters, and `/readyz` while the database cannot answer (and after it can again).
+    @Test func theAPIsErrorAnswers() throws {
+        let s = try Setup()
+        let first = try s.work.git(["rev-parse", "HEAD"])
+        try s.start(interval: "1h", extra: ["--workers", "0"], env: ["CAIRN_WEBHOOK_SECRET": ""])
+        try s.waitFor("the first pass") { try s.status()["lastAppliedRevision"] as? String == first }
+        let body = Data(#"{"ref":"refs/heads/main"}"#.utf8)
+        let key = SymmetricKey(data: Data("hook-secret".utf8))
+        let signature = "sha256=" + HMAC<SHA256>.authenticationCode(for: body, using: key).map { String(format: "%02x", $0) }.joined()
+        #expect(try s.http("POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": signature]).status == 401, "no secret: every webhook is refused")
+        let unknown = try s.http("GET", "/v1/targets/no-such-target")
+        #expect(unknown.status == 404 && unknown.body.contains("ServingTarget/no-such-target serves nothing"), "\(unknown)")
+        let noUser = try s.http("GET", "/v1/targets/acme-search/recommendations")
+        #expect(noUser.status == 400 && noUser.body.contains("give user=U or items=a,b"), "\(noUser)")
+        #expect(try s.http("GET", "/v1/targets/acme-search/recommendations?user=u1&k=0").status == 400)
+        #expect(try s.http("GET", "/v1/plan?format=yaml").status == 400)
+        // The database stops answering (its meta table is gone): not ready, saying why; back, ready.
+        let raw = try DatabaseQueue(path: s.dbPath)
+        try raw.write { try $0.execute(sql: "ALTER TABLE meta RENAME TO meta_away") }
+        let down = try s.http("GET", "/readyz")
+        #expect(down.status == 503 && down.body.contains("database unreachable"), "\(down)")
+        try raw.write { try $0.execute(sql: "ALTER TABLE meta_away RENAME TO meta") }
+        #expect(try s.http("GET", "/readyz").status == 200)
+    }
+
     @Test func webhooksNeedAValidSignature() throws {
         let s = try Setup()
         let first = try s.work.git(["rev-parse", "HEAD"])
@@ -439,3 +481,42 @@ func freePort() -> Int {
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) } }
     return Int(UInt16(bigEndian: address.sin_port))
 }
+
+/// A learning schedule makes `cairn serve` run a pass of its own: polled hourly with an hourly
+/// resync, a model learning every minute from data outside git is trained again after a minute.
+/// (Its own suite, so its minute runs beside the others.)
+@Suite struct ScheduleEndToEndTests {
+    @Test func aDueScheduleRunsAPassThatTrains() throws {
+        let data = TempDir("cairn-schedule-data")
+        chmod(data.path, 0o755)
+        let csv = data.path + "/interactions.csv"
+        try (["user_id,item_id,event,timestamp"] + (0..<400).map { "u\($0 % 40),i\(($0 * 7) % 30),click,\(1_793_491_200 + $0)" })
+            .joined(separator: "\n").appending("\n").write(toFile: csv, atomically: true, encoding: .utf8)
+        chmod(csv, 0o644)
+        let s = try ServeEndToEndTests.Setup(files: [
+            "w.yaml": "apiVersion: cairn/v1\nkind: OutcomeWeights\nmetadata: {name: w}\nspec: {weights: {click: 1}}\n",
+            "t.yaml": """
+                apiVersion: cairn/v1
+                kind: Template
+                metadata: {name: t}
+                spec:
+                  events: [click]
+                  outcomeWeights: w
+                  dataset: {uri: "file://\(csv)"}
+                  trainer: {kind: builtin, algorithm: popularity}
+                  evaluation: {metrics: [recall@5]}
+
+                """,
+            "m.yaml": "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: m}\nspec:\n  template: t\n  lifecycle: active\n  learning: {mode: scheduled, every: 1m}\n",
+        ], copyExamples: false)
+        try s.start(interval: "1h", extra: ["--resync", "1h", "--workers", "1", "--dataset-root", data.path])
+        let db = try RegistryDatabase(path: s.dbPath)
+        func finished() throws -> Int { try db.recentRuns().filter { $0.state == "succeeded" }.count }
+        try s.waitFor("the first run", timeout: 60) { try finished() == 1 }
+        // Nothing polls or resyncs within the hour: only the schedule can start another pass.
+        try s.waitFor("the schedule's run, a minute later", timeout: 150) { try finished() == 2 }
+        let history = try db.history(RegistryDatabase.HistoryFilter(model: "m", limit: 50))
+        #expect(history.contains { $0.reason.contains("learning schedule") }, "\(history.map(\.reason))")
+    }
+}
+

@@ -126,3 +126,27 @@ import Testing
         #expect(docs[0].root.jsonValue.canonicalText == #"{"a":[1,2.5,true,null,"q\"","yes"],"b":{"c":"nan"}}"#)
     }
 }
+
+/// The fuzzer's limit seeds (`Tests/Fuzz/limit_seeds.py`) sit exactly at the loader's limits:
+/// one step below and at each limit loads, one step above is refused by that limit.
+@Suite struct FuzzLimitSeedTests {
+    @Test func limitSeedsSitAtTheLimits() throws {
+        let dir = TempDir("cairn-limit-seeds")
+        let made = try runProcess("/usr/bin/env", ["python3", packageRoot.appendingPathComponent("Tests/Fuzz/limit_seeds.py").path, dir.path])
+        try #require(made.status == 0, "\(made.stderr)")
+        let limits = YAMLLimits.default
+        for (name, at, refusal) in [("scalar", limits.maxScalarBytes, "over the limit of \(limits.maxScalarBytes) bytes"),
+                                    ("nesting", limits.maxDepth, "nesting deeper than \(limits.maxDepth) levels"),
+                                    ("file", limits.maxBytes, "over the limit of \(limits.maxBytes) bytes")] {
+            for size in [at - 1, at, at + 1] {
+                let bytes = [UInt8](try Data(contentsOf: dir.url.appendingPathComponent("\(name)-\(size).yaml")))
+                do {
+                    _ = try YAMLLoader.load(bytes)
+                    #expect(size <= at, "\(name)-\(size) loaded, over the limit")
+                } catch {
+                    #expect(size > at && error.message.contains(refusal), "\(name)-\(size): \(error.message)")
+                }
+            }
+        }
+    }
+}
