@@ -136,4 +136,39 @@ import Testing
         }
         #expect(page.contains("0 applied or nothing to do, 3 applied with blocked items left"))
     }
+
+    /// Where the README, RELIABILITY.md or docs/ name a test (`SuiteTests.testName`, a
+    /// `…Tests.swift` file, a suite), it exists: a promise never points at a test that is gone
+    /// or was renamed.
+    @Test func everyTestTheDocsNameExists() throws {
+        let tests = Self.root.appendingPathComponent("Tests/CairnTests")
+        var source = ""
+        for file in try FileManager.default.contentsOfDirectory(atPath: tests.path) where file.hasSuffix(".swift") {
+            source += try String(contentsOf: tests.appendingPathComponent(file), encoding: .utf8)
+        }
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: tests.path))
+        let docs = ["README.md", "RELIABILITY.md"] + (try FileManager.default.contentsOfDirectory(atPath: Self.root.appendingPathComponent("docs").path))
+            .filter { $0.hasSuffix(".md") }.map { "docs/" + $0 }
+        var named = 0
+        for doc in docs {
+            let text = try String(contentsOf: Self.root.appendingPathComponent(doc), encoding: .utf8)
+            for match in text.matches(of: try Regex(#"\b([A-Z][A-Za-z]+Tests)\.([a-z][A-Za-z0-9]*)(…)?"#)) {
+                let suite = String(text[match.output[1].range!]), test = String(text[match.output[2].range!])
+                if test == "swift" {
+                    #expect(files.contains(suite + ".swift"), "\(doc) names \(suite).swift, which does not exist")
+                } else {
+                    // `name…` abbreviates: the test's name starts so.
+                    let declared = match.output[3].range != nil ? "func \(test)" : "func \(test)("
+                    #expect(source.contains("struct \(suite)") && source.contains(declared), "\(doc) names \(suite).\(test), which does not exist")
+                }
+                named += 1
+            }
+            for match in text.matches(of: try Regex(#"`([A-Z][A-Za-z]+Tests)`"#)) {
+                let suite = String(text[match.output[1].range!])
+                #expect(source.contains("struct \(suite)"), "\(doc) names the suite \(suite), which does not exist")
+                named += 1
+            }
+        }
+        #expect(named >= 10, "the scan found the tests the docs name")
+    }
 }
