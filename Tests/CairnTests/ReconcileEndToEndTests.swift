@@ -7,6 +7,19 @@ import Testing
 
 /// The built `cairn` binary on real git repositories and real database files.
 @Suite struct ReconcileEndToEndTests {
+    /// The example's acme-search target, routed to the search-popular model instead of the family champion.
+    static let acmeSearchOnPopular = """
+        apiVersion: cairn/v1
+        kind: ServingTarget
+        metadata: {name: acme-search}
+        spec:
+          tenant: acme
+          surface: search
+          routes:
+            - {model: search-popular, version: latest-approved}
+
+        """
+
     /// A repository holding the example fleet, and a database path beside it.
     final class Fleet: @unchecked Sendable {
         let repo: GitFixture
@@ -382,17 +395,7 @@ import Testing
         let search = try String(contentsOf: fleet.repo.dir.url.appendingPathComponent("models/search.yaml"), encoding: .utf8)
             .replacingOccurrences(of: "  approval: {mode: manual}\n", with: "  approval: {mode: manual}\n  decisions: {approve: [1]}\n")
         try fleet.repo.git(["checkout", "-q", "-b", "swap"])
-        try fleet.repo.commit("acme search: route to search-popular", files: ["models/search.yaml": search, "targets/acme-search.yaml": """
-            apiVersion: cairn/v1
-            kind: ServingTarget
-            metadata: {name: acme-search}
-            spec:
-              tenant: acme
-              surface: search
-              routes:
-                - {model: search-popular, version: latest-approved}
-
-            """])
+        try fleet.repo.commit("acme search: route to search-popular", files: ["models/search.yaml": search, "targets/acme-search.yaml": Self.acmeSearchOnPopular])
         let md = try fleet.run(["plan", "--revision", "swap", "--format", "markdown"])
         #expect(md.status == 0, "\(md.stderr)")
         #expect(md.stdout.contains("> **1 candidate below what is live** on at least one metric"), "\(md.stdout)")
@@ -447,17 +450,7 @@ import Testing
         // The PR plan shows the label beside a candidate it labels.
         try fleet.repo.git(["checkout", "-q", "-b", "swap"])
         let swapped = labelled.replacingOccurrences(of: "  approval: {mode: manual}\n", with: "  approval: {mode: manual}\n  decisions: {approve: [1]}\n  versionLabels: [{version: 1, label: popular baseline}]\n")
-        try fleet.repo.commit("route acme-search to the baseline", files: ["models/search.yaml": swapped, "targets/acme-search.yaml": """
-            apiVersion: cairn/v1
-            kind: ServingTarget
-            metadata: {name: acme-search}
-            spec:
-              tenant: acme
-              surface: search
-              routes:
-                - {model: search-popular, version: latest-approved}
-
-            """])
+        try fleet.repo.commit("route acme-search to the baseline", files: ["models/search.yaml": swapped, "targets/acme-search.yaml": Self.acmeSearchOnPopular])
         let md = try fleet.run(["plan", "--revision", "swap", "--format", "markdown"])
         #expect(md.stdout.contains("| `acme-search` | search-popular v1 “popular baseline” | ndcg@10 |"), "\(md.stdout)")
         // Removing the labels from git clears them.
@@ -477,17 +470,7 @@ import Testing
         #expect(try fleet.database().observedState().targets["acme-search"]?.routes.map(\.model) == ["search-knn"])
         let search = try String(contentsOf: fleet.repo.dir.url.appendingPathComponent("models/search.yaml"), encoding: .utf8)
             .replacingOccurrences(of: "  approval: {mode: manual}\n", with: "  approval: {mode: manual}\n  decisions: {approve: [1]}\n")
-        try fleet.repo.commit("acme search: route to search-popular", files: ["models/search.yaml": search, "targets/acme-search.yaml": """
-            apiVersion: cairn/v1
-            kind: ServingTarget
-            metadata: {name: acme-search}
-            spec:
-              tenant: acme
-              surface: search
-              routes:
-                - {model: search-popular, version: latest-approved}
-
-            """])
+        try fleet.repo.commit("acme search: route to search-popular", files: ["models/search.yaml": search, "targets/acme-search.yaml": Self.acmeSearchOnPopular])
         let swap = try fleet.run(["reconcile", "--no-color"])
         #expect(swap.status == 0 || swap.status == 3, "\(swap.stdout)\(swap.stderr)")
         #expect(try fleet.database().observedState().targets["acme-search"]?.routes.map(\.model) == ["search-popular"])
