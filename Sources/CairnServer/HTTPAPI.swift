@@ -96,16 +96,16 @@ public struct HTTPAPI: Sendable {
         router.get("healthz") { _, _ in Self.text("ok\n") }
 
         /// What `/readyz` and `cairn_ready` report: the database answers, a pass ran and did not stall, the key verifies what is live.
-        @Sendable func isReady() async -> Bool {
+        @Sendable func readiness() async -> (ready: Bool, reachable: Bool) {
             let reachable = (try? await blocking { [db] in try db.generation() }) != nil
-            return reachable && !loop.status.isStalled && loop.status.lastPassAt != nil && loop.status.keyProblem == nil
+            return (reachable && !loop.status.isStalled && loop.status.lastPassAt != nil && loop.status.keyProblem == nil, reachable)
         }
 
         router.get("readyz") { _, _ -> Response in
-            let reachable = (try? await blocking { [db] in try db.generation() }) != nil
+            let (ready, reachable) = await readiness()
+            if ready { return Self.text("ready\n") }
             let stalled = loop.status.isStalled
             let keyProblem = loop.status.keyProblem
-            if await isReady() { return Self.text("ready\n") }
             let stalledMessage = loop.status.conditions["Stalled"]?.message ?? ""
             let why = !reachable ? "database unreachable" : keyProblem.map { "signing key: \($0)" } ?? (stalled ? "last pass stalled: \(stalledMessage)" : "no pass yet")
             return Self.text("not ready: \(why)\n", status: .serviceUnavailable)
@@ -113,7 +113,7 @@ public struct HTTPAPI: Sendable {
 
         router.get("metrics") { request, _ -> Response in
             if !configuration.publicMetrics, let denied = await authorize(request, .read) { return denied }
-            let ready = await isReady()
+            let ready = await readiness().ready
             return Self.text(metrics.render(db: db, ready: ready), type: "text/plain; version=0.0.4; charset=utf-8")
         }
 
