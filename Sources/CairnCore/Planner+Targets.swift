@@ -192,7 +192,6 @@ public enum Describe {
         return "\(trainer), weights \(t.outcomeWeights)"
     }
 
-    /// The top-level fields that differ between two values, by their JSON form.
     /// A model's changed fields, with version labels spelt out (`v2 label "winter catalogue"; v1 description removed`).
     static func modelChanges(_ old: Model, _ new: Model) -> String {
         var o = old, n = new
@@ -214,6 +213,7 @@ public enum Describe {
         return parts.isEmpty ? "changed" : parts.joined(separator: "; ")
     }
 
+    /// The top-level fields that differ between two values, by their JSON form.
     static func changedFields<T: Encodable>(_ old: T, _ new: T) -> String {
         guard case let .object(a) = JSONValue.from(old), case let .object(b) = JSONValue.from(new) else { return "changed" }
         let keys = Set(a.keys).union(b.keys).filter { a[$0]?.canonicalText != b[$0]?.canonicalText }.sorted()
