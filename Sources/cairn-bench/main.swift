@@ -104,22 +104,77 @@ func spawn(_ executable: String, _ arguments: [String]) throws -> pid_t {
     return pid
 }
 
-/// Runs the binary; returns wall time, the process's own peak RSS, and its exit status. A
-/// process killed by a signal, or exiting with a status `allowed` does not list, fails the
-/// benchmark: a figure of a run that did not do its work is no figure.
-func measure(_ executable: String, _ arguments: [String], allowed: Set<Int32> = [0]) throws -> (Double, Double, Int32) {
+/// Runs a process and waits for it: wall seconds, peak RSS in KiB (`wait4`), raw wait status.
+func runAndWait(_ executable: String, _ arguments: [String]) throws -> (Double, Int, Int32) {
     let start = Date()
     let pid = try spawn(executable, arguments)
     var status: Int32 = 0
     var usage = rusage()
     guard wait4(pid, &status, 0, &usage) == pid else { throw BenchError("lost track of \(arguments.first ?? executable)") }
-    let wall = Date().timeIntervalSince(start)
+    return (Date().timeIntervalSince(start), Int(usage.ru_maxrss), status)
+}
+
+/// Starts the measured processes for a process that stays small. Linux carries the peak RSS of
+/// the process that spawns into the spawned one (across vfork and exec), so a child of this
+/// harness, which grows to hundreds of MB running the in-process rows, reported that as its own
+/// peak. Its spawner is this binary in `--spawner` mode, started first: one request per line
+/// on its standard input (a JSON array: executable, then arguments), one answer per line
+/// (`wall-seconds maxrss-KiB wait-status`).
+final class Spawner {
+    let process = Process()
+    let input = Pipe(), output = Pipe()
+    var buffer = Data()
+
+    init() throws {
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        process.arguments = ["--spawner"]
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+    }
+
+    func run(_ executable: String, _ arguments: [String]) throws -> (Double, Int, Int32) {
+        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: [executable] + arguments) + Data("\n".utf8))
+        while !buffer.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { throw BenchError("the spawner exited") }
+            buffer += chunk
+        }
+        let end = buffer.firstIndex(of: UInt8(ascii: "\n"))!
+        let line = String(decoding: buffer[..<end], as: UTF8.self)
+        buffer = Data(buffer[buffer.index(after: end)...])
+        let fields = line.split(separator: " ")
+        guard fields.count == 3, let wall = Double(fields[0]), let rss = Int(fields[1]), let status = Int32(fields[2]) else {
+            throw BenchError("the spawner said \(line)")
+        }
+        return (wall, rss, status)
+    }
+
+    /// The `--spawner` loop.
+    static func serve() -> Never {
+        while let line = readLine() {
+            guard let request = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String], let executable = request.first,
+                  let (wall, rss, status) = try? runAndWait(executable, Array(request.dropFirst())) else {
+                FileHandle.standardOutput.write(Data("error 0 0\n".utf8))
+                continue
+            }
+            FileHandle.standardOutput.write(Data("\(wall) \(rss) \(status)\n".utf8))
+        }
+        exit(0)
+    }
+}
+
+/// Runs the binary (through the spawner); returns wall time, the process's own peak RSS, and
+/// its exit status. A process killed by a signal, or exiting with a status `allowed` does not
+/// list, fails the benchmark: a figure of a run that did not do its work is no figure.
+func measure(_ executable: String, _ arguments: [String], allowed: Set<Int32> = [0]) throws -> (Double, Double, Int32) {
+    let (wall, rssKiB, status) = try spawner.run(executable, arguments)
     if status & 0x7f != 0 {
         throw BenchError("cairn \(arguments.joined(separator: " ")) was killed by signal \(status & 0x7f)")
     }
     let code = (status >> 8) & 0xff
     guard allowed.contains(code) else { throw BenchError("cairn \(arguments.joined(separator: " ")) exited \(code)") }
-    return (wall, Double(usage.ru_maxrss) / 1024, code)
+    return (wall, Double(rssKiB) / 1024, code)
 }
 
 /// Observes nothing: the benchmark times the pass itself.
@@ -178,6 +233,9 @@ func timeInProcess(repeats: Int = 5, _ body: () throws -> Void) rethrows -> Doub
     return times.sorted()[repeats / 2]
 }
 
+if CommandLine.arguments.dropFirst().first == "--spawner" { Spawner.serve() }
+/// Started while this process is small (see `Spawner`).
+nonisolated(unsafe) let spawner = try Spawner()
 let options = try Options(CommandLine.arguments)
 guard FileManager.default.isExecutableFile(atPath: options.cairn) else { throw BenchError("no cairn binary at \(options.cairn); pass --cairn") }
 var results: [Measurement] = []
