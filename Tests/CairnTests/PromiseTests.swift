@@ -137,7 +137,9 @@ import Testing
         let after = try runs()
         #expect(after.count == 2 && after[0] == first[0].replacingOccurrences(of: "queued", with: "cancelled") && after[1].hasSuffix(" queued"), "\(after)")
         let history = try fleet.runDB(["history", "--model", "homepage-recs", "--format", "json"])
-        #expect(history.stdout.contains("superseded") || history.stdout.contains("cancel"), "\(history.stdout.prefix(2000))")
+        // The train row that queued the replacement says which run it cancelled.
+        let cancelled = first[0].split(separator: " ")[0]
+        #expect(history.stdout.contains("no version yet; cancels queued run \(cancelled)"), "\(history.stdout.prefix(2000))")
         #expect(try fleet.runDB(["audit", "verify"]).status == 0)
     }
 }
