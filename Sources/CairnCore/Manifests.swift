@@ -250,6 +250,11 @@ public struct Model: Sendable, Hashable, Codable {
     /// Sorted by version; nil when none (so specs stored before labels existed compare equal).
     public var versionLabels: [VersionLabel]?
 
+    /// `versionLabels` by version number (the decoder refuses a number listed twice).
+    public var labelsByVersion: [Int: VersionLabel] {
+        Dictionary((versionLabels ?? []).map { ($0.version, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
     public init(metadata: ManifestMetadata, template: String, lifecycle: Lifecycle = .draft, family: String? = nil,
                 stage: Stage = .none, label: String? = nil, description: String? = nil, traits: [String] = [],
                 learning: Learning = Learning(), retrainToken: String? = nil, approval: Approval = Approval(),

@@ -71,7 +71,7 @@ public struct ObservedModel: Sendable, Codable, Equatable {
     /// `versions` with the label and description the applied spec gives each (git owns them:
     /// a version the spec does not list has none).
     public static func labelled(_ versions: [ModelVersion], by spec: Model) -> [ModelVersion] {
-        let labels = Dictionary((spec.versionLabels ?? []).map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
+        let labels = spec.labelsByVersion
         return versions.map { v in
             var v = v
             v.label = labels[v.number]?.label

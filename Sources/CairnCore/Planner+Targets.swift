@@ -199,8 +199,7 @@ public enum Describe {
         n.versionLabels = nil
         var parts: [String] = []
         if o != n { parts.append(changedFields(o, n)) }
-        let before = Dictionary((old.versionLabels ?? []).map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
-        let after = Dictionary((new.versionLabels ?? []).map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
+        let before = old.labelsByVersion, after = new.labelsByVersion
         for v in Set(before.keys).union(after.keys).sorted() {
             let b = before[v], a = after[v]
             if b?.label != a?.label {

@@ -135,7 +135,7 @@ extension PlanBuilder {
 
     /// A version's label as this revision sets it.
     func versionLabel(_ model: String, _ version: Int) -> String? {
-        (effectiveModels[model] ?? observed.models[model]?.spec)?.versionLabels?.first { $0.version == version }?.label
+        (effectiveModels[model] ?? observed.models[model]?.spec)?.labelsByVersion[version]?.label
     }
 
     /// A target serving `model` v`version` now.
