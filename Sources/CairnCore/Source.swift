@@ -1,5 +1,11 @@
 /// A commit as Cairn records it: full id, author and time.
 public struct CommitInfo: Sendable, Hashable, Codable {
+    /// True for a full SHA-1 commit id (40 hexadecimal digits, ASCII only): what the plan API and
+    /// `cairn plan --server` accept, never a ref name or an expression.
+    public static func isFullID(_ text: String) -> Bool {
+        text.utf8.count == 40 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }
+    }
+
     /// Full 40-hex commit id.
     public var sha: String
     public var authorName: String

@@ -41,10 +41,6 @@ public struct HTTPAPI: Sendable {
         var error: String
     }
 
-    static func isCommitID(_ text: String) -> Bool {
-        text.utf8.count == 40 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }
-    }
-
     struct PlanProblem: Error {
         var status: HTTPResponse.Status
         var body: PlanFailure
@@ -169,7 +165,7 @@ public struct HTTPAPI: Sendable {
             if let revision = query.get("revision") {
                 // A revision the daemon does not follow (a pull request's merge commit): only a
                 // full commit id, never an expression or a ref name the client could aim elsewhere.
-                guard Self.isCommitID(revision) else {
+                guard CommitInfo.isFullID(revision) else {
                     return Self.json(Problem(error: "revision must be a full commit id (40 hexadecimal digits)"), status: .badRequest)
                 }
                 switch try await planOf(revision: revision.lowercased()) {

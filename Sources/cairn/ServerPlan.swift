@@ -27,7 +27,7 @@ enum ServerPlan {
         if components.user != nil || components.password != nil {
             throw CairnError("--server must not hold credentials", hint: "give the API token in CAIRN_TOKEN or CAIRN_TOKEN_FILE")
         }
-        guard revision.utf8.count == 40, revision.allSatisfy(\.isHexDigit) else {
+        guard CommitInfo.isFullID(revision) else {
             throw CairnError("--server needs --revision as a full commit id (40 hexadecimal digits), not '\(Diagnostic.shortened(revision))'",
                              hint: "in GitHub Actions, the merge commit is ${{ github.sha }} on pull_request events")
         }
