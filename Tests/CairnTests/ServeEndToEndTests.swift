@@ -166,10 +166,7 @@ import Testing
         #expect(try db.history(RegistryDatabase.HistoryFilter(limit: 500)).allSatisfy { ["reconciler", "worker", "test"].contains($0.actor) })
 
         // Fast path: with nothing new, several polls later nothing was parsed or written.
-        func passes() throws -> Int {
-            try s.http("GET", "/metrics").body.split(separator: "\n").filter { $0.hasPrefix("cairn_reconcile_total{") }
-                .compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +)
-        }
+        func passes() throws -> Int { try s.counter("cairn_reconcile_total") }
         let (generation, rows, counted) = (try db.generation(), try db.auditCount(), try passes())
         try s.waitForPolls(3)
         #expect(try db.generation() == generation)
