@@ -57,9 +57,7 @@ extension RegistryDatabase {
     /// blocked before its first promotion has no row of its own). Written only when it changes,
     /// so applying the same revision twice still writes nothing.
     private func recordBlocked(_ db: Database, _ blocked: [BlockedChange]) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let text = String(decoding: try encoder.encode(blocked), as: UTF8.self)
+        let text = try encode(blocked)
         if try meta(db, "last_blocked") ?? "[]" != text { try setMeta(db, "last_blocked", text) }
     }
 
@@ -67,7 +65,7 @@ extension RegistryDatabase {
     public func lastBlocked() throws -> [BlockedChange] {
         try writer.read { db in
             guard let text = try meta(db, "last_blocked") else { return [] }
-            return (try? JSONDecoder().decode([BlockedChange].self, from: Data(text.utf8))) ?? []
+            return (try? decode([BlockedChange].self, text)) ?? []
         }
     }
 
