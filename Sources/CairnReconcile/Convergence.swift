@@ -54,13 +54,18 @@ public struct Convergence: Sendable {
         var passes = 1
         var seen = generationBefore
         var idle = 1.0
-        let finishedBefore = try store.finishedRunCount()
-        func report(_ queued: Int, _ running: Int) throws {
-            progress(Progress(passes: passes, queued: queued, running: running,
-                              done: try store.finishedRunCount() - finishedBefore, elapsed: clock.now() - started))
+        /// Queued, running and ended runs, in one read.
+        func counts() throws -> (queued: Int, running: Int, finished: Int) {
+            let c = try store.runStateCounts()
+            return (c["queued", default: 0], c["running", default: 0], c["succeeded", default: 0] + c["failed", default: 0] + c["cancelled", default: 0])
+        }
+        let finishedBefore = try counts().finished
+        func report(_ c: (queued: Int, running: Int, finished: Int)) {
+            progress(Progress(passes: passes, queued: c.queued, running: c.running, done: c.finished - finishedBefore, elapsed: clock.now() - started))
         }
         while true {
-            let (queued, running) = try store.activeRunCounts()
+            let now = try counts()
+            let (queued, running) = (now.queued, now.running)
             if plan.changes.isEmpty, queued == 0, running == 0 { return (plan, passes) }
             if stop.isSet { throw CairnError("stopped before converging") }
             if clock.now() - started > timeout {
@@ -74,13 +79,12 @@ public struct Convergence: Sendable {
                     : "they wait out a retry delay or a lease another worker holds: pass a longer --timeout"
                 throw CairnError("timed out after \(timeoutText) before converging: \(queued) training runs queued, \(running) running", hint: hint)
             }
-            try report(queued, running)
+            report(now)
             var worked = false
             if let worker {
                 while try worker.runOne(stop: stop) != nil {
                     worked = true
-                    let (q, r) = try store.activeRunCounts()
-                    try report(q, r)
+                    report(try counts())
                 }
             }
             let generation = try store.generation()

@@ -208,8 +208,8 @@ public protocol RegistryStore: Sendable {
     func recordFailedPass(revision: String?, revisionName: String?, result: String, message: String, at: Int64) throws
 
     func activeRunCounts() throws -> (queued: Int, running: Int)
-    /// Runs that ended (succeeded, failed or cancelled), ever: progress counts the ones ending during a wait.
-    func finishedRunCount() throws -> Int
+    /// Training runs by state (`queued`, `running`, `succeeded`, `failed`, `cancelled`), in one read.
+    func runStateCounts() throws -> [String: Int]
     /// Re-queues runs whose worker died (lease expired); returns their ids.
     @discardableResult
     func requeueExpiredRuns(now: Int64, baseDelay: Int64) throws -> [Int]

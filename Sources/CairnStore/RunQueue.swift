@@ -200,12 +200,6 @@ extension RegistryDatabase {
         }
     }
 
-    public func finishedRunCount() throws -> Int {
-        try writer.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM training_runs WHERE state IN ('succeeded', 'failed', 'cancelled')") ?? 0
-        }
-    }
-
     /// Training runs per state.
     public func runStateCounts() throws -> [String: Int] {
         try writer.read { db in

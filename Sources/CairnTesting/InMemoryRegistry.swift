@@ -192,8 +192,8 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
         lock.withLock { (runs.values.filter { $0.state == .queued }.count, runs.values.filter { $0.state == .running }.count) }
     }
 
-    public func finishedRunCount() throws -> Int {
-        lock.withLock { runs.values.filter { [.succeeded, .failed, .cancelled].contains($0.state) }.count }
+    public func runStateCounts() throws -> [String: Int] {
+        lock.withLock { Dictionary(grouping: runs.values, by: \.state.rawValue).mapValues(\.count) }
     }
 
     public func requeueExpiredRuns(now: Int64, baseDelay: Int64) throws -> [Int] {
