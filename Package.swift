@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -41,7 +42,14 @@ let package = Package(
         .target(name: "CairnReconcile", dependencies: ["CairnCore"]),
         // The git manifest source (a port adapter): a revision of a local or fetched repository.
         .target(name: "CairnSource", dependencies: ["CairnCore", "CairnManifests", "CairnGit", "CairnReconcile"]),
-        .target(name: "CairnStore", dependencies: ["CairnCore", "CairnReconcile", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]),
+        // The registry: one store over a small SQL port, with a SQLite (GRDB) and a PostgreSQL (PostgresNIO) adapter.
+        .target(
+            name: "CairnStore",
+            dependencies: [
+                "CairnCore", "CairnReconcile", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
         .target(name: "CairnRender", dependencies: ["CairnCore"]),
         .target(
             name: "CairnTraining",

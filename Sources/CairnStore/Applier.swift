@@ -1,7 +1,6 @@
 import CairnCore
 import CairnReconcile
 import Foundation
-import GRDB
 
 extension RegistryDatabase {
     /// Applies a plan, one transaction per step, each with its audit rows. The caller holds the
@@ -12,7 +11,7 @@ extension RegistryDatabase {
         var result = ApplyResult(applied: 0, steps: 0, enqueuedRuns: [:])
         let steps = Self.steps(of: plan)
         if steps.isEmpty {
-            try writer.write { db in
+            try sql.write { db in
                 try renewLease(db, holder, now: now())
                 try requireNotSuspended(db)
                 try requireGeneration(db, expectedGeneration)
@@ -24,7 +23,7 @@ extension RegistryDatabase {
             return result
         }
         for (index, step) in steps.enumerated() {
-            try writer.write { db in
+            try sql.write { db in
                 let at = now()
                 try renewLease(db, holder, now: at)
                 if index == 0 {
@@ -56,27 +55,27 @@ extension RegistryDatabase {
     /// Keeps what the last applied plan left blocked, for `cairn status` (a declared target
     /// blocked before its first promotion has no row of its own). Written only when it changes,
     /// so applying the same revision twice still writes nothing.
-    private func recordBlocked(_ db: Database, _ blocked: [BlockedChange]) throws {
+    private func recordBlocked(_ db: any SQLSession, _ blocked: [BlockedChange]) throws {
         let text = try encode(blocked)
         if try meta(db, "last_blocked") ?? "[]" != text { try setMeta(db, "last_blocked", text) }
     }
 
     /// What the last applied plan left blocked.
     public func lastBlocked() throws -> [BlockedChange] {
-        try writer.read { db in
+        try sql.read { db in
             guard let text = try meta(db, "last_blocked") else { return [] }
             return (try? decode([BlockedChange].self, text)) ?? []
         }
     }
 
-    private func requireNotSuspended(_ db: Database) throws {
+    private func requireNotSuspended(_ db: any SQLSession) throws {
         if let suspension = try suspension(db) {
             throw CairnError("applying is suspended (by \(suspension.by) at \(Describe.time(suspension.at)))", hint: "run `cairn resume` to apply again")
         }
     }
 
     /// Refuses a saved plan made against another observed state; checked inside the first transaction.
-    private func requireGeneration(_ db: Database, _ expected: Int?) throws {
+    private func requireGeneration(_ db: any SQLSession, _ expected: Int?) throws {
         guard let expected else { return }
         let current = try generation(db)
         if current != expected { throw ReconcilePass.stalePlan(current: current, expected: expected) }
@@ -114,7 +113,7 @@ extension RegistryDatabase {
     }
 
     /// Applies one change and its audit row; returns the run id for `train`.
-    private func applyChange(_ db: Database, _ change: Change, at: Int64, revision: String, context: AuditContext) throws -> Int? {
+    private func applyChange(_ db: any SQLSession, _ change: Change, at: Int64, revision: String, context: AuditContext) throws -> Int? {
         var auditAfter = change.after
         var models: [String] = []
         var runID: Int?
@@ -154,10 +153,11 @@ extension RegistryDatabase {
         case (.train, .model):
             let request = try payload(change, TrainRequest.self)
             let requestText = try encode(request)
-            try db.execute(sql: """
-                INSERT INTO training_runs(model, fingerprint, request, state, commit_sha, created_at) VALUES (?, ?, ?, 'queued', ?, ?)
-                """, arguments: [name, request.fingerprint, requestText, request.commit, at])
-            let id = Int(db.lastInsertedRowID)
+            guard let id = try Int.fetchOne(db, sql: """
+                INSERT INTO training_runs(model, fingerprint, request, state, commit_sha, created_at) VALUES (?, ?, ?, 'queued', ?, ?) RETURNING id
+                """, arguments: [name, request.fingerprint, requestText, request.commit, at]) else {
+                throw CairnError("queuing a training run for Model/\(name) returned no id")
+            }
             runID = id
             for old in request.supersedes {
                 try db.execute(sql: """
@@ -227,13 +227,13 @@ extension RegistryDatabase {
         }
     }
 
-    private func requireChanged(_ db: Database, _ change: Change) throws {
+    private func requireChanged(_ db: any SQLSession, _ change: Change) throws {
         if db.changesCount == 0 {
             throw CairnError("\(change.action.rawValue) \(change.address) found nothing to change", hint: "the observed state moved; make a new plan")
         }
     }
 
-    private func upsertDefinition(_ db: Database, table: String, name: String, spec: String, at: Int64, revision: String) throws {
+    private func upsertDefinition(_ db: any SQLSession, table: String, name: String, spec: String, at: Int64, revision: String) throws {
         try db.execute(sql: """
             INSERT INTO \(table)(name, spec, archived, created_at, updated_at, revision) VALUES (?, ?, 0, ?, ?, ?)
             ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, archived = 0, updated_at = excluded.updated_at, revision = excluded.revision
@@ -241,9 +241,9 @@ extension RegistryDatabase {
     }
 
     /// Rule 2 at the last moment: every served version exists, is approved, and its model is active.
-    func checkServable(_ db: Database, _ routes: [LiveRoute], shadow: [LiveRoute], target: String) throws {
+    func checkServable(_ db: any SQLSession, _ routes: [LiveRoute], shadow: [LiveRoute], target: String) throws {
         for route in routes + shadow {
-            let row = try Row.fetchOne(db, sql: """
+            let row = try SQLRow.fetchOne(db, sql: """
                 SELECT v.status, m.lifecycle FROM versions v JOIN models m ON m.name = v.model WHERE v.model = ? AND v.number = ?
                 """, arguments: [route.model, route.version])
             guard let row else {
@@ -258,8 +258,8 @@ extension RegistryDatabase {
         }
     }
 
-    func targetServing(_ db: Database, model: String) throws -> String? {
-        for row in try Row.fetchAll(db, sql: "SELECT name, routes, shadow FROM serving_targets WHERE assigned = 1 ORDER BY name") {
+    func targetServing(_ db: any SQLSession, model: String) throws -> String? {
+        for row in try SQLRow.fetchAll(db, sql: "SELECT name, routes, shadow FROM serving_targets WHERE assigned = 1 ORDER BY name") {
             let live = try decode([LiveRoute].self, row["routes"]) + (try decode([LiveRoute].self, row["shadow"]))
             if live.contains(where: { $0.model == model }) { return row["name"] }
         }

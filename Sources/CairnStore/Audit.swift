@@ -1,7 +1,6 @@
 import CairnCore
 import CairnReconcile
 import Foundation
-import GRDB
 
 /// One row of the audit history.
 public struct AuditEntry: Sendable, Codable, Equatable {
@@ -27,9 +26,9 @@ extension RegistryDatabase {
 
     /// Appends one row, chained to the previous one. Runs inside the caller's transaction so the
     /// row commits with the change it records, or not at all.
-    func appendAudit(_ db: Database, at: Int64, action: AuditAction, address: AuditAddress, version: Int?, before: JSONValue?,
+    func appendAudit(_ db: any SQLSession, at: Int64, action: AuditAction, address: AuditAddress, version: Int?, before: JSONValue?,
                      after: JSONValue?, reason: String, file: String?, context: AuditContext, models: [String]) throws {
-        let last = try Row.fetchOne(db, sql: "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        let last = try SQLRow.fetchOne(db, sql: "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
         let id: Int64 = (last?["id"] as Int64? ?? 0) + 1
         let prev: String = last?["hash"] ?? Self.genesisHash
         let fields = AuditFields(id: id, at: at, action: action.rawValue, address: address.description, version: version,
@@ -51,12 +50,11 @@ extension RegistryDatabase {
     /// Recomputes the chain. Returns nil when intact, or the first row that does not match
     /// (altered, inserted out of order, or following a deleted row).
     public func verifyAudit() throws -> AuditBreak? {
-        try writer.read { db in
+        try sql.read { db in
             var previous = Self.genesisHash
             var expectedID: Int64 = 1
-            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit_log ORDER BY id")
             var count = 0
-            while let row = try rows.next() {
+            for row in try SQLRow.fetchAll(db, sql: "SELECT * FROM audit_log ORDER BY id") {
                 let id: Int64 = row["id"]
                 let fields = AuditFields(id: id, at: row["at"], action: row["action"], address: row["address"], version: row["version"],
                                          before: row["before"], after: row["after"], reason: row["reason"], revision: row["revision"],
@@ -86,7 +84,7 @@ extension RegistryDatabase {
     }
 
     public func auditCount() throws -> Int {
-        try writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_log") ?? 0 }
+        try sql.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_log") ?? 0 }
     }
 }
 

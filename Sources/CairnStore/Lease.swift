@@ -1,14 +1,13 @@
 import CairnCore
 import CairnReconcile
 import Foundation
-import GRDB
 
 extension RegistryDatabase {
     /// Takes the lease unless a live holder has it; returns that holder then. An expired lease,
     /// or one whose holder on this host has died, is taken over.
     public func tryAcquireLease(_ holder: LeaseHolder, ttl: Int64 = 120, now: Int64) throws -> LeaseConflict? {
-        try writer.write { db in
-            if let row = try Row.fetchOne(db, sql: "SELECT * FROM applier_lease WHERE id = 1"),
+        try sql.write { db in
+            if let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM applier_lease WHERE id = 1"),
                (row["holder"] as String) != holder.id, (row["expires_at"] as Int64) > now,
                !Self.holderIsGone(pid: row["pid"], host: row["host"], asSeenBy: holder) {
                 return LeaseConflict(pid: row["pid"], host: row["host"], since: row["acquired_at"])
@@ -30,7 +29,7 @@ extension RegistryDatabase {
     }
 
     /// Extends the lease inside a write transaction; fails if another applier took it over.
-    func renewLease(_ db: Database, _ holder: LeaseHolder, ttl: Int64 = 120, now: Int64) throws {
+    func renewLease(_ db: any SQLSession, _ holder: LeaseHolder, ttl: Int64 = 120, now: Int64) throws {
         try db.execute(sql: "UPDATE applier_lease SET expires_at = ? WHERE id = 1 AND holder = ?", arguments: [now + ttl, holder.id])
         if db.changesCount == 0 {
             throw CairnError("lost the applier lease (another reconcile took over after it expired)", hint: "run the command again")
@@ -38,7 +37,7 @@ extension RegistryDatabase {
     }
 
     public func releaseLease(_ holder: LeaseHolder) throws {
-        try writer.write { db in
+        try sql.write { db in
             try db.execute(sql: "DELETE FROM applier_lease WHERE id = 1 AND holder = ?", arguments: [holder.id])
         }
     }

@@ -1,44 +1,43 @@
 import CairnCore
 import CairnReconcile
 import Foundation
-import GRDB
 
 extension RegistryDatabase {
     /// The observed state for planning, read in one consistent snapshot.
     public func observedState() throws -> ObservedState {
-        try writer.read { db in try loadObserved(db) }
+        try sql.read { db in try loadObserved(db) }
     }
 
-    func loadObserved(_ db: Database) throws -> ObservedState {
+    func loadObserved(_ db: any SQLSession) throws -> ObservedState {
         var state = ObservedState()
         state.generation = try generation(db)
         state.lastAppliedRevision = try meta(db, "last_applied_revision")
         state.suspended = try meta(db, "suspended_by") != nil
-        for row in try Row.fetchAll(db, sql: "SELECT name, spec, archived FROM outcome_weights") {
+        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, archived FROM outcome_weights") {
             let spec = try decode(OutcomeWeights.self, row["spec"])
             state.weights[row["name"]] = ObservedWeights(spec: spec, archived: row["archived"])
         }
-        for row in try Row.fetchAll(db, sql: "SELECT name, spec, archived FROM templates") {
+        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, archived FROM templates") {
             let spec = try decode(Template.self, row["spec"])
             state.templates[row["name"]] = ObservedTemplate(spec: spec, archived: row["archived"])
         }
         var versions: [String: [ModelVersion]] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT * FROM versions ORDER BY model, number") {
+        for row in try SQLRow.fetchAll(db, sql: "SELECT * FROM versions ORDER BY model, number") {
             let v = try version(row)
             versions[v.model, default: []].append(v)
         }
-        for row in try Row.fetchAll(db, sql: "SELECT name, spec, stage, first_ready_at FROM models") {
+        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, stage, first_ready_at FROM models") {
             let name: String = row["name"]
             let spec = try decode(Model.self, row["spec"])
             state.models[name] = ObservedModel(spec: spec, stage: Model.Stage(rawValue: row["stage"]) ?? Model.Stage.none,
                                                firstReadyAt: row["first_ready_at"], versions: versions[name] ?? [])
         }
-        for row in try Row.fetchAll(db, sql: "SELECT * FROM serving_targets") {
+        for row in try SQLRow.fetchAll(db, sql: "SELECT * FROM serving_targets") {
             let target = try servingTarget(row)
             state.targets[target.name] = target
         }
         // Every active run, and each model's latest run per fingerprint (enough to plan with).
-        let runRows = try Row.fetchAll(db, sql: """
+        let runRows = try SQLRow.fetchAll(db, sql: """
             SELECT id, model, fingerprint, state, reason, created_at, finished_at, version FROM training_runs
             WHERE state IN ('queued', 'running')
                OR id IN (SELECT MAX(id) FROM training_runs GROUP BY model, fingerprint)
@@ -49,7 +48,7 @@ extension RegistryDatabase {
         return state
     }
 
-    func version(_ row: Row) throws -> ModelVersion {
+    func version(_ row: SQLRow) throws -> ModelVersion {
         ModelVersion(model: row["model"], number: row["number"], systemName: row["system_name"],
                      status: ModelVersion.Status(rawValue: row["status"]) ?? .pending, statusReason: row["status_reason"],
                      metrics: try decode([String: Double].self, row["metrics"]), fingerprint: row["fingerprint"],
@@ -59,13 +58,13 @@ extension RegistryDatabase {
                      artifactSignature: row["artifact_signature"])
     }
 
-    func trainingRun(_ row: Row) -> TrainingRun {
+    func trainingRun(_ row: SQLRow) -> TrainingRun {
         TrainingRun(id: row["id"], model: row["model"], fingerprint: row["fingerprint"],
                     state: TrainingRun.State(rawValue: row["state"]) ?? .failed, reason: row["reason"], createdAt: row["created_at"],
                     finishedAt: row["finished_at"], version: row["version"])
     }
 
-    func servingTarget(_ row: Row) throws -> ObservedTarget {
+    func servingTarget(_ row: SQLRow) throws -> ObservedTarget {
         let driftText: String? = row["drift"]
         return ObservedTarget(name: row["name"], tenant: row["tenant"], surface: row["surface"],
                               routes: try decode([LiveRoute].self, row["routes"]), shadow: try decode([LiveRoute].self, row["shadow"]),

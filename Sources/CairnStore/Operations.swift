@@ -1,7 +1,6 @@
 import CairnCore
 import CairnReconcile
 import Foundation
-import GRDB
 
 /// Out-of-band operations: suspension, break-glass rollback, failed passes.
 extension RegistryDatabase {
@@ -12,17 +11,17 @@ extension RegistryDatabase {
     }
 
     public func suspension() throws -> Suspension? {
-        try writer.read { db in try suspension(db) }
+        try sql.read { db in try suspension(db) }
     }
 
-    func suspension(_ db: Database) throws -> Suspension? {
+    func suspension(_ db: any SQLSession) throws -> Suspension? {
         guard let by = try meta(db, "suspended_by"), let at = try meta(db, "suspended_at").flatMap(Int64.init) else { return nil }
         return Suspension(by: by, at: at)
     }
 
     /// Pauses applying (plans are still computed). Recorded in the audit history.
     public func setSuspended(_ suspended: Bool, actor: String, at: Int64) throws -> Bool {
-        try writer.write { db in
+        try sql.write { db in
             let current = try meta(db, "suspended_by") != nil
             guard current != suspended else { return false }
             try setMeta(db, "suspended_by", suspended ? actor : nil)
@@ -38,9 +37,9 @@ extension RegistryDatabase {
     /// Break-glass: puts `model` v`version` live on `target` outside git. The target is marked as
     /// drifted, so the next plan shows who did it and (by default) puts the declared version back.
     public func rollback(target: String, model: String?, to version: Int, actor: String, holder: LeaseHolder, at: Int64) throws -> (LiveRoute, LiveRoute) {
-        try writer.write { db in
+        try sql.write { db in
             try renewLease(db, holder, now: at)
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM serving_targets WHERE name = ?", arguments: [target]) else {
+            guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM serving_targets WHERE name = ?", arguments: [target]) else {
                 throw CairnError("ServingTarget/\(target) has never been applied", hint: "`cairn status` lists targets")
             }
             let current = try servingTarget(row)
@@ -82,7 +81,7 @@ extension RegistryDatabase {
     /// Records a pass that could not be applied (invalid revision, unreadable source, refused
     /// plan). The last applied revision stays in force.
     public func recordFailedPass(revision: String?, revisionName: String?, result: String, message: String, at: Int64) throws {
-        try writer.write { db in
+        try sql.write { db in
             try db.execute(sql: """
                 INSERT INTO reconcile_runs(started_at, finished_at, revision, revision_name, result, message) VALUES (?, ?, ?, ?, ?, ?)
                 """, arguments: [at, at, revision, revisionName, result, message])
@@ -98,8 +97,8 @@ extension RegistryDatabase {
     }
 
     public func lastPass() throws -> PassRecord? {
-        try writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT revision, result, message, finished_at FROM reconcile_runs ORDER BY id DESC LIMIT 1").map {
+        try sql.read { db in
+            try SQLRow.fetchOne(db, sql: "SELECT revision, result, message, finished_at FROM reconcile_runs ORDER BY id DESC LIMIT 1").map {
                 PassRecord(revision: $0["revision"], result: $0["result"], message: $0["message"], at: $0["finished_at"])
             }
         }
@@ -110,7 +109,7 @@ extension RegistryDatabase {
 /// `ReconcilePass.checkSource`), kept in `meta`.
 extension RegistryDatabase {
     public func boundSource() throws -> BoundSource? {
-        try writer.read { db in
+        try sql.read { db in
             guard let root = try meta(db, "source_root_commit"), let folder = try meta(db, "source_manifest_root") else { return nil }
             return BoundSource(rootCommit: root, manifestRoot: folder)
         }
@@ -118,7 +117,7 @@ extension RegistryDatabase {
 
     /// Binds the registry to a source; a registry already bound keeps its binding.
     public func bindSource(_ source: BoundSource) throws {
-        try writer.write { db in
+        try sql.write { db in
             guard try meta(db, "source_root_commit") == nil else { return }
             try setMeta(db, "source_root_commit", source.rootCommit)
             try setMeta(db, "source_manifest_root", source.manifestRoot)

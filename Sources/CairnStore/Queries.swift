@@ -1,15 +1,14 @@
 import CairnCore
 import CairnReconcile
 import Foundation
-import GRDB
 
 /// Read-only views for `status`, `versions`, `history` and `logs`.
 extension RegistryDatabase {
     public func versions(of model: String) throws -> [ModelVersion]? {
-        try writer.read { db in
+        try sql.read { db in
             guard let spec = try String.fetchOne(db, sql: "SELECT spec FROM models WHERE name = ?", arguments: [model]) else { return nil }
             // Labels and descriptions come from the applied spec (git owns them).
-            return ObservedModel.labelled(try Row.fetchAll(db, sql: "SELECT * FROM versions WHERE model = ? ORDER BY number", arguments: [model]).map(version),
+            return ObservedModel.labelled(try SQLRow.fetchAll(db, sql: "SELECT * FROM versions WHERE model = ? ORDER BY number", arguments: [model]).map(version),
                                           by: try decode(Model.self, spec))
         }
     }
@@ -29,8 +28,8 @@ extension RegistryDatabase {
 
     /// The newest runs first.
     public func recentRuns(limit: Int = 20) throws -> [RunSummary] {
-        try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM training_runs ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
+        try sql.read { db in
+            try SQLRow.fetchAll(db, sql: "SELECT * FROM training_runs ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
                 RunSummary(id: $0["id"], model: $0["model"], state: $0["state"], reason: $0["reason"], createdAt: $0["created_at"],
                            startedAt: $0["started_at"], finishedAt: $0["finished_at"], attempts: $0["attempts"], version: $0["version"])
             }
@@ -54,9 +53,9 @@ extension RegistryDatabase {
 
     /// Audit rows, newest first. `model` matches rows about the model and promotions that route it.
     public func history(_ filter: HistoryFilter) throws -> [AuditEntry] {
-        try writer.read { db in
+        try sql.read { db in
             var conditions: [String] = []
-            var arguments: [any DatabaseValueConvertible] = []
+            var arguments: [any SQLBindable] = []
             if let model = filter.model {
                 conditions.append("id IN (SELECT audit_id FROM audit_models WHERE model = ?)")
                 arguments.append(model)
@@ -71,8 +70,8 @@ extension RegistryDatabase {
             }
             let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             arguments.append(filter.limit)
-            return try Row.fetchAll(db, sql: "SELECT * FROM audit_log \(whereClause) ORDER BY id DESC LIMIT ?",
-                                    arguments: StatementArguments(arguments)).map { row in
+            return try SQLRow.fetchAll(db, sql: "SELECT * FROM audit_log \(whereClause) ORDER BY id DESC LIMIT ?",
+                                    arguments: SQLArguments(arguments)).map { row in
                 func json(_ column: String) throws -> JSONValue? {
                     guard let text: String = row[column] else { return nil }
                     return try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
@@ -91,8 +90,8 @@ extension RegistryDatabase {
 
     /// A run's stored log, or nil if the run does not exist.
     public func runLog(_ id: Int) throws -> (RunSummary, String)? {
-        try writer.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM training_runs WHERE id = ?", arguments: [id]) else { return nil }
+        try sql.read { db in
+            guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM training_runs WHERE id = ?", arguments: [id]) else { return nil }
             let summary = RunSummary(id: row["id"], model: row["model"], state: row["state"], reason: row["reason"], createdAt: row["created_at"],
                                      startedAt: row["started_at"], finishedAt: row["finished_at"], attempts: row["attempts"], version: row["version"])
             return (summary, row["log"] ?? "")

@@ -3,25 +3,51 @@ import CairnReconcile
 import Foundation
 import GRDB
 
-/// The registry database (SQLite in WAL mode through GRDB): observed state, versions, runs,
-/// serving targets, the audit history, the applier lease.
+/// The registry database: observed state, versions, runs, serving targets, the audit history,
+/// the applier lease. SQLite (one file, WAL mode, through GRDB) is the embedded default;
+/// PostgreSQL is the registry several hosts share. The store's logic is written once, over the
+/// SQL port (`SQLExecutor`); only opening and migrating differ.
 ///
 /// Each public method that writes runs one transaction that keeps every invariant.
 public struct RegistryDatabase: Sendable {
-    /// A pool for writers; a read-only queue for planning (a pool writes on open to create its WAL file).
-    let writer: any DatabaseWriter
+    let sql: any SQLExecutor
+    /// The file (SQLite) or the address without its password (PostgreSQL).
     public let path: String
 
-    /// Opens (and creates or migrates) the database for writing.
+    /// Opens (and creates or migrates) the registry for writing: a `postgres://` address, a
+    /// `sqlite://` address or a file path.
+    public init(location: String) throws {
+        if PostgresLocation.isPostgres(location) {
+            let postgres = try PostgresExecutor(try PostgresLocation(parsing: location))
+            try Self.migratePostgres(postgres)
+            self.init(sql: postgres, path: postgres.location.location)
+        } else {
+            try self.init(path: Self.sqlitePath(location))
+        }
+    }
+
+    /// Opens (and creates or migrates) the SQLite file at `path` for writing.
     public init(path: String) throws {
         let url = URL(fileURLWithPath: path)
         try Self.makeStateDirectory(url.deletingLastPathComponent())
-        writer = try Self.openPool(path)
+        let writer = try Self.openPool(path)
         self.path = path
         try writer.read { db in try Self.refuseNewerSchema(db, path: path) }
         try Self.migrate(writer)
         Self.makePrivate(path)
+        sql = SQLiteExecutor(writer: writer)
     }
+
+    /// The file of a `sqlite://` address, or the path itself.
+    public static func sqlitePath(_ location: String) -> String {
+        location.hasPrefix("sqlite://") ? String(location.dropFirst("sqlite://".count)) : location
+    }
+
+    /// True when this registry is a PostgreSQL database.
+    public var isPostgres: Bool { sql.dialect == .postgres }
+
+    /// Closes the registry's connections (PostgreSQL; a SQLite file closes with its last user).
+    public func close() { sql.close() }
 
     /// The registry is readable and writable by its owner only (a trainer running as another
     /// user must not read or write it); SQLite gives its -wal and -shm files the same mode.
@@ -44,19 +70,22 @@ public struct RegistryDatabase: Sendable {
         }
     }
 
-    /// The schema versions this Cairn knows, oldest first.
+    /// The schema versions this Cairn knows, oldest first (the same names in both databases).
     static let knownSchemas = ["v1", "v2"]
 
     /// A registry written by a newer Cairn is refused, never read or written: this Cairn does not
     /// know what the newer schema's rows mean, and writing would corrupt them.
-    static func refuseNewerSchema(_ db: Database, path: String) throws {
-        guard try db.tableExists("grdb_migrations") else { return }
-        let applied = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+    static func refuseNewerSchema(applied: [String], path: String) throws {
         let unknown = applied.filter { !knownSchemas.contains($0) }.sorted()
         if let newest = unknown.last {
             throw CairnError("the registry at \(path) has schema \(newest), newer than this Cairn knows (up to \(knownSchemas.last!)); nothing was read or written",
                              hint: "use the Cairn version that wrote it, or a newer one")
         }
+    }
+
+    static func refuseNewerSchema(_ db: GRDB.Database, path: String) throws {
+        guard try db.tableExists("grdb_migrations") else { return }
+        try refuseNewerSchema(applied: try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations"), path: path)
     }
 
     /// Opens the pool. Switching a new database to WAL needs a lock SQLite does not wait for, so
@@ -88,14 +117,27 @@ public struct RegistryDatabase: Sendable {
         }
     }
 
-    private init(reader: DatabaseQueue, path: String) {
-        writer = reader
+    private init(sql: any SQLExecutor, path: String) {
+        self.sql = sql
         self.path = path
     }
 
-    /// Opens an existing database without writing anything (for `plan` and `--dry-run`).
-    /// Returns nil when there is no registry yet (no file, or a file without a schema): the
-    /// observed state is empty.
+    /// Opens an existing registry without writing anything (for `plan` and `--dry-run`).
+    /// Returns nil when there is no registry yet (no file, or a file or database without a
+    /// schema): the observed state is empty.
+    public static func openForReading(location: String) throws -> RegistryDatabase? {
+        guard PostgresLocation.isPostgres(location) else { return try openForReading(path: sqlitePath(location)) }
+        let postgres = try PostgresExecutor(try PostgresLocation(parsing: location))
+        let applied = try postgres.read { db in try appliedPostgresMigrations(db) }
+        try refuseNewerSchema(applied: applied, path: postgres.location.location)
+        if applied.isEmpty { return nil }
+        guard Set(knownSchemas).isSubset(of: applied) else {
+            throw CairnError("the registry at \(postgres.location.location) has an older schema", hint: "run `cairn reconcile` once to upgrade it")
+        }
+        return RegistryDatabase(sql: postgres, path: postgres.location.location)
+    }
+
+    /// Opens an existing SQLite file without writing anything.
     public static func openForReading(path: String) throws -> RegistryDatabase? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         var config = configuration()
@@ -109,7 +151,7 @@ public struct RegistryDatabase: Sendable {
         guard current else {
             throw CairnError("the database at \(path) has an older schema", hint: "run `cairn reconcile` once to upgrade it")
         }
-        return RegistryDatabase(reader: queue, path: path)
+        return RegistryDatabase(sql: SQLiteExecutor(writer: queue), path: path)
     }
 
     static func configuration() -> Configuration {
@@ -131,12 +173,38 @@ public struct RegistryDatabase: Sendable {
         return migrator
     }
 
+    /// The PostgreSQL migrations applied, in `cairn_migrations` (empty before the first).
+    static func appliedPostgresMigrations(_ db: any SQLSession) throws -> [String] {
+        guard try String.fetchOne(db, sql: "SELECT to_regclass('cairn_migrations')::text") != nil else { return [] }
+        return try String.fetchAll(db, sql: "SELECT identifier FROM cairn_migrations ORDER BY identifier")
+    }
+
+    /// Runs the PostgreSQL migrations, each in one write transaction (which every process takes
+    /// one at a time), recording each in `cairn_migrations`.
+    static func migratePostgres(_ postgres: PostgresExecutor) throws {
+        let location = postgres.location.location
+        try refuseNewerSchema(applied: try postgres.read { try appliedPostgresMigrations($0) }, path: location)
+        for (identifier, schema) in [("v1", PostgresSchema.v1), ("v2", PostgresSchema.v2)] {
+            try postgres.write { db in
+                try db.execute(sql: "CREATE TABLE IF NOT EXISTS cairn_migrations (identifier TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+                let applied = try appliedPostgresMigrations(db)
+                try refuseNewerSchema(applied: applied, path: location)
+                guard !applied.contains(identifier) else { return }
+                // One statement at a time: the extended protocol takes one per query.
+                for statement in schema.components(separatedBy: ";\n") where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                    try db.execute(sql: statement)
+                }
+                try db.execute(sql: "INSERT INTO cairn_migrations(identifier) VALUES (?)", arguments: [identifier])
+            }
+        }
+    }
+
     /// Reads a value from the `meta` table.
-    func meta(_ db: Database, _ key: String) throws -> String? {
+    func meta(_ db: any SQLSession, _ key: String) throws -> String? {
         try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
     }
 
-    func setMeta(_ db: Database, _ key: String, _ value: String?) throws {
+    func setMeta(_ db: any SQLSession, _ key: String, _ value: String?) throws {
         if let value {
             try db.execute(sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                            arguments: [key, value])
@@ -147,14 +215,14 @@ public struct RegistryDatabase: Sendable {
 
     /// The observed-state generation: a cheap read that tells whether anything changed.
     public func generation() throws -> Int {
-        try writer.read { db in try generation(db) }
+        try sql.read { db in try generation(db) }
     }
 
-    func generation(_ db: Database) throws -> Int {
+    func generation(_ db: any SQLSession) throws -> Int {
         Int(try meta(db, "generation") ?? "0") ?? 0
     }
 
-    func bumpGeneration(_ db: Database) throws {
+    func bumpGeneration(_ db: any SQLSession) throws {
         try setMeta(db, "generation", String(try generation(db) + 1))
     }
 }
@@ -308,6 +376,160 @@ enum Schema {
         host TEXT NOT NULL,
         acquired_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
+    );
+    """
+}
+
+/// The PostgreSQL schema: the SQLite schema's tables and columns, with 64-bit integers, text
+/// compared byte by byte (`COLLATE "C"`, so every ORDER BY matches SQLite's), identity columns
+/// for the run and pass ids, and the audit history's append-only triggers.
+enum PostgresSchema {
+    static let v2 = """
+    CREATE TABLE api_tokens (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        scope TEXT NOT NULL CHECK (scope IN ('read', 'admin')),
+        hash TEXT NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at BIGINT
+    );
+    """
+
+    static let v1 = """
+    CREATE TABLE meta (key TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL);
+
+    CREATE TABLE outcome_weights (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        spec TEXT NOT NULL,
+        archived BIGINT NOT NULL DEFAULT 0,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        revision TEXT NOT NULL
+    );
+
+    CREATE TABLE templates (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        spec TEXT NOT NULL,
+        archived BIGINT NOT NULL DEFAULT 0,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        revision TEXT NOT NULL
+    );
+
+    CREATE TABLE models (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        spec TEXT NOT NULL,
+        family TEXT COLLATE "C",
+        stage TEXT NOT NULL DEFAULT 'none',
+        lifecycle TEXT NOT NULL,
+        first_ready_at BIGINT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        revision TEXT NOT NULL
+    );
+    CREATE INDEX models_family ON models(family, stage);
+
+    CREATE TABLE versions (
+        model TEXT COLLATE "C" NOT NULL REFERENCES models(name),
+        number BIGINT NOT NULL,
+        system_name TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+        status_reason TEXT,
+        metrics TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        fingerprint_inputs TEXT NOT NULL,
+        dataset_hash TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        trainer_version TEXT NOT NULL,
+        run_id BIGINT NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL,
+        decided_at BIGINT,
+        label TEXT,
+        description TEXT,
+        artifact_hash TEXT,
+        artifact_signature TEXT,
+        PRIMARY KEY (model, number)
+    );
+    CREATE INDEX versions_fingerprint ON versions(model, fingerprint);
+
+    CREATE TABLE training_runs (
+        id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        model TEXT COLLATE "C" NOT NULL REFERENCES models(name),
+        fingerprint TEXT COLLATE "C" NOT NULL,
+        request TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+        reason TEXT,
+        commit_sha TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        started_at BIGINT,
+        finished_at BIGINT,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        max_attempts BIGINT NOT NULL DEFAULT 3,
+        next_attempt_at BIGINT,
+        lease_holder TEXT,
+        lease_expires_at BIGINT,
+        version BIGINT,
+        metrics TEXT,
+        log TEXT
+    );
+    CREATE INDEX training_runs_state ON training_runs(state, next_attempt_at);
+    CREATE INDEX training_runs_model ON training_runs(model, id);
+
+    CREATE TABLE serving_targets (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        surface TEXT NOT NULL,
+        routes TEXT NOT NULL,
+        shadow TEXT NOT NULL,
+        assigned BIGINT NOT NULL DEFAULT 1,
+        drift TEXT,
+        promoted_at BIGINT NOT NULL,
+        revision TEXT
+    );
+
+    CREATE TABLE audit_log (
+        id BIGINT PRIMARY KEY,
+        at BIGINT NOT NULL,
+        action TEXT NOT NULL,
+        address TEXT COLLATE "C" NOT NULL,
+        version BIGINT,
+        before TEXT,
+        after TEXT,
+        reason TEXT NOT NULL,
+        revision TEXT,
+        author TEXT,
+        file TEXT,
+        actor TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_address ON audit_log(address, id);
+    CREATE TABLE audit_models (audit_id BIGINT NOT NULL REFERENCES audit_log(id), model TEXT COLLATE "C" NOT NULL);
+    CREATE INDEX audit_models_model ON audit_models(model, audit_id);
+    CREATE FUNCTION cairn_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$;
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION cairn_audit_log_append_only();
+    CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION cairn_audit_log_append_only();
+
+    CREATE TABLE reconcile_runs (
+        id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        started_at BIGINT NOT NULL,
+        finished_at BIGINT NOT NULL,
+        revision TEXT,
+        revision_name TEXT,
+        result TEXT NOT NULL,
+        changes BIGINT NOT NULL DEFAULT 0,
+        blocked BIGINT NOT NULL DEFAULT 0,
+        message TEXT
+    );
+
+    CREATE TABLE applier_lease (
+        id BIGINT PRIMARY KEY CHECK (id = 1),
+        holder TEXT NOT NULL,
+        pid BIGINT NOT NULL,
+        host TEXT NOT NULL,
+        acquired_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
     );
     """
 }

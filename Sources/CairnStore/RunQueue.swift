@@ -1,13 +1,12 @@
 import CairnCore
 import CairnReconcile
 import Foundation
-import GRDB
 
 extension RegistryDatabase {
     /// Claims the oldest queued run that is due, under a lease for `holder`.
     public func claimRun(holder: String, leaseSeconds: Int64 = 60, now: Int64) throws -> ClaimedRun? {
-        try writer.write { db in
-            guard let row = try Row.fetchOne(db, sql: """
+        try sql.write { db in
+            guard let row = try SQLRow.fetchOne(db, sql: """
                 SELECT id, model, request, attempts FROM training_runs
                 WHERE state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT 1
                 """, arguments: [now]) else { return nil }
@@ -24,16 +23,16 @@ extension RegistryDatabase {
     /// What deciding the next version of `model` depends on: its number, the model's approval
     /// policy and its approved versions' metrics.
     public func versionInputs(model: String) throws -> VersionInputs {
-        try writer.read { db in try versionInputs(db, model: model) }
+        try sql.read { db in try versionInputs(db, model: model) }
     }
 
-    private func versionInputs(_ db: Database, model: String) throws -> VersionInputs {
+    private func versionInputs(_ db: any SQLSession, model: String) throws -> VersionInputs {
         let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM versions WHERE model = ?", arguments: [model]) ?? 0) + 1
         let spec = try String.fetchOne(db, sql: "SELECT spec FROM models WHERE name = ?", arguments: [model]).map { try decode(Model.self, $0) }
-        let approved = try Row.fetchAll(db, sql: "SELECT metrics FROM versions WHERE model = ? AND status = 'approved' ORDER BY number",
+        let approved = try SQLRow.fetchAll(db, sql: "SELECT metrics FROM versions WHERE model = ? AND status = 'approved' ORDER BY number",
                                         arguments: [model]).map { try decode([String: Double].self, $0["metrics"]) }
         var artifacts: [String: Int] = [:]
-        for row in try Row.fetchAll(db, sql: """
+        for row in try SQLRow.fetchAll(db, sql: """
             SELECT number, fingerprint, artifact_hash FROM versions WHERE model = ? AND artifact_hash IS NOT NULL ORDER BY number
             """, arguments: [model]) {
             let key = VersionInputs.artifactKey(fingerprint: row["fingerprint"], hash: row["artifact_hash"])
@@ -43,7 +42,7 @@ extension RegistryDatabase {
     }
 
     /// Inside a recording transaction: what the caller decided on is still what the registry holds.
-    private func requireInputs(_ db: Database, _ inputs: VersionInputs, model: String, run id: Int) throws {
+    private func requireInputs(_ db: any SQLSession, _ inputs: VersionInputs, model: String, run id: Int) throws {
         guard try versionInputs(db, model: model) == inputs else {
             throw CairnError("Model/\(model) moved while training run \(id) was being recorded", hint: "record it again", reason: .inputsMoved)
         }
@@ -56,7 +55,7 @@ extension RegistryDatabase {
     @discardableResult
     public func recordVersion(run id: Int, holder: String, success: RunSuccess, inputs: VersionInputs, decision: ApprovalPolicy.Decision?,
                               now: Int64) throws -> ModelVersion {
-        try writer.write { db in
+        try sql.write { db in
             let run = try runForFinish(db, id, holder: holder)
             let request = try decode(TrainRequest.self, run["request"])
             let model: String = run["model"]
@@ -101,7 +100,7 @@ extension RegistryDatabase {
 
     /// Records a run whose artifact is identical to version `version`'s: succeeded, naming it.
     public func recordMatch(run id: Int, holder: String, matches version: Int, inputs: VersionInputs, log: String, now: Int64) throws {
-        try writer.write { db in
+        try sql.write { db in
             let run = try runForFinish(db, id, holder: holder)
             let model: String = run["model"]
             try requireInputs(db, inputs, model: model, run: id)
@@ -118,7 +117,7 @@ extension RegistryDatabase {
 
     /// Records a failed run. The model's definition and live versions are untouched (rule 6).
     public func failRun(_ id: Int, holder: String, reason: String, log: String = "", now: Int64) throws {
-        try writer.write { db in
+        try sql.write { db in
             let run = try runForFinish(db, id, holder: holder)
             try db.execute(sql: "UPDATE training_runs SET state = 'failed', reason = ?, finished_at = ?, log = ?, lease_holder = NULL WHERE id = ?",
                            arguments: [reason, now, log, id])
@@ -131,7 +130,7 @@ extension RegistryDatabase {
 
     /// Extends a running run's lease; false if this worker no longer holds it.
     public func heartbeat(_ id: Int, holder: String, leaseSeconds: Int64 = 60, now: Int64) throws -> Bool {
-        try writer.write { db in
+        try sql.write { db in
             try db.execute(sql: "UPDATE training_runs SET lease_expires_at = ? WHERE id = ? AND state = 'running' AND lease_holder = ?",
                            arguments: [now + leaseSeconds, id, holder])
             return db.changesCount == 1
@@ -143,8 +142,8 @@ extension RegistryDatabase {
     /// Returns the affected run ids.
     @discardableResult
     public func requeueExpiredRuns(now: Int64, baseDelay: Int64 = 30) throws -> [Int] {
-        try writer.write { db in
-            let rows = try Row.fetchAll(db, sql: """
+        try sql.write { db in
+            let rows = try SQLRow.fetchAll(db, sql: """
                 SELECT id, model, attempts, max_attempts, commit_sha FROM training_runs
                 WHERE state = 'running' AND lease_expires_at < ? ORDER BY id
                 """, arguments: [now])
@@ -174,17 +173,17 @@ extension RegistryDatabase {
     /// The folder names (`run-<id>-<attempt>`) of runs a worker is running now, under a lease
     /// that has not expired: everything else in a work folder is a leftover.
     public func liveRunFolders(now: Int64) throws -> Set<String> {
-        try writer.read { db in
-            Set(try Row.fetchAll(db, sql: "SELECT id, attempts FROM training_runs WHERE state = 'running' AND lease_expires_at >= ?", arguments: [now])
+        try sql.read { db in
+            Set(try SQLRow.fetchAll(db, sql: "SELECT id, attempts FROM training_runs WHERE state = 'running' AND lease_expires_at >= ?", arguments: [now])
                 .map { row -> String in let id: Int = row["id"], attempt: Int = row["attempts"]; return "run-\(id)-\(attempt)" })
         }
     }
 
     /// Hands a running run back to the queue (the worker is shutting down); the attempt is not counted.
     public func releaseRun(_ id: Int, holder: String) throws {
-        try writer.write { db in
+        try sql.write { db in
             try db.execute(sql: """
-                UPDATE training_runs SET state = 'queued', attempts = MAX(attempts - 1, 0), lease_holder = NULL, lease_expires_at = NULL,
+                UPDATE training_runs SET state = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, lease_holder = NULL, lease_expires_at = NULL,
                     reason = 'handed back by a stopping worker'
                 WHERE id = ? AND state = 'running' AND lease_holder = ?
                 """, arguments: [id, holder])
@@ -194,7 +193,7 @@ extension RegistryDatabase {
 
     /// Queued and running runs, for progress lines.
     public func activeRunCounts() throws -> (queued: Int, running: Int) {
-        try writer.read { db in
+        try sql.read { db in
             (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM training_runs WHERE state = 'queued'") ?? 0,
              try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM training_runs WHERE state = 'running'") ?? 0)
         }
@@ -202,8 +201,8 @@ extension RegistryDatabase {
 
     /// Training runs per state.
     public func runStateCounts() throws -> [String: Int] {
-        try writer.read { db in
-            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM training_runs GROUP BY state").map {
+        try sql.read { db in
+            Dictionary(uniqueKeysWithValues: try SQLRow.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM training_runs GROUP BY state").map {
                 ($0["state"] as String, $0["n"] as Int)
             })
         }
@@ -211,11 +210,11 @@ extension RegistryDatabase {
 
     /// The next version number a model's run will most likely get.
     public func nextVersionNumber(_ model: String) throws -> Int {
-        try writer.read { db in (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM versions WHERE model = ?", arguments: [model]) ?? 0) + 1 }
+        try sql.read { db in (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM versions WHERE model = ?", arguments: [model]) ?? 0) + 1 }
     }
 
-    private func runForFinish(_ db: Database, _ id: Int, holder: String) throws -> Row {
-        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM training_runs WHERE id = ?", arguments: [id]) else {
+    private func runForFinish(_ db: any SQLSession, _ id: Int, holder: String) throws -> SQLRow {
+        guard let run = try SQLRow.fetchOne(db, sql: "SELECT * FROM training_runs WHERE id = ?", arguments: [id]) else {
             throw CairnError("training run \(id) does not exist")
         }
         guard (run["state"] as String) == "running", (run["lease_holder"] as String?) == holder else {

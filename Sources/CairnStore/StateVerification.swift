@@ -1,7 +1,6 @@
 import CairnCore
 import CairnReconcile
 import Foundation
-import GRDB
 
 /// Checks the registry's state against its audit history: every definition, stage, version
 /// decision, live route and run outcome must be exactly what the audited changes imply, in the
@@ -20,13 +19,12 @@ extension RegistryDatabase {
 
     /// Every row that differs from what the audit history implies (empty when all agree).
     public func verifyState() throws -> [StateMismatch] {
-        try writer.read { db in try verifyState(db) }
+        try sql.read { db in try verifyState(db) }
     }
 
-    func verifyState(_ db: Database) throws -> [StateMismatch] {
+    func verifyState(_ db: any SQLSession) throws -> [StateMismatch] {
         var expected = ExpectedState()
-        let rows = try Row.fetchCursor(db, sql: "SELECT id, action, address, version, after FROM audit_log ORDER BY id")
-        while let row = try rows.next() {
+        for row in try SQLRow.fetchAll(db, sql: "SELECT id, action, address, version, after FROM audit_log ORDER BY id") {
             // A row Cairn never writes explains nothing (and `audit verify` reports the edit).
             guard let action = AuditAction(rawValue: row["action"]), case let .manifest(address)? = AuditAddress(parsing: row["address"]) else { continue }
             expected.replay(id: row["id"], action: action, address: address, version: row["version"], after: row["after"])
@@ -36,7 +34,7 @@ extension RegistryDatabase {
 
         for (table, kind) in [("outcome_weights", ManifestKind.outcomeWeights), ("templates", .template)] {
             var seen = Set<String>()
-            for row in try Row.fetchAll(db, sql: "SELECT name, spec, archived FROM \(table) ORDER BY name") {
+            for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, archived FROM \(table) ORDER BY name") {
                 let name: String = row["name"]
                 seen.insert(name)
                 guard let want = expected.definitions[ManifestAddress(kind, name)] else {
@@ -55,7 +53,7 @@ extension RegistryDatabase {
         }
 
         var seenModels = Set<String>()
-        for row in try Row.fetchAll(db, sql: "SELECT name, spec, stage, lifecycle FROM models ORDER BY name") {
+        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, stage, lifecycle FROM models ORDER BY name") {
             let name: String = row["name"]
             seenModels.insert(name)
             guard let want = expected.models[name] else {
@@ -76,7 +74,7 @@ extension RegistryDatabase {
         }
 
         var seenVersions = Set<String>()
-        for row in try Row.fetchAll(db, sql: "SELECT model, number, status, metrics, fingerprint, run_id FROM versions ORDER BY model, number") {
+        for row in try SQLRow.fetchAll(db, sql: "SELECT model, number, status, metrics, fingerprint, run_id FROM versions ORDER BY model, number") {
             let model: String = row["model"], number: Int = row["number"]
             let key = "\(model) v\(number)"
             seenVersions.insert(key)
@@ -100,7 +98,7 @@ extension RegistryDatabase {
         }
 
         var seenTargets = Set<String>()
-        for row in try Row.fetchAll(db, sql: "SELECT * FROM serving_targets ORDER BY name") {
+        for row in try SQLRow.fetchAll(db, sql: "SELECT * FROM serving_targets ORDER BY name") {
             let target = try servingTarget(row)
             seenTargets.insert(target.name)
             guard let want = expected.targets[target.name] else {
@@ -120,7 +118,7 @@ extension RegistryDatabase {
         }
 
         var seenRuns = Set<Int>()
-        for row in try Row.fetchAll(db, sql: "SELECT id, model, fingerprint, request, state, version FROM training_runs ORDER BY id") {
+        for row in try SQLRow.fetchAll(db, sql: "SELECT id, model, fingerprint, request, state, version FROM training_runs ORDER BY id") {
             let id: Int = row["id"], state: String = row["state"], model: String = row["model"]
             seenRuns.insert(id)
             guard let want = expected.runs[id] else {

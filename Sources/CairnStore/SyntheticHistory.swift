@@ -1,13 +1,12 @@
 import CairnCore
 import CairnReconcile
 import Foundation
-import GRDB
 
 extension RegistryDatabase {
     /// Appends `rows` properly chained audit rows spread over `models` (for benchmarks that
     /// need a long history). One transaction; `cairn audit verify` still passes afterwards.
     public func appendSyntheticHistory(rows: Int, models: [String], startingAt at: Int64) throws {
-        try writer.write { db in
+        try sql.write { db in
             let context = AuditContext(revision: String(repeating: "a", count: 40), author: "Bench <bench@example.com>", actor: "bench")
             for i in 0..<rows {
                 let model = models[i % models.count]

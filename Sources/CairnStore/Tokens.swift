@@ -2,7 +2,6 @@ import CairnCore
 import CairnReconcile
 import Crypto
 import Foundation
-import GRDB
 
 /// API tokens for `cairn serve`'s HTTP API. Only a token's SHA-256 is stored; the token itself is
 /// shown once, when it is created. Creating and revoking one is recorded in the audit history.
@@ -29,8 +28,8 @@ extension RegistryDatabase {
     /// Creates a token named `name`; returns the token (`cairn_<64 hex>`), which is not stored.
     public func createToken(name: String, scope: TokenScope, by actor: String, at: Int64) throws -> String {
         let token = "cairn_" + hexString(randomBytes(32))
-        try writer.write { db in
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM api_tokens WHERE name = ?", arguments: [name]) != nil {
+        try sql.write { db in
+            if try SQLRow.fetchOne(db, sql: "SELECT 1 FROM api_tokens WHERE name = ?", arguments: [name]) != nil {
                 throw CairnError("a token named \(name) exists already (revoked tokens keep their name)", hint: "choose another name")
             }
             try db.execute(sql: "INSERT INTO api_tokens(name, scope, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
@@ -44,8 +43,8 @@ extension RegistryDatabase {
 
     /// Revokes a token at once; false if it was already revoked.
     public func revokeToken(name: String, by actor: String, at: Int64) throws -> Bool {
-        try writer.write { db in
-            guard let revoked = try Row.fetchOne(db, sql: "SELECT revoked_at FROM api_tokens WHERE name = ?", arguments: [name]) else {
+        try sql.write { db in
+            guard let revoked = try SQLRow.fetchOne(db, sql: "SELECT revoked_at FROM api_tokens WHERE name = ?", arguments: [name]) else {
                 throw CairnError("no token named \(name)", hint: "`cairn token list` lists them")
             }
             if (revoked["revoked_at"] as Int64?) != nil { return false }
@@ -58,8 +57,8 @@ extension RegistryDatabase {
     }
 
     public func tokens() throws -> [TokenRecord] {
-        try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT name, scope, created_at, created_by, revoked_at FROM api_tokens ORDER BY name").map { row in
+        try sql.read { db in
+            try SQLRow.fetchAll(db, sql: "SELECT name, scope, created_at, created_by, revoked_at FROM api_tokens ORDER BY name").map { row in
                 TokenRecord(name: row["name"], scope: TokenScope(rawValue: row["scope"]) ?? .read, createdAt: row["created_at"],
                             createdBy: row["created_by"], revokedAt: row["revoked_at"])
             }
@@ -68,15 +67,15 @@ extension RegistryDatabase {
 
     /// True when at least one token is not revoked.
     public func hasActiveTokens() throws -> Bool {
-        try writer.read { db in try Row.fetchOne(db, sql: "SELECT 1 FROM api_tokens WHERE revoked_at IS NULL LIMIT 1") != nil }
+        try sql.read { db in try SQLRow.fetchOne(db, sql: "SELECT 1 FROM api_tokens WHERE revoked_at IS NULL LIMIT 1") != nil }
     }
 
     /// The scope of `token`, or nil if it is unknown or revoked. Every active token's hash is
     /// compared, each in constant time, so the answer's timing tells nothing about which matched.
     public func scope(ofToken token: String) throws -> TokenScope? {
         let given = Self.tokenHash(token)
-        let active = try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT scope, hash FROM api_tokens WHERE revoked_at IS NULL").map { row in
+        let active = try sql.read { db in
+            try SQLRow.fetchAll(db, sql: "SELECT scope, hash FROM api_tokens WHERE revoked_at IS NULL").map { row in
                 (scope: row["scope"] as String, hash: decodeHex(row["hash"] as String) ?? [])
             }
         }

@@ -1,0 +1,293 @@
+import CairnCore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Where a PostgreSQL registry is: `postgres://user[:password]@host[:port]/database`, with
+/// `?sslmode=disable|prefer|require` (default `prefer`, as libpq) and `search_path`. A password
+/// not in the URL comes from `PGPASSWORD`. The password is never part of `location`.
+public struct PostgresLocation: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var password: String?
+    public var database: String
+    public var sslMode: SSLMode
+    public var searchPath: String?
+
+    public enum SSLMode: String, Sendable {
+        case disable, prefer, require
+    }
+
+    /// True for a `postgres://` or `postgresql://` address.
+    public static func isPostgres(_ text: String) -> Bool {
+        text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
+    }
+
+    public init(parsing text: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let shown = Self.redacted(text)
+        guard Self.isPostgres(text), let url = URLComponents(string: text), let host = url.host, !host.isEmpty else {
+            throw CairnError("cannot read the PostgreSQL address \(shown)", hint: "write it as postgres://user@host:port/database")
+        }
+        self.host = host
+        port = url.port ?? 5432
+        user = url.user.flatMap { $0.removingPercentEncoding } ?? environment["PGUSER"] ?? "postgres"
+        password = url.password.flatMap { $0.removingPercentEncoding } ?? environment["PGPASSWORD"]
+        let name = String(url.path.drop(while: { $0 == "/" }))
+        database = name.isEmpty ? user : (name.removingPercentEncoding ?? name)
+        sslMode = .prefer
+        for item in url.queryItems ?? [] {
+            switch item.name {
+            case "sslmode":
+                guard let mode = item.value.flatMap(SSLMode.init(rawValue:)) else {
+                    throw CairnError("\(shown): sslmode must be disable, prefer or require", hint: "verify-full is not supported yet; use require")
+                }
+                sslMode = mode
+            case "search_path":
+                searchPath = item.value
+            default:
+                throw CairnError("\(shown): unknown parameter \(item.name)", hint: "Cairn reads sslmode and search_path")
+            }
+        }
+    }
+
+    /// The address as it may be shown: without its password.
+    public var location: String {
+        "postgres://\(user)@\(host):\(port)/\(database)" + (searchPath.map { "?search_path=\($0)" } ?? "")
+    }
+
+    /// `text` with any password replaced, for error messages about an address that did not parse.
+    static func redacted(_ text: String) -> String {
+        guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@") else { return text }
+        let credentials = text[scheme.upperBound..<at]
+        guard let colon = credentials.firstIndex(of: ":") else { return text }
+        return String(text[..<colon]) + ":***" + String(text[at...])
+    }
+}
+
+/// The PostgreSQL adapter of the SQL port (PostgresNIO).
+///
+/// Concurrency: every write transaction first takes a transaction-scoped advisory lock, so the
+/// writers of every process and host sharing the registry commit one at a time, as SQLite's do.
+/// The store's read-then-write steps (the generation counter, the audit chain head, the next
+/// version number, the applier lease, run claims) were written for that model, and every write
+/// bumps the generation row and most append to the audit chain: writers would serialize on those
+/// rows anyway, so serializable isolation would only turn the wait into retries. Transactions are
+/// short (a step holds at most 500 changes). Reads run in REPEATABLE READ READ ONLY transactions:
+/// one consistent snapshot, never blocked by a writer.
+public final class PostgresExecutor: SQLExecutor, @unchecked Sendable {
+    public let location: PostgresLocation
+    public var dialect: SQLDialect { .postgres }
+    let configuration: PostgresConnection.Configuration
+    let logger: Logger
+    private let group: MultiThreadedEventLoopGroup
+    private let lock = NSLock()
+    private var idle: [PostgresConnection] = []
+    private var closed = false
+    private static let idleLimit = 4
+
+    /// The advisory lock key every write transaction takes ("cairn-wr").
+    static let writeLockKey: Int64 = 0x6361_6972_6E2D_7772
+
+    public init(_ location: PostgresLocation) throws {
+        self.location = location
+        var configuration = PostgresConnection.Configuration(host: location.host, port: location.port, username: location.user,
+                                                             password: location.password, database: location.database, tls: .disable)
+        switch location.sslMode {
+        case .disable: break
+        case .prefer, .require:
+            let context = try NIOSSLContext(configuration: .makeClientConfiguration())
+            configuration.tls = location.sslMode == .require ? .require(context) : .prefer(context)
+        }
+        configuration.options.connectTimeout = .seconds(10)
+        var parameters = [("application_name", "cairn"), ("lock_timeout", "30s")]
+        if let path = location.searchPath { parameters.append(("search_path", path)) }
+        configuration.options.additionalStartupParameters = parameters
+        self.configuration = configuration
+        var logger = Logger(label: "cairn.postgres")
+        logger.logLevel = .critical
+        self.logger = logger
+        // Its own event loop: store calls block their thread on a future, which must never be
+        // one of the loops the HTTP server runs on.
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    }
+
+    deinit {
+        close()
+        try? group.syncShutdownGracefully()
+    }
+
+    public func close() {
+        let connections = lock.withLock { () -> [PostgresConnection] in
+            closed = true
+            defer { idle = [] }
+            return idle
+        }
+        for connection in connections { try? connection.close().wait() }
+    }
+
+    /// A new connection (not from the pool), for a session that must stay open: leader election.
+    func connect() throws -> PostgresConnection {
+        do {
+            return try PostgresConnection.connect(on: group.next(), configuration: configuration, id: 0, logger: logger).wait()
+        } catch {
+            throw Self.failure(error, location: location.location, connecting: true)
+        }
+    }
+
+    func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        let pooled = lock.withLock { idle.popLast() }
+        let connection = try pooled.flatMap { $0.isClosed ? nil : $0 } ?? connect()
+        do {
+            let result = try body(connection)
+            giveBack(connection)
+            return result
+        } catch {
+            // A failed statement ended its transaction with ROLLBACK; a lost connection is dropped.
+            giveBack(connection)
+            throw error
+        }
+    }
+
+    private func giveBack(_ connection: PostgresConnection) {
+        let keep = lock.withLock { () -> Bool in
+            guard !closed, !connection.isClosed, idle.count < Self.idleLimit else { return false }
+            idle.append(connection)
+            return true
+        }
+        if !keep, !connection.isClosed { connection.close().whenComplete { _ in } }
+    }
+
+    public func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {
+        try transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+    }
+
+    public func write<T>(_ body: (any SQLSession) throws -> T) throws -> T {
+        try transaction(begin: "BEGIN", lock: Self.writeLockKey, body)
+    }
+
+    /// Runs `body` in one transaction on a pooled connection; rolls back when it throws.
+    func transaction<T>(begin: String, lock key: Int64? = nil, _ body: (any SQLSession) throws -> T) throws -> T {
+        try withConnection { connection in
+            let session = PostgresSession(connection: connection, logger: logger, location: location.location)
+            try session.execute(sql: begin)
+            do {
+                if let key { try session.execute(sql: "SELECT pg_advisory_xact_lock(?)", arguments: [key]) }
+                let result = try body(session)
+                try session.execute(sql: "COMMIT")
+                return result
+            } catch {
+                if !connection.isClosed { _ = try? session.run("ROLLBACK", []) }
+                throw error
+            }
+        }
+    }
+
+    /// A PostgreSQL error as Cairn shows it: the server's message and SQLSTATE, never the query's values.
+    static func failure(_ error: any Error, location: String, connecting: Bool = false) -> CairnError {
+        if let error = error as? CairnError { return error }
+        guard let psql = error as? PSQLError else {
+            return CairnError("PostgreSQL at \(location): \(error)", hint: connecting ? "check the address, and that the server runs" : nil)
+        }
+        if let info = psql.serverInfo, let message = info[.message] {
+            let state = info[.sqlState] ?? "?"
+            return CairnError("PostgreSQL at \(location): \(message) (SQLSTATE \(state))",
+                              hint: connecting ? "check the user, the password (PGPASSWORD) and the database name" : nil)
+        }
+        return CairnError("PostgreSQL at \(location): \(psql.code)\(connecting ? " while connecting" : "")",
+                          hint: connecting ? "check the address, sslmode, and that the server runs" : "check that the server runs")
+    }
+}
+
+/// A PostgreSQL connection inside a transaction.
+final class PostgresSession: SQLSession {
+    let connection: PostgresConnection
+    let logger: Logger
+    let location: String
+    private(set) var changesCount = 0
+
+    init(connection: PostgresConnection, logger: Logger, location: String) {
+        self.connection = connection
+        self.logger = logger
+        self.location = location
+    }
+
+    var dialect: SQLDialect { .postgres }
+
+    func execute(sql: String, arguments: SQLArguments) throws {
+        let result = try run(sql, arguments.values)
+        changesCount = result.metadata.rows ?? 0
+    }
+
+    func fetchAll(sql: String, arguments: SQLArguments) throws -> [SQLRow] {
+        let result = try run(sql, arguments.values)
+        changesCount = result.metadata.rows ?? 0
+        var rows: [SQLRow] = []
+        rows.reserveCapacity(result.rows.count)
+        var columns: [String: Int]?
+        for row in result.rows {
+            var values: [SQLValue] = []
+            var names: [String] = []
+            for cell in row {
+                values.append(try Self.value(cell))
+                if columns == nil { names.append(cell.columnName) }
+            }
+            if columns == nil {
+                columns = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+            }
+            rows.append(SQLRow(columns: columns!, values: values))
+        }
+        return rows
+    }
+
+    func run(_ sql: String, _ values: [SQLValue]) throws -> PostgresQueryResult {
+        var bindings = PostgresBindings(capacity: values.count)
+        for value in values {
+            switch value {
+            case .null: bindings.appendNull()
+            case let .integer(i): bindings.append(i)
+            case let .real(d): bindings.append(d)
+            case let .text(s): bindings.append(s)
+            }
+        }
+        do {
+            return try connection.query(PostgresQuery(unsafeSQL: Self.numbered(sql), binds: bindings), logger: logger).wait()
+        } catch {
+            throw PostgresExecutor.failure(error, location: location)
+        }
+    }
+
+    /// `?` placeholders as PostgreSQL's `$1`, `$2` … (outside quoted text).
+    static func numbered(_ sql: String) -> String {
+        guard sql.contains("?") else { return sql }
+        var out = ""
+        out.reserveCapacity(sql.utf8.count + 8)
+        var n = 0
+        var quote: Character?
+        for c in sql {
+            if let q = quote {
+                if c == q { quote = nil }
+                out.append(c)
+            } else if c == "'" || c == "\"" {
+                quote = c
+                out.append(c)
+            } else if c == "?" {
+                n += 1
+                out += "$\(n)"
+            } else {
+                out.append(c)
+            }
+        }
+        return out
+    }
+
+    static func value(_ cell: PostgresCell) throws -> SQLValue {
+        guard cell.bytes != nil else { return .null }
+        switch cell.dataType {
+        case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
+        case .float4, .float8: return .real(try cell.decode(Double.self))
+        case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+        default: return .text(try cell.decode(String.self))
+        }
+    }
+}
