@@ -10,8 +10,9 @@ import Foundation
 
 struct DatabaseOptions: ParsableArguments {
     @Option(name: .customLong("db"), help: """
-        The registry database (SQLite). Default: $CAIRN_DB, else .cairn/cairn.db at the top of the repository (found from \
-        --repo or from the current folder, whichever sub-folder it is; cairn/ inside a bare repository), else ./.cairn/cairn.db.
+        The registry: a SQLite file (a path or sqlite://PATH) or a PostgreSQL database (postgres://USER@HOST:PORT/DB; the \
+        password from PGPASSWORD). Default: $CAIRN_DB, else .cairn/cairn.db at the top of the repository (found from --repo \
+        or from the current folder, whichever sub-folder it is; cairn/ inside a bare repository), else ./.cairn/cairn.db.
         """)
     var dbOption: String?
 
@@ -26,25 +27,44 @@ struct DatabaseOptions: ParsableArguments {
         return (GitRepository.stateDirectory(discoveringFrom: Self.repository.path) ?? ".cairn") + "/cairn.db"
     }
 
-    /// Opens for writing, creating the file and its folder if needed.
+    /// True when the registry is a PostgreSQL database.
+    var isPostgres: Bool { PostgresLocation.isPostgres(db) }
+
+    /// The registry as it may be printed: a PostgreSQL address without its password.
+    var shown: String {
+        guard isPostgres else { return RegistryDatabase.sqlitePath(db) }
+        return (try? PostgresLocation(parsing: db).location) ?? "the PostgreSQL registry"
+    }
+
+    /// The folder of Cairn's local state (signing key, artifacts, run folders, git cache): the
+    /// database's folder for SQLite; for PostgreSQL, the repository's state directory.
+    var stateFolder: String { Self.stateFolder(of: db) }
+
+    /// The state folder of the registry `db` (empty: the current folder).
+    static func stateFolder(of db: String) -> String {
+        if PostgresLocation.isPostgres(db) { return GitRepository.stateDirectory(discoveringFrom: repository.path) ?? ".cairn" }
+        return (RegistryDatabase.sqlitePath(db) as NSString).deletingLastPathComponent
+    }
+
+    /// Opens for writing, creating the file and its folder (or the PostgreSQL schema) if needed.
     func open() throws -> RegistryDatabase {
         do {
-            return try RegistryDatabase(path: db)
+            return try RegistryDatabase(location: db)
         } catch let error as CairnError {
             throw error
         } catch {
-            throw CairnError("cannot open the database \(db): \(error)", hint: "check --db and the folder's permissions")
+            throw CairnError("cannot open the database \(shown): \(error)", hint: "check --db and the folder's permissions")
         }
     }
 
     /// Opens without writing; nil when there is no database yet.
     func openForReading() throws -> RegistryDatabase? {
         do {
-            return try RegistryDatabase.openForReading(path: db)
+            return try RegistryDatabase.openForReading(location: db)
         } catch let error as CairnError {
             throw error
         } catch {
-            throw CairnError("cannot read the database \(db): \(error)", hint: "check --db")
+            throw CairnError("cannot read the database \(shown): \(error)", hint: "check --db")
         }
     }
 }

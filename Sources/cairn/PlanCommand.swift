@@ -46,13 +46,13 @@ struct PlanCommand: ParsableCommand {
                 return
             }
             DatabaseOptions.repository.path = source.repo
-            if requireRegistry, !FileManager.default.fileExists(atPath: database.db) {
-                throw CairnError("no registry database at \(database.db): nothing to plan against (--require-registry)",
+            if requireRegistry, try database.openForReading() == nil {
+                throw CairnError("no registry database at \(database.shown): nothing to plan against (--require-registry)",
                                  hint: "give --db the registry (a read-only copy will do), or drop --require-registry to plan against an empty one")
             }
             let plan = try readOnlyPlan(source: source, database: database, planning: planning, output: output)
             try save(plan)
-            render(plan, output: output, db: database.db)
+            render(plan, output: output, db: database.shown)
             if detailedExitcode, !plan.isEmpty { throw ExitCode(2) }
         }
     }
@@ -108,7 +108,7 @@ struct Reconcile: ParsableCommand {
             DatabaseOptions.repository.path = source.repo
             if dryRun {
                 let plan = try readOnlyPlan(source: source, database: database, planning: planning, output: output)
-                render(plan, output: output, db: database.db)
+                render(plan, output: output, db: database.shown)
                 if !plan.blocked.isEmpty { throw ExitCode(3) }
                 return
             }
@@ -133,7 +133,7 @@ struct Reconcile: ParsableCommand {
                                           showPlan: { plan in
                                               guard output.format == .text else { return }
                                               progress.clear()
-                                              print(PlanRenderer.text(plan, style: output.style, observed: database.db), terminator: "")
+                                              print(PlanRenderer.text(plan, style: output.style, observed: database.shown), terminator: "")
                                           },
                                           progress: { p in
                                               progress.show(elapsed: Int(p.elapsed), p.line)
@@ -153,7 +153,7 @@ struct Reconcile: ParsableCommand {
     func pass(_ db: RegistryDatabase, _ desired: DesiredState, _ manifests: GitManifestSource, show: Bool) throws -> Plan {
         let outcome = try ReconcilePass.run(desired, source: manifests, store: db, options: planning.planner, actor: currentUser(),
                                             lockWait: lockTimeout, clock: clock) { plan in
-            if show { render(plan, output: output, db: database.db) }
+            if show { render(plan, output: output, db: database.shown) }
         }
         guard let result = outcome.applied else {
             if show { printError("applying is suspended: nothing applied (`cairn resume` to apply again)") }

@@ -78,7 +78,7 @@ struct ServeCommand: AsyncParsableCommand {
             do { hasTokens = try database.open().hasActiveTokens() } catch { hasTokens = false }
             if !hasTokens {
                 printError("error: refusing to listen on \(listen) without API tokens: anyone who can reach it could read the registry\n"
-                           + "    hint: create one with `cairn token create NAME --scope read --db \(database.db)`, or listen on 127.0.0.1")
+                           + "    hint: create one with `cairn token create NAME --scope read --db \(database.shown)`, or listen on 127.0.0.1")
                 throw ExitCode(1)
             }
         }

@@ -72,7 +72,7 @@ struct Status: ParsableCommand {
     func run() throws {
         try reportingFailures(format: output.format) {
             guard let db = try database.openForReading() else {
-                throw CairnError("no registry database at \(database.db)", hint: "run `cairn reconcile` first, or pass --db")
+                throw CairnError("no registry database at \(database.shown)", hint: "run `cairn reconcile` first, or pass --db")
             }
             let observed = try db.observedState()
             var runs = try db.recentRuns(limit: 20)
@@ -122,7 +122,7 @@ struct Status: ParsableCommand {
             let markdown = output.format == .markdown
             let style = markdown ? Style(enabled: false) : output.style
             func heading(_ text: String) -> String { markdown ? "### \(text)\n\n" : style.bold(text) + "\n" }
-            var out = (markdown ? "## " : "") + style.bold("Cairn status · \(database.db)")
+            var out = (markdown ? "## " : "") + style.bold("Cairn status · \(database.shown)")
                 + " · applied \(observed.lastAppliedRevision.map { String($0.prefix(7)) } ?? "nothing yet")"
                 + " · generation \(observed.generation)" + (observed.suspended ? " · " + style.yellow("SUSPENDED") : "") + "\n\n"
             out += heading("Models")
@@ -201,7 +201,7 @@ struct History: ParsableCommand {
     func run() throws {
         try reportingFailures(format: output.format) {
             guard let db = try database.openForReading() else {
-                throw CairnError("no registry database at \(database.db)", hint: "run `cairn reconcile` first, or pass --db")
+                throw CairnError("no registry database at \(database.shown)", hint: "run `cairn reconcile` first, or pass --db")
             }
             var sinceTime: Int64?
             if let since {
@@ -249,8 +249,8 @@ struct Audit: ParsableCommand {
         func run() throws {
             try reportingFailures {
                 guard let db = try database.openForReading() else {
-                    guard FileManager.default.fileExists(atPath: database.db) else {
-                        throw CairnError("no registry database at \(database.db)", hint: "pass --db")
+                    guard !database.isPostgres, FileManager.default.fileExists(atPath: RegistryDatabase.sqlitePath(database.db)) else {
+                        throw CairnError("no registry database at \(database.shown)", hint: "pass --db")
                     }
                     // Created but never written (its creation was interrupted): an empty history is intact.
                     print("audit chain intact: 0 rows verified (the registry holds nothing yet)")

@@ -30,7 +30,7 @@ struct ArtifactOptions: ParsableArguments {
     /// Which `file://` datasets trainers may read: the listed roots, never the state directory.
     func datasetPolicy(db: String) -> DatasetPolicy {
         DatasetPolicy(roots: DatasetPolicy.roots(flags: datasetRoots, environment: ProcessInfo.processInfo.environment),
-                      forbidden: [(db as NSString).deletingLastPathComponent, artifactsPath(db: db),
+                      forbidden: [stateFolder(db), artifactsPath(db: db),
                                   (keyFilePath(db: db) as NSString).deletingLastPathComponent].map { $0.isEmpty ? "." : $0 })
     }
 
@@ -59,8 +59,13 @@ struct ArtifactOptions: ParsableArguments {
         }
     }
 
+    /// The folder of local state: the SQLite file's folder, or for a PostgreSQL registry the repository's state directory.
+    func stateFolder(_ db: String) -> String {
+        DatabaseOptions.stateFolder(of: db)
+    }
+
     func beside(_ db: String, _ name: String) -> String {
-        (((db as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name) as NSString).standardizingPath
+        ((stateFolder(db) as NSString).appendingPathComponent(name) as NSString).standardizingPath
     }
 }
 
@@ -207,7 +212,7 @@ struct Artifact: ParsableCommand {
 }
 
 func loadVersion(database: DatabaseOptions, model: String, number: Int) throws -> ModelVersion {
-    guard let db = try database.openForReading() else { throw CairnError("no registry database at \(database.db)") }
+    guard let db = try database.openForReading() else { throw CairnError("no registry database at \(database.shown)") }
     guard let versions = try db.versions(of: model) else { throw CairnError("Model/\(model) has never been applied") }
     guard let v = versions.first(where: { $0.number == number }) else {
         throw CairnError("\(model) has no v\(number)", hint: "`cairn versions \(model)` lists them")
@@ -244,7 +249,7 @@ struct Recommend: ParsableCommand {
 
     func run() throws {
         try reportingFailures(format: output.format) {
-            guard let db = try database.openForReading() else { throw CairnError("no registry database at \(database.db)") }
+            guard let db = try database.openForReading() else { throw CairnError("no registry database at \(database.shown)") }
             guard let live = try db.observedState().targets[target], live.assigned, !live.routes.isEmpty else {
                 throw CairnError("ServingTarget/\(target) serves nothing yet", hint: "`cairn status` shows what is live")
             }
