@@ -4,7 +4,6 @@
 #   source scripts/postgres.sh; postgres_start; trap postgres_stop EXIT
 # exports CAIRN_TEST_POSTGRES_URL. Run directly (`scripts/postgres.sh start|stop DIR`) by hand.
 # Installs the package when missing; initdb refuses root, so the cluster runs as `postgres`.
-CAIRN_PG_PORT="${CAIRN_PG_PORT:-54329}"
 
 postgres_start() {
     if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
@@ -13,6 +12,9 @@ postgres_start() {
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
     fi
     CAIRN_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    # The first free port from 54329 (another test run, or a cluster started by hand, may hold one).
+    CAIRN_PG_PORT="${CAIRN_PG_PORT:-54329}"
+    while (exec 3<>"/dev/tcp/127.0.0.1/$CAIRN_PG_PORT") 2>/dev/null; do CAIRN_PG_PORT=$((CAIRN_PG_PORT + 1)); done
     CAIRN_PG_DIR=$(mktemp -d /tmp/cairn-pg.XXXXXX)
     local as=()
     if [ "$(id -u)" -eq 0 ]; then

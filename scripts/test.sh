@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds, checks generated files, runs every test
-# (the reliability suites at their small CI size), then fuzzes the YAML loader + decoder for
+# The test command: installs what is missing, builds, checks generated files, starts a
+# throwaway PostgreSQL cluster, runs every test (the reliability suites at their small CI size,
+# the store contract on SQLite and PostgreSQL), then fuzzes the YAML loader + decoder for
 # FUZZ_SECONDS (default 60; 0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,11 @@ scripts/setup.sh
 python3 schemas/generate.py --check
 python3 examples/tools/generate_interactions.py --check >/dev/null
 swift build --build-tests
+# A throwaway PostgreSQL cluster for the PostgreSQL registry tests, stopped on exit.
+source scripts/postgres.sh
+postgres_start
+trap postgres_stop EXIT
+export CAIRN_REQUIRE_POSTGRES=1
 swift test --skip-build
 # The fuzz target's replay mode (an ordinary build) over every seed and the limit seeds,
 # the 8 MiB ones included: the same check the fuzzer runs, on inputs it cannot reach.

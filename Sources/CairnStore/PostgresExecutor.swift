@@ -158,6 +158,13 @@ public final class PostgresExecutor: SQLExecutor, @unchecked Sendable {
         if !keep, !connection.isClosed { connection.close().whenComplete { _ in } }
     }
 
+    /// Runs one statement outside any transaction (`CREATE DATABASE` cannot run inside one).
+    public func executeOutsideTransaction(_ statement: String) throws {
+        try withConnection { connection in
+            _ = try PostgresSession(connection: connection, logger: logger, location: location.location).run(statement, [])
+        }
+    }
+
     public func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {
         try transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
     }

@@ -7,12 +7,14 @@ import Foundation
 import GRDB
 import Testing
 
+/// The store contract: every test runs against SQLite and, when the test server is there, PostgreSQL.
 @Suite struct StoreTests {
     /// A database in a temporary folder that lives as long as the suite instance.
     let dir = TempDir("cairn-db")
 
-    func freshDatabase() throws -> RegistryDatabase {
-        try RegistryDatabase(path: dir.url.appendingPathComponent("r.db").path)
+    /// A fresh registry on `backend`: the store contract runs on SQLite and on PostgreSQL.
+    func freshDatabase(_ backend: Backend) throws -> RegistryDatabase {
+        try backend.fresh(in: dir)
     }
 
     func applyCase(_ name: String, to db: RegistryDatabase, holder: LeaseHolder) throws -> (Plan, ApplyResult) {
@@ -22,8 +24,8 @@ import Testing
         return (plan, result)
     }
 
-    @Test func championSwapCommitsAsOneStep() throws {
-        let db = try freshDatabase()
+    @Test(arguments: Backend.available) func championSwapCommitsAsOneStep(_ backend: Backend) throws {
+        let db = try freshDatabase(backend)
         let holder = LeaseHolder()
         try ReconcilePass.acquireLease(db, holder, wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
         // Build the observed side of the case for real: apply the base fleet, train, approve.
@@ -60,8 +62,8 @@ import Testing
         #expect(models["home-b"]?.stage == .champion)
     }
 
-    @Test func promotionOfAnUnapprovedVersionIsRefusedAtApply() throws {
-        let db = try freshDatabase()
+    @Test(arguments: Backend.available) func promotionOfAnUnapprovedVersionIsRefusedAtApply(_ backend: Backend) throws {
+        let db = try freshDatabase(backend)
         let holder = LeaseHolder()
         try ReconcilePass.acquireLease(db, holder, wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
         _ = try applyCase("01-fresh-fleet", to: db, holder: holder)
@@ -89,8 +91,8 @@ import Testing
         #expect(RegistryDatabase.steps(of: plan).map(\.count) == [500, 500, 200, 3])
     }
 
-    @Test func secondApplierIsToldWhoHoldsTheLease() throws {
-        let db = try freshDatabase()
+    @Test(arguments: Backend.available) func secondApplierIsToldWhoHoldsTheLease(_ backend: Backend) throws {
+        let db = try freshDatabase(backend)
         try ReconcilePass.acquireLease(db, LeaseHolder(id: "first", pid: 4242, host: "ops-1"), wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
         #expect {
             try ReconcilePass.acquireLease(db, LeaseHolder(id: "second"), wait: 0.3, clock: ManualClock(at: Double(1_800_000_010), advancesOnWait: true))
@@ -101,8 +103,8 @@ import Testing
         try ReconcilePass.acquireLease(db, LeaseHolder(id: "third"), wait: 0, clock: ManualClock(at: Double(1_800_000_000 + 121)))
     }
 
-    @Test func aLeaseWhoseHolderDiedOnThisHostIsTakenOverAtOnce() throws {
-        let db = try freshDatabase()
+    @Test(arguments: Backend.available) func aLeaseWhoseHolderDiedOnThisHostIsTakenOverAtOnce(_ backend: Backend) throws {
+        let db = try freshDatabase(backend)
         // A real process that has exited (and been reaped): its pid names nothing now.
         let gone = Process()
         gone.executableURL = URL(fileURLWithPath: "/bin/true")
@@ -119,8 +121,8 @@ import Testing
         #expect(throws: CairnError.self) { try ReconcilePass.acquireLease(db, LeaseHolder(id: "later"), wait: 0, clock: ManualClock(at: Double(1_800_000_201), advancesOnWait: true)) }
     }
 
-    @Test func appliesAreRefusedWhileSuspended() throws {
-        let db = try freshDatabase()
+    @Test(arguments: Backend.available) func appliesAreRefusedWhileSuspended(_ backend: Backend) throws {
+        let db = try freshDatabase(backend)
         let holder = LeaseHolder()
         try ReconcilePass.acquireLease(db, holder, wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
         #expect(try db.setSuspended(true, actor: "ops", at: 1_800_000_000))
@@ -133,8 +135,8 @@ import Testing
 
     /// A run matching an existing version's artifact succeeds naming it, with no new version;
     /// the registry still agrees with its history.
-    @Test func aMatchingArtifactIsRecordedWithoutANewVersion() throws {
-        let db = try freshDatabase()
+    @Test(arguments: Backend.available) func aMatchingArtifactIsRecordedWithoutANewVersion(_ backend: Backend) throws {
+        let db = try freshDatabase(backend)
         let holder = LeaseHolder()
         try ReconcilePass.acquireLease(db, holder, wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
         _ = try applyCase("01-fresh-fleet", to: db, holder: holder)
@@ -163,8 +165,8 @@ import Testing
         #expect(try db.history(RegistryDatabase.HistoryFilter(model: run.model, limit: 1)).first?.action == .unchanged)
     }
 
-    @Test func gatedVersionsAreDecidedWhenCreated() throws {
-        let db = try freshDatabase()
+    @Test(arguments: Backend.available) func gatedVersionsAreDecidedWhenCreated(_ backend: Backend) throws {
+        let db = try freshDatabase(backend)
         let holder = LeaseHolder()
         try ReconcilePass.acquireLease(db, holder, wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
         _ = try applyCase("01-fresh-fleet", to: db, holder: holder)

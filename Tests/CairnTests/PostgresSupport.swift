@@ -1,0 +1,79 @@
+import CairnCore
+import CairnStore
+import Foundation
+import Testing
+
+/// The PostgreSQL server the tests use: `CAIRN_TEST_POSTGRES_URL`, which scripts/test.sh sets
+/// after starting a throwaway cluster (scripts/postgres.sh). Each test gets its own database.
+enum TestPostgres {
+    static let url: String? = {
+        let value = ProcessInfo.processInfo.environment["CAIRN_TEST_POSTGRES_URL"] ?? ""
+        return value.isEmpty ? nil : value
+    }()
+
+    static var available: Bool { url != nil }
+
+    /// Why PostgreSQL tests are skipped, as the test report shows it.
+    static let skipMessage: Comment = "no PostgreSQL server: set CAIRN_TEST_POSTGRES_URL (scripts/test.sh starts a throwaway one)"
+
+    /// A new, empty database on the test server; returns its address.
+    static func freshDatabase(_ label: String = "t") throws -> String {
+        guard let url else { throw CairnError("CAIRN_TEST_POSTGRES_URL is not set") }
+        let name = "cairn_\(label)_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased())"
+        let admin = try PostgresExecutor(try PostgresLocation(parsing: url))
+        defer { admin.close() }
+        try admin.executeOutsideTransaction("CREATE DATABASE \(name)")
+        return address(url, database: name)
+    }
+
+    /// `url` with its database replaced by `database`.
+    static func address(_ url: String, database: String) -> String {
+        var components = URLComponents(string: url)!
+        components.path = "/" + database
+        return components.string!
+    }
+}
+
+/// The registry databases the store contract runs against: SQLite always, PostgreSQL when the
+/// test server is there (scripts/test.sh always starts it; CI fails if it is missing).
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite, postgres
+
+    static var available: [Backend] { TestPostgres.available ? allCases : [.sqlite] }
+
+    var testDescription: String { rawValue }
+
+    /// A fresh registry: a file in `dir`, or a new PostgreSQL database.
+    func location(in dir: TempDir) throws -> String {
+        switch self {
+        case .sqlite: dir.url.appendingPathComponent("r-\(UUID().uuidString.prefix(8)).db").path
+        case .postgres: try TestPostgres.freshDatabase()
+        }
+    }
+
+    func fresh(in dir: TempDir) throws -> RegistryDatabase {
+        try RegistryDatabase(location: try location(in: dir))
+    }
+}
+
+@Suite struct PostgresAvailabilityTests {
+    /// The test command always starts PostgreSQL: a run that asked for it (CAIRN_REQUIRE_POSTGRES=1)
+    /// and did not get it fails here instead of skipping every PostgreSQL test quietly.
+    @Test func theTestServerIsThereWhenRequired() throws {
+        if ProcessInfo.processInfo.environment["CAIRN_REQUIRE_POSTGRES"] == "1" {
+            #expect(TestPostgres.available, "CAIRN_REQUIRE_POSTGRES=1 but CAIRN_TEST_POSTGRES_URL is not set")
+        }
+    }
+
+    @Test(.enabled(if: TestPostgres.available, TestPostgres.skipMessage))
+    func aFreshDatabaseIsEmptyAndMigrates() throws {
+        let url = try TestPostgres.freshDatabase()
+        #expect(try RegistryDatabase.openForReading(location: url) == nil)
+        let db = try RegistryDatabase(location: url)
+        #expect(db.isPostgres)
+        #expect(try db.generation() == 0)
+        #expect(try RegistryDatabase.openForReading(location: url) != nil)
+        // Opening again finds every migration done.
+        _ = try RegistryDatabase(location: url)
+    }
+}

@@ -1,0 +1,149 @@
+import CairnCore
+import CairnReconcile
+import CairnStore
+import CairnTesting
+import Foundation
+import GRDB
+import Testing
+
+/// The rest of the store's contract (beside StoreTests): runs, leases, tokens, break-glass,
+/// passes, history and tamper detection, each on SQLite and on PostgreSQL.
+@Suite struct StoreContractTests {
+    let dir = TempDir("cairn-contract")
+    static let t0: Int64 = 1_800_000_000
+
+    /// A registry with the fresh-fleet case applied: two models queued for training.
+    func applied(_ backend: Backend) throws -> (RegistryDatabase, LeaseHolder, String) {
+        let location = try backend.location(in: dir)
+        let db = try RegistryDatabase(location: location)
+        let holder = LeaseHolder()
+        try ReconcilePass.acquireLease(db, holder, wait: 0, clock: ManualClock(at: Double(Self.t0)))
+        let plan = try PlannerCase(name: "01-fresh-fleet").run()
+        _ = try db.apply(plan, holder: holder, context: AuditContext(revision: plan.revision, author: "t", actor: "test"), now: { Self.t0 })
+        return (db, holder, location)
+    }
+
+    @Test(arguments: Backend.available) func runsAreClaimedOnceHeartbeatAndComeBackWhenTheirWorkerIsLost(_ backend: Backend) throws {
+        let (db, _, _) = try applied(backend)
+        #expect(try db.runStateCounts() == ["queued": 2])
+        let first = try #require(try db.claimRun(holder: "w1", leaseSeconds: 60, now: Self.t0))
+        let second = try #require(try db.claimRun(holder: "w2", leaseSeconds: 60, now: Self.t0))
+        #expect(first.id != second.id)
+        #expect(try db.claimRun(holder: "w3", now: Self.t0) == nil)
+        #expect(try db.heartbeat(first.id, holder: "w1", leaseSeconds: 60, now: Self.t0 + 30))
+        #expect(try !db.heartbeat(first.id, holder: "w2", now: Self.t0 + 30))
+        #expect(try db.liveRunFolders(now: Self.t0 + 61) == ["run-\(first.id)-1"])
+        // w2 was lost: its lease expired; the run is queued again after a backoff.
+        #expect(try db.requeueExpiredRuns(now: Self.t0 + 61, baseDelay: 30) == [second.id])
+        #expect(try db.claimRun(holder: "w3", now: Self.t0 + 62) == nil)
+        let retried = try #require(try db.claimRun(holder: "w3", now: Self.t0 + 91))
+        #expect(retried.id == second.id && retried.attempt == 2)
+        // A stopping worker hands its run back without spending an attempt.
+        try db.releaseRun(retried.id, holder: "w3")
+        #expect(try db.claimRun(holder: "w4", now: Self.t0 + 92)?.attempt == 2)
+        try db.failRun(first.id, holder: "w1", reason: "trainer exited 1", log: "boom", now: Self.t0 + 100)
+        #expect(throws: CairnError.self) { try db.failRun(first.id, holder: "w1", reason: "again", now: Self.t0 + 101) }
+        let (summary, log) = try #require(try db.runLog(first.id))
+        #expect(summary.state == "failed" && log == "boom")
+        #expect(try db.recentRuns(limit: 1).map(\.id) == [second.id])
+        #expect(try db.verifyAudit() == nil)
+        #expect(try db.verifyState().isEmpty)
+    }
+
+    @Test(arguments: Backend.available) func tokensAreHashedAuditedAndRevoked(_ backend: Backend) throws {
+        let (db, _, _) = try applied(backend)
+        #expect(try !db.hasActiveTokens())
+        let token = try db.createToken(name: "ci", scope: .read, by: "ops", at: Self.t0)
+        #expect(throws: CairnError.self) { _ = try db.createToken(name: "ci", scope: .admin, by: "ops", at: Self.t0) }
+        #expect(try db.scope(ofToken: token) == .read)
+        #expect(try db.scope(ofToken: token + "0") == nil)
+        #expect(try db.revokeToken(name: "ci", by: "ops", at: Self.t0 + 1))
+        #expect(try !db.revokeToken(name: "ci", by: "ops", at: Self.t0 + 2))
+        #expect(try db.scope(ofToken: token) == nil)
+        #expect(try db.tokens().map(\.name) == ["ci"])
+        #expect(try db.history(RegistryDatabase.HistoryFilter(limit: 2)).map(\.action) == [.tokenRevoke, .tokenCreate])
+        #expect(try db.verifyAudit() == nil)
+    }
+
+    @Test(arguments: Backend.available) func passesSuspensionAndTheBoundSourceAreKept(_ backend: Backend) throws {
+        let (db, _, location) = try applied(backend)
+        try db.recordFailedPass(revision: "abc", revisionName: "main", result: "invalid", message: "models/a.yaml:3:1: bad", at: Self.t0 + 5)
+        let pass = try #require(try db.lastPass())
+        #expect(pass.revision == "abc" && pass.result == "invalid" && pass.message == "models/a.yaml:3:1: bad" && pass.at == Self.t0 + 5)
+        try db.bindSource(BoundSource(rootCommit: "r1", manifestRoot: "fleet"))
+        try db.bindSource(BoundSource(rootCommit: "r2", manifestRoot: ""))
+        #expect(try db.boundSource() == BoundSource(rootCommit: "r1", manifestRoot: "fleet"))
+        let generation = try db.generation()
+        #expect(try db.setSuspended(true, actor: "ops", at: Self.t0 + 6))
+        #expect(try !db.setSuspended(true, actor: "ops", at: Self.t0 + 7))
+        #expect(try db.suspension()?.by == "ops" && db.suspension()?.at == Self.t0 + 6)
+        #expect(try db.generation() == generation + 1)
+        // A reader opened on the same registry sees all of it.
+        let reader = try #require(try RegistryDatabase.openForReading(location: location))
+        #expect(try reader.suspension()?.by == "ops")
+        #expect(try reader.observedState().models.keys.sorted() == ["home-a", "home-b"])
+    }
+
+    @Test(arguments: Backend.available) func breakGlassRollbackIsDriftAndAudited(_ backend: Backend) throws {
+        let (db, holder, _) = try applied(backend)
+        // Two approved versions of home-a (gated at ndcg@10 ≥ 0.2): train, then retrain the same request.
+        var request: TrainRequest?
+        for metric in [0.3, 0.4] {
+            if let request {
+                let again = Plan(revision: request.commit, revisionName: "main", manifestRoot: "", manifestCount: 0,
+                                 observedGeneration: try db.generation(), lastAppliedRevision: nil,
+                                 changes: [Change(action: .train, address: ManifestAddress(.model, "home-a"), version: 2, after: .from(request),
+                                                  reason: "retrain")], blocked: [], drift: [])
+                _ = try db.apply(again, holder: holder, context: AuditContext(revision: again.revision, author: nil, actor: "test"), now: { Self.t0 + 10 })
+            }
+            while let run = try db.claimRun(holder: "w", now: Self.t0 + 20) {
+                if run.model == "home-a" { request = run.request }
+                _ = try TrainingWorker.record(store: db, run: run, holder: "w", artifacts: nil,
+                                              success: RunSuccess(metrics: ["ndcg@10": metric], datasetHash: "d\(metric)", trainerVersion: "t"), now: Self.t0 + 20)
+            }
+        }
+        #expect(try db.versions(of: "home-a")?.map(\.status) == [.approved, .approved])
+        let promote = Plan(revision: String(repeating: "c", count: 40), revisionName: "main", manifestRoot: "", manifestCount: 0,
+                           observedGeneration: try db.generation(), lastAppliedRevision: nil,
+                           changes: [Change(action: .promote, address: ManifestAddress(parsing: "ServingTarget/acme")!,
+                                            after: .from(Assignment(tenant: "acme", surface: "home", routes: [LiveRoute(model: "home-a", version: 2, weight: 100)], shadow: [])),
+                                            reason: "declared")], blocked: [], drift: [])
+        _ = try db.apply(promote, holder: holder, context: AuditContext(revision: promote.revision, author: nil, actor: "test"), now: { Self.t0 + 30 })
+        let (old, new) = try db.rollback(target: "acme", model: nil, to: 1, actor: "oncall", holder: holder, at: Self.t0 + 40)
+        #expect(old.version == 2 && new.version == 1)
+        let target = try #require(try db.observedState().targets["acme"])
+        #expect(target.routes.map(\.version) == [1])
+        #expect(target.drift?.actor == "oncall")
+        #expect(try db.history(RegistryDatabase.HistoryFilter(target: "acme", limit: 5)).map(\.actor) == ["oncall", "test"])
+        #expect(try db.history(RegistryDatabase.HistoryFilter(model: "home-a", since: Self.t0 + 30, limit: 10)).count == 2)
+        #expect(throws: CairnError.self) { _ = try db.rollback(target: "acme", model: nil, to: 9, actor: "oncall", holder: holder, at: Self.t0 + 41) }
+        #expect(try db.verifyAudit() == nil)
+    }
+
+    /// Runs SQL beside Cairn, as someone with the database's password (or the file) could.
+    func edit(_ backend: Backend, _ location: String, _ sql: String) throws {
+        switch backend {
+        case .sqlite: try DatabaseQueue(path: location).write { try $0.execute(sql: sql) }
+        case .postgres:
+            let raw = try PostgresExecutor(try PostgresLocation(parsing: location))
+            defer { raw.close() }
+            try raw.write { try $0.execute(sql: sql, arguments: []) }
+        }
+    }
+
+    @Test(arguments: Backend.available) func editsBesideCairnAreRefusedOrFound(_ backend: Backend) throws {
+        let (db, _, location) = try applied(backend)
+        let run = try #require(try db.claimRun(holder: "w", now: Self.t0))
+        _ = try TrainingWorker.record(store: db, run: run, holder: "w", artifacts: nil,
+                                      success: RunSuccess(metrics: ["ndcg@10": 0.01], datasetHash: "d", trainerVersion: "t"), now: Self.t0)
+        // The history is append-only in the database itself.
+        #expect(throws: (any Error).self) { try edit(backend, location, "UPDATE audit_log SET reason = 'nothing happened'") }
+        #expect(throws: (any Error).self) { try edit(backend, location, "DELETE FROM audit_log") }
+        #expect(try db.verifyAudit() == nil)
+        // A decision forged in the table keeps the chain intact, but not the state.
+        try edit(backend, location, "UPDATE versions SET status = 'approved'")
+        let mismatches = try db.verifyState().map(\.description)
+        #expect(mismatches.count == 1)
+        #expect(mismatches.first?.hasPrefix("versions \(run.model) v1: status is approved, the history says") == true)
+    }
+}
