@@ -118,6 +118,16 @@ public struct SQLRow: Sendable {
 
     /// The first column's value.
     var first: SQLValue { values.first ?? .null }
+
+    /// The columns' names, in the result's order.
+    public var columnNames: [String] {
+        var names = [String](repeating: "", count: values.count)
+        for (name, index) in columns where index < names.count && names[index].isEmpty { names[index] = name }
+        return names
+    }
+
+    /// The value of the column at `index`.
+    public func value(at index: Int) -> SQLValue { values[index] }
 }
 
 /// A connection inside one transaction. Not shared between threads.

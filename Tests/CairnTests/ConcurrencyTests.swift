@@ -1,3 +1,4 @@
+import CairnStore
 import Foundation
 import GRDB
 import Testing
@@ -57,18 +58,19 @@ import Testing
         }
     }
 
-    @Test func twoReconcilersAndTwoWorkersReachTheSingleProcessState() throws {
+    /// On PostgreSQL too: the four processes share a PostgreSQL database; the reference is SQLite.
+    @Test(arguments: Backend.available) func twoReconcilersAndTwoWorkersReachTheSingleProcessState(_ backend: Backend) throws {
         let rounds = Reliability.setting("CAIRN_CONCURRENCY_ROUNDS", 1)
         let padding = Reliability.setting("CAIRN_CONCURRENCY_PADDING", 40)
         let fleet = try ReliabilityFleet(padding: padding)
-        let reference = Registry("cairn-concurrency-reference")
+        let reference = try Registry("cairn-concurrency-reference")
         _ = try drive(fleet, into: reference)
         let expected = try reference.dump()
 
         var reconcilePasses = 0, workerPasses = 0, runsExecuted = 0, applyingProcesses = 0, overlaps = ["reconcile": 0, "worker": 0]
         var converged = 0
         for round in 0..<rounds {
-            let registry = Registry("cairn-concurrency-\(round)")
+            let registry = try Registry("cairn-concurrency-\(round)", backend: backend)
             let outputs = LockedList()
             let spans = LockedSpans()
             for commit in fleet.commits {
@@ -112,9 +114,9 @@ import Testing
             let started = outputs.all.flatMap { $0.split(separator: "\n") }.filter { $0.hasPrefix("training run ") && $0.hasSuffix(" started") }
             let ids = started.map { $0.split(separator: " ")[2] }
             #expect(Set(ids).count == ids.count, "a run was started twice: \(started)")
-            let runs = try registry.read { try Row.fetchAll($0, sql: "SELECT id, state, attempts FROM training_runs") }
+            let runs = try registry.rows("SELECT id, state, attempts FROM training_runs")
             #expect(runs.count == ids.count, "\(runs.count) runs, \(ids.count) started")
-            #expect(runs.allSatisfy { ($0["state"] as String) == "succeeded" && ($0["attempts"] as Int) == 1 }, "\(runs)")
+            #expect(runs.allSatisfy { ($0["state"] as String) == "succeeded" && ($0["attempts"] as Int) == 1 }, "\(runs.map { ($0["id"] as Int, $0["state"] as String) })")
             runsExecuted += ids.count
 
             // The processes contended: two reconcilers, and two workers, ran at the same time.
@@ -128,7 +130,7 @@ import Testing
             }
 
             // Applies never interleave: the rows of one reconcile process are consecutive among the reconcilers' rows.
-            let actors = try registry.read { try String.fetchAll($0, sql: "SELECT actor FROM audit_log WHERE actor LIKE 'reconciler-%' ORDER BY id") }
+            let actors: [String] = try registry.rows("SELECT actor FROM audit_log WHERE actor LIKE 'reconciler-%' ORDER BY id").map { $0["actor"] }
             #expect(!actors.isEmpty, "round \(round): no reconciler applied anything, so nothing could interleave")
             var seen = Set<String>()
             var previous: String?
@@ -147,7 +149,7 @@ import Testing
                 Issue.record("round \(round) ended elsewhere.\nonly in reference:\n\(a.subtracting(b).sorted().joined(separator: "\n"))\nonly here:\n\(b.subtracting(a).sorted().joined(separator: "\n"))")
             }
         }
-        try Reliability.report("concurrency", [
+        try Reliability.report(backend == .sqlite ? "concurrency" : "concurrency-postgres", [
             "rounds": rounds, "paddingModels": padding, "reconcilePasses": reconcilePasses, "workerPasses": workerPasses,
             "runsExecuted": runsExecuted, "reconcileProcessesThatApplied": applyingProcesses,
             "overlappingReconciles": overlaps["reconcile"] ?? 0, "overlappingWorkers": overlaps["worker"] ?? 0,

@@ -21,13 +21,14 @@ import Testing
         return (0..<UInt64(trials)).map { first &+ $0 }
     }
 
-    @Test func killedReconcilesAndWorkersLoseNothingAndConverge() throws {
+    /// On PostgreSQL too: the trials' registry is a PostgreSQL database, the reference SQLite.
+    @Test(arguments: Backend.available) func killedReconcilesAndWorkersLoseNothingAndConverge(_ backend: Backend) throws {
         let padding = Reliability.setting("CAIRN_CRASH_PADDING", 40)
         let seeds = Self.seeds(trials: Reliability.setting("CAIRN_CRASH_TRIALS", 2))
         print("crash suite: aimed trials, then seeds \(seeds.map(String.init).joined(separator: ",")) (replay one with CAIRN_CRASH_SEEDS=…)")
         let fleet = try ReliabilityFleet(padding: padding)
 
-        let reference = Registry("cairn-crash-reference")
+        let reference = try Registry("cairn-crash-reference")
         let timeline = try drive(fleet, into: reference)
         #expect(try reference.violations() == [])
         let expected = try reference.dump()
@@ -39,7 +40,7 @@ import Testing
         /// One trial: drives the fleet into a fresh registry with `kills`; false when no kill landed.
         func trial(_ label: String, _ kills: [Int: Kill]) throws -> Bool {
             trialsRun += 1
-            let registry = Registry("cairn-crash-\(trialsRun)")
+            let registry = try Registry("cairn-crash-\(trialsRun)", backend: backend)
             var landed = 0
             let invocations: [Invocation]
             do {
@@ -100,7 +101,7 @@ import Testing
             _ = try trial("seed \(seed)", kills)
         }
         #expect(injected >= 2, "the aimed kills landed")
-        try Reliability.report("crash", [
+        try Reliability.report(backend == .sqlite ? "crash" : "crash-postgres", [
             "trials": trialsRun, "paddingModels": padding, "seeds": seeds.map(String.init).joined(separator: ","),
             "killsInjected": injected, "killsMissed": missed,
             "killsBy": classes, "brokenAfterKill": brokenAfterKill, "diverged": diverged,

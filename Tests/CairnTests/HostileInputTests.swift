@@ -53,7 +53,7 @@ import Testing
         // A symlink that leads out of the repository, for dataset-symlink-out.yaml.
         try FileManager.default.createSymbolicLink(atPath: repo.path + "/data/escape", withDestinationPath: "../../../etc")
         let good = try repo.commit("A valid fleet")
-        let registry = Registry("cairn-hostile")
+        let registry = try Registry("cairn-hostile")
         let first = try cairn(["reconcile", "--repo", repo.path, "--revision", good, "--db", registry.db], env: Registry.env)
         #expect(first.status == 0 || first.status == 3, "\(first.stdout)\(first.stderr)")
         let before = try registry.dump()

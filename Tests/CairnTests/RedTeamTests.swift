@@ -22,7 +22,7 @@ import Testing
             repo = try GitFixture()
             try repo.copyExamples()
             try repo.commit("The example fleet")
-            registry = Registry(label)
+            registry = try Registry(label)
             if reconcile {
                 let first = try cairn(["reconcile", "--repo", repo.path, "--db", db], env: Registry.env)
                 #expect(first.status == 0 || first.status == 3, "\(first.stdout)\(first.stderr)")
@@ -446,7 +446,7 @@ import Testing
         ]
         let before = try Registry.dump(at: fleet.db)
         for (label, sql, named) in edits {
-            let copy = Registry("cairn-redteam-sql-copy")
+            let copy = try Registry("cairn-redteam-sql-copy")
             try fleet.registry.queue().writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
             try FileManager.default.copyItem(atPath: fleet.db, toPath: copy.db)
             let queue = try copy.queue()
@@ -461,7 +461,7 @@ import Testing
         #expect(try Registry.dump(at: fleet.db) == before)
 
         // `cairn serve` on an edited registry stalls, says why, and applies nothing.
-        let copy = Registry("cairn-redteam-sql-serve")
+        let copy = try Registry("cairn-redteam-sql-serve")
         try FileManager.default.copyItem(atPath: fleet.db, toPath: copy.db)
         try copy.queue().writeWithoutTransaction { try $0.execute(sql: edits[0].1) }
         let token = try cairn(["token", "create", "ops", "--db", copy.db]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -702,7 +702,7 @@ import Testing
         #expect(history.contains("Cairn/token/dashboard"), "\(history)")
 
         // No tokens, a public address: refused before listening.
-        let bare = Registry("cairn-redteam-http-bare")
+        let bare = try Registry("cairn-redteam-http-bare")
         let open = try cairn(["serve", "--repo", fleet.repo.path, "--db", bare.db, "--listen", "0.0.0.0:\(freePort())"], env: Registry.env)
         #expect(open.status == 1 && open.stderr.contains("refusing to listen on 0.0.0.0:"), "\(open.stderr)")
     }

@@ -1,4 +1,5 @@
 import Foundation
+import CairnStore
 import GRDB
 import Testing
 
@@ -62,13 +63,58 @@ final class ReliabilityFleet: @unchecked Sendable {
     }
 }
 
-/// One registry (database + artifacts) in its own folder.
+/// One registry in its own folder: a SQLite file there, or a fresh PostgreSQL database (the
+/// folder then holds only scratch files).
 final class Registry: @unchecked Sendable {
     let dir: TempDir
-    var db: String { dir.path + "/registry.db" }
+    let backend: Backend
+    private let postgres: String?
+    /// What `--db` takes: the file, or the PostgreSQL address.
+    var db: String { postgres ?? dir.path + "/registry.db" }
     static let env = ["CAIRN_SIGNING_KEY": "72656c696162696c6974792d7375697465"]
 
-    init(_ label: String) { dir = TempDir(label) }
+    init(_ label: String, backend: Backend = .sqlite) throws {
+        dir = TempDir(label)
+        self.backend = backend
+        postgres = backend == .postgres ? try TestPostgres.freshDatabase() : nil
+    }
+
+    /// Rows of a query, on either database (SQLite opened read-write, as the next cairn would).
+    func rows(_ sql: String) throws -> [SQLRow] {
+        switch backend {
+        case .sqlite:
+            return try read { db in
+                try Row.fetchAll(db, sql: sql).map { row in
+                    let names = Array(row.columnNames)
+                    return SQLRow(columns: Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a }),
+                                  values: names.indices.map { i in
+                                      switch (row[i] as DatabaseValue).storage {
+                                      case .null: .null
+                                      case let .int64(v): .integer(v)
+                                      case let .double(v): .real(v)
+                                      case let .string(v): .text(v)
+                                      case let .blob(v): .text(String(decoding: v, as: UTF8.self))
+                                      }
+                                  })
+                }
+            }
+        case .postgres:
+            let raw = try PostgresExecutor(try PostgresLocation(parsing: db))
+            defer { raw.close() }
+            return try raw.read { try $0.fetchAll(sql: sql, arguments: []) }
+        }
+    }
+
+    /// True when the registry's schema exists (a process killed while creating it leaves none).
+    func hasTable(_ table: String) throws -> Bool {
+        switch backend {
+        case .sqlite:
+            guard FileManager.default.fileExists(atPath: db) else { return false }
+            return try read { try $0.tableExists(table) }
+        case .postgres:
+            return try rows("SELECT to_regclass('\(table)')::text AS t").first.map { ($0["t"] as String?) != nil } ?? false
+        }
+    }
 
     /// Runs SQL on the database in a read transaction. The connection is opened read-write, as
     /// the next cairn process would open it: after a kill, SQLite may need to recover the WAL.
@@ -85,12 +131,9 @@ final class Registry: @unchecked Sendable {
 
     /// A count from `table`; 0 while the database or its schema does not exist yet (a process
     /// killed while creating the database leaves an empty file, which the next one migrates).
-    func count(_ table: String, _ condition: String = "1") throws -> Int {
-        guard FileManager.default.fileExists(atPath: db) else { return 0 }
-        return try read { db in
-            guard try db.tableExists(table) else { return 0 }
-            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table) WHERE \(condition)") ?? 0
-        }
+    func count(_ table: String, _ condition: String = "1 = 1") throws -> Int {
+        guard try hasTable(table) else { return 0 }
+        return try rows("SELECT COUNT(*) AS n FROM \(table) WHERE \(condition)").first?["n"] ?? 0
     }
 
     func activeRuns() throws -> Int { try count("training_runs", "state IN ('queued', 'running')") }
@@ -100,18 +143,21 @@ final class Registry: @unchecked Sendable {
     /// What must hold after any fault: the audit chain verifies, SQLite finds the file intact and
     /// consistent, and nothing is duplicated. Returns the broken promises (empty when all hold).
     func violations() throws -> [String] {
-        guard FileManager.default.fileExists(atPath: db) else { return [] }
+        // Killed while creating the database: nothing was written yet, and nothing can be wrong.
+        guard try hasTable("audit_log") else { return [] }
         var broken: [String] = []
         let verify = try cairn(["audit", "verify", "--db", db])
         if verify.status != 0 { broken.append("audit verify: \(verify.stdout)\(verify.stderr)") }
-        // Opened read-write, as the next cairn process would: SQLite replays the WAL a killed writer left.
-        try queue().read { db in
-            // Killed while creating the database: nothing was written yet, and nothing can be wrong.
-            guard try db.tableExists("audit_log") else { return }
-            let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
-            if integrity != ["ok"] { broken.append("integrity_check: \(integrity.joined(separator: "; "))") }
-            let foreign = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check")
-            if !foreign.isEmpty { broken.append("foreign_key_check: \(foreign)") }
+        if backend == .sqlite {
+            // Opened read-write, as the next cairn process would: SQLite replays the WAL a killed writer left.
+            try queue().read { db in
+                let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+                if integrity != ["ok"] { broken.append("integrity_check: \(integrity.joined(separator: "; "))") }
+                let foreign = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check")
+                if !foreign.isEmpty { broken.append("foreign_key_check: \(foreign)") }
+            }
+        }
+        do {
             let checks: [(String, String)] = [
                 ("a version trained twice", "SELECT model, fingerprint, COUNT(*) FROM versions GROUP BY model, fingerprint HAVING COUNT(*) > 1"),
                 ("a run recorded as two versions", "SELECT run_id FROM versions GROUP BY run_id HAVING COUNT(*) > 1"),
@@ -127,8 +173,8 @@ final class Registry: @unchecked Sendable {
                 ("an audit row without its model index", "SELECT id FROM audit_log a WHERE NOT EXISTS (SELECT 1 FROM audit_models m WHERE m.audit_id = a.id) AND address LIKE 'Model/%'"),
             ]
             for (what, sql) in checks {
-                let rows = try Row.fetchAll(db, sql: sql)
-                if !rows.isEmpty { broken.append("\(what): \(rows.prefix(3))") }
+                let found = try rows(sql)
+                if !found.isEmpty { broken.append("\(what): \(found.prefix(3).map { row in row.columnNames.indices.map { row.value(at: $0) } })") }
             }
         }
         return broken
@@ -138,7 +184,7 @@ final class Registry: @unchecked Sendable {
     /// registries that reached the same state by different paths dump identically.
     /// The dump of the registry at `path`.
     static func dump(at path: String) throws -> String {
-        let registry = Registry("cairn-dump")
+        let registry = try Registry("cairn-dump")
         try FileManager.default.removeItem(atPath: registry.dir.path)
         try FileManager.default.createDirectory(atPath: registry.dir.path, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: path, toPath: registry.db)
@@ -149,11 +195,19 @@ final class Registry: @unchecked Sendable {
     }
 
     func dump() throws -> String {
-        try read { db in
+        do {
             var lines: [String] = []
             func add(_ label: String, _ sql: String) throws {
-                for row in try Row.fetchAll(db, sql: sql) {
-                    lines.append(label + " " + row.columnNames.map { "\($0)=\(row[$0] as DatabaseValue)" }.joined(separator: " "))
+                for row in try rows(sql) {
+                    lines.append(label + " " + row.columnNames.enumerated().map { i, name in
+                        let shown = switch row.value(at: i) {
+                        case .null: "NULL"
+                        case let .integer(v): "\(v)"
+                        case let .real(v): "\(v)"
+                        case let .text(v): "\"\(v)\""
+                        }
+                        return "\(name)=\(shown)"
+                    }.joined(separator: " "))
                 }
             }
             try add("weights", "SELECT name, spec, archived FROM outcome_weights ORDER BY name")
@@ -172,7 +226,8 @@ final class Registry: @unchecked Sendable {
                 """)
             try add("audit-version", "SELECT address, version, COUNT(*) AS n FROM audit_log WHERE action = 'version' GROUP BY address, version ORDER BY address, version")
             try add("meta", "SELECT key, value FROM meta WHERE key NOT IN ('generation', 'audit_head') ORDER BY key")
-            return lines.joined(separator: "\n")
+            // Sorted here, not by each database's collation: a SQLite and a PostgreSQL registry dump alike.
+            return lines.sorted().joined(separator: "\n")
         }
     }
 }
@@ -239,18 +294,21 @@ func invoke(_ kind: String, _ arguments: [String], env: [String: String] = [:], 
         // and the process's exit is short.
         guard let registry else { throw FixtureError("an aimed kill needs the registry") }
         let sql = killing.map { k -> String in
-            if case .duringTraining = k { return "SELECT COUNT(*) FROM training_runs WHERE state = 'running'" }
-            return "SELECT COUNT(*) FROM audit_log"
+            if case .duringTraining = k { return "SELECT COUNT(*) AS n FROM training_runs WHERE state = 'running'" }
+            return "SELECT COUNT(*) AS n FROM audit_log"
         }!
         let threshold = killing.map { k -> Int in if case .duringTraining = k { return 0 } else { return (try? registry.auditRows()) ?? 0 } }!
         var connection: DatabaseQueue?
+        let postgres = registry.backend == .postgres ? try PostgresExecutor(try PostgresLocation(parsing: registry.db)) : nil
+        defer { postgres?.close() }
         while process.isRunning {
-            if connection == nil, FileManager.default.fileExists(atPath: registry.db) {
+            if postgres == nil, connection == nil, FileManager.default.fileExists(atPath: registry.db) {
                 var config = Configuration()
                 config.readonly = true
                 connection = try? DatabaseQueue(path: registry.db, configuration: config)
             }
-            let seen = (try? connection?.read { try Int.fetchOne($0, sql: sql) ?? 0 }) ?? 0
+            let seen = postgres.map { pg in (try? pg.read { try $0.fetchAll(sql: sql, arguments: []).first?["n"] as Int? } ?? 0) ?? 0 }
+                ?? (try? connection?.read { try Int.fetchOne($0, sql: sql) ?? 0 }) ?? 0
             if seen > threshold {
                 kill(process.processIdentifier, SIGKILL)
                 killed = true
