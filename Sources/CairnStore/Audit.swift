@@ -50,7 +50,11 @@ extension RegistryDatabase {
     /// Recomputes the chain. Returns nil when intact, or the first row that does not match
     /// (altered, inserted out of order, or following a deleted row).
     public func verifyAudit() throws -> AuditBreak? {
-        try sql.read { db in
+        try sql.read { db in try verifyAudit(db) }
+    }
+
+    func verifyAudit(_ db: any SQLSession) throws -> AuditBreak? {
+        do {
             var previous = Self.genesisHash
             var expectedID: Int64 = 1
             var count = 0

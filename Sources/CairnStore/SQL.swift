@@ -91,6 +91,10 @@ public struct SQLArguments: ExpressibleByArrayLiteral, Sendable {
         self.values = values.map { $0?.sqlValue ?? .null }
     }
 
+    public init(values: [SQLValue]) {
+        self.values = values
+    }
+
     public init(arrayLiteral elements: (any SQLBindable)?...) {
         self.init(elements)
     }

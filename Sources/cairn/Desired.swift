@@ -31,8 +31,11 @@ struct DatabaseOptions: ParsableArguments {
     var isPostgres: Bool { PostgresLocation.isPostgres(db) }
 
     /// The registry as it may be printed: a PostgreSQL address without its password.
-    var shown: String {
-        guard isPostgres else { return RegistryDatabase.sqlitePath(db) }
+    var shown: String { Self.shown(db) }
+
+    /// A registry location as it may be printed: a PostgreSQL address without its password.
+    static func shown(_ db: String) -> String {
+        guard PostgresLocation.isPostgres(db) else { return RegistryDatabase.sqlitePath(db) }
         return (try? PostgresLocation(parsing: db).location) ?? "the PostgreSQL registry"
     }
 
