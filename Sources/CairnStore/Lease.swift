@@ -5,19 +5,32 @@ import Foundation
 extension RegistryDatabase {
     /// Takes the lease unless a live holder has it; returns that holder then. An expired lease,
     /// or one whose holder on this host has died, is taken over.
+    ///
+    /// On PostgreSQL the holder also keeps a session lock on a connection of its own: when no
+    /// other session holds it, the recorded holder is gone (killed, crashed, on any host) and its
+    /// lease is taken over at once. A holder cut off from the database keeps the lock until the
+    /// server notices its connection is dead; its lease is then taken over when it expires, and
+    /// it can no longer apply: every apply step renews the lease in its own transaction.
     public func tryAcquireLease(_ holder: LeaseHolder, ttl: Int64 = 120, now: Int64) throws -> LeaseConflict? {
-        try sql.write { db in
-            if let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM applier_lease WHERE id = 1"),
-               (row["holder"] as String) != holder.id, (row["expires_at"] as Int64) > now,
-               !Self.holderIsGone(pid: row["pid"], host: row["host"], asSeenBy: holder) {
-                return LeaseConflict(pid: row["pid"], host: row["host"], since: row["acquired_at"])
+        let postgres = sql as? PostgresExecutor
+        let noLiveSession = try postgres?.takeSessionLock(for: holder.id) ?? false
+        do {
+            return try sql.write { db -> LeaseConflict? in
+                if let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM applier_lease WHERE id = 1"),
+                   (row["holder"] as String) != holder.id, (row["expires_at"] as Int64) > now, !noLiveSession,
+                   !Self.holderIsGone(pid: row["pid"], host: row["host"], asSeenBy: holder) {
+                    return LeaseConflict(pid: row["pid"], host: row["host"], since: row["acquired_at"])
+                }
+                try db.execute(sql: """
+                    INSERT INTO applier_lease(id, holder, pid, host, acquired_at, expires_at) VALUES (1, ?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, host = excluded.host,
+                        acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
+                    """, arguments: [holder.id, holder.pid, holder.host, now, now + ttl])
+                return nil
             }
-            try db.execute(sql: """
-                INSERT INTO applier_lease(id, holder, pid, host, acquired_at, expires_at) VALUES (1, ?, ?, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, host = excluded.host,
-                    acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
-                """, arguments: [holder.id, holder.pid, holder.host, now, now + ttl])
-            return nil
+        } catch {
+            postgres?.releaseSessionLock(for: holder.id)
+            throw error
         }
     }
 
@@ -37,6 +50,7 @@ extension RegistryDatabase {
     }
 
     public func releaseLease(_ holder: LeaseHolder) throws {
+        defer { (sql as? PostgresExecutor)?.releaseSessionLock(for: holder.id) }
         try sql.write { db in
             try db.execute(sql: "DELETE FROM applier_lease WHERE id = 1 AND holder = ?", arguments: [holder.id])
         }

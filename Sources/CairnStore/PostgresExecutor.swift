@@ -120,8 +120,8 @@ public final class PostgresExecutor: SQLExecutor, @unchecked Sendable {
     public func close() {
         let connections = lock.withLock { () -> [PostgresConnection] in
             closed = true
-            defer { idle = [] }
-            return idle
+            defer { idle = []; sessionLocks = [:] }
+            return idle + sessionLocks.values
         }
         for connection in connections { try? connection.close().wait() }
     }
@@ -163,6 +163,33 @@ public final class PostgresExecutor: SQLExecutor, @unchecked Sendable {
         try withConnection { connection in
             _ = try PostgresSession(connection: connection, logger: logger, location: location.location).run(statement, [])
         }
+    }
+
+    /// The session lock a lease holder keeps while it holds the applier lease ("cairn-ap").
+    static let applierLockKey: Int64 = 0x6361_6972_6E2D_6170
+    /// The dedicated connections holding an applier's session lock, by lease holder.
+    private var sessionLocks: [String: PostgresConnection] = [:]
+
+    /// Takes the applier's session lock for `holder` on a connection of its own, kept until
+    /// `releaseSessionLock`. False when another session holds it: a live applier (its process is
+    /// connected). PostgreSQL releases the lock the moment the holder's connection ends, so a
+    /// SIGKILLed applier's lock is free at once, on whichever host it ran.
+    func takeSessionLock(for holder: String) throws -> Bool {
+        if lock.withLock({ sessionLocks[holder] != nil }) { return true }
+        let connection = try connect()
+        let session = PostgresSession(connection: connection, logger: logger, location: location.location)
+        let taken = try session.fetchAll(sql: "SELECT pg_try_advisory_lock(?) AS taken", arguments: [Self.applierLockKey]).first?["taken"] ?? false
+        if taken {
+            lock.withLock { sessionLocks[holder] = connection }
+        } else {
+            try? connection.close().wait()
+        }
+        return taken
+    }
+
+    /// Lets go of `holder`'s session lock (closing its connection releases it).
+    func releaseSessionLock(for holder: String) {
+        if let connection = lock.withLock({ sessionLocks.removeValue(forKey: holder) }) { try? connection.close().wait() }
     }
 
     public func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {

@@ -146,4 +146,31 @@ import Testing
         #expect(mismatches.count == 1)
         #expect(mismatches.first?.hasPrefix("versions \(run.model) v1: status is approved, the history says") == true)
     }
+
+    /// PostgreSQL: an applier on another host that dies (its connection ends) gives up the lease at
+    /// once; one that comes back after the takeover cannot apply a single step.
+    @Test(.enabled(if: TestPostgres.available, TestPostgres.skipMessage))
+    func aDeadApplierOnAnotherHostIsTakenOverAtOnceAndCannotComeBack() throws {
+        let location = try TestPostgres.freshDatabase()
+        let first = try RegistryDatabase(location: location), second = try RegistryDatabase(location: location)
+        let a = LeaseHolder(id: "replica-a", pid: 4242, host: "replica-a.example"), b = LeaseHolder(id: "replica-b", pid: 4343, host: "replica-b.example")
+        try ReconcilePass.acquireLease(first, a, wait: 0, clock: ManualClock(at: Double(Self.t0)))
+        #expect(throws: CairnError.self) {
+            try ReconcilePass.acquireLease(second, b, wait: 0.3, clock: ManualClock(at: Double(Self.t0 + 1), advancesOnWait: true))
+        }
+        // replica-a's process ends: its connections close, and with them its session lock.
+        first.close()
+        try ReconcilePass.acquireLease(second, b, wait: 0, clock: ManualClock(at: Double(Self.t0 + 2)))
+        // replica-a comes back with the plan it was applying: refused at its first step.
+        let revived = try RegistryDatabase(location: location)
+        let plan = try PlannerCase(name: "01-fresh-fleet").run()
+        #expect {
+            _ = try revived.apply(plan, holder: a, context: AuditContext(revision: plan.revision, author: nil, actor: "replica-a"), now: { Self.t0 + 3 })
+        } throws: { error in
+            (error as? CairnError)?.message.hasPrefix("lost the applier lease") == true
+        }
+        #expect(try revived.auditCount() == 0)
+        _ = try second.apply(plan, holder: b, context: AuditContext(revision: plan.revision, author: nil, actor: "replica-b"), now: { Self.t0 + 4 })
+        #expect(try second.auditCount() == 8)
+    }
 }
