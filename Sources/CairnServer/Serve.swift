@@ -45,6 +45,13 @@ public enum Serve {
             logger.info("\(configuration.isolation.summary)")
             try worker.sweepLeftovers()
         }
+        // Other processes sharing a PostgreSQL registry (replicas, remote workers) announce their
+        // changes: they wake the loop and the idle workers at once (SQLite: the loop's generation poll).
+        let watch = db.watchChanges {
+            loop.observedChanged()
+            queued.signal()
+        }
+        defer { watch?.stop() }
         let api = HTTPAPI(configuration: configuration, db: db, loop: loop, serving: serving, metrics: metrics)
         let app = Application(
             router: api.router(),

@@ -325,3 +325,60 @@ final class PostgresSession: SQLSession {
         }
     }
 }
+
+extension PostgresExecutor {
+    /// The channel every generation bump is announced on.
+    static let changeChannel = "cairn_registry"
+}
+
+/// A LISTEN on the registry's change channel, on its own connection and thread.
+public final class ChangeWatch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    private var connection: PostgresConnection?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ postgres: PostgresExecutor, _ onChange: @escaping @Sendable () -> Void) {
+        Thread.detachNewThread { [self] in
+            var failures = 0
+            while !isStopped {
+                do {
+                    let connection = try postgres.connect()
+                    guard lock.withLock({ () -> Bool in
+                        if stopped { return false }
+                        self.connection = connection
+                        return true
+                    }) else {
+                        try? connection.close().wait()
+                        break
+                    }
+                    connection.addListener(channel: PostgresExecutor.changeChannel) { _, _ in onChange() }
+                    _ = try PostgresSession(connection: connection, logger: postgres.logger, location: postgres.location.location)
+                        .run("LISTEN \(PostgresExecutor.changeChannel)", [])
+                    if failures > 0 { onChange() }
+                    failures = 0
+                    try? connection.closeFuture.wait()
+                } catch {}
+                failures += 1
+                // Reconnect after 1, 2, 4 … 10 s; polling covers the gap.
+                let delay = min(10.0, pow(2, Double(min(failures - 1, 4))))
+                let until = Date().addingTimeInterval(delay)
+                while !isStopped, Date() < until { Thread.sleep(forTimeInterval: 0.05) }
+            }
+            done.signal()
+        }
+    }
+
+    private var isStopped: Bool { lock.withLock { stopped } }
+
+    /// Stops listening and closes the connection.
+    public func stop() {
+        let (first, connection) = lock.withLock { () -> (Bool, PostgresConnection?) in
+            defer { stopped = true }
+            return (!stopped, self.connection)
+        }
+        guard first else { return }
+        try? connection?.close().wait()
+        done.wait()
+    }
+}

@@ -223,7 +223,21 @@ public struct RegistryDatabase: Sendable {
     }
 
     func bumpGeneration(_ db: any SQLSession) throws {
-        try setMeta(db, "generation", String(try generation(db) + 1))
+        let next = try generation(db) + 1
+        try setMeta(db, "generation", String(next))
+        // PostgreSQL delivers it to every listening process when (and only if) the transaction commits.
+        if db.dialect == .postgres {
+            try db.execute(sql: "SELECT pg_notify('\(PostgresExecutor.changeChannel)', ?)", arguments: [String(next)])
+        }
+    }
+
+    /// Calls `onChange` whenever another process (or this one) moves the registry's generation,
+    /// until the returned watch is stopped: PostgreSQL's LISTEN/NOTIFY on a connection of its own,
+    /// reconnecting after a lost connection (and calling `onChange` then, for what it may have
+    /// missed). Nil for SQLite, whose processes poll the generation.
+    public func watchChanges(_ onChange: @escaping @Sendable () -> Void) -> ChangeWatch? {
+        guard let postgres = sql as? PostgresExecutor else { return nil }
+        return ChangeWatch(postgres, onChange)
     }
 }
 

@@ -6,10 +6,13 @@ extension RegistryDatabase {
     /// Claims the oldest queued run that is due, under a lease for `holder`.
     public func claimRun(holder: String, leaseSeconds: Int64 = 60, now: Int64) throws -> ClaimedRun? {
         try sql.write { db in
+            // Every write transaction already runs alone (the registry's writer lock), which is what
+            // makes a claim safe; on PostgreSQL the row is also locked, skipping rows another
+            // transaction holds, so a claim stays safe if writes ever run side by side.
             guard let row = try SQLRow.fetchOne(db, sql: """
                 SELECT id, model, request, attempts FROM training_runs
                 WHERE state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT 1
-                """, arguments: [now]) else { return nil }
+                """ + (db.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""), arguments: [now]) else { return nil }
             let id: Int = row["id"]
             let attempt: Int = row["attempts"] + 1
             try db.execute(sql: """

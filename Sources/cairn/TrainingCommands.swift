@@ -132,6 +132,10 @@ struct WorkerCommand: ParsableCommand {
             let worker = try makeWorker(repo: repo, database: database, artifacts: artifacts, db: db,
                                         leaseSeconds: Int64(ManifestDuration(parsing: lease)!.seconds),
                                         retryDelay: Int64(ManifestDuration(parsing: retryDelay)!.seconds))
+            // On a PostgreSQL registry a queued run wakes this worker at once (LISTEN/NOTIFY);
+            // the queue is polled too, every 2 s, in case a notification is lost.
+            let watch = once ? nil : db.watchChanges { worker.queued.signal() }
+            defer { watch?.stop() }
             let stop = StopFlag()
             let signals = stopOnSignals(stop)
             let outcomes = worker.run(concurrency: concurrency, once: once, stop: stop)

@@ -173,4 +173,38 @@ import Testing
         _ = try second.apply(plan, holder: b, context: AuditContext(revision: plan.revision, author: nil, actor: "replica-b"), now: { Self.t0 + 4 })
         #expect(try second.auditCount() == 8)
     }
+
+    /// PostgreSQL: a change another process commits is announced to every listening process
+    /// (LISTEN/NOTIFY); SQLite has no such channel (its processes poll the generation).
+    @Test(arguments: Backend.available) func changesAreAnnouncedToListeningProcesses(_ backend: Backend) throws {
+        let (db, _, location) = try applied(backend)
+        final class Seen: @unchecked Sendable {
+            let lock = NSLock()
+            var count = 0
+            func add() { lock.withLock { count += 1 } }
+            var value: Int { lock.withLock { count } }
+        }
+        let seen = Seen()
+        guard let watch = db.watchChanges({ seen.add() }) else {
+            #expect(backend == .sqlite)
+            return
+        }
+        defer { watch.stop() }
+        // Another process suspends and resumes applying until the watch has heard one (it starts
+        // listening on its own thread); every committed generation bump is announced.
+        let deadline = Date().addingTimeInterval(20)
+        var suspended = false
+        while seen.value == 0, Date() < deadline {
+            suspended.toggle()
+            let command = try cairn([suspended ? "suspend" : "resume", "--db", location])
+            #expect(command.status == 0, "\(command.stdout)\(command.stderr)")
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(seen.value > 0, "no change was announced in 20 s")
+        // A write that rolls back announces nothing.
+        let before = seen.value
+        #expect(throws: CairnError.self) { _ = try db.rollback(target: "nowhere", model: nil, to: 1, actor: "t", holder: LeaseHolder(), at: Self.t0) }
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(seen.value == before)
+    }
 }
