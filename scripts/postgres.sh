@@ -22,9 +22,14 @@ postgres_start() {
         as=(runuser -u postgres --)
     fi
     "${as[@]}" "$CAIRN_PG_BIN/initdb" -D "$CAIRN_PG_DIR/data" -N -A trust -U postgres >/dev/null
+    # One role that must give its password (SCRAM), for the tests of PGPASSWORD and PGPASSWORD_FILE.
+    { echo "host all cairn_password 127.0.0.1/32 scram-sha-256"; cat "$CAIRN_PG_DIR/data/pg_hba.conf"; } > "$CAIRN_PG_DIR/hba"
+    "${as[@]}" cp "$CAIRN_PG_DIR/hba" "$CAIRN_PG_DIR/data/pg_hba.conf"
     "${as[@]}" "$CAIRN_PG_BIN/pg_ctl" -D "$CAIRN_PG_DIR/data" -l "$CAIRN_PG_DIR/log" -w -o \
         "-p $CAIRN_PG_PORT -k $CAIRN_PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
         start >/dev/null
+    "${as[@]}" "$CAIRN_PG_BIN/psql" -qX -h "$CAIRN_PG_DIR" -p "$CAIRN_PG_PORT" -U postgres -d postgres \
+        -c "CREATE ROLE cairn_password LOGIN CREATEDB PASSWORD 'pg-test-password-2026'" >/dev/null
     export CAIRN_PG_BIN CAIRN_PG_DIR
     export CAIRN_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$CAIRN_PG_PORT/postgres?sslmode=disable"
     echo "postgres: a throwaway cluster on 127.0.0.1:$CAIRN_PG_PORT ($CAIRN_PG_DIR)" >&2

@@ -8,7 +8,9 @@ import Foundation
 /// Each is taken from `NAME_FILE` (a file holding it, as systemd's `LoadCredential=` gives) or,
 /// failing that, from `NAME`. The environment variable is then overwritten in place and removed.
 public enum Secrets {
-    public static let names = ["CAIRN_SIGNING_KEY", "CAIRN_WEBHOOK_SECRET", "CAIRN_GIT_TOKEN", "CAIRN_TOKEN"]
+    /// `PGPASSWORD` and `CAIRN_DB` (an address may carry a password) open the registry itself:
+    /// a trainer holding either could write to it.
+    public static let names = ["CAIRN_SIGNING_KEY", "CAIRN_WEBHOOK_SECRET", "CAIRN_GIT_TOKEN", "CAIRN_TOKEN", "PGPASSWORD", "CAIRN_DB"]
 
     /// Name → value, captured on first use (`ProcessHardening.apply()` makes that the start).
     public static let captured: [String: String] = capture()

@@ -5,7 +5,8 @@ import PostgresNIO
 
 /// Where a PostgreSQL registry is: `postgres://user[:password]@host[:port]/database`, with
 /// `?sslmode=disable|prefer|require` (default `prefer`, as libpq) and `search_path`. A password
-/// not in the URL comes from `PGPASSWORD`. The password is never part of `location`.
+/// not in the URL comes from `PGPASSWORD` (or the file `PGPASSWORD_FILE` names), captured at start
+/// and kept out of the environment (`Secrets`). The password is never part of `location`.
 public struct PostgresLocation: Sendable, Equatable {
     public var host: String
     public var port: Int
@@ -24,7 +25,7 @@ public struct PostgresLocation: Sendable, Equatable {
         text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
     }
 
-    public init(parsing text: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    public init(parsing text: String, environment: [String: String] = Secrets.captured) throws {
         let shown = Self.redacted(text)
         guard Self.isPostgres(text), let url = URLComponents(string: text), let host = url.host, !host.isEmpty else {
             throw CairnError("cannot read the PostgreSQL address \(shown)", hint: "write it as postgres://user@host:port/database")
@@ -49,6 +50,11 @@ public struct PostgresLocation: Sendable, Equatable {
                 throw CairnError("\(shown): unknown parameter \(item.name)", hint: "Cairn reads sslmode and search_path")
             }
         }
+    }
+
+    /// True when `text` is a PostgreSQL address with a password in it.
+    public static func hasPassword(_ text: String) -> Bool {
+        isPostgres(text) && (URLComponents(string: text)?.password.map { !$0.isEmpty } ?? false)
     }
 
     /// The address as it may be shown: without its password.

@@ -25,6 +25,11 @@ struct DatabaseCommand: ParsableCommand {
         @Option(help: "The new registry: a postgres:// address (the password from PGPASSWORD) or a SQLite file; it must be empty.")
         var to: String
 
+        func validate() throws {
+            try DatabaseOptions.refusePassword(from, option: "--from")
+            try DatabaseOptions.refusePassword(to, option: "--to")
+        }
+
         func run() throws {
             try reportingFailures {
                 let fromShown = DatabaseOptions.shown(from), toShown = DatabaseOptions.shown(to)

@@ -23,8 +23,20 @@ struct DatabaseOptions: ParsableArguments {
     /// The registry's path: `--db`, `CAIRN_DB`, or the repository's state directory.
     var db: String {
         if let dbOption { return dbOption }
-        if let env = ProcessInfo.processInfo.environment["CAIRN_DB"], !env.isEmpty { return env }
+        if let env = Secrets.value("CAIRN_DB"), !env.isEmpty { return env }
         return (GitRepository.stateDirectory(discoveringFrom: Self.repository.path) ?? ".cairn") + "/cairn.db"
+    }
+
+    /// A password on the command line is readable by every local user (the process list): refused.
+    func validate() throws {
+        if let dbOption { try Self.refusePassword(dbOption, option: "--db") }
+    }
+
+    static func refusePassword(_ value: String, option: String) throws {
+        if PostgresLocation.hasPassword(value) {
+            throw ValidationError("\(option) must not carry a password (every local user can read a command line): "
+                                  + "give it in the file PGPASSWORD_FILE names, or in PGPASSWORD")
+        }
     }
 
     /// True when the registry is a PostgreSQL database.

@@ -23,9 +23,15 @@ struct DatabaseMigrateTests {
     @Test func aRegistryMovesToPostgresAndBackAsTheSameRegistry() throws {
         let (fleet, token) = try trainedFleet()
         let target = try TestPostgres.freshDatabase("migrate")
-        // The password is read from the address but never printed.
+        // A password on the command line is refused (the process list shows it to every local
+        // user), without echoing it; one in PGPASSWORD is used and never printed.
         let withPassword = target.replacingOccurrences(of: "postgres@", with: "postgres:hunter2-secret@")
-        let moved = try cairn(["db", "migrate", "--from", fleet.dbPath, "--to", withPassword])
+        let refused = try cairn(["db", "migrate", "--from", fleet.dbPath, "--to", withPassword])
+        #expect(refused.status == 64, "\(refused.stderr)")
+        #expect(refused.stderr.contains("--to must not carry a password"), "\(refused.stderr)")
+        #expect(!(refused.stdout + refused.stderr).contains("hunter2-secret"))
+        #expect(try cairn(["status", "--db", withPassword]).status == 64)
+        let moved = try cairn(["db", "migrate", "--from", fleet.dbPath, "--to", target], env: ["PGPASSWORD": "hunter2-secret"])
         #expect(moved.status == 0, "\(moved.stdout)\(moved.stderr)")
         #expect(moved.stdout.contains("audit chain intact on arrival"))
         #expect(!(moved.stdout + moved.stderr).contains("hunter2-secret"))

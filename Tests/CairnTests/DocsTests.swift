@@ -110,7 +110,7 @@ import Testing
 
     @Test func theDocsAreLinkedFromTheReadme() throws {
         let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
-        for page in ["manifests", "reconcile", "cli", "trainers", "daemon", "security"] {
+        for page in ["manifests", "reconcile", "cli", "trainers", "daemon", "security", "registry"] {
             #expect(readme.contains("(docs/\(page).md"), "README.md does not link docs/\(page).md")
         }
     }

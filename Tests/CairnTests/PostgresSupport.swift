@@ -76,4 +76,28 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
         // Opening again finds every migration done.
         _ = try RegistryDatabase(location: url)
     }
+
+    /// The role the test cluster makes give a password (SCRAM): the password comes from
+    /// PGPASSWORD_FILE or PGPASSWORD, opens the registry, and is never shown.
+    @Test(.enabled(if: TestPostgres.available, TestPostgres.skipMessage))
+    func aPasswordFromAFileOpensTheRegistryAndIsNeverShown() throws {
+        let name = URLComponents(string: try TestPostgres.freshDatabase("pw"))!.path.dropFirst()
+        let admin = try PostgresExecutor(try PostgresLocation(parsing: TestPostgres.url!))
+        defer { admin.close() }
+        try admin.executeOutsideTransaction("ALTER DATABASE \(name) OWNER TO cairn_password")
+        var components = URLComponents(string: TestPostgres.address(TestPostgres.url!, database: String(name)))!
+        components.user = "cairn_password"
+        let address = components.string!
+        let dir = TempDir("cairn-pw")
+        let file = dir.url.appendingPathComponent("db-password").path
+        try "pg-test-password-2026\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let suspend = try cairn(["suspend", "--db", address], env: ["PGPASSWORD_FILE": file])
+        #expect(suspend.status == 0, "\(suspend.stdout)\(suspend.stderr)")
+        let verify = try cairn(["audit", "verify", "--db", address], env: ["PGPASSWORD": "pg-test-password-2026"])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        let wrong = try cairn(["audit", "verify", "--db", address], env: ["PGPASSWORD": "wrong-password-7777"])
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("password authentication failed for user \"cairn_password\""), "\(wrong.stderr)")
+        #expect(!(wrong.stdout + wrong.stderr).contains("wrong-password-7777"))
+    }
 }

@@ -129,6 +129,23 @@ import Testing
         #expect(wrongKey.stdout.contains("TAMPERED: artifact of m-env v1 has a signature this key did not make"))
     }
 
+    /// Attack: a trainer reads the registry's PostgreSQL password from its environment
+    /// (PGPASSWORD, or an address in CAIRN_DB) and writes to the registry directly, approving
+    /// its own version. The worker must never hand either to a trainer.
+    @Test func theRegistryPasswordNeverReachesATrainer() throws {
+        let (repo, db) = try execRepo()
+        _ = try cairn(["reconcile", "--repo", repo.path, "--db", db])
+        let env = ["PGPASSWORD": "pg-7474-secret", "PGPASSWORD_FILE": "/run/credentials/cairn/db-password",
+                   "CAIRN_DB": "postgres://cairn:db-7575-secret@db.internal/cairn"]
+        let worker = try cairn(["worker", "--once", "--repo", repo.path, "--db", db], env: env.merging(Self.secretEnv) { a, _ in a })
+        #expect(worker.status == 0, "\(worker.stdout)\(worker.stderr)")
+        let version = try #require(try RegistryDatabase(path: db).versions(of: "m-env")?.first)
+        let seen = try String(contentsOf: repo.dir.url.appendingPathComponent(".cairn/artifacts/\(version.artifactHash!)/env.txt"), encoding: .utf8)
+        for (name, value) in env {
+            #expect(!seen.contains(name + "=") && !seen.contains(value), "\(name) reached the trainer")
+        }
+    }
+
     @Test func aKilledWorkersRunIsRecoveredByAnother() throws {
         let scratch = TempDir("cairn-marker")
         // The trainer writes its marker here; it runs as an unprivileged user when the tests run as root.
