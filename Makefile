@@ -1,6 +1,7 @@
 # make test         — the README's test command (includes the small reliability suites and a 60 s fuzz run)
 # make demo         — the README's demo
-# make bench        — release build, then the fleet benchmarks (JSON report in bench-out/report.json)
+# make bench        — release build, then the fleet benchmarks (JSON report in bench-out/report.json); the
+#                     PostgreSQL rows on a throwaway cluster (scripts/postgres.sh), stopped afterwards
 # make crash        — crash-consistency suite at full size (TRIALS=200 PADDING=1000), release binary
 # make concurrency  — two reconcilers + two workers, ROUNDS=10, release binary
 # make hostile      — the hostile-input corpus
@@ -22,7 +23,8 @@ demo:
 bench:
 	swift build -c release --product cairn
 	swift build -c release --product cairn-bench
-	$$(swift build -c release --show-bin-path)/cairn-bench --out bench-out/report.json $(BENCH_ARGS)
+	bash -c 'source scripts/postgres.sh && postgres_start && trap postgres_stop EXIT && \
+	    CAIRN_BENCH_POSTGRES_URL="$$CAIRN_TEST_POSTGRES_URL" $$(swift build -c release --show-bin-path)/cairn-bench --out bench-out/report.json $(BENCH_ARGS)'
 
 release-cairn:
 	scripts/setup.sh

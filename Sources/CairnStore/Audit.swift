@@ -28,13 +28,30 @@ extension RegistryDatabase {
     /// row commits with the change it records, or not at all.
     func appendAudit(_ db: any SQLSession, at: Int64, action: AuditAction, address: AuditAddress, version: Int?, before: JSONValue?,
                      after: JSONValue?, reason: String, file: String?, context: AuditContext, models: [String]) throws {
-        let last = try SQLRow.fetchOne(db, sql: "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
-        let id: Int64 = (last?["id"] as Int64? ?? 0) + 1
-        let prev: String = last?["hash"] ?? Self.genesisHash
+        let deferring = db as? any DeferringSession
+        let id: Int64, prev: String
+        if let head = deferring?.auditHead {
+            (id, prev) = (head.id + 1, head.hash)
+        } else {
+            let last = try SQLRow.fetchOne(db, sql: "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+            (id, prev) = ((last?["id"] as Int64? ?? 0) + 1, last?["hash"] ?? Self.genesisHash)
+        }
         let fields = AuditFields(id: id, at: at, action: action.rawValue, address: address.description, version: version,
                                  before: before?.canonicalText, after: after?.canonicalText, reason: reason,
                                  revision: context.revision, author: context.author, file: file, actor: context.actor)
         let hash = fields.hash(previous: prev)
+        if let deferring {
+            // Sent with the transaction's other rows (and the head) before it commits.
+            deferring.auditHead = (id, hash)
+            deferring.deferInsert(into: "audit_log", columns: Self.auditColumns,
+                                  values: SQLArguments([id, at, action.rawValue, address.description, version, fields.before, fields.after, reason,
+                                                        context.revision, context.author, file, context.actor, prev, hash]).values)
+            try setMeta(db, "audit_head", "\(id) \(hash)")
+            for model in Set(models).sorted() {
+                deferring.deferInsert(into: "audit_models", columns: ["audit_id", "model"], values: [.integer(id), .text(model)])
+            }
+            return
+        }
         try db.execute(sql: """
             INSERT INTO audit_log(id, at, action, address, version, before, after, reason, revision, author, file, actor, prev_hash, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -46,6 +63,9 @@ extension RegistryDatabase {
             try db.execute(sql: "INSERT INTO audit_models(audit_id, model) VALUES (?, ?)", arguments: [id, model])
         }
     }
+
+    static let auditColumns = ["id", "at", "action", "address", "version", "before", "after", "reason", "revision", "author", "file", "actor",
+                               "prev_hash", "hash"]
 
     /// Recomputes the chain. Returns nil when intact, or the first row that does not match
     /// (altered, inserted out of order, or following a deleted row).

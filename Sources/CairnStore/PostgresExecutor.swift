@@ -214,6 +214,7 @@ public final class PostgresExecutor: SQLExecutor, @unchecked Sendable {
             do {
                 if let key { try session.execute(sql: "SELECT pg_advisory_xact_lock(?)", arguments: [key]) }
                 let result = try body(session)
+                try session.flush()
                 try session.execute(sql: "COMMIT")
                 return result
             } catch {
@@ -239,12 +240,61 @@ public final class PostgresExecutor: SQLExecutor, @unchecked Sendable {
     }
 }
 
-/// A PostgreSQL connection inside a transaction.
-final class PostgresSession: SQLSession {
+/// A PostgreSQL connection inside a transaction. Audit rows, their model index and `meta`
+/// values are held back and sent as one statement per table before the transaction commits (or
+/// before a statement that reads those tables): an apply step's hundreds of audit rows cost a few
+/// round trips instead of four per change.
+final class PostgresSession: DeferringSession {
     let connection: PostgresConnection
     let logger: Logger
     let location: String
     private(set) var changesCount = 0
+    var pendingMeta: [String: String?] = [:]
+    var auditHead: (id: Int64, hash: String)?
+    private var pendingRows: [(key: String, table: String, columns: [String], rows: [[SQLValue]])] = []
+
+    func deferInsert(into table: String, columns: [String], values: [SQLValue]) {
+        let key = table + "(" + columns.joined(separator: ",") + ")"
+        if let i = pendingRows.firstIndex(where: { $0.key == key }) {
+            pendingRows[i].rows.append(values)
+        } else {
+            pendingRows.append((key, table, columns, [values]))
+        }
+    }
+
+    func flush() throws {
+        guard !pendingRows.isEmpty || !pendingMeta.isEmpty else { return }
+        let rows = pendingRows, meta = pendingMeta
+        pendingRows = []
+        pendingMeta = [:]
+        // In the order their tables were first written (audit_log before the index that refers to it).
+        for group in rows {
+            let perStatement = max(1, 30_000 / group.columns.count)
+            let tuple = "(" + Array(repeating: "?", count: group.columns.count).joined(separator: ", ") + ")"
+            var start = 0
+            while start < group.rows.count {
+                let batch = group.rows[start..<min(group.rows.count, start + perStatement)]
+                _ = try run("INSERT INTO \(group.table)(\(group.columns.joined(separator: ", "))) VALUES "
+                            + Array(repeating: tuple, count: batch.count).joined(separator: ", "), batch.flatMap { $0 })
+                start += batch.count
+            }
+        }
+        let sets = meta.sorted { $0.key < $1.key }
+        let upserts = sets.compactMap { key, value in value.map { (key, $0) } }
+        if !upserts.isEmpty {
+            _ = try run("INSERT INTO meta(key, value) VALUES " + Array(repeating: "(?, ?)", count: upserts.count).joined(separator: ", ")
+                        + " ON CONFLICT(key) DO UPDATE SET value = excluded.value", upserts.flatMap { [SQLValue.text($0.0), .text($0.1)] })
+        }
+        for (key, value) in sets where value == nil {
+            _ = try run("DELETE FROM meta WHERE key = ?", [.text(key)])
+        }
+    }
+
+    /// Held-back writes go out before a statement that may read what they touch.
+    private func flushBefore(_ sql: String) throws {
+        guard !pendingRows.isEmpty || !pendingMeta.isEmpty else { return }
+        if sql.contains("audit_") || sql.contains("meta") { try flush() }
+    }
 
     init(connection: PostgresConnection, logger: Logger, location: String) {
         self.connection = connection
@@ -255,11 +305,13 @@ final class PostgresSession: SQLSession {
     var dialect: SQLDialect { .postgres }
 
     func execute(sql: String, arguments: SQLArguments) throws {
+        try flushBefore(sql)
         let result = try run(sql, arguments.values)
         changesCount = result.metadata.rows ?? 0
     }
 
     func fetchAll(sql: String, arguments: SQLArguments) throws -> [SQLRow] {
+        try flushBefore(sql)
         let result = try run(sql, arguments.values)
         changesCount = result.metadata.rows ?? 0
         var rows: [SQLRow] = []

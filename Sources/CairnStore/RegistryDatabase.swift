@@ -201,10 +201,15 @@ public struct RegistryDatabase: Sendable {
 
     /// Reads a value from the `meta` table.
     func meta(_ db: any SQLSession, _ key: String) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+        if let deferring = db as? any DeferringSession, let pending = deferring.pendingMeta[key] { return pending }
+        return try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
     }
 
     func setMeta(_ db: any SQLSession, _ key: String, _ value: String?) throws {
+        if let deferring = db as? any DeferringSession {
+            deferring.pendingMeta[key] = .some(value)
+            return
+        }
         if let value {
             try db.execute(sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                            arguments: [key, value])

@@ -147,6 +147,20 @@ extension SQLSession {
     func execute(sql: String) throws { try execute(sql: sql, arguments: []) }
 }
 
+/// Writes a session may hold back until its transaction commits (or until a statement reads what
+/// they touch), to send them as one statement each instead of one per row: on a database server,
+/// every statement is a round trip. SQLite sessions write at once (a statement costs microseconds).
+protocol DeferringSession: SQLSession {
+    /// `meta` values written in this transaction and not yet sent (nil: deleted).
+    var pendingMeta: [String: String?] { get set }
+    /// The audit chain's head as this transaction last wrote it.
+    var auditHead: (id: Int64, hash: String)? { get set }
+    /// Queues one row for `table`, sent with the others of its table and columns.
+    func deferInsert(into table: String, columns: [String], values: [SQLValue])
+    /// Sends everything held back.
+    func flush() throws
+}
+
 extension SQLRow {
     static func fetchAll(_ db: any SQLSession, sql: String, arguments: SQLArguments = []) throws -> [SQLRow] {
         try db.fetchAll(sql: sql, arguments: arguments)

@@ -9,6 +9,10 @@ import Foundation
 
 /// `cairn-bench`: generates fleet repositories and measures the `cairn` binary on them.
 /// Usage: cairn-bench [--sizes 1000,10000] [--out bench-out/report.json] [--cairn PATH] [--work DIR]
+///                    [--postgres postgres://USER@HOST:PORT/DB] [--postgres-only]
+/// With --postgres (default: $CAIRN_BENCH_POSTGRES_URL), each size is also measured on a new
+/// PostgreSQL database made on that server; --postgres-only measures just the rows that compare
+/// the two databases.
 struct Options {
     var sizes = [1000, 10000]
     var out = "bench-out/report.json"
@@ -19,6 +23,9 @@ struct Options {
     var idleSeconds = 30.0
     /// Only the idle `cairn serve` measurement (with `--cairn`, to compare two binaries).
     var idleOnly = false
+    /// A PostgreSQL server (an address whose user may create databases) for the PostgreSQL rows.
+    var postgres: String? = ProcessInfo.processInfo.environment["CAIRN_BENCH_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    var postgresOnly = false
 
     init(_ args: [String]) throws {
         let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -35,6 +42,10 @@ struct Options {
             case "--idle-seconds": idleSeconds = Double(value) ?? idleSeconds
             case "--idle-only":
                 idleOnly = true
+                i -= 1
+            case "--postgres": postgres = value
+            case "--postgres-only":
+                postgresOnly = true
                 i -= 1
             default: throw BenchError("unknown option \(args[i]); see the comment at the top of main.swift")
             }
@@ -221,6 +232,18 @@ let targets: [String: String] = [
     "serve idle": "no measurable CPU (< 0.1 % of a core)",
 ]
 
+enum PostgresBench {
+    /// Creates database `name` on the server `admin` names; returns its address.
+    static func freshDatabase(_ admin: String, name: String) throws -> String {
+        let server = try PostgresExecutor(try PostgresLocation(parsing: admin))
+        defer { server.close() }
+        try server.executeOutsideTransaction("CREATE DATABASE \(name)")
+        var components = URLComponents(string: admin)!
+        components.path = "/" + name
+        return components.string!
+    }
+}
+
 /// The median of `repeats` runs of `body`, in seconds (in this process, after a first warm-up run).
 func timeInProcess(repeats: Int = 5, _ body: () throws -> Void) rethrows -> Double {
     try body()
@@ -262,10 +285,30 @@ for n in options.sizes {
         FileHandle.standardError.write(Data(String(format: "  serve idle: %.3f s of CPU in %.0f s\n", cpu, options.idleSeconds).utf8))
         continue
     }
-    try run("validate (cold)", ["validate", "--repo", repo.path])
+    if !options.postgresOnly { try run("validate (cold)", ["validate", "--repo", repo.path]) }
     try run("plan (cold, empty database)", ["plan", "--repo", repo.path, "--db", db])
     try run("reconcile (apply whole fleet)", ["reconcile", "--repo", repo.path, "--db", db, "--allow-bulk"], allowed: [0, 3])
     try run("plan (no-op)", ["plan", "--repo", repo.path, "--db", db])
+    if let admin = options.postgres {
+        // The same commands on a new PostgreSQL database, then a worker's claim round trip on both.
+        let pg = try PostgresBench.freshDatabase(admin, name: "cairn_bench_\(n)_\(Int(Date().timeIntervalSince1970))")
+        try run("PostgreSQL: plan (cold, empty database)", ["plan", "--repo", repo.path, "--db", pg])
+        try run("PostgreSQL: reconcile (apply whole fleet)", ["reconcile", "--repo", repo.path, "--db", pg, "--allow-bulk"], allowed: [0, 3])
+        try run("PostgreSQL: plan (no-op)", ["plan", "--repo", repo.path, "--db", pg])
+        for (name, location) in [("worker claim round trip (claim, hand back), SQLite", db), ("PostgreSQL: worker claim round trip (claim, hand back)", pg)] {
+            let registry = try RegistryDatabase(location: location)
+            let seconds = try timeInProcess(repeats: 51) {
+                guard let run = try registry.claimRun(holder: "bench", leaseSeconds: 60, now: Int64(Date().timeIntervalSince1970)) else {
+                    throw BenchError("no queued run to claim")
+                }
+                try registry.releaseRun(run.id, holder: "bench")
+            }
+            results.append(Measurement(scenario: name, models: n, wallSeconds: seconds))
+            FileHandle.standardError.write(Data(String(format: "  %-40@ %8.4f s  (in process)\n", name, seconds).utf8))
+            registry.close()
+        }
+    }
+    if options.postgresOnly { continue }
 
     // What `cairn serve` does between passes, through its own loop (`ReconcileLoop.pass`) in
     // this long-running process, following a file:// remote, so each pass fetches as a daemon
