@@ -31,8 +31,9 @@ extension RegistryDatabase {
                     try requireNotSuspended(db)
                     try requireGeneration(db, expectedGeneration)
                 }
+                var runIDs = try reserveRunIDs(db, count: step.count { $0.action == .train })
                 for change in step {
-                    if let run = try applyChange(db, change, at: at, revision: plan.revision, context: context) {
+                    if let run = try applyChange(db, change, at: at, revision: plan.revision, context: context, runIDs: &runIDs) {
                         result.enqueuedRuns[change.name] = run
                     }
                     result.applied += 1
@@ -112,8 +113,20 @@ extension RegistryDatabase {
         return steps
     }
 
+    /// On a database server, the ids of a step's new training runs, decided in one round trip so
+    /// that the runs can be inserted with the step's other rows: the ids after the largest, as
+    /// SQLite numbers them. Safe because write transactions run one at a time; and, unlike a
+    /// sequence, a rolled-back step leaves no gap, so an interrupted apply numbers its runs as an
+    /// uninterrupted one would. SQLite: none; each insert returns its id.
+    private func reserveRunIDs(_ db: any SQLSession, count: Int) throws -> [Int] {
+        guard count > 0, db is any DeferringSession else { return [] }
+        let largest = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) FROM training_runs") ?? 0
+        return (largest + 1...largest + count).reversed()
+    }
+
     /// Applies one change and its audit row; returns the run id for `train`.
-    private func applyChange(_ db: any SQLSession, _ change: Change, at: Int64, revision: String, context: AuditContext) throws -> Int? {
+    private func applyChange(_ db: any SQLSession, _ change: Change, at: Int64, revision: String, context: AuditContext,
+                             runIDs: inout [Int]) throws -> Int? {
         var auditAfter = change.after
         var models: [String] = []
         var runID: Int?
@@ -127,9 +140,14 @@ extension RegistryDatabase {
             try upsertDefinition(db, table: "templates", name: name, spec: try encode(spec), at: at, revision: revision)
         case (.create, .model):
             let spec = try payload(change, Model.self)
-            try db.execute(sql: """
-                INSERT INTO models(name, spec, family, stage, lifecycle, created_at, updated_at, revision) VALUES (?, ?, ?, 'none', ?, ?, ?, ?)
-                """, arguments: [name, try encode(spec), spec.family, spec.lifecycle.rawValue, at, at, revision])
+            if let deferring = db as? any DeferringSession {
+                deferring.deferInsert(into: "models", columns: ["name", "spec", "family", "stage", "lifecycle", "created_at", "updated_at", "revision"],
+                                      values: SQLArguments([name, try encode(spec), spec.family, "none", spec.lifecycle.rawValue, at, at, revision]).values)
+            } else {
+                try db.execute(sql: """
+                    INSERT INTO models(name, spec, family, stage, lifecycle, created_at, updated_at, revision) VALUES (?, ?, ?, 'none', ?, ?, ?, ?)
+                    """, arguments: [name, try encode(spec), spec.family, spec.lifecycle.rawValue, at, at, revision])
+            }
             models = [name]
         case (.update, .model):
             let spec = try payload(change, Model.self)
@@ -153,10 +171,18 @@ extension RegistryDatabase {
         case (.train, .model):
             let request = try payload(change, TrainRequest.self)
             let requestText = try encode(request)
-            guard let id = try Int.fetchOne(db, sql: """
-                INSERT INTO training_runs(model, fingerprint, request, state, commit_sha, created_at) VALUES (?, ?, ?, 'queued', ?, ?) RETURNING id
-                """, arguments: [name, request.fingerprint, requestText, request.commit, at]) else {
-                throw CairnError("queuing a training run for Model/\(name) returned no id")
+            let id: Int
+            if let deferring = db as? any DeferringSession, let reserved = runIDs.popLast() {
+                id = reserved
+                deferring.deferInsert(into: "training_runs", columns: ["id", "model", "fingerprint", "request", "state", "commit_sha", "created_at"],
+                                      values: SQLArguments([id, name, request.fingerprint, requestText, "queued", request.commit, at]).values)
+            } else {
+                guard let returned = try Int.fetchOne(db, sql: """
+                    INSERT INTO training_runs(model, fingerprint, request, state, commit_sha, created_at) VALUES (?, ?, ?, 'queued', ?, ?) RETURNING id
+                    """, arguments: [name, request.fingerprint, requestText, request.commit, at]) else {
+                    throw CairnError("queuing a training run for Model/\(name) returned no id")
+                }
+                id = returned
             }
             runID = id
             for old in request.supersedes {

@@ -240,10 +240,10 @@ public final class PostgresExecutor: SQLExecutor, @unchecked Sendable {
     }
 }
 
-/// A PostgreSQL connection inside a transaction. Audit rows, their model index and `meta`
-/// values are held back and sent as one statement per table before the transaction commits (or
-/// before a statement that reads those tables): an apply step's hundreds of audit rows cost a few
-/// round trips instead of four per change.
+/// A PostgreSQL connection inside a transaction. Audit rows, their model index, `meta` values,
+/// new models and new training runs are held back and sent as one statement per table before the
+/// transaction commits (or before a statement that names one of those tables): an apply step of
+/// hundreds of changes costs a few round trips instead of several per change.
 final class PostgresSession: DeferringSession {
     let connection: PostgresConnection
     let logger: Logger
@@ -290,10 +290,10 @@ final class PostgresSession: DeferringSession {
         }
     }
 
-    /// Held-back writes go out before a statement that may read what they touch.
+    /// Held-back writes go out before a statement that may read (or change) what they touch.
     private func flushBefore(_ sql: String) throws {
         guard !pendingRows.isEmpty || !pendingMeta.isEmpty else { return }
-        if sql.contains("audit_") || sql.contains("meta") { try flush() }
+        if (!pendingMeta.isEmpty && sql.contains("meta")) || pendingRows.contains(where: { sql.contains($0.table) }) { try flush() }
     }
 
     init(connection: PostgresConnection, logger: Logger, location: String) {
