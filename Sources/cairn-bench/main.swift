@@ -414,6 +414,7 @@ print("| scenario | models | wall | CPU | peak RSS | × floor | target |")
 print("|---|---:|---:|---:|---:|---:|---|")
 for r in results {
     let cpu = r.cpuSeconds.map { String(format: "%.3f s (%.2f %%)", $0, 100 * $0 / r.wallSeconds) } ?? "—"
-    print("| \(r.scenario) | \(r.models) | \(String(format: "%.3f s", r.wallSeconds)) | \(cpu) | \(r.peakRSSMegabytes.map { String(format: "%.0f MB", $0) } ?? "—") | \(r.ratioToFloor.map { String(format: "%.1f", $0) } ?? "—") | \(r.target ?? "") |")
+    let wall = r.wallSeconds < 0.01 ? String(format: "%.2f ms", r.wallSeconds * 1000) : String(format: "%.3f s", r.wallSeconds)
+    print("| \(r.scenario) | \(r.models) | \(wall) | \(cpu) | \(r.peakRSSMegabytes.map { String(format: "%.0f MB", $0) } ?? "—") | \(r.ratioToFloor.map { String(format: "%.1f", $0) } ?? "—") | \(r.target ?? "") |")
 }
 print("\nreport: \(options.out)")
