@@ -139,7 +139,7 @@ public struct ClaimedRun: Sendable {
 }
 
 /// What a trainer produced, as the registry records it.
-public struct RunSuccess: Sendable {
+public struct RunSuccess: Sendable, Codable, Equatable {
     public var metrics: [String: Double]
     public var datasetHash: String
     public var trainerVersion: String
@@ -219,6 +219,11 @@ public protocol RegistryStore: Sendable {
     /// Hands a running run back to the queue, its attempt not counted.
     func releaseRun(_ id: Int, holder: String) throws
     func failRun(_ id: Int, holder: String, reason: String, log: String, now: Int64) throws
+    /// Keeps a finished run's result for the control plane to record (a worker without the
+    /// signing key). The run stays `running`, held by `holder`, and is never re-queued.
+    func submitResult(run id: Int, holder: String, success: RunSuccess, now: Int64) throws
+    /// Results submitted and not recorded yet, oldest run first.
+    func submittedResults() throws -> [SubmittedResult]
     /// What deciding the next version of `model` depends on now.
     func versionInputs(model: String) throws -> VersionInputs
     /// Records a successful run as version `inputs.number` with `decision` (nil: pending). Throws
@@ -268,6 +273,22 @@ public protocol ArtifactKeeper: Sendable {
     func keep(staging: String) throws -> String
     /// The signature binding `contentHash` to one version.
     func sign(contentHash: String, model: String, version: Int, fingerprint: String) -> String
+    /// Throws unless the store holds an artifact whose content hashes to `contentHash` (read again).
+    func verify(contentHash: String) throws
+}
+
+/// A finished run a worker without the signing key left for the control plane to record.
+public struct SubmittedResult: Sendable {
+    public var run: ClaimedRun
+    /// The worker that trained it (still the run's lease holder).
+    public var holder: String
+    public var success: RunSuccess
+
+    public init(run: ClaimedRun, holder: String, success: RunSuccess) {
+        self.run = run
+        self.holder = holder
+        self.success = success
+    }
 }
 
 /// Raised when a worker was asked to stop mid-run: the run goes back to the queue.

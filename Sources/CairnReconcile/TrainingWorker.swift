@@ -12,6 +12,8 @@ public struct TrainingWorker: Sendable {
         case matched(run: Int, model: String, version: Int)
         case failed(run: Int, model: String, reason: String)
         case handedBack(run: Int)
+        /// Trained by a worker without the signing key: the result waits for the control plane.
+        case submitted(run: Int, model: String)
     }
 
     /// Leases, retries and how often an idle worker looks for work.
@@ -23,11 +25,15 @@ public struct TrainingWorker: Sendable {
         /// How often an idle worker looks for runs queued by another process (runs queued in
         /// this process wake it at once, through `queued`).
         public var pollInterval: Double
+        /// The worker holds no signing key: it submits each result, and the control plane
+        /// verifies the artifact in the store, signs and records the version (`recordSubmitted`).
+        public var submitsResults: Bool
 
-        public init(leaseSeconds: Int64 = 60, retryDelay: Int64 = 30, pollInterval: Double = 2) {
+        public init(leaseSeconds: Int64 = 60, retryDelay: Int64 = 30, pollInterval: Double = 2, submitsResults: Bool = false) {
             self.leaseSeconds = leaseSeconds
             self.retryDelay = retryDelay
             self.pollInterval = pollInterval
+            self.submitsResults = submitsResults
         }
     }
 
@@ -77,6 +83,15 @@ public struct TrainingWorker: Sendable {
                 trainer.cleanUp(claimed)
                 log("training run \(claimed.id) produced the artifact of v\(same): no new version")
                 return .matched(run: claimed.id, model: claimed.model, version: same)
+            }
+            if configuration.submitsResults {
+                try store.submitResult(run: claimed.id, holder: holder,
+                                       success: RunSuccess(metrics: output.metrics, datasetHash: output.datasetHash, trainerVersion: output.trainerVersion,
+                                                           artifactHash: hash, log: output.log),
+                                       now: clock.unixNow())
+                trainer.cleanUp(claimed)
+                log("training run \(claimed.id) trained: the control plane verifies, signs and records it")
+                return .submitted(run: claimed.id, model: claimed.model)
             }
             let version = try record(claimed, output: output, artifactHash: hash)
             trainer.cleanUp(claimed)
@@ -138,6 +153,51 @@ public struct TrainingWorker: Sendable {
                 continue
             }
         }
+    }
+
+    /// The control plane's half of runs trained by workers without the signing key: each
+    /// submitted result's artifact is read again from the store and must hash to what the worker
+    /// reported; then the version is numbered, decided, signed and recorded here, where the key
+    /// is. A result whose artifact is missing or changed fails its run; nothing is signed.
+    /// Returns how many results were recorded or failed.
+    @discardableResult
+    public static func recordSubmitted(store: RegistryStore, artifacts: ArtifactKeeper, now: () -> Int64, log: (String) -> Void) -> Int {
+        guard let results = try? store.submittedResults() else { return 0 }
+        var done = 0
+        for result in results {
+            let id = result.run.id
+            do {
+                if let hash = result.success.artifactHash {
+                    do {
+                        try artifacts.verify(contentHash: hash)
+                    } catch {
+                        let reason = "its artifact is not in the store as the worker reported it: \(error)"
+                        try store.failRun(id, holder: result.holder, reason: reason, log: result.success.log, now: now())
+                        log("training run \(id) failed: \(reason)")
+                        done += 1
+                        continue
+                    }
+                    // The same bytes as an existing version of this fingerprint: no new version.
+                    let matched = try withCurrentInputs(store: store, model: result.run.model) { inputs -> Int? in
+                        guard let same = inputs.artifacts[VersionInputs.artifactKey(fingerprint: result.run.request.fingerprint, hash: hash)] else { return nil }
+                        try store.recordMatch(run: id, holder: result.holder, matches: same, inputs: inputs, log: result.success.log, now: now())
+                        return same
+                    }
+                    if let matched {
+                        log("training run \(id) produced the artifact of v\(matched): no new version")
+                        done += 1
+                        continue
+                    }
+                }
+                let version = try record(store: store, run: result.run, holder: result.holder, artifacts: artifacts, success: result.success, now: now())
+                log("training run \(id) recorded: \(version.systemName), \(version.status.rawValue)")
+                done += 1
+            } catch {
+                // Another replica recorded it first, or the registry is busy: looked at again later.
+                log("training run \(id) not recorded yet: \(error)")
+            }
+        }
+        return done
     }
 
     /// `record` for a caller with no worker: what `finishRun` used to do in the store.

@@ -107,3 +107,50 @@ public struct WorkerService: Service {
         }
     }
 }
+
+/// Records what workers without the signing key trained (`cairn worker --unsigned`): verifies
+/// each artifact's digest in the store, signs and records the version, here where the key is.
+/// Woken by changes other processes announce (PostgreSQL), else every 2 s when the registry's
+/// generation moved. Several replicas may run it: a result is recorded once (the others find
+/// the run finished).
+public struct ResultRecorder: Service {
+    let store: RegistryDatabase
+    let artifacts: ArtifactKeeper
+    let wake: Wakeup
+    let logger: Logger
+
+    public init(store: RegistryDatabase, artifacts: ArtifactKeeper, wake: Wakeup, logger: Logger) {
+        self.store = store
+        self.artifacts = artifacts
+        self.wake = wake
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let stop = StopFlag()
+        let (store, artifacts, wake, logger) = (self.store, self.artifacts, self.wake, self.logger)
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                _ = try await blocking {
+                    let clock = SystemClock()
+                    stop.wakes(wake)
+                    var seen: Int?
+                    while !stop.isSet {
+                        let generation = try? store.generation()
+                        if generation == nil || generation != seen {
+                            seen = generation
+                            TrainingWorker.recordSubmitted(store: store, artifacts: artifacts, now: { clock.unixNow() }) { line in
+                                logger.info("\(line)")
+                            }
+                        }
+                        _ = clock.wait(on: wake, until: clock.now() + 2)
+                    }
+                }
+            } onGracefulShutdown: {
+                stop.set()
+            }
+        } onCancel: {
+            stop.set()
+        }
+    }
+}

@@ -47,16 +47,19 @@ public enum Serve {
         }
         // Other processes sharing a PostgreSQL registry (replicas, remote workers) announce their
         // changes: they wake the loop and the idle workers at once (SQLite: the loop's generation poll).
+        let submitted = Wakeup()
         let watch = db.watchChanges {
             loop.observedChanged()
             queued.signal()
+            submitted.signal()
         }
         defer { watch?.stop() }
         let api = HTTPAPI(configuration: configuration, db: db, loop: loop, serving: serving, metrics: metrics)
         let app = Application(
             router: api.router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "cairn"),
-            services: [Reconciler(loop: loop), WorkerService(worker: worker, concurrency: configuration.workers)],
+            services: [Reconciler(loop: loop), WorkerService(worker: worker, concurrency: configuration.workers),
+                       ResultRecorder(store: db, artifacts: SignedArtifactStore(store: store, key: key), wake: submitted, logger: logger)],
             logger: logger
         )
         logger.info("serving", metadata: ["listen": "\(configuration.host):\(configuration.port)", "repository": "\(RemoteMirror.redacted(configuration.repository))",

@@ -9,7 +9,7 @@ extension RegistryDatabase {
     static let copiedTables: [(table: String, order: String)] = [
         ("meta", "key"), ("outcome_weights", "name"), ("templates", "name"), ("models", "name"), ("versions", "model, number"),
         ("training_runs", "id"), ("serving_targets", "name"), ("audit_log", "id"), ("audit_models", "audit_id, model"),
-        ("reconcile_runs", "id"), ("api_tokens", "name"),
+        ("reconcile_runs", "id"), ("api_tokens", "name"), ("run_results", "run_id"),
     ]
 
     /// The copied tables' names, in copy order.

@@ -71,7 +71,7 @@ public struct RegistryDatabase: Sendable {
     }
 
     /// The schema versions this Cairn knows, oldest first (the same names in both databases).
-    static let knownSchemas = ["v1", "v2"]
+    static let knownSchemas = ["v1", "v2", "v3"]
 
     /// A registry written by a newer Cairn is refused, never read or written: this Cairn does not
     /// know what the newer schema's rows mean, and writing would corrupt them.
@@ -170,6 +170,9 @@ public struct RegistryDatabase: Sendable {
         migrator.registerMigration("v2") { db in
             try db.execute(sql: Schema.v2)
         }
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: Schema.v3)
+        }
         return migrator
     }
 
@@ -184,7 +187,7 @@ public struct RegistryDatabase: Sendable {
     static func migratePostgres(_ postgres: PostgresExecutor) throws {
         let location = postgres.location.location
         try refuseNewerSchema(applied: try postgres.read { try appliedPostgresMigrations($0) }, path: location)
-        for (identifier, schema) in [("v1", PostgresSchema.v1), ("v2", PostgresSchema.v2)] {
+        for (identifier, schema) in [("v1", PostgresSchema.v1), ("v2", PostgresSchema.v2), ("v3", PostgresSchema.v3)] {
             try postgres.write { db in
                 try db.execute(sql: "CREATE TABLE IF NOT EXISTS cairn_migrations (identifier TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
                 let applied = try appliedPostgresMigrations(db)
@@ -247,6 +250,17 @@ public struct RegistryDatabase: Sendable {
 }
 
 enum Schema {
+    /// Results of runs trained by workers without the signing key, until the control plane
+    /// verifies their artifacts, signs and records them.
+    static let v3 = """
+    CREATE TABLE run_results (
+        run_id INTEGER PRIMARY KEY REFERENCES training_runs(id),
+        holder TEXT NOT NULL,
+        result TEXT NOT NULL,
+        submitted_at INTEGER NOT NULL
+    );
+    """
+
     /// API tokens for the HTTP API (only their SHA-256 is kept).
     static let v2 = """
     CREATE TABLE api_tokens (
@@ -403,6 +417,15 @@ enum Schema {
 /// compared byte by byte (`COLLATE "C"`, so every ORDER BY matches SQLite's), identity columns
 /// for the run and pass ids, and the audit history's append-only triggers.
 enum PostgresSchema {
+    static let v3 = """
+    CREATE TABLE run_results (
+        run_id BIGINT PRIMARY KEY REFERENCES training_runs(id),
+        holder TEXT NOT NULL,
+        result TEXT NOT NULL,
+        submitted_at BIGINT NOT NULL
+    );
+    """
+
     static let v2 = """
     CREATE TABLE api_tokens (
         name TEXT COLLATE "C" PRIMARY KEY,

@@ -80,6 +80,7 @@ extension RegistryDatabase {
             try db.execute(sql: """
                 UPDATE training_runs SET state = 'succeeded', finished_at = ?, version = ?, metrics = ?, log = ?, lease_holder = NULL WHERE id = ?
                 """, arguments: [now, number, try encode(success.metrics), success.log, id])
+            try db.execute(sql: "DELETE FROM run_results WHERE run_id = ?", arguments: [id])
             try appendAudit(db, at: now, action: .version, address: .model(model), version: number, before: nil,
                             after: .object(["run": .int(id), "fingerprint": .string(request.fingerprint),
                                             "metrics": .object(success.metrics.mapValues { .double($0) })]),
@@ -111,6 +112,7 @@ extension RegistryDatabase {
             try db.execute(sql: """
                 UPDATE training_runs SET state = 'succeeded', finished_at = ?, version = ?, reason = ?, log = ?, lease_holder = NULL WHERE id = ?
                 """, arguments: [now, version, reason, log, id])
+            try db.execute(sql: "DELETE FROM run_results WHERE run_id = ?", arguments: [id])
             try appendAudit(db, at: now, action: .unchanged, address: .model(model), version: version, before: nil,
                             after: .object(["run": .int(id)]), reason: "training run \(id) succeeded: \(reason)", file: nil,
                             context: AuditContext(revision: run["commit_sha"], author: nil, actor: "worker"), models: [model])
@@ -124,10 +126,37 @@ extension RegistryDatabase {
             let run = try runForFinish(db, id, holder: holder)
             try db.execute(sql: "UPDATE training_runs SET state = 'failed', reason = ?, finished_at = ?, log = ?, lease_holder = NULL WHERE id = ?",
                            arguments: [reason, now, log, id])
+            try db.execute(sql: "DELETE FROM run_results WHERE run_id = ?", arguments: [id])
             try appendAudit(db, at: now, action: .fail, address: .model(run["model"]), version: nil, before: nil,
                             after: .object(["run": .int(id)]), reason: "training run \(id) failed: \(reason)", file: nil,
                             context: AuditContext(revision: run["commit_sha"], author: nil, actor: "worker"), models: [run["model"]])
             try bumpGeneration(db)
+        }
+    }
+
+    /// Keeps a finished run's result for the control plane (`submittedResults`), which verifies
+    /// its artifact in the store, signs and records it. The run stays `running`, held by
+    /// `holder`; it is not re-queued when its lease expires.
+    public func submitResult(run id: Int, holder: String, success: RunSuccess, now: Int64) throws {
+        try sql.write { db in
+            _ = try runForFinish(db, id, holder: holder)
+            try db.execute(sql: "INSERT INTO run_results(run_id, holder, result, submitted_at) VALUES (?, ?, ?, ?)",
+                           arguments: [id, holder, try encode(success), now])
+            try bumpGeneration(db)
+        }
+    }
+
+    /// Results submitted and not recorded yet, oldest run first.
+    public func submittedResults() throws -> [SubmittedResult] {
+        try sql.read { db in
+            try SQLRow.fetchAll(db, sql: """
+                SELECT r.run_id, r.holder, r.result, t.model, t.request, t.attempts FROM run_results r JOIN training_runs t ON t.id = r.run_id
+                WHERE t.state = 'running' ORDER BY r.run_id
+                """).map { row in
+                SubmittedResult(run: ClaimedRun(id: row["run_id"], model: row["model"], request: try decode(TrainRequest.self, row["request"]),
+                                                attempt: row["attempts"]),
+                                holder: row["holder"], success: try decode(RunSuccess.self, row["result"]))
+            }
         }
     }
 
@@ -148,7 +177,7 @@ extension RegistryDatabase {
         try sql.write { db in
             let rows = try SQLRow.fetchAll(db, sql: """
                 SELECT id, model, attempts, max_attempts, commit_sha FROM training_runs
-                WHERE state = 'running' AND lease_expires_at < ? ORDER BY id
+                WHERE state = 'running' AND lease_expires_at < ? AND id NOT IN (SELECT run_id FROM run_results) ORDER BY id
                 """, arguments: [now])
             for row in rows {
                 let id: Int = row["id"], attempts: Int = row["attempts"], maxAttempts: Int = row["max_attempts"]

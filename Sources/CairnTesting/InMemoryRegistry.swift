@@ -38,6 +38,8 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
     private var nextRunID = 1
     private var lease: (holder: String, pid: Int32, host: String, since: Int64, expires: Int64)?
     private var bound: BoundSource?
+    /// Results submitted by workers without the signing key, by run.
+    private var results: [Int: (holder: String, success: RunSuccess)] = [:]
     private var _audit: [Row] = []
     private var _failedPasses: [String] = []
     /// Called after every write (the daemon's worker wakes the loop this way in the binary).
@@ -198,7 +200,7 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
 
     public func requeueExpiredRuns(now: Int64, baseDelay: Int64) throws -> [Int] {
         try write {
-            let expired = runs.values.filter { $0.state == .running && ($0.leaseExpires ?? .max) < now }.map(\.id).sorted()
+            let expired = runs.values.filter { $0.state == .running && ($0.leaseExpires ?? .max) < now && results[$0.id] == nil }.map(\.id).sorted()
             for id in expired {
                 let attempts = runs[id]!.attempts
                 if attempts >= 3 {
@@ -268,6 +270,24 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
             runs[id]?.holder = nil
             _audit.append(Row(action: .fail, address: .model(run.model), version: nil, reason: "training run \(id) failed: \(reason)"))
             state.generation += 1
+        }
+    }
+
+    public func submitResult(run id: Int, holder: String, success: RunSuccess, now: Int64) throws {
+        try write {
+            _ = try held(id, by: holder)
+            results[id] = (holder, success)
+            state.generation += 1
+        }
+    }
+
+    public func submittedResults() throws -> [SubmittedResult] {
+        lock.withLock {
+            results.keys.sorted().compactMap { id in
+                guard let run = runs[id], run.state == .running, let result = results[id] else { return nil }
+                return SubmittedResult(run: ClaimedRun(id: id, model: run.model, request: run.request, attempt: run.attempts),
+                                       holder: result.holder, success: result.success)
+            }
         }
     }
 

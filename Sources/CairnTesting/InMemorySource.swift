@@ -111,4 +111,9 @@ public struct InMemoryArtifacts: ArtifactKeeper {
     public func sign(contentHash: String, model: String, version: Int, fingerprint: String) -> String {
         sha256Hex("\(contentHash) \(model) \(version) \(fingerprint)")
     }
+
+    /// Every hash is "held" (nothing is stored), but for the ones a test marks as tampered.
+    public func verify(contentHash: String) throws {
+        if contentHash.hasPrefix("tampered") { throw CairnError("the store holds other content under \(contentHash)") }
+    }
 }

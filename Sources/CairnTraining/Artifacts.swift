@@ -89,6 +89,17 @@ public struct ArtifactStore: Sendable {
         while let relative = e.nextObject() as? String { fix(staging.path + "/" + relative) }
     }
 
+    /// Throws unless the folder stored under `hash` still hashes to `hash` (read again, every file).
+    public func verifyDigest(_ hash: String) throws {
+        guard hash.count == 64, hash.allSatisfy({ $0.isHexDigit }), FileManager.default.fileExists(atPath: folder(hash).path) else {
+            throw CairnError("the artifact store at \(root.path) holds no artifact \(hash.prefix(16))…")
+        }
+        let found = try Self.contentHash(of: folder(hash))
+        guard found == hash else {
+            throw CairnError("the artifact stored as \(hash.prefix(16))… now hashes to \(found.prefix(16))… (changed after it was stored)")
+        }
+    }
+
     /// Checks an artifact against its recorded hash and signature before it is used.
     public func verify(hash: String, signature: String, identity: VersionIdentity, key: SigningKey) throws {
         let dir = folder(hash)

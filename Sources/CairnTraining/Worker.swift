@@ -71,4 +71,22 @@ public struct SignedArtifactStore: ArtifactKeeper {
     public func sign(contentHash: String, model: String, version: Int, fingerprint: String) -> String {
         key.sign(contentHash: contentHash, identity: VersionIdentity(model: model, version: version, fingerprint: fingerprint))
     }
+
+    public func verify(contentHash: String) throws { try store.verifyDigest(contentHash) }
+}
+
+/// The artifact store of a worker without the signing key (`cairn worker --unsigned`): it keeps
+/// artifacts; the control plane verifies, signs and records them.
+public struct UnsignedArtifactStore: ArtifactKeeper {
+    public var store: ArtifactStore
+
+    public init(store: ArtifactStore) { self.store = store }
+
+    public func keep(staging: String) throws -> String { try store.store(staging: URL(fileURLWithPath: staging)) }
+
+    public func sign(contentHash: String, model: String, version: Int, fingerprint: String) -> String {
+        preconditionFailure("a worker without the signing key submits its results; it never signs")
+    }
+
+    public func verify(contentHash: String) throws { try store.verifyDigest(contentHash) }
 }

@@ -70,12 +70,14 @@ struct ArtifactOptions: ParsableArguments {
 }
 
 func makeWorker(repo: String, database: DatabaseOptions, artifacts: ArtifactOptions, db: RegistryDatabase,
-                leaseSeconds: Int64 = 60, retryDelay: Int64 = 30) throws -> TrainingWorker {
+                leaseSeconds: Int64 = 60, retryDelay: Int64 = 30, unsigned: Bool = false) throws -> TrainingWorker {
     let trainer = LocalTrainerRunner(repositoryPath: repo, workRoot: URL(fileURLWithPath: artifacts.beside(database.db, "runs")),
                                      datasets: artifacts.datasetPolicy(db: database.db), isolation: try artifacts.isolation())
-    let keeper = SignedArtifactStore(store: artifacts.store(db: database.db), key: try artifacts.key(db: database.db, generate: true))
+    let keeper: ArtifactKeeper = unsigned
+        ? UnsignedArtifactStore(store: artifacts.store(db: database.db))
+        : SignedArtifactStore(store: artifacts.store(db: database.db), key: try artifacts.key(db: database.db, generate: true))
     let worker = TrainingWorker(store: db, trainer: trainer, artifacts: keeper, clock: clock,
-                                configuration: .init(leaseSeconds: leaseSeconds, retryDelay: retryDelay)) { printError($0) }
+                                configuration: .init(leaseSeconds: leaseSeconds, retryDelay: retryDelay, submitsResults: unsigned)) { printError($0) }
     try worker.sweepLeftovers()
     return worker
 }
@@ -119,6 +121,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "First retry delay for a run whose worker died; doubles with each attempt.")
     var retryDelay: String = "30s"
 
+    @Flag(help: """
+        Hold no signing key: submit each result; `cairn serve` verifies the artifact's digest in the shared store, signs and \
+        records the version (for workers on other hosts; the key stays on the control plane).
+        """)
+    var unsigned = false
+
     func validate() throws {
         guard let l = ManifestDuration(parsing: lease), l.seconds >= 2 else { throw ValidationError("--lease must be a duration of 2s or more") }
         guard ManifestDuration(parsing: retryDelay) != nil else { throw ValidationError("--retry-delay must be a duration such as 30s") }
@@ -131,7 +139,7 @@ struct WorkerCommand: ParsableCommand {
             let db = try database.open()
             let worker = try makeWorker(repo: repo, database: database, artifacts: artifacts, db: db,
                                         leaseSeconds: Int64(ManifestDuration(parsing: lease)!.seconds),
-                                        retryDelay: Int64(ManifestDuration(parsing: retryDelay)!.seconds))
+                                        retryDelay: Int64(ManifestDuration(parsing: retryDelay)!.seconds), unsigned: unsigned)
             // On a PostgreSQL registry a queued run wakes this worker at once (LISTEN/NOTIFY);
             // the queue is polled too, every 2 s, in case a notification is lost.
             let watch = once ? nil : db.watchChanges { worker.queued.signal() }
@@ -143,8 +151,10 @@ struct WorkerCommand: ParsableCommand {
             let failed = outcomes.filter { if case .failed = $0 { true } else { false } }.count
             let succeeded = outcomes.filter { if case .succeeded = $0 { true } else { false } }.count
             let matched = outcomes.filter { if case .matched = $0 { true } else { false } }.count
+            let submitted = outcomes.filter { if case .submitted = $0 { true } else { false } }.count
             print("\(succeeded + matched) run\(succeeded + matched == 1 ? "" : "s") succeeded"
-                  + (matched == 0 ? "" : " (\(matched) matched an existing version: no new version)") + ", \(failed) failed.")
+                  + (matched == 0 ? "" : " (\(matched) matched an existing version: no new version)") + ", \(failed) failed"
+                  + (submitted == 0 ? "." : ", \(submitted) trained and left for the control plane to record."))
         }
     }
 }

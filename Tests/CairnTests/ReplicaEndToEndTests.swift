@@ -4,10 +4,11 @@ import Foundation
 import Testing
 
 /// Several hosts on one PostgreSQL registry, as processes that share no folder but the artifact
-/// store: two `cairn serve` replicas following a bare remote, and two `cairn worker`s, each with
-/// its own clone. The leader is SIGKILLed right after one of its apply steps commits; the other
+/// store: two `cairn serve` replicas following a bare remote, and two `cairn worker --unsigned`s
+/// without the signing key, each with its own clone (the replicas verify, sign and record what
+/// they train). The leader is SIGKILLed right after one of its apply steps commits; the other
 /// replica takes over, nothing is applied twice, the audit chain holds, and the registry ends in
-/// the state one reconciler and one worker reach on SQLite.
+/// the state one reconciler and one worker holding the key reach on SQLite, signatures included.
 @Suite(.serialized, .enabled(if: TestPostgres.available, TestPostgres.skipMessage))
 struct ReplicaEndToEndTests {
     final class Host: @unchecked Sendable {
@@ -16,7 +17,7 @@ struct ReplicaEndToEndTests {
         let process = Process()
         let log: String
 
-        init(_ name: String, in root: URL, arguments: [String]) throws {
+        init(_ name: String, in root: URL, arguments: [String], signingKey: Bool = true) throws {
             self.name = name
             dir = root.appendingPathComponent(name)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -27,6 +28,10 @@ struct ReplicaEndToEndTests {
             process.currentDirectoryURL = dir
             var environment = ProcessInfo.processInfo.environment
             environment.merge(Registry.env) { $1 }
+            if !signingKey {
+                environment["CAIRN_SIGNING_KEY"] = nil
+                environment["CAIRN_SIGNING_KEY_FILE"] = nil
+            }
             process.environment = environment
             process.standardOutput = FileHandle(forWritingAtPath: log)
             process.standardError = FileHandle(forWritingAtPath: log)
@@ -75,9 +80,10 @@ struct ReplicaEndToEndTests {
         for name in ["worker-a", "worker-b"] {
             let clone = root.appendingPathComponent("\(name)-clone").path
             try runProcess("/usr/bin/git", ["clone", "-q", fleet.repo.path, clone])
+            // The signing key stays on the control plane: the workers submit, the replicas verify, sign and record.
             hosts.append(try Host(name, in: root, arguments: [
-                "worker", "--repo", clone, "--db", registry.db, "--artifacts", shared, "--lease", "10s", "--retry-delay", "1s",
-            ]))
+                "worker", "--unsigned", "--repo", clone, "--db", registry.db, "--artifacts", shared, "--lease", "10s", "--retry-delay", "1s",
+            ], signingKey: false))
         }
 
         func converged(on commit: String) throws -> Bool {

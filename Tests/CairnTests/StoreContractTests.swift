@@ -2,6 +2,7 @@ import CairnCore
 import CairnReconcile
 import CairnStore
 import CairnTesting
+import CairnTraining
 import Foundation
 import GRDB
 import Testing
@@ -206,5 +207,48 @@ import Testing
         #expect(throws: CairnError.self) { _ = try db.rollback(target: "nowhere", model: nil, to: 1, actor: "t", holder: LeaseHolder(), at: Self.t0) }
         Thread.sleep(forTimeInterval: 0.5)
         #expect(seen.value == before)
+    }
+
+    /// A worker without the signing key submits its result; the control plane reads the
+    /// artifact again from the store, and signs and records the version only if it hashes to
+    /// what the worker reported. Attack: the stored artifact is changed after the worker stored
+    /// it (another host on the shared mount): nothing is signed, the run fails.
+    @Test(arguments: Backend.available) func theControlPlaneSignsOnlyWhatTheStoreHolds(_ backend: Backend) throws {
+        let (db, _, _) = try applied(backend)
+        let store = ArtifactStore(root: dir.url.appendingPathComponent("artifacts-\(backend)"))
+        let key = try SigningKey.parse(String(repeating: "ab", count: 32), source: "test")
+        let control = SignedArtifactStore(store: store, key: key), worker = UnsignedArtifactStore(store: store)
+        func staged(_ text: String) throws -> String {
+            let folder = dir.url.appendingPathComponent("staging-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try text.write(to: folder.appendingPathComponent("model.json"), atomically: true, encoding: .utf8)
+            return try worker.keep(staging: folder.path)
+        }
+        let first = try #require(try db.claimRun(holder: "gpu-1", leaseSeconds: 10, now: Self.t0))
+        let second = try #require(try db.claimRun(holder: "gpu-2", leaseSeconds: 10, now: Self.t0))
+        let good = try staged("{\"weights\": [1, 2, 3]}"), bad = try staged("{\"weights\": [4, 5, 6]}")
+        for (run, holder, hash) in [(first, "gpu-1", good), (second, "gpu-2", bad)] {
+            try db.submitResult(run: run.id, holder: holder,
+                                success: RunSuccess(metrics: ["ndcg@10": 0.3], datasetHash: "d", trainerVersion: "t", artifactHash: hash), now: Self.t0 + 1)
+        }
+        // The workers are gone; their runs wait for the control plane, not for a retry.
+        #expect(try db.requeueExpiredRuns(now: Self.t0 + 60, baseDelay: 1) == [])
+        #expect(try db.submittedResults().map(\.run.id) == [first.id, second.id])
+        // Someone with the shared mount rewrites the second artifact before it is recorded.
+        try "{\"weights\": [6, 6, 6]}".write(to: store.folder(bad).appendingPathComponent("model.json"), atomically: true, encoding: .utf8)
+        var lines: [String] = []
+        #expect(TrainingWorker.recordSubmitted(store: db, artifacts: control, now: { Self.t0 + 2 }) { lines.append($0) } == 2)
+        #expect(try db.submittedResults().isEmpty)
+        let recorded = try #require(try db.versions(of: first.model)?.first)
+        #expect(recorded.artifactHash == good)
+        #expect(recorded.artifactSignature.map {
+            key.verify($0, contentHash: good, identity: VersionIdentity(model: recorded.model, version: recorded.number, fingerprint: recorded.fingerprint))
+        } == true)
+        #expect(try db.versions(of: second.model)?.isEmpty == true)
+        let failed = try #require(try db.runLog(second.id)?.0)
+        #expect(failed.state == "failed")
+        #expect(failed.reason?.contains("its artifact is not in the store as the worker reported it") == true, "\(lines)")
+        #expect(try db.verifyState().isEmpty)
+        #expect(try db.verifyAudit() == nil)
     }
 }
