@@ -251,4 +251,26 @@ import Testing
         #expect(try db.verifyState().isEmpty)
         #expect(try db.verifyAudit() == nil)
     }
+
+    /// A leader cut off from the database (a partition: its connection, and so its session lock,
+    /// still look alive to the server) is taken over when its lease expires, not before; when it
+    /// comes back it cannot apply a step.
+    @Test(arguments: Backend.available) func aCutOffApplierIsTakenOverWhenItsLeaseExpires(_ backend: Backend) throws {
+        let location = try backend.location(in: dir)
+        let leader = try RegistryDatabase(location: location), follower = try RegistryDatabase(location: location)
+        let a = LeaseHolder(id: "replica-a", pid: 4242, host: "replica-a.example"), b = LeaseHolder(id: "replica-b", pid: 4343, host: "replica-b.example")
+        try ReconcilePass.acquireLease(leader, a, wait: 0, clock: ManualClock(at: Double(Self.t0)))
+        #expect(throws: CairnError.self) {
+            try ReconcilePass.acquireLease(follower, b, wait: 0, clock: ManualClock(at: Double(Self.t0 + 119)))
+        }
+        try ReconcilePass.acquireLease(follower, b, wait: 0, clock: ManualClock(at: Double(Self.t0 + 121)))
+        let plan = try PlannerCase(name: "01-fresh-fleet").run()
+        #expect {
+            _ = try leader.apply(plan, holder: a, context: AuditContext(revision: plan.revision, author: nil, actor: "replica-a"), now: { Self.t0 + 122 })
+        } throws: { error in
+            (error as? CairnError)?.message.hasPrefix("lost the applier lease") == true
+        }
+        #expect(try follower.auditCount() == 0)
+        leader.close()
+    }
 }
