@@ -138,6 +138,16 @@ struct ReplicaEndToEndTests {
         try fleet.repo.git(["push", "-q", remote, "\(fleet.commits[1]):refs/heads/main"])
         try wait("the second commit to converge") { try converged(on: fleet.commits[1]) }
 
+        // The survivor serves recommendations from the live version: an artifact a worker without
+        // the key stored on the shared mount, signed by a replica, verified again before use.
+        let readToken = token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        var served = (0, "")
+        try wait("the survivor to serve the second commit's live versions", timeout: 30) {
+            served = try httpRequest(port: ports[survivor.name]!, "GET", "/v1/targets/acme-search/recommendations?user=u0001&k=3", token: readToken)
+            return served.0 == 200
+        }
+        #expect(served.1.contains("\"items\""), "\(served.1)")
+
         #expect(try registry.violations() == [])
         let state = try registry.dump()
         if state != expected {
