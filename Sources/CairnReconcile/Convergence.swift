@@ -81,6 +81,12 @@ public struct Convergence: Sendable {
             }
             report(now)
             var worked = false
+            if let worker, !worker.configuration.submitsResults {
+                // Results that workers without the signing key submitted are recorded here, where it is.
+                if TrainingWorker.recordSubmitted(store: store, artifacts: worker.artifacts, now: { clock.unixNow() }, log: { _ in }) > 0 {
+                    worked = true
+                }
+            }
             if let worker {
                 while try worker.runOne(stop: stop) != nil {
                     worked = true

@@ -146,6 +146,29 @@ import Testing
         }
     }
 
+    /// A worker without the signing key (`--unsigned`) trains and submits; nothing is signed or
+    /// recorded until a process holding the key (here `cairn reconcile --wait`) reads each
+    /// artifact again from the store, signs and records it.
+    @Test func anUnsignedWorkersRunsAreSignedAndRecordedWhereTheKeyIs() throws {
+        let fleet = try ReconcileEndToEndTests.Fleet()
+        let first = try fleet.run(["reconcile"])
+        #expect(first.status == 0 || first.status == 3, "\(first.stdout)\(first.stderr)")
+        let worker = try cairn(["worker", "--unsigned", "--once", "--repo", fleet.repo.path, "--db", fleet.dbPath])
+        #expect(worker.status == 0, "\(worker.stdout)\(worker.stderr)")
+        #expect(worker.stdout.contains("0 runs succeeded, 0 failed, 5 trained and left for the control plane to record."), "\(worker.stdout)")
+        // No key was needed, and none was made.
+        #expect(!FileManager.default.fileExists(atPath: fleet.repo.dir.url.appendingPathComponent(".cairn/signing.key").path))
+        let db = try fleet.database()
+        #expect(try db.runStateCounts() == ["running": 5])
+        #expect(try db.versions(of: "homepage-recs")?.isEmpty == true)
+        let converged = try cairn(["reconcile", "--wait", "--repo", fleet.repo.path, "--db", fleet.dbPath], env: Self.secretEnv)
+        #expect(converged.status == 3, "\(converged.stdout)\(converged.stderr)")
+        #expect(try db.runStateCounts() == ["succeeded": 5])
+        let verify = try cairn(["artifact", "verify", "homepage-recs@1", "--db", fleet.dbPath], env: Self.secretEnv)
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        #expect(try db.verifyAudit() == nil && db.verifyState().isEmpty)
+    }
+
     @Test func aKilledWorkersRunIsRecoveredByAnother() throws {
         let scratch = TempDir("cairn-marker")
         // The trainer writes its marker here; it runs as an unprivileged user when the tests run as root.
