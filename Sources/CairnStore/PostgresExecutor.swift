@@ -235,7 +235,8 @@ public final class PostgresExecutor: SQLExecutor, @unchecked Sendable {
             return CairnError("PostgreSQL at \(location): \(message) (SQLSTATE \(state))",
                               hint: connecting ? "check the user, the password (PGPASSWORD) and the database name" : nil)
         }
-        return CairnError("PostgreSQL at \(location): \(psql.code)\(connecting ? " while connecting" : "")",
+        let cause = psql.underlying.map { ": \($0)" } ?? ""
+        return CairnError("PostgreSQL at \(location): \(connecting ? "cannot connect" : "\(psql.code)")\(cause)",
                           hint: connecting ? "check the address, sslmode, and that the server runs" : "check that the server runs")
     }
 }

@@ -65,6 +65,15 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
         }
     }
 
+    /// No server at the address: one line says which address (without its password) and why.
+    @Test func anUnreachableServerIsNamedWithoutItsPassword() throws {
+        let result = try cairn(["status", "--db", "postgres://cairn@127.0.0.1:1/cairn?sslmode=disable"], env: ["PGPASSWORD": "pw-on-the-way-9191"])
+        #expect(result.status == 1)
+        #expect(result.stderr.hasPrefix("error: PostgreSQL at postgres://cairn@127.0.0.1:1/cairn: cannot connect"), "\(result.stderr)")
+        #expect(result.stderr.contains("Connection refused"), "\(result.stderr)")
+        #expect(!result.stderr.contains("pw-on-the-way-9191"))
+    }
+
     @Test(.enabled(if: TestPostgres.available, TestPostgres.skipMessage))
     func aFreshDatabaseIsEmptyAndMigrates() throws {
         let url = try TestPostgres.freshDatabase()
