@@ -24,14 +24,20 @@ extension RegistryDatabase {
         public var finishedAt: Int64?
         public var attempts: Int
         public var version: Int?
+        /// Trained by a worker without the signing key; waits for the control plane to verify,
+        /// sign and record it.
+        public var awaitingRecord: Bool = false
     }
 
     /// The newest runs first.
     public func recentRuns(limit: Int = 20) throws -> [RunSummary] {
         try sql.read { db in
-            try SQLRow.fetchAll(db, sql: "SELECT * FROM training_runs ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
+            try SQLRow.fetchAll(db, sql: """
+                SELECT t.*, EXISTS (SELECT 1 FROM run_results r WHERE r.run_id = t.id) AS awaiting FROM training_runs t ORDER BY t.id DESC LIMIT ?
+                """, arguments: [limit]).map {
                 RunSummary(id: $0["id"], model: $0["model"], state: $0["state"], reason: $0["reason"], createdAt: $0["created_at"],
-                           startedAt: $0["started_at"], finishedAt: $0["finished_at"], attempts: $0["attempts"], version: $0["version"])
+                           startedAt: $0["started_at"], finishedAt: $0["finished_at"], attempts: $0["attempts"], version: $0["version"],
+                           awaitingRecord: $0["awaiting"])
             }
         }
     }

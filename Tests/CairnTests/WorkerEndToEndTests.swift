@@ -161,6 +161,8 @@ import Testing
         let db = try fleet.database()
         #expect(try db.runStateCounts() == ["running": 5])
         #expect(try db.versions(of: "homepage-recs")?.isEmpty == true)
+        let status = try cairn(["status", "--db", fleet.dbPath])
+        #expect(status.stdout.components(separatedBy: "trained; waits for cairn serve to verify, sign and record it").count == 6, "\(status.stdout)")
         let converged = try cairn(["reconcile", "--wait", "--repo", fleet.repo.path, "--db", fleet.dbPath], env: Self.secretEnv)
         #expect(converged.status == 3, "\(converged.stdout)\(converged.stderr)")
         #expect(try db.runStateCounts() == ["succeeded": 5])
