@@ -4,7 +4,9 @@ import Logging
 import PostgresNIO
 
 /// Where a PostgreSQL registry is: `postgres://user[:password]@host[:port]/database`, with
-/// `?sslmode=disable|prefer|require` (default `prefer`, as libpq) and `search_path`. A password
+/// `?sslmode=disable|prefer|require|verify-full` (default `prefer`: TLS when the server offers it)
+/// and `search_path`. TLS always verifies the server's certificate and name against the system's
+/// trust store (what libpq calls verify-full): `require` and `verify-full` are the same here. A password
 /// not in the URL comes from `PGPASSWORD` (or the file `PGPASSWORD_FILE` names), captured at start
 /// and kept out of the environment (`Secrets`). The password is never part of `location`.
 public struct PostgresLocation: Sendable, Equatable {
@@ -18,6 +20,7 @@ public struct PostgresLocation: Sendable, Equatable {
 
     public enum SSLMode: String, Sendable {
         case disable, prefer, require
+        case verifyFull = "verify-full"
     }
 
     /// True for a `postgres://` or `postgresql://` address.
@@ -41,7 +44,8 @@ public struct PostgresLocation: Sendable, Equatable {
             switch item.name {
             case "sslmode":
                 guard let mode = item.value.flatMap(SSLMode.init(rawValue:)) else {
-                    throw CairnError("\(shown): sslmode must be disable, prefer or require", hint: "verify-full is not supported yet; use require")
+                    throw CairnError("\(shown): sslmode must be disable, prefer, require or verify-full",
+                                     hint: "TLS always verifies the server's certificate; disable it only on a network you trust")
                 }
                 sslMode = mode
             case "search_path":
@@ -101,9 +105,10 @@ public final class PostgresExecutor: SQLExecutor, @unchecked Sendable {
                                                              password: location.password, database: location.database, tls: .disable)
         switch location.sslMode {
         case .disable: break
-        case .prefer, .require:
+        case .prefer, .require, .verifyFull:
+            // Full verification of the server's certificate and host name (NIOSSL's default).
             let context = try NIOSSLContext(configuration: .makeClientConfiguration())
-            configuration.tls = location.sslMode == .require ? .require(context) : .prefer(context)
+            configuration.tls = location.sslMode == .prefer ? .prefer(context) : .require(context)
         }
         configuration.options.connectTimeout = .seconds(10)
         var parameters = [("application_name", "cairn"), ("lock_timeout", "30s")]
@@ -235,7 +240,8 @@ public final class PostgresExecutor: SQLExecutor, @unchecked Sendable {
             return CairnError("PostgreSQL at \(location): \(message) (SQLSTATE \(state))",
                               hint: connecting ? "check the user, the password (PGPASSWORD) and the database name" : nil)
         }
-        let cause = psql.underlying.map { ": \($0)" } ?? ""
+        let cause = psql.underlying.map { ": \($0)" }
+            ?? (psql.code == .sslUnsupported ? ": the server does not offer TLS, which the address's sslmode requires" : " (\(psql.code))")
         return CairnError("PostgreSQL at \(location): \(connecting ? "cannot connect" : "\(psql.code)")\(cause)",
                           hint: connecting ? "check the address, sslmode, and that the server runs" : "check that the server runs")
     }

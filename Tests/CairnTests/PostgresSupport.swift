@@ -74,6 +74,15 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
         #expect(!result.stderr.contains("pw-on-the-way-9191"))
     }
 
+    /// The test server offers no TLS: an address that requires it is refused, never used in clear.
+    @Test(.enabled(if: TestPostgres.available, TestPostgres.skipMessage))
+    func tlsRequiredIsNeverDroppedSilently() throws {
+        let url = try TestPostgres.freshDatabase().replacingOccurrences(of: "sslmode=disable", with: "sslmode=require")
+        let result = try cairn(["suspend", "--db", url])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("cannot connect: the server does not offer TLS, which the address's sslmode requires"), "\(result.stderr)")
+    }
+
     @Test(.enabled(if: TestPostgres.available, TestPostgres.skipMessage))
     func aFreshDatabaseIsEmptyAndMigrates() throws {
         let url = try TestPostgres.freshDatabase()
