@@ -64,6 +64,7 @@ extension RegistryDatabase {
         }
     }
 
+
     static let auditColumns = ["id", "at", "action", "address", "version", "before", "after", "reason", "revision", "author", "file", "actor",
                                "prev_hash", "hash"]
 
@@ -78,7 +79,8 @@ extension RegistryDatabase {
             var previous = Self.genesisHash
             var expectedID: Int64 = 1
             var count = 0
-            for row in try SQLRow.fetchAll(db, sql: "SELECT * FROM audit_log ORDER BY id") {
+            var rows = AuditCursor(db: db, columns: "*")
+            while let row = try rows.next() {
                 let id: Int64 = row["id"]
                 let fields = AuditFields(id: id, at: row["at"], action: row["action"], address: row["address"], version: row["version"],
                                          before: row["before"], after: row["after"], reason: row["reason"], revision: row["revision"],
@@ -143,5 +145,36 @@ struct AuditFields {
             "revision": opt(revision), "author": opt(author), "file": opt(file), "actor": .string(actor),
         ]).canonicalText
         return sha256Hex(previous + "\n" + canonical)
+    }
+}
+
+/// Every audit row of a transaction in id order (any id, a forged negative one included), read
+/// 10,000 at a time: a long history is never held whole.
+struct AuditCursor {
+    let db: any SQLSession
+    let columns: String
+    private var page: [SQLRow] = []
+    private var index = 0
+    private var last = Int64.min
+    private var exhausted = false
+    static let pageSize = 10_000
+
+    init(db: any SQLSession, columns: String) {
+        self.db = db
+        self.columns = columns
+    }
+
+    mutating func next() throws -> SQLRow? {
+        if index == page.count {
+            if exhausted { return nil }
+            page = try SQLRow.fetchAll(db, sql: "SELECT \(columns) FROM audit_log WHERE id > ? ORDER BY id LIMIT \(Self.pageSize)", arguments: [last])
+            index = 0
+            exhausted = page.count < Self.pageSize
+            if page.isEmpty { return nil }
+        }
+        let row = page[index]
+        index += 1
+        last = row["id"]
+        return row
     }
 }

@@ -35,7 +35,7 @@ public struct PostgresLocation: Sendable, Equatable {
         }
         self.host = host
         port = url.port ?? 5432
-        user = url.user.flatMap { $0.removingPercentEncoding } ?? environment["PGUSER"] ?? "postgres"
+        user = url.user.flatMap { $0.removingPercentEncoding } ?? ProcessInfo.processInfo.environment["PGUSER"].flatMap { $0.isEmpty ? nil : $0 } ?? "postgres"
         password = url.password.flatMap { $0.removingPercentEncoding } ?? environment["PGPASSWORD"]
         let name = String(url.path.drop(while: { $0 == "/" }))
         database = name.isEmpty ? user : (name.removingPercentEncoding ?? name)
@@ -137,7 +137,7 @@ public final class PostgresExecutor: SQLExecutor, @unchecked Sendable {
         for connection in connections { try? connection.close().wait() }
     }
 
-    /// A new connection (not from the pool), for a session that must stay open: leader election.
+    /// A new connection (not from the pool); also for what must stay open: the applier's session lock, LISTEN.
     func connect() throws -> PostgresConnection {
         do {
             return try PostgresConnection.connect(on: group.next(), configuration: configuration, id: 0, logger: logger).wait()

@@ -24,7 +24,8 @@ extension RegistryDatabase {
 
     func verifyState(_ db: any SQLSession) throws -> [StateMismatch] {
         var expected = ExpectedState()
-        for row in try SQLRow.fetchAll(db, sql: "SELECT id, action, address, version, after FROM audit_log ORDER BY id") {
+        var rows = AuditCursor(db: db, columns: "id, action, address, version, after")
+        while let row = try rows.next() {
             // A row Cairn never writes explains nothing (and `audit verify` reports the edit).
             guard let action = AuditAction(rawValue: row["action"]), case let .manifest(address)? = AuditAddress(parsing: row["address"]) else { continue }
             expected.replay(id: row["id"], action: action, address: address, version: row["version"], after: row["after"])

@@ -146,6 +146,20 @@ import Testing
         let mismatches = try db.verifyState().map(\.description)
         #expect(mismatches.count == 1)
         #expect(mismatches.first?.hasPrefix("versions \(run.model) v1: status is approved, the history says") == true)
+        // A row slipped in before the chain's first (inserts are not refused by the triggers) breaks it.
+        try edit(backend, location, """
+            INSERT INTO audit_log(id, at, action, address, reason, actor, prev_hash, hash)
+            VALUES (-1, 0, 'approve', 'Model/\(run.model)', 'forged', 'someone', 'x', 'y')
+            """)
+        #expect(try db.verifyAudit()?.id == -1)
+    }
+
+    /// A history longer than one page (10,000 rows) is verified across pages.
+    @Test(arguments: Backend.available) func aLongHistoryIsVerifiedPageByPage(_ backend: Backend) throws {
+        let db = try backend.fresh(in: dir)
+        try db.appendSyntheticHistory(rows: 10_001, models: ["m1", "m2", "m3"], startingAt: Self.t0)
+        #expect(try db.auditCount() == 10_001)
+        #expect(try db.verifyAudit() == nil)
     }
 
     /// PostgreSQL: an applier on another host that dies (its connection ends) gives up the lease at
