@@ -44,8 +44,8 @@ struct DatabaseCommand: ParsableCommand {
                 let report = try destination.copy(from: source)
                 let total = report.rows.values.reduce(0, +)
                 print("copied \(total) rows from \(fromShown) to \(toShown) (generation \(report.generation))")
-                for (table, _) in RegistryDatabase.copiedTableNames.map({ ($0, 0) }) where (report.rows[table] ?? 0) > 0 {
-                    print("  \(table.padding(toLength: 16, withPad: " ", startingAt: 0)) \(report.rows[table]!)")
+                for table in RegistryDatabase.copiedTableNames {
+                    if let rows = report.rows[table], rows > 0 { print("  \(table.padding(toLength: 16, withPad: " ", startingAt: 0)) \(rows)") }
                 }
                 print("audit chain intact on arrival: \(report.auditRows) rows verified; state matches its history and the source")
             }
