@@ -79,7 +79,8 @@ public struct TrainingWorker: Sendable {
             let expected = (try? store.versionInputs(model: claimed.model).number) ?? 1
             let output = try trainer.train(claimed, expectedVersion: expected, stop: stop)
             let hash = try output.staging.map { try artifacts.keep(staging: $0) }
-            if let hash, let same = try recordIfIdentical(claimed, artifactHash: hash, log: output.log) {
+            if let hash, let same = try Self.recordIfIdentical(store: store, run: claimed, holder: holder, artifactHash: hash, log: output.log,
+                                                                now: clock.unixNow()) {
                 trainer.cleanUp(claimed)
                 log("training run \(claimed.id) produced the artifact of v\(same): no new version")
                 return .matched(run: claimed.id, model: claimed.model, version: same)
@@ -132,11 +133,13 @@ public struct TrainingWorker: Sendable {
 
     /// When the artifact is byte-identical to an existing version's (a scheduled run on
     /// unchanged data outside git), records the run as matching that version and returns its
-    /// number; nil otherwise.
-    func recordIfIdentical(_ claimed: ClaimedRun, artifactHash: String, log: String) throws -> Int? {
-        try Self.withCurrentInputs(store: store, model: claimed.model) { inputs -> Int? in
+    /// number; nil otherwise. `holder` is the run's worker; the caller may be another process recording on its behalf
+    /// (the control plane, for a submitted result).
+    static func recordIfIdentical(store: RegistryStore, run claimed: ClaimedRun, holder: String, artifactHash: String, log: String,
+                                  now: Int64) throws -> Int? {
+        try withCurrentInputs(store: store, model: claimed.model) { inputs -> Int? in
             guard let same = inputs.artifacts[VersionInputs.artifactKey(fingerprint: claimed.request.fingerprint, hash: artifactHash)] else { return nil }
-            try store.recordMatch(run: claimed.id, holder: holder, matches: same, inputs: inputs, log: log, now: clock.unixNow())
+            try store.recordMatch(run: claimed.id, holder: holder, matches: same, inputs: inputs, log: log, now: now)
             return same
         }
     }
@@ -178,12 +181,8 @@ public struct TrainingWorker: Sendable {
                         continue
                     }
                     // The same bytes as an existing version of this fingerprint: no new version.
-                    let matched = try withCurrentInputs(store: store, model: result.run.model) { inputs -> Int? in
-                        guard let same = inputs.artifacts[VersionInputs.artifactKey(fingerprint: result.run.request.fingerprint, hash: hash)] else { return nil }
-                        try store.recordMatch(run: id, holder: result.holder, matches: same, inputs: inputs, log: result.success.log, now: now())
-                        return same
-                    }
-                    if let matched {
+                    if let matched = try recordIfIdentical(store: store, run: result.run, holder: result.holder, artifactHash: hash,
+                                                           log: result.success.log, now: now()) {
                         log("training run \(id) produced the artifact of v\(matched): no new version")
                         done += 1
                         continue
