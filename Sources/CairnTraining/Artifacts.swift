@@ -89,27 +89,23 @@ public struct ArtifactStore: Sendable {
         while let relative = e.nextObject() as? String { fix(staging.path + "/" + relative) }
     }
 
-    /// Throws unless the folder stored under `hash` still hashes to `hash` (read again, every file).
-    public func verifyDigest(_ hash: String) throws {
-        guard hash.count == 64, hash.allSatisfy({ $0.isHexDigit }), FileManager.default.fileExists(atPath: folder(hash).path) else {
-            throw CairnError("the artifact store at \(root.path) holds no artifact \(hash.prefix(16))…")
+    /// Throws unless the store holds a folder under `hash` that still hashes to `hash` (read
+    /// again, every file). `identity` names the version in the error, when there is one.
+    public func verifyDigest(_ hash: String, of identity: VersionIdentity? = nil) throws {
+        let of = identity.map { " of \($0)" } ?? ""
+        let dir = folder(hash)
+        guard hash.count == 64, hash.allSatisfy({ $0.isHexDigit }), FileManager.default.fileExists(atPath: dir.path) else {
+            throw CairnError("artifact \(hash.prefix(12))…\(of) is missing from \(root.path)")
         }
-        let found = try Self.contentHash(of: folder(hash))
-        guard found == hash else {
-            throw CairnError("the artifact stored as \(hash.prefix(16))… now hashes to \(found.prefix(16))… (changed after it was stored)")
+        let actual = try Self.contentHash(of: dir)
+        guard actual == hash else {
+            throw CairnError("artifact\(of) was tampered with: its content hashes to \(actual.prefix(12))…, not \(hash.prefix(12))…")
         }
     }
 
     /// Checks an artifact against its recorded hash and signature before it is used.
     public func verify(hash: String, signature: String, identity: VersionIdentity, key: SigningKey) throws {
-        let dir = folder(hash)
-        guard FileManager.default.fileExists(atPath: dir.path) else {
-            throw CairnError("artifact \(hash.prefix(12))… of \(identity) is missing from \(root.path)")
-        }
-        let actual = try Self.contentHash(of: dir)
-        guard actual == hash else {
-            throw CairnError("artifact of \(identity) was tampered with: its content hashes to \(actual.prefix(12))…, not \(hash.prefix(12))…")
-        }
+        try verifyDigest(hash, of: identity)
         guard key.verify(signature, contentHash: hash, identity: identity) else {
             throw CairnError("artifact of \(identity) has a signature this key did not make (tampered, or signed with another CAIRN_SIGNING_KEY)")
         }
