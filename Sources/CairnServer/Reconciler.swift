@@ -13,17 +13,8 @@ public struct Reconciler: Service {
     public init(loop: ReconcileLoop) { self.loop = loop }
 
     public func run() async throws {
-        let stop = StopFlag()
         let loop = self.loop
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                _ = try await blocking { loop.run(stop: stop) }
-            } onGracefulShutdown: {
-                stop.set()
-            }
-        } onCancel: {
-            stop.set()
-        }
+        try await runUntilShutdown { stop in loop.run(stop: stop) }
     }
 }
 
@@ -91,20 +82,9 @@ public struct WorkerService: Service {
             try? await gracefulShutdown()
             return
         }
-        let stop = StopFlag()
         let worker = self.worker
         let concurrency = self.concurrency
-        // Hummingbird hands its extra services either a graceful shutdown or a cancellation;
-        // both must stop the trainers and hand their runs back.
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                _ = try await blocking { worker.run(concurrency: concurrency, once: false, stop: stop) }
-            } onGracefulShutdown: {
-                stop.set()
-            }
-        } onCancel: {
-            stop.set()
-        }
+        try await runUntilShutdown { stop in _ = worker.run(concurrency: concurrency, once: false, stop: stop) }
     }
 }
 
@@ -127,30 +107,21 @@ public struct ResultRecorder: Service {
     }
 
     public func run() async throws {
-        let stop = StopFlag()
         let (store, artifacts, wake, logger) = (self.store, self.artifacts, self.wake, self.logger)
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                _ = try await blocking {
-                    let clock = SystemClock()
-                    stop.wakes(wake)
-                    var seen: Int?
-                    while !stop.isSet {
-                        let generation = try? store.generation()
-                        if generation == nil || generation != seen {
-                            seen = generation
-                            TrainingWorker.recordSubmitted(store: store, artifacts: artifacts, now: { clock.unixNow() }) { line in
-                                logger.info("\(line)")
-                            }
-                        }
-                        _ = clock.wait(on: wake, until: clock.now() + 2)
+        try await runUntilShutdown { stop in
+            let clock = SystemClock()
+            stop.wakes(wake)
+            var seen: Int?
+            while !stop.isSet {
+                let generation = try? store.generation()
+                if generation == nil || generation != seen {
+                    seen = generation
+                    TrainingWorker.recordSubmitted(store: store, artifacts: artifacts, now: { clock.unixNow() }) { line in
+                        logger.info("\(line)")
                     }
                 }
-            } onGracefulShutdown: {
-                stop.set()
+                _ = clock.wait(on: wake, until: clock.now() + 2)
             }
-        } onCancel: {
-            stop.set()
         }
     }
 }
