@@ -77,21 +77,11 @@ extension RegistryDatabase {
         }
     }
 
-    /// Inserts `rows` into `table`, several rows a statement (fewer round trips to a server).
+    /// Inserts `rows` into `table`, several rows a statement.
     static func insert(_ db: any SQLSession, table: String, rows: [SQLRow]) throws {
-        guard let columns = rows.first?.columnNames, !columns.isEmpty else { return }
-        let perStatement = max(1, 2000 / columns.count)
-        let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
-        var start = 0
-        while start < rows.count {
-            let batch = rows[start..<min(rows.count, start + perStatement)]
-            let sql = "INSERT INTO \(table)(\(columns.joined(separator: ", "))) VALUES "
-                + Array(repeating: tuple, count: batch.count).joined(separator: ", ")
-            var values: [SQLValue] = []
-            values.reserveCapacity(batch.count * columns.count)
-            for row in batch { for i in columns.indices { values.append(row.value(at: i)) } }
-            try db.execute(sql: sql, arguments: SQLArguments(values: values))
-            start += batch.count
+        guard let columns = rows.first?.columnNames else { return }
+        for statement in multiRowInserts(into: table, columns: columns, rows: rows.map(\.values), maximumValues: 2000) {
+            try db.execute(sql: statement.sql, arguments: statement.arguments)
         }
     }
 }

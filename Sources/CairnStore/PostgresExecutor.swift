@@ -276,14 +276,8 @@ final class PostgresSession: DeferringSession {
         pendingMeta = [:]
         // In the order their tables were first written (audit_log before the index that refers to it).
         for group in rows {
-            let perStatement = max(1, 30_000 / group.columns.count)
-            let tuple = "(" + Array(repeating: "?", count: group.columns.count).joined(separator: ", ") + ")"
-            var start = 0
-            while start < group.rows.count {
-                let batch = group.rows[start..<min(group.rows.count, start + perStatement)]
-                _ = try run("INSERT INTO \(group.table)(\(group.columns.joined(separator: ", "))) VALUES "
-                            + Array(repeating: tuple, count: batch.count).joined(separator: ", "), batch.flatMap { $0 })
-                start += batch.count
+            for statement in multiRowInserts(into: group.table, columns: group.columns, rows: group.rows, maximumValues: 30_000) {
+                _ = try run(statement.sql, statement.arguments.values)
             }
         }
         let sets = meta.sorted { $0.key < $1.key }

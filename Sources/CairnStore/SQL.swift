@@ -199,3 +199,16 @@ public protocol SQLExecutor: Sendable {
 extension SQLExecutor {
     public func close() {}
 }
+
+/// `INSERT INTO table(columns) VALUES (…), (…) …` statements for `rows`, several rows each (fewer
+/// round trips to a server), with at most `maximumValues` bound values a statement.
+func multiRowInserts(into table: String, columns: [String], rows: [[SQLValue]], maximumValues: Int) -> [(sql: String, arguments: SQLArguments)] {
+    guard !columns.isEmpty else { return [] }
+    let perStatement = max(1, maximumValues / columns.count)
+    let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+    return stride(from: 0, to: rows.count, by: perStatement).map { start in
+        let batch = rows[start..<min(rows.count, start + perStatement)]
+        return ("INSERT INTO \(table)(\(columns.joined(separator: ", "))) VALUES " + Array(repeating: tuple, count: batch.count).joined(separator: ", "),
+                SQLArguments(values: batch.flatMap { $0 }))
+    }
+}
