@@ -30,7 +30,7 @@ struct ArtifactOptions: ParsableArguments {
     /// Which `file://` datasets trainers may read: the listed roots, never the state directory.
     func datasetPolicy(db: String) -> DatasetPolicy {
         DatasetPolicy(roots: DatasetPolicy.roots(flags: datasetRoots, environment: ProcessInfo.processInfo.environment),
-                      forbidden: [stateFolder(db), artifactsPath(db: db),
+                      forbidden: [DatabaseOptions.stateFolder(of: db), artifactsPath(db: db),
                                   (keyFilePath(db: db) as NSString).deletingLastPathComponent].map { $0.isEmpty ? "." : $0 })
     }
 
@@ -59,13 +59,8 @@ struct ArtifactOptions: ParsableArguments {
         }
     }
 
-    /// The folder of local state: the SQLite file's folder, or for a PostgreSQL registry the repository's state directory.
-    func stateFolder(_ db: String) -> String {
-        DatabaseOptions.stateFolder(of: db)
-    }
-
     func beside(_ db: String, _ name: String) -> String {
-        ((stateFolder(db) as NSString).appendingPathComponent(name) as NSString).standardizingPath
+        ((DatabaseOptions.stateFolder(of: db) as NSString).appendingPathComponent(name) as NSString).standardizingPath
     }
 }
 
