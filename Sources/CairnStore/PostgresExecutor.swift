@@ -169,6 +169,17 @@ public final class PostgresExecutor: SQLExecutor, @unchecked Sendable {
         if !keep, !connection.isClosed { connection.close().whenComplete { _ in } }
     }
 
+    /// Creates database `name` on the server `admin` names (its user may create databases);
+    /// returns the new database's address: `admin`'s, with the database replaced.
+    public static func createDatabase(_ name: String, onServerOf admin: String) throws -> String {
+        let server = try PostgresExecutor(try PostgresLocation(parsing: admin))
+        defer { server.close() }
+        try server.executeOutsideTransaction("CREATE DATABASE \(name)")
+        guard var components = URLComponents(string: admin) else { throw CairnError("cannot read the PostgreSQL address \(server.location.location)") }
+        components.path = "/" + name
+        return components.string ?? admin
+    }
+
     /// Runs one statement outside any transaction (`CREATE DATABASE` cannot run inside one).
     public func executeOutsideTransaction(_ statement: String) throws {
         try withConnection { connection in

@@ -232,18 +232,6 @@ let targets: [String: String] = [
     "serve idle": "no measurable CPU (< 0.1 % of a core)",
 ]
 
-enum PostgresBench {
-    /// Creates database `name` on the server `admin` names; returns its address.
-    static func freshDatabase(_ admin: String, name: String) throws -> String {
-        let server = try PostgresExecutor(try PostgresLocation(parsing: admin))
-        defer { server.close() }
-        try server.executeOutsideTransaction("CREATE DATABASE \(name)")
-        var components = URLComponents(string: admin)!
-        components.path = "/" + name
-        return components.string!
-    }
-}
-
 /// The median of `repeats` runs of `body`, in seconds (in this process, after a first warm-up run).
 func timeInProcess(repeats: Int = 5, _ body: () throws -> Void) rethrows -> Double {
     try body()
@@ -291,7 +279,7 @@ for n in options.sizes {
     try run("plan (no-op)", ["plan", "--repo", repo.path, "--db", db])
     if let admin = options.postgres {
         // The same commands on a new PostgreSQL database, then a worker's claim round trip on both.
-        let pg = try PostgresBench.freshDatabase(admin, name: "cairn_bench_\(n)_\(Int(Date().timeIntervalSince1970))")
+        let pg = try PostgresExecutor.createDatabase("cairn_bench_\(n)_\(Int(Date().timeIntervalSince1970))", onServerOf: admin)
         try run("PostgreSQL: plan (cold, empty database)", ["plan", "--repo", repo.path, "--db", pg])
         try run("PostgreSQL: reconcile (apply whole fleet)", ["reconcile", "--repo", repo.path, "--db", pg, "--allow-bulk"], allowed: [0, 3])
         try run("PostgreSQL: plan (no-op)", ["plan", "--repo", repo.path, "--db", pg])

@@ -20,17 +20,7 @@ enum TestPostgres {
     static func freshDatabase(_ label: String = "t") throws -> String {
         guard let url else { throw CairnError("CAIRN_TEST_POSTGRES_URL is not set") }
         let name = "cairn_\(label)_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased())"
-        let admin = try PostgresExecutor(try PostgresLocation(parsing: url))
-        defer { admin.close() }
-        try admin.executeOutsideTransaction("CREATE DATABASE \(name)")
-        return address(url, database: name)
-    }
-
-    /// `url` with its database replaced by `database`.
-    static func address(_ url: String, database: String) -> String {
-        var components = URLComponents(string: url)!
-        components.path = "/" + database
-        return components.string!
+        return try PostgresExecutor.createDatabase(name, onServerOf: url)
     }
 }
 
@@ -99,11 +89,10 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     /// PGPASSWORD_FILE or PGPASSWORD, opens the registry, and is never shown.
     @Test(.enabled(if: TestPostgres.available, TestPostgres.skipMessage))
     func aPasswordFromAFileOpensTheRegistryAndIsNeverShown() throws {
-        let name = URLComponents(string: try TestPostgres.freshDatabase("pw"))!.path.dropFirst()
+        var components = URLComponents(string: try TestPostgres.freshDatabase("pw"))!
         let admin = try PostgresExecutor(try PostgresLocation(parsing: TestPostgres.url!))
         defer { admin.close() }
-        try admin.executeOutsideTransaction("ALTER DATABASE \(name) OWNER TO cairn_password")
-        var components = URLComponents(string: TestPostgres.address(TestPostgres.url!, database: String(name)))!
+        try admin.executeOutsideTransaction("ALTER DATABASE \(components.path.dropFirst()) OWNER TO cairn_password")
         components.user = "cairn_password"
         let address = components.string!
         let dir = TempDir("cairn-pw")
