@@ -4,15 +4,17 @@ import GRDB
 
 /// The SQLite adapter of the SQL port: a GRDB pool (or a read-only queue) over one file, WAL mode.
 /// SQLite has one writer at a time across every process; readers see a consistent snapshot.
-struct SQLiteExecutor: SQLExecutor {
+public struct SQLiteExecutor: SQLExecutor {
     let writer: any DatabaseWriter
-    var dialect: SQLDialect { .sqlite }
+    public var dialect: SQLDialect { .sqlite }
 
-    func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {
+    public init(writer: any DatabaseWriter) { self.writer = writer }
+
+    public func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {
         try writer.read { db in try body(GRDBSession(db)) }
     }
 
-    func write<T>(_ body: (any SQLSession) throws -> T) throws -> T {
+    public func write<T>(_ body: (any SQLSession) throws -> T) throws -> T {
         try writer.write { db in try body(GRDBSession(db)) }
     }
 }

@@ -69,6 +69,8 @@ final class Registry: @unchecked Sendable {
     let dir: TempDir
     let backend: Backend
     private let postgres: String?
+    /// The PostgreSQL database's connections, kept for the registry's life (polled in loops).
+    let postgresExecutor: PostgresExecutor?
     /// What `--db` takes: the file, or the PostgreSQL address.
     var db: String { postgres ?? dir.path + "/registry.db" }
     static let env = ["CAIRN_SIGNING_KEY": "72656c696162696c6974792d7375697465"]
@@ -77,32 +79,16 @@ final class Registry: @unchecked Sendable {
         dir = TempDir(label)
         self.backend = backend
         postgres = backend == .postgres ? try TestPostgres.freshDatabase() : nil
+        postgresExecutor = try postgres.map { try PostgresExecutor(try PostgresLocation(parsing: $0)) }
     }
 
-    /// Rows of a query, on either database (SQLite opened read-write, as the next cairn would).
+    deinit { postgresExecutor?.close() }
+
+    /// Rows of a query, on either database, through the store's own adapters (SQLite opened
+    /// read-write, as the next cairn process would).
     func rows(_ sql: String) throws -> [SQLRow] {
-        switch backend {
-        case .sqlite:
-            return try read { db in
-                try Row.fetchAll(db, sql: sql).map { row in
-                    let names = Array(row.columnNames)
-                    return SQLRow(columns: Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a }),
-                                  values: names.indices.map { i in
-                                      switch (row[i] as DatabaseValue).storage {
-                                      case .null: .null
-                                      case let .int64(v): .integer(v)
-                                      case let .double(v): .real(v)
-                                      case let .string(v): .text(v)
-                                      case let .blob(v): .text(String(decoding: v, as: UTF8.self))
-                                      }
-                                  })
-                }
-            }
-        case .postgres:
-            let raw = try PostgresExecutor(try PostgresLocation(parsing: db))
-            defer { raw.close() }
-            return try raw.read { try $0.fetchAll(sql: sql, arguments: []) }
-        }
+        let executor: any SQLExecutor = try postgresExecutor ?? SQLiteExecutor(writer: try queue())
+        return try executor.read { try $0.fetchAll(sql: sql, arguments: []) }
     }
 
     /// True when the registry's schema exists (a process killed while creating it leaves none).
@@ -299,8 +285,7 @@ func invoke(_ kind: String, _ arguments: [String], env: [String: String] = [:], 
         }!
         let threshold = killing.map { k -> Int in if case .duringTraining = k { return 0 } else { return (try? registry.auditRows()) ?? 0 } }!
         var connection: DatabaseQueue?
-        let postgres = registry.backend == .postgres ? try PostgresExecutor(try PostgresLocation(parsing: registry.db)) : nil
-        defer { postgres?.close() }
+        let postgres = registry.postgresExecutor
         while process.isRunning {
             if postgres == nil, connection == nil, FileManager.default.fileExists(atPath: registry.db) {
                 var config = Configuration()
