@@ -168,7 +168,7 @@ import Testing
     func aDeadApplierOnAnotherHostIsTakenOverAtOnceAndCannotComeBack() throws {
         let location = try TestPostgres.freshDatabase()
         let first = try RegistryDatabase(location: location), second = try RegistryDatabase(location: location)
-        let a = LeaseHolder(id: "replica-a", pid: 4242, host: "replica-a.example"), b = LeaseHolder(id: "replica-b", pid: 4343, host: "replica-b.example")
+        let (a, b) = (Self.replicaA, Self.replicaB)
         try ReconcilePass.acquireLease(first, a, wait: 0, clock: ManualClock(at: Double(Self.t0)))
         #expect(throws: CairnError.self) {
             try ReconcilePass.acquireLease(second, b, wait: 0.3, clock: ManualClock(at: Double(Self.t0 + 1), advancesOnWait: true))
@@ -178,15 +178,25 @@ import Testing
         try ReconcilePass.acquireLease(second, b, wait: 0, clock: ManualClock(at: Double(Self.t0 + 2)))
         // replica-a comes back with the plan it was applying: refused at its first step.
         let revived = try RegistryDatabase(location: location)
+        let plan = try expectApplyRefused(revived, holder: a, at: Self.t0 + 3)
+        _ = try second.apply(plan, holder: b, context: AuditContext(revision: plan.revision, author: nil, actor: "replica-b"), now: { Self.t0 + 4 })
+        #expect(try second.auditCount() == 8)
+    }
+
+    static let replicaA = LeaseHolder(id: "replica-a", pid: 4242, host: "replica-a.example")
+    static let replicaB = LeaseHolder(id: "replica-b", pid: 4343, host: "replica-b.example")
+
+    /// `holder` no longer holds the lease: its apply of the fresh fleet is refused at the first
+    /// step, and the registry holds no audit row of it. Returns the plan it tried.
+    func expectApplyRefused(_ db: RegistryDatabase, holder: LeaseHolder, at: Int64) throws -> Plan {
         let plan = try PlannerCase(name: "01-fresh-fleet").run()
         #expect {
-            _ = try revived.apply(plan, holder: a, context: AuditContext(revision: plan.revision, author: nil, actor: "replica-a"), now: { Self.t0 + 3 })
+            _ = try db.apply(plan, holder: holder, context: AuditContext(revision: plan.revision, author: nil, actor: holder.id), now: { at })
         } throws: { error in
             (error as? CairnError)?.message.hasPrefix("lost the applier lease") == true
         }
-        #expect(try revived.auditCount() == 0)
-        _ = try second.apply(plan, holder: b, context: AuditContext(revision: plan.revision, author: nil, actor: "replica-b"), now: { Self.t0 + 4 })
-        #expect(try second.auditCount() == 8)
+        #expect(try db.auditCount() == 0)
+        return plan
     }
 
     /// PostgreSQL: a change another process commits is announced to every listening process
@@ -272,19 +282,13 @@ import Testing
     @Test(arguments: Backend.available) func aCutOffApplierIsTakenOverWhenItsLeaseExpires(_ backend: Backend) throws {
         let location = try backend.location(in: dir)
         let leader = try RegistryDatabase(location: location), follower = try RegistryDatabase(location: location)
-        let a = LeaseHolder(id: "replica-a", pid: 4242, host: "replica-a.example"), b = LeaseHolder(id: "replica-b", pid: 4343, host: "replica-b.example")
+        let (a, b) = (Self.replicaA, Self.replicaB)
         try ReconcilePass.acquireLease(leader, a, wait: 0, clock: ManualClock(at: Double(Self.t0)))
         #expect(throws: CairnError.self) {
             try ReconcilePass.acquireLease(follower, b, wait: 0, clock: ManualClock(at: Double(Self.t0 + 119)))
         }
         try ReconcilePass.acquireLease(follower, b, wait: 0, clock: ManualClock(at: Double(Self.t0 + 121)))
-        let plan = try PlannerCase(name: "01-fresh-fleet").run()
-        #expect {
-            _ = try leader.apply(plan, holder: a, context: AuditContext(revision: plan.revision, author: nil, actor: "replica-a"), now: { Self.t0 + 122 })
-        } throws: { error in
-            (error as? CairnError)?.message.hasPrefix("lost the applier lease") == true
-        }
-        #expect(try follower.auditCount() == 0)
+        _ = try expectApplyRefused(leader, holder: a, at: Self.t0 + 122)
         leader.close()
     }
 }
