@@ -80,25 +80,31 @@ private struct TemplateFingerprintView: Encodable {
 }
 
 public func sha256Hex(_ text: String) -> String {
-    sha256Hex(Array(text.utf8))
+    var text = text
+    return text.withUTF8 { hexString(SHA256.hash(data: $0)) }
 }
 
 public func sha256Hex(_ bytes: [UInt8]) -> String {
     hexString(SHA256.hash(data: bytes))
 }
 
-/// Lower-case hex, two digits a byte.
 /// `count` bytes from the system's cryptographically secure generator (keys, API tokens).
 public func randomBytes(_ count: Int) -> [UInt8] {
     var generator = SystemRandomNumberGenerator()
     return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
 }
 
+private let lowerHexDigits = Array("0123456789abcdef".utf8)
+
+/// Lower-case hex, two digits a byte.
 public func hexString<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-    bytes.map { b in
-        let s = String(b, radix: 16)
-        return s.count == 1 ? "0" + s : s
-    }.joined()
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.underestimatedCount * 2)
+    for b in bytes {
+        out.append(lowerHexDigits[Int(b >> 4)])
+        out.append(lowerHexDigits[Int(b & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
 }
 
 /// The bytes a hex string spells, or nil if it is not whole bytes of hex digits.

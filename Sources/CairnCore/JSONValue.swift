@@ -34,58 +34,19 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     /// Canonical text: object keys sorted, no whitespace, shortest round-trip numbers.
     /// Equal values always give equal bytes, so it can be hashed for fingerprints.
-    public var canonicalText: String {
-        var out = ""
+    public var canonicalText: String { String(decoding: canonicalBytes, as: UTF8.self) }
+
+    /// `canonicalText` as UTF-8 bytes (what hashes are taken over).
+    public var canonicalBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(128)
         appendCanonical(to: &out)
         return out
     }
 
-    private func appendCanonical(to out: inout String) {
-        switch self {
-        case .null: out += "null"
-        case let .bool(b): out += b ? "true" : "false"
-        case let .int(i): out += String(i)
-        case let .double(d):
-            if d.isFinite, d == d.rounded(), abs(d) < 1e15 { out += String(Int(d)) } else { out += "\(d)" }
-        case let .string(s): JSONValue.appendString(s, to: &out)
-        case let .array(a):
-            out += "["
-            for (n, v) in a.enumerated() {
-                if n > 0 { out += "," }
-                v.appendCanonical(to: &out)
-            }
-            out += "]"
-        case let .object(o):
-            out += "{"
-            for (n, key) in o.keys.sorted().enumerated() {
-                if n > 0 { out += "," }
-                JSONValue.appendString(key, to: &out)
-                out += ":"
-                o[key]!.appendCanonical(to: &out)
-            }
-            out += "}"
-        }
-    }
-
-    static func appendString(_ s: String, to out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
+    /// Appends `canonicalText` to `out` (the canonical form has no value it cannot write).
+    public func appendCanonical(to out: inout [UInt8]) {
+        try! JSONText.append(self, form: .canonical, to: &out)
     }
 }
 

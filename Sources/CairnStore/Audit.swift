@@ -1,5 +1,6 @@
 import CairnCore
 import CairnReconcile
+import Crypto
 import Foundation
 
 /// One row of the audit history.
@@ -138,13 +139,53 @@ struct AuditFields {
     var actor: String
 
     func hash(previous: String) -> String {
+        var hasher = SHA256()
+        hasher.update(data: Array(previous.utf8))
+        hasher.update(data: [UInt8(ascii: "\n")])
+        hasher.update(data: canonicalBytes)
+        return hexString(hasher.finalize())
+    }
+
+    /// The row's canonical JSON: an object of these fields with its keys in canonical order,
+    /// written directly (`canonicalObject.canonicalText` gives the same bytes).
+    var canonicalBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256 + (before?.utf8.count ?? 4) + (after?.utf8.count ?? 4))
+        func key(_ name: String, first: Bool = false) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: "\":".utf8)
+        }
+        func string(_ s: String?) {
+            if let s { JSONText.appendString(s, form: .canonical, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        }
+        out.append(UInt8(ascii: "{"))
+        key("action", first: true); string(action)
+        key("actor"); string(actor)
+        key("address"); string(address)
+        key("after"); string(after)
+        key("at"); JSONText.appendInt(Int(at), to: &out)
+        key("author"); string(author)
+        key("before"); string(before)
+        key("file"); string(file)
+        key("id"); JSONText.appendInt(Int(id), to: &out)
+        key("reason"); string(reason)
+        key("revision"); string(revision)
+        key("version")
+        if let version { JSONText.appendInt(version, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// The same content as a `JSONValue` (what the chain was first defined over).
+    var canonicalObject: JSONValue {
         func opt(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
-        let canonical = JSONValue.object([
+        return .object([
             "id": .int(Int(id)), "at": .int(Int(at)), "action": .string(action), "address": .string(address),
             "version": version.map { .int($0) } ?? .null, "before": opt(before), "after": opt(after), "reason": .string(reason),
             "revision": opt(revision), "author": opt(author), "file": opt(file), "actor": .string(actor),
-        ]).canonicalText
-        return sha256Hex(previous + "\n" + canonical)
+        ])
     }
 }
 

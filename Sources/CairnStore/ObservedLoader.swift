@@ -72,14 +72,10 @@ extension RegistryDatabase {
     }
 }
 
-let storeEncoder: JSONEncoder = {
-    let e = JSONEncoder()
-    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    return e
-}()
-
+/// The text a value is stored as (the same bytes as `JSONEncoder` with sorted keys and
+/// unescaped slashes, written directly: see `JSONText`).
 func encode<T: Encodable>(_ value: T) throws -> String {
-    String(decoding: try storeEncoder.encode(value), as: UTF8.self)
+    try JSONText.storeText(value)
 }
 
 func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T {
