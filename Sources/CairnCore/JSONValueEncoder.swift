@@ -12,32 +12,55 @@ struct JSONValueEncoder {
 }
 
 /// One value under construction. A class, so containers can fill it in after they are handed out.
+/// Fields and items are kept in stored properties and grown in place (an array of thousands of
+/// items stays linear to build).
 private final class Slot {
-    enum State {
-        case empty
-        case value(JSONValue)
-        case object([String: Slot])
-        case array([Slot])
-    }
+    enum Kind { case empty, value, object, array }
 
-    var state: State = .empty
+    private(set) var kind: Kind = .empty
+    private var scalar: JSONValue = .null
+    private var fields: [String: Slot] = [:]
+    private var items: [Slot] = []
 
     var value: JSONValue {
-        switch state {
+        switch kind {
         case .empty: return .object([:])
-        case let .value(v): return v
-        case let .object(fields): return .object(fields.mapValues(\.value))
-        case let .array(items): return .array(items.map(\.value))
+        case .value: return scalar
+        case .object: return .object(fields.mapValues(\.value))
+        case .array: return .array(items.map(\.value))
         }
+    }
+
+    var count: Int { kind == .array ? items.count : 0 }
+
+    func set(_ value: JSONValue) {
+        kind = .value
+        scalar = value
+        fields = [:]
+        items = []
+    }
+
+    func makeObject() {
+        guard kind != .object else { return }
+        kind = .object
+        fields = [:]
+        items = []
+    }
+
+    func makeArray() {
+        guard kind != .array else { return }
+        kind = .array
+        fields = [:]
+        items = []
     }
 
     func encode<T: Encodable>(_ value: T, path: [any CodingKey]) throws {
         switch value {
-        case let v as JSONValue: state = .value(v)
-        case let v as String: state = .value(.string(v))
-        case let v as Bool: state = .value(.bool(v))
-        case let v as Int: state = .value(.int(v))
-        case let v as Double: state = .value(Self.number(v))
+        case let v as JSONValue: set(v)
+        case let v as String: set(.string(v))
+        case let v as Bool: set(.bool(v))
+        case let v as Int: set(.int(v))
+        case let v as Double: set(Self.number(v))
         default: try value.encode(to: SlotEncoder(slot: self, codingPath: path))
         }
     }
@@ -49,26 +72,17 @@ private final class Slot {
     }
 
     func child(_ key: String) -> Slot {
-        guard case .object(var fields) = state else {
-            let slot = Slot()
-            state = .object([key: slot])
-            return slot
-        }
+        makeObject()
         if let existing = fields[key] { return existing }
         let slot = Slot()
         fields[key] = slot
-        state = .object(fields)
         return slot
     }
 
     func append() -> Slot {
+        makeArray()
         let slot = Slot()
-        if case var .array(items) = state {
-            items.append(slot)
-            state = .array(items)
-        } else {
-            state = .array([slot])
-        }
+        items.append(slot)
         return slot
     }
 }
@@ -79,12 +93,12 @@ private struct SlotEncoder: Encoder {
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-        if case .object = slot.state {} else { slot.state = .object([:]) }
+        slot.makeObject()
         return KeyedEncodingContainer(KeyedSlot<Key>(slot: slot, codingPath: codingPath))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        if case .array = slot.state {} else { slot.state = .array([]) }
+        slot.makeArray()
         return UnkeyedSlot(slot: slot, codingPath: codingPath)
     }
 
@@ -97,12 +111,12 @@ private struct KeyedSlot<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let slot: Slot
     let codingPath: [any CodingKey]
 
-    mutating func encodeNil(forKey key: Key) throws { slot.child(key.stringValue).state = .value(.null) }
-    mutating func encode(_ value: Bool, forKey key: Key) throws { slot.child(key.stringValue).state = .value(.bool(value)) }
-    mutating func encode(_ value: String, forKey key: Key) throws { slot.child(key.stringValue).state = .value(.string(value)) }
-    mutating func encode(_ value: Double, forKey key: Key) throws { slot.child(key.stringValue).state = .value(Slot.number(value)) }
-    mutating func encode(_ value: Float, forKey key: Key) throws { slot.child(key.stringValue).state = .value(Slot.number(Double(value))) }
-    mutating func encode(_ value: Int, forKey key: Key) throws { slot.child(key.stringValue).state = .value(.int(value)) }
+    mutating func encodeNil(forKey key: Key) throws { slot.child(key.stringValue).set(.null) }
+    mutating func encode(_ value: Bool, forKey key: Key) throws { slot.child(key.stringValue).set(.bool(value)) }
+    mutating func encode(_ value: String, forKey key: Key) throws { slot.child(key.stringValue).set(.string(value)) }
+    mutating func encode(_ value: Double, forKey key: Key) throws { slot.child(key.stringValue).set(Slot.number(value)) }
+    mutating func encode(_ value: Float, forKey key: Key) throws { slot.child(key.stringValue).set(Slot.number(Double(value))) }
+    mutating func encode(_ value: Int, forKey key: Key) throws { slot.child(key.stringValue).set(.int(value)) }
     mutating func encode(_ value: Int8, forKey key: Key) throws { try encode(Int(value), forKey: key) }
     mutating func encode(_ value: Int16, forKey key: Key) throws { try encode(Int(value), forKey: key) }
     mutating func encode(_ value: Int32, forKey key: Key) throws { try encode(Int(value), forKey: key) }
@@ -133,16 +147,13 @@ private struct UnkeyedSlot: UnkeyedEncodingContainer, ForwardsNumbers {
     let slot: Slot
     let codingPath: [any CodingKey]
 
-    var count: Int {
-        if case let .array(items) = slot.state { return items.count }
-        return 0
-    }
+    var count: Int { slot.count }
 
-    mutating func encodeNil() throws { slot.append().state = .value(.null) }
-    mutating func encode(_ value: Bool) throws { slot.append().state = .value(.bool(value)) }
-    mutating func encode(_ value: String) throws { slot.append().state = .value(.string(value)) }
-    mutating func encode(_ value: Double) throws { slot.append().state = .value(Slot.number(value)) }
-    mutating func encode(_ value: Int) throws { slot.append().state = .value(.int(value)) }
+    mutating func encodeNil() throws { slot.append().set(.null) }
+    mutating func encode(_ value: Bool) throws { slot.append().set(.bool(value)) }
+    mutating func encode(_ value: String) throws { slot.append().set(.string(value)) }
+    mutating func encode(_ value: Double) throws { slot.append().set(Slot.number(value)) }
+    mutating func encode(_ value: Int) throws { slot.append().set(.int(value)) }
 
     mutating func encode<T: Encodable>(_ value: T) throws { try slot.append().encode(value, path: codingPath) }
 
@@ -161,11 +172,11 @@ private struct SingleSlot: SingleValueEncodingContainer, ForwardsNumbers {
     let slot: Slot
     let codingPath: [any CodingKey]
 
-    mutating func encodeNil() throws { slot.state = .value(.null) }
-    mutating func encode(_ value: Bool) throws { slot.state = .value(.bool(value)) }
-    mutating func encode(_ value: String) throws { slot.state = .value(.string(value)) }
-    mutating func encode(_ value: Double) throws { slot.state = .value(Slot.number(value)) }
-    mutating func encode(_ value: Int) throws { slot.state = .value(.int(value)) }
+    mutating func encodeNil() throws { slot.set(.null) }
+    mutating func encode(_ value: Bool) throws { slot.set(.bool(value)) }
+    mutating func encode(_ value: String) throws { slot.set(.string(value)) }
+    mutating func encode(_ value: Double) throws { slot.set(Slot.number(value)) }
+    mutating func encode(_ value: Int) throws { slot.set(.int(value)) }
 
     mutating func encode<T: Encodable>(_ value: T) throws { try slot.encode(value, path: codingPath) }
 }
