@@ -55,14 +55,20 @@ private final class Slot {
     }
 
     func encode<T: Encodable>(_ value: T, path: [any CodingKey]) throws {
-        switch value {
-        case let v as JSONValue: set(v)
-        case let v as String: set(.string(v))
-        case let v as Bool: set(.bool(v))
-        case let v as Int: set(.int(v))
-        case let v as Double: set(Self.number(v))
-        default: try value.encode(to: SlotEncoder(slot: self, codingPath: path))
-        }
+        // Compared by metatype (a pointer comparison): a chain of failing `as?` casts was most
+        // of the cost of encoding a nested struct.
+        if T.self == String.self { set(.string(Self.same(value, String.self))) }
+        else if T.self == Int.self { set(.int(Self.same(value, Int.self))) }
+        else if T.self == Double.self { set(Self.number(Self.same(value, Double.self))) }
+        else if T.self == Bool.self { set(.bool(Self.same(value, Bool.self))) }
+        else if T.self == JSONValue.self { set(Self.same(value, JSONValue.self)) }
+        else { try value.encode(to: SlotEncoder(slot: self, codingPath: path)) }
+    }
+
+    /// `value` as the type it is (`T.self == U.self` was checked by the caller).
+    @inline(__always)
+    private static func same<T, U>(_ value: T, _ type: U.Type) -> U {
+        withUnsafePointer(to: value) { UnsafeRawPointer($0).assumingMemoryBound(to: U.self).pointee }
     }
 
     /// A whole number within the exact range of `Double` reads back from JSON text as an integer.

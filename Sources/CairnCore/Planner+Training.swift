@@ -26,7 +26,13 @@ extension PlanBuilder {
             guard let effective = effectiveModels[name], effective.lifecycle == .active,
                   let (inputs, template, weights) = desiredInputs(effective) else { continue }
             let address = ManifestAddress(.model, name)
-            let fingerprint = inputs.fingerprint
+            let fingerprint: String
+            if let known = fingerprints[inputs] {
+                fingerprint = known
+            } else {
+                fingerprint = inputs.fingerprint
+                fingerprints[inputs] = fingerprint
+            }
             let modelRuns = runs(of: name)
             if modelRuns.contains(where: { $0.fingerprint == fingerprint && $0.state.isActive }) { continue }
             let versions = observed.models[name]?.versions ?? []

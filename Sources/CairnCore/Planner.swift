@@ -82,6 +82,8 @@ struct PlanBuilder {
     var fingerprintParts: [String: FingerprintInputs] = [:]
     /// Template name → its (template, weights) payload JSON, shared by every model's train change.
     var trainPayloadParts: [String: (template: JSONValue, weights: JSONValue)] = [:]
+    /// Fingerprints by their inputs: a fleet has far fewer distinct inputs than models.
+    var fingerprints: [FingerprintInputs: String] = [:]
 
     init(desired: DesiredState, observed: ObservedState, now: Int64) {
         self.desired = desired
