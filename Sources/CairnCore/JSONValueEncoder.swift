@@ -19,14 +19,21 @@ private final class Slot {
 
     private(set) var kind: Kind = .empty
     private var scalar: JSONValue = .null
-    private var fields: [String: Slot] = [:]
+    /// An object's keys and values in the order they came; `index` once it has many keys.
+    private var keys: [String] = []
+    private var children: [Slot] = []
+    private var index: [String: Int]?
     private var items: [Slot] = []
 
     var value: JSONValue {
         switch kind {
         case .empty: return .object([:])
         case .value: return scalar
-        case .object: return .object(fields.mapValues(\.value))
+        case .object:
+            var object: [String: JSONValue] = [:]
+            object.reserveCapacity(keys.count)
+            for (key, child) in zip(keys, children) { object[key] = child.value }
+            return .object(object)
         case .array: return .array(items.map(\.value))
         }
     }
@@ -34,24 +41,18 @@ private final class Slot {
     var count: Int { kind == .array ? items.count : 0 }
 
     func set(_ value: JSONValue) {
-        kind = .value
+        reset(to: .value)
         scalar = value
-        fields = [:]
-        items = []
     }
 
-    func makeObject() {
-        guard kind != .object else { return }
-        kind = .object
-        fields = [:]
-        items = []
-    }
+    func makeObject() { if kind != .object { reset(to: .object) } }
 
-    func makeArray() {
-        guard kind != .array else { return }
-        kind = .array
-        fields = [:]
-        items = []
+    func makeArray() { if kind != .array { reset(to: .array) } }
+
+    private func reset(to kind: Kind) {
+        self.kind = kind
+        if !keys.isEmpty { (keys, children, index) = ([], [], nil) }
+        if !items.isEmpty { items = [] }
     }
 
     func encode<T: Encodable>(_ value: T, path: [any CodingKey]) throws {
@@ -79,9 +80,19 @@ private final class Slot {
 
     func child(_ key: String) -> Slot {
         makeObject()
-        if let existing = fields[key] { return existing }
+        if let index {
+            if let i = index[key] { return children[i] }
+        } else if let i = keys.firstIndex(of: key) {
+            return children[i]
+        }
         let slot = Slot()
-        fields[key] = slot
+        keys.append(key)
+        children.append(slot)
+        if index != nil {
+            index![key] = keys.count - 1
+        } else if keys.count > 16 {
+            index = Dictionary(uniqueKeysWithValues: zip(keys, keys.indices))
+        }
         return slot
     }
 

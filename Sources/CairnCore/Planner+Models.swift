@@ -3,6 +3,13 @@ extension PlanBuilder {
 
     mutating func planModels() {
         var moves: [StageMoveRequest] = []
+        // The payloads of new models, encoded on every core first (in a new fleet, every model).
+        let creates = desired.manifests.models.filter { observed.models[$0.metadata.name] == nil }
+        var createdPayloads = creates.concurrentMap { model -> JSONValue in
+            var created = model
+            created.stage = .none
+            return .from(created)
+        }.makeIterator()
         for model in desired.manifests.models {
             let name = model.metadata.name
             let address = ManifestAddress(.model, name)
@@ -10,9 +17,7 @@ extension PlanBuilder {
             var effective = model
             guard let old = observed.models[name] else {
                 effectiveModels[name] = effective
-                var created = effective
-                created.stage = .none
-                add(Change(action: .create, address: address, after: .from(created),
+                add(Change(action: .create, address: address, after: createdPayloads.next()!,
                            reason: "lifecycle \(model.lifecycle.rawValue)" + (model.family.map { ", family \($0)" } ?? ""), file: file))
                 if effective.stage != .none {
                     moves.append(StageMoveRequest(name: name, family: model.family, from: .none, to: effective.stage, file: file))
