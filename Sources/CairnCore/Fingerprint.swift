@@ -22,12 +22,18 @@ public struct FingerprintInputs: Sendable, Codable, Hashable {
 
     /// The training fingerprint: sha256 over the canonical form of the inputs.
     public var fingerprint: String {
+        sha256Hex(jsonValue.canonicalBytes)
+    }
+
+    /// The inputs as JSON: the same value as `JSONValue.from(self)`, built directly (planning
+    /// makes one per model).
+    public var jsonValue: JSONValue {
         var o: [String: JSONValue] = [
             "template": .string(template), "dataset": .string(dataset), "weights": .string(weights),
             "traits": .array(traits.map { .string($0) }),
         ]
         if let retrainToken { o["retrainToken"] = .string(retrainToken) }
-        return sha256Hex(JSONValue.object(o).canonicalText)
+        return .object(o)
     }
 
     /// Which inputs differ from `old`, in words, for plan reasons.

@@ -48,7 +48,7 @@ extension TrainRequest {
     /// (planning a fleet shares them between many models).
     func payload(template: JSONValue, weights: JSONValue) -> JSONValue {
         var object: [String: JSONValue] = [
-            "model": .string(model), "fingerprint": .string(fingerprint), "inputs": .from(inputs),
+            "model": .string(model), "fingerprint": .string(fingerprint), "inputs": inputs.jsonValue,
             "template": template, "weights": weights, "commit": .string(commit), "supersedes": .array(supersedes.map { .int($0) }),
         ]
         if let datasetPath { object["datasetPath"] = .string(datasetPath) }

@@ -155,6 +155,13 @@ import Testing
         }
     }
 
+    @Test func fingerprintInputsBuildTheJSONTheirTypeEncodesTo() {
+        for token in [nil, "2026-12-q4"] {
+            let inputs = FingerprintInputs(template: "t", dataset: "uri:s3://x", weights: "w", traits: ["b", "a"], retrainToken: token)
+            #expect(inputs.jsonValue == JSONValue.from(inputs))
+        }
+    }
+
     @Test func encoderMatchesTheJSONTextRoundTrip() throws {
         let p = try PlannerCase(name: "12-gated-and-decisions").run()
         let viaText = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(p))
