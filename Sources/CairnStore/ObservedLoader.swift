@@ -4,8 +4,19 @@ import Foundation
 
 extension RegistryDatabase {
     /// The observed state for planning, read in one consistent snapshot.
+    /// The observed state, as one snapshot. Kept in memory for the next call: while the
+    /// registry's generation (bumped in the transaction of every change to what the state holds,
+    /// by any process) and its last applied revision and suspension are the same, it is returned
+    /// without reading the tables again; those three are read in the same snapshot first.
     public func observedState() throws -> ObservedState {
-        try sql.read { db in try loadObserved(db) }
+        try sql.read { db in
+            let key = ObservedCache.Key(generation: try generation(db), lastAppliedRevision: try meta(db, "last_applied_revision"),
+                                        suspended: try meta(db, "suspended_by") != nil)
+            if let cached = observedCache.state(for: key) { return cached }
+            let state = try loadObserved(db)
+            observedCache.keep(state, for: key)
+            return state
+        }
     }
 
     func loadObserved(_ db: any SQLSession) throws -> ObservedState {
@@ -78,7 +89,36 @@ func encode<T: Encodable>(_ value: T) throws -> String {
     try JSONText.storeText(value)
 }
 
+/// A stored value, read with the byte parser and `JSONValueDecoder` (several times faster than
+/// `JSONDecoder`, which the registry's whole observed state went through on every load); text
+/// either of them refuses goes to `JSONDecoder`, for its error.
 func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T {
     guard let text else { throw CairnError("missing JSON column for \(T.self)") }
+    if let value = JSONValue.parse(text), let decoded = try? value.decode(T.self) { return decoded }
     return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+}
+
+/// The last observed state a registry handle loaded, and what it was loaded at (shared by the
+/// copies of one `RegistryDatabase`: `cairn serve`'s loop, its API and its workers).
+final class ObservedCache: @unchecked Sendable {
+    struct Key: Equatable {
+        var generation: Int
+        var lastAppliedRevision: String?
+        var suspended: Bool
+    }
+
+    private let lock = NSLock()
+    private var key: Key?
+    private var cached: ObservedState?
+
+    func state(for key: Key) -> ObservedState? {
+        lock.withLock { self.key == key ? cached : nil }
+    }
+
+    func keep(_ state: ObservedState, for key: Key) {
+        lock.withLock {
+            self.key = key
+            cached = state
+        }
+    }
 }

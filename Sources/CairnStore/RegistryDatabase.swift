@@ -13,6 +13,8 @@ public struct RegistryDatabase: Sendable {
     let sql: any SQLExecutor
     /// The file (SQLite) or the address without its password (PostgreSQL).
     public let path: String
+    /// The last observed state loaded through this handle (see `observedState()`).
+    let observedCache = ObservedCache()
 
     /// Opens (and creates or migrates) the registry for writing: a `postgres://` address, a
     /// `sqlite://` address or a file path.

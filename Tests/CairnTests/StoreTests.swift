@@ -83,6 +83,47 @@ import Testing
         #expect(try db.observedState().targets.isEmpty)
     }
 
+    /// The observed state is kept per handle and read again only when the registry moved: a
+    /// write through another handle (another process) is seen at once, because every write to
+    /// what the state holds bumps the generation in its transaction.
+    @Test(arguments: Backend.available) func theObservedStateIsKeptUntilTheRegistryMoves(_ backend: Backend) throws {
+        let location = try backend.location(in: dir)
+        let db = try RegistryDatabase(location: location), other = try RegistryDatabase(location: location)
+        defer { db.close(); other.close() }
+        let holder = LeaseHolder()
+        try ReconcilePass.acquireLease(other, holder, wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
+        let empty = try db.observedState()
+        #expect(empty.models.isEmpty)
+        _ = try applyCase("01-fresh-fleet", to: other, holder: holder)
+        let applied = try db.observedState()
+        #expect(applied.generation > empty.generation)
+        #expect(applied == (try other.observedState()))
+        #expect(!applied.models.isEmpty && !applied.runs.isEmpty)
+        // A worker elsewhere claims a run: the run's state changes with the generation.
+        let run = try #require(try other.claimRun(holder: "w", now: 1_800_000_000))
+        let claimed = try db.observedState()
+        #expect(claimed.runs.first { $0.id == run.id }?.state == .running)
+        // Suspending and an empty plan's new revision are seen too.
+        _ = try other.setSuspended(true, actor: "op", at: 1_800_000_001)
+        #expect(try db.observedState().suspended)
+        _ = try other.setSuspended(false, actor: "op", at: 1_800_000_002)
+        var moved = try PlannerCase(name: "01-fresh-fleet").run()
+        moved.changes = []
+        moved.revision = String(repeating: "d", count: 40)
+        _ = try other.apply(moved, holder: holder, context: AuditContext(revision: moved.revision, author: nil, actor: "test"), now: { 1_800_000_003 })
+        #expect(try db.observedState().lastAppliedRevision == moved.revision)
+        #expect(try db.observedState() == (try other.observedState()))
+        // An edit beside Cairn moves no generation: the kept state does not see it (a fresh
+        // handle does), and it is the state check against the history, which reads the tables
+        // before every apply, that refuses such a registry (RedTeamTests).
+        if backend == .sqlite {
+            try DatabaseQueue(path: location).write { try $0.execute(sql: "UPDATE models SET stage = 'shadow'") }
+            #expect(try db.observedState().models.values.allSatisfy { $0.stage != .shadow })
+            #expect(try RegistryDatabase(location: location).observedState().models.values.allSatisfy { $0.stage == .shadow })
+            #expect(!(try db.verifyState().isEmpty))
+        }
+    }
+
     @Test func stepsArePhasesCutIntoBatches() {
         let changes = (0..<1200).map { Change(action: .create, address: ManifestAddress(parsing: "Model/m\($0)")!, reason: "") }
             + (0..<3).map { Change(action: .train, address: ManifestAddress(parsing: "Model/m\($0)")!, reason: "") }
