@@ -77,7 +77,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "cairn-bench", dependencies: ["CairnCore", "CairnGit", "CairnStore", "CairnYAML", "CairnManifests", "CairnSource", "CairnReconcile"]),
+        .executableTarget(name: "cairn-bench", dependencies: [
+            "CairnCore", "CairnGit", "CairnStore", "CairnYAML", "CairnManifests", "CairnSource", "CairnReconcile",
+            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // The YAML loader + manifest decoder under libFuzzer (`make fuzz`); without it, a replayer of inputs.
         .executableTarget(name: "cairn-fuzz", dependencies: ["CairnCore", "CairnManifests"]),
         .testTarget(

@@ -114,6 +114,22 @@ struct FleetGenerator {
     func commitChange() throws {
         try git(["commit", "-q", "-am", "relabel model-0"])
     }
+
+    /// Relabels model `m` (one file changed) and commits it.
+    func commitRelabel(model m: Int, as label: String) throws {
+        let url = root.appendingPathComponent("models/family-\(m % families).yaml")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        guard let line = text.range(of: "metadata: {name: model-\(m), ").flatMap({ text[$0.upperBound...].range(of: "  label: ") }),
+              let end = text[line.upperBound...].firstIndex(of: "\n") else { throw BenchError("no label for model-\(m)") }
+        try Data((text[..<line.upperBound] + label + text[end...]).utf8).write(to: url)
+        try git(["commit", "-q", "-am", "relabel model-\(m)"])
+    }
+
+    /// Packs every object (as `git gc` leaves a repository; real repositories are packed).
+    func pack() throws {
+        try git(["repack", "-a", "-d", "-q"])
+        try git(["prune-packed", "-q"])
+    }
 }
 
 struct BenchError: Error, CustomStringConvertible {

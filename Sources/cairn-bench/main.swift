@@ -5,16 +5,36 @@ import CairnReconcile
 import CairnSource
 import CairnStore
 import CairnYAML
+import Crypto
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import GRDB
 
-/// `cairn-bench`: generates fleet repositories and measures the `cairn` binary on them.
-/// Usage: cairn-bench [--sizes 1000,10000] [--out bench-out/report.json] [--cairn PATH] [--work DIR]
-///                    [--postgres postgres://USER@HOST:PORT/DB] [--postgres-only]
-/// With --postgres (default: $CAIRN_BENCH_POSTGRES_URL), each size is also measured on a new
-/// PostgreSQL database made on that server; --postgres-only measures just the rows that compare
-/// the two databases.
+/// `cairn-bench`: generates fleet repositories and measures the `cairn` binary on them (see `usage`).
+let usage = """
+    usage: cairn-bench [options]
+
+    Generates fleet repositories of each size and measures the cairn binary on them; writes a
+    JSON report and prints the README's table. `make bench` runs it with a throwaway PostgreSQL.
+
+      --sizes N,N,…          fleet sizes (default 1000,10000,100000)
+      --out PATH             the JSON report (default bench-out/report.json)
+      --cairn PATH           the cairn binary (default: the one beside cairn-bench)
+      --work DIR             where fleets and registries are made (default $TMPDIR/cairn-bench)
+      --history-rows N       audit rows appended for the history rows, at the largest size (default 1000000)
+      --idle-seconds S       how long an idle cairn serve is watched (default 30)
+      --idle-only            only the idle cairn serve measurement (with --cairn, to compare binaries)
+      --postgres URL         also measure on new databases on this PostgreSQL server (an address whose
+                             user may create databases; default $CAIRN_BENCH_POSTGRES_URL)
+      --postgres-only        only the rows that compare SQLite and PostgreSQL
+      -h, --help             this text
+
+    """
+
 struct Options {
-    var sizes = [1000, 10000]
+    var sizes = [1000, 10000, 100000]
     var out = "bench-out/report.json"
     var cairn: String
     var work = NSTemporaryDirectory() + "cairn-bench"
@@ -47,7 +67,12 @@ struct Options {
             case "--postgres-only":
                 postgresOnly = true
                 i -= 1
-            default: throw BenchError("unknown option \(args[i]); see the comment at the top of main.swift")
+            case "-h", "--help":
+                print(usage, terminator: "")
+                exit(0)
+            default:
+                FileHandle.standardError.write(Data("cairn-bench: unknown option \(args[i])\n\n\(usage)".utf8))
+                exit(64)
             }
             i += 2
         }
@@ -64,6 +89,8 @@ struct Measurement: Codable {
     var exitStatus: Int32?
     /// CPU time (user + system) the process used during the measurement.
     var cpuSeconds: Double?
+    /// Apply: its time over its lower bound (the same rows through reused prepared statements).
+    var ratioToBound: Double?
 }
 
 /// A process's CPU time so far (user + system, from /proc), in seconds.
@@ -213,24 +240,154 @@ func copyRegistry(_ db: String, to: String) throws {
     }
 }
 
-/// The floor: read every manifest blob of the revision and run libyaml over it, no decoding.
+/// The floor: read every manifest blob of the revision and run libyaml over it, no decoding
+/// (median of 3).
 func floor(repo: String) throws -> Double {
-    let start = Date()
-    let snapshot = try GitRepository(path: repo).snapshot(revision: "HEAD")
-    var nodes = 0
-    for file in snapshot.files { nodes += try YAMLLoader.load(file.contents).count }
-    precondition(nodes > 0)
-    return Date().timeIntervalSince(start)
+    try (0..<3).map { _ in
+        let start = Date()
+        let snapshot = try GitRepository(path: repo).snapshot(revision: "HEAD")
+        var nodes = 0
+        for file in snapshot.files { nodes += try YAMLLoader.load(file.contents).count }
+        precondition(nodes > 0)
+        return Date().timeIntervalSince(start)
+    }.sorted()[1]
 }
 
-let targets: [String: String] = [
-    "plan (cold, empty database)": "< 0.5 s at 10,000", "plan (no-op)": "< 20 ms at 10,000", "plan (one file changed)": "< 50 ms at 10,000",
-    "reconcile (apply whole fleet)": "< 3 s at 10,000", "history (one model, 1,000,000 rows)": "< 10 ms",
-    "serve pass: no-op (same revision and generation)": "< 20 ms at 10,000",
-    "history query alone (one model, 1,000,000 rows)": "< 10 ms",
-    "serve pass: one file changed (parse cache warm, apply included)": "< 50 ms at 10,000",
-    "serve idle": "no measurable CPU (< 0.1 % of a core)",
-]
+/// Apply's lower bound: every row the apply left in the registry `db`, written into an empty
+/// database with the same schema (tables and indexes, WAL as the registry, no foreign-key
+/// checks) through one
+/// prepared statement per table, reused, in `steps` transactions as the apply had. The rows
+/// are read first, outside the timing. Returns the seconds (median of 3) and the row count.
+func applyBound(db: String, steps: Int, work: String) throws -> (Double, Int) {
+    let source = try DatabaseQueue(path: db)
+    let (schema, tables) = try source.read { db -> ([String], [(String, [String], [[DatabaseValue]])]) in
+        let schema = try String.fetchAll(db, sql: """
+            SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY type = 'index', rowid
+            """)
+        var tables: [(String, [String], [[DatabaseValue]])] = []
+        for name in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid") {
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM \(name)")
+            guard let first = rows.first else { continue }
+            tables.append((name, Array(first.columnNames), rows.map { Array($0.databaseValues) }))
+        }
+        return (schema, tables)
+    }
+    let rows = tables.reduce(0) { $0 + $1.2.count }
+    let times = try (0..<3).map { attempt -> Double in
+        let path = work + "/bound-\(attempt).db"
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        // Without foreign-key checks: the rows of one table are cut into the transactions
+        // without regard to the rows they reference (a lower bound may skip work).
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = false
+        let target = try DatabasePool(path: path, configuration: configuration)
+        try target.write { db in for statement in schema { try db.execute(sql: statement) } }
+        let start = Date()
+        // Each table's rows cut into `steps` transactions, the way apply spreads them.
+        for step in 0..<max(steps, 1) {
+            try target.write { db in
+                for (name, columns, values) in tables {
+                    let statement = try db.cachedStatement(sql: "INSERT INTO \(name)(\(columns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))")
+                    let per = (values.count + steps - 1) / max(steps, 1)
+                    for row in values.dropFirst(step * per).prefix(per) {
+                        try statement.execute(arguments: StatementArguments(row))
+                    }
+                }
+            }
+        }
+        let seconds = Date().timeIntervalSince(start)
+        try target.close()
+        return seconds
+    }
+    return (times.sorted()[1], rows)
+}
+
+/// `cairn serve` following a bare copy of `repo` (`--interval 1h`: only the webhook makes it
+/// look), on a copy of the reconciled registry `db`: once its first pass is over, a one-file
+/// commit is pushed and a signed webhook posted; returns the seconds from the push to the
+/// registry recording the new revision as applied (median of 3 changes).
+func webhookToApplied(_ cairn: String, repo: String, db: String, work: String, generator: FleetGenerator) throws -> Double {
+    let remote = work + "/remote-\(generator.models).git"
+    try? FileManager.default.removeItem(atPath: remote)
+    try generator.git(["clone", "-q", "--bare", repo, remote])
+    let registry = work + "/webhook-\(generator.models).db"
+    try copyRegistry(db, to: registry)
+    let port = 21_000 + Int(getpid() % 10_000)
+    setenv("CAIRN_WEBHOOK_SECRET", "bench-webhook-secret", 1)
+    let pid = try spawn(cairn, ["serve", "--repo", "file://" + remote, "--db", registry, "--listen", "127.0.0.1:\(port)", "--interval", "1h",
+                                "--workers", "0"])
+    unsetenv("CAIRN_WEBHOOK_SECRET")
+    defer {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+    guard let reader = try RegistryDatabase.openForReading(path: registry) else { throw BenchError("no registry at \(registry)") }
+    func applied() throws -> String? { try reader.observedState().lastAppliedRevision }
+    func head() throws -> String {
+        let p = Process(), out = Pipe()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        p.arguments = ["-C", repo, "rev-parse", "HEAD"]
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    func wait(for revision: String, timeout: Double) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while try applied() != revision {
+            guard Date() < deadline else { throw BenchError("cairn serve did not apply \(revision.prefix(8)) within \(timeout) s") }
+            usleep(2_000)
+        }
+    }
+    // The first pass applies HEAD (already reconciled: nothing to change but the revision).
+    try generator.git(["push", "-q", remote, "HEAD:main"])
+    try wait(for: try head(), timeout: 600)
+    var times: [Double] = []
+    for i in 0..<3 {
+        try generator.commitRelabel(model: 1 + i, as: "Webhook \(i)")
+        let revision = try head()
+        let body = Data(#"{"ref":"refs/heads/main"}"#.utf8)
+        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array("bench-webhook-secret".utf8)))
+        let start = Date()
+        try generator.git(["push", "-q", remote, "HEAD:main"])
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/hooks/git")!)
+        request.httpMethod = "POST"
+        request.httpBody = body
+        request.setValue("sha256=" + hexString(mac), forHTTPHeaderField: "X-Hub-Signature-256")
+        request.setValue("push", forHTTPHeaderField: "X-GitHub-Event")
+        let done = DispatchSemaphore(value: 0)
+        let status = Locked<Int?>(nil)
+        URLSession.shared.dataTask(with: request) { _, response, _ in
+            status.update { $0 = (response as? HTTPURLResponse)?.statusCode }
+            done.signal()
+        }.resume()
+        done.wait()
+        guard status.update({ $0 }) == 202 else { throw BenchError("the webhook was answered \(status.update({ $0 }).map(String.init) ?? "nothing")") }
+        try wait(for: revision, timeout: 120)
+        times.append(Date().timeIntervalSince(start))
+    }
+    return times.sorted()[1]
+}
+
+/// The goal a row is measured against at fleet size `n`, if it has one there.
+func target(_ name: String, _ n: Int) -> String? {
+    switch (name, n) {
+    case ("plan (cold, empty database)", 10_000), ("plan (cold, empty database), packed repository", 10_000): return "≤ 0.5 s and ≤ 2 × floor"
+    case ("plan (cold, empty database)", 100_000), ("plan (cold, empty database), packed repository", 100_000): return "≤ 5 s, peak RSS ≤ 1 GB"
+    case ("reconcile (apply whole fleet)", 10_000): return "≤ 1.7 s"
+    case ("reconcile (apply whole fleet)", 100_000): return "≤ 20 s, peak RSS ≤ 1 GB"
+    case ("PostgreSQL: reconcile (apply whole fleet)", 10_000): return "≤ 2 × SQLite"
+    case ("plan (no-op)", 10_000): return "< 20 ms (a process: see README)"
+    case ("serve pass: no-op (same revision and generation)", 10_000): return "< 20 ms"
+    case ("serve pass: one file changed (parse cache warm, apply included)", 10_000): return "≤ 50 ms"
+    case ("serve pass: one file changed (parse cache warm, apply included)", 100_000): return "≤ 100 ms"
+    case ("serve: push + signed webhook to applied", 10_000): return "≤ 200 ms"
+    case ("history (one model, 1,000,000 rows)", _), ("history query alone (one model, 1,000,000 rows)", _): return "< 10 ms"
+    case (let idle, _) where idle.hasPrefix("serve idle"): return "no measurable CPU (< 0.1 % of a core)"
+    default: return nil
+    }
+}
 
 /// The median of `repeats` runs of `body`, in seconds (in this process, after a first warm-up run).
 func timeInProcess(repeats: Int = 5, _ body: () throws -> Void) rethrows -> Double {
@@ -245,11 +402,21 @@ func timeInProcess(repeats: Int = 5, _ body: () throws -> Void) rethrows -> Doub
 }
 
 if CommandLine.arguments.dropFirst().first == "--spawner" { Spawner.serve() }
+let options: Options
+do {
+    options = try Options(CommandLine.arguments)
+} catch {
+    FileHandle.standardError.write(Data("cairn-bench: \(error)\n".utf8))
+    exit(64)
+}
+guard FileManager.default.isExecutableFile(atPath: options.cairn) else {
+    FileHandle.standardError.write(Data("cairn-bench: no cairn binary at \(options.cairn); pass --cairn (see --help)\n".utf8))
+    exit(64)
+}
 /// Started while this process is small (see `Spawner`).
 nonisolated(unsafe) let spawner = try Spawner()
-let options = try Options(CommandLine.arguments)
-guard FileManager.default.isExecutableFile(atPath: options.cairn) else { throw BenchError("no cairn binary at \(options.cairn); pass --cairn") }
 var results: [Measurement] = []
+do {
 for n in options.sizes {
     let repo = URL(fileURLWithPath: options.work).appendingPathComponent("fleet-\(n)")
     let generator = FleetGenerator(models: n, root: repo)
@@ -257,25 +424,43 @@ for n in options.sizes {
     _ = try generator.generate()
     let db = repo.appendingPathComponent(".bench/cairn.db").path
     try? FileManager.default.removeItem(atPath: repo.appendingPathComponent(".bench").path)
-    let floorSeconds = try floor(repo: repo.path)
-    results.append(Measurement(scenario: "floor (read blobs + libyaml, no decoding)", models: n, wallSeconds: floorSeconds))
+    // The repository as it is written (loose objects), then packed as `git gc` leaves it: every
+    // row after these two runs on the packed repository.
+    var floorSeconds = try floor(repo: repo.path)
+    results.append(Measurement(scenario: "floor (read blobs + libyaml, no decoding), loose objects", models: n, wallSeconds: floorSeconds))
     func run(_ name: String, _ args: [String], allowed: Set<Int32> = [0]) throws {
         let (wall, rss, status) = try measure(options.cairn, args, allowed: allowed)
         results.append(Measurement(scenario: name, models: n, wallSeconds: wall, peakRSSMegabytes: rss, ratioToFloor: wall / floorSeconds,
-                                   target: targets[name], exitStatus: status))
+                                   target: target(name, n), exitStatus: status))
         FileHandle.standardError.write(Data(String(format: "  %-40@ %8.3f s  %7.1f MB  exit %d\n", name, wall, rss, status).utf8))
     }
     if options.idleOnly {
         _ = try measure(options.cairn, ["reconcile", "--repo", repo.path, "--db", db, "--allow-bulk"], allowed: [0, 3])
         let cpu = try idleServe(options.cairn, repo: repo.path, db: db, seconds: options.idleSeconds)
         results.append(Measurement(scenario: "serve idle (\(Int(options.idleSeconds)) s, polls every 10 s, 1 worker)", models: n,
-                                   wallSeconds: options.idleSeconds, target: targets["serve idle"], cpuSeconds: cpu))
+                                   wallSeconds: options.idleSeconds, target: target("serve idle", n), cpuSeconds: cpu))
         FileHandle.standardError.write(Data(String(format: "  serve idle: %.3f s of CPU in %.0f s\n", cpu, options.idleSeconds).utf8))
         continue
     }
+    if !options.postgresOnly { try run("plan (cold, empty database), loose objects", ["plan", "--repo", repo.path, "--db", db]) }
+    try generator.pack()
+    floorSeconds = try floor(repo: repo.path)
+    results.append(Measurement(scenario: "floor (read blobs + libyaml, no decoding)", models: n, wallSeconds: floorSeconds))
     if !options.postgresOnly { try run("validate (cold)", ["validate", "--repo", repo.path]) }
     try run("plan (cold, empty database)", ["plan", "--repo", repo.path, "--db", db])
     try run("reconcile (apply whole fleet)", ["reconcile", "--repo", repo.path, "--db", db, "--allow-bulk"], allowed: [0, 3])
+    if !options.postgresOnly {
+        // What writing the apply's rows costs SQLite itself, in the apply's transactions.
+        let loaded = try RevisionReader.read(repository: try GitRepository(path: repo.path), revision: "HEAD", root: "", exclude: [], cache: nil)
+        let plan = Planner.plan(desired: loaded.desired!, observed: .empty, now: Int64(Date().timeIntervalSince1970), options: PlannerOptions(allowBulk: true))
+        let steps = RegistryDatabase.steps(of: plan).count
+        let (bound, rows) = try applyBound(db: db, steps: steps, work: options.work)
+        let apply = results.last!.wallSeconds
+        results.append(Measurement(scenario: "apply's lower bound (its \(rows) rows through reused prepared statements, \(steps) transactions)",
+                                   models: n, wallSeconds: bound, ratioToFloor: bound / floorSeconds))
+        FileHandle.standardError.write(Data(String(format: "  apply's lower bound: %.3f s for %d rows (apply is %.1f × it)\n", bound, rows, apply / bound).utf8))
+        results[results.count - 2].ratioToBound = apply / bound
+    }
     try run("plan (no-op)", ["plan", "--repo", repo.path, "--db", db])
     if let admin = options.postgres {
         // The same commands on a new PostgreSQL database, then a worker's claim round trip on both.
@@ -305,7 +490,7 @@ for n in options.sizes {
     let gitCache = options.work + "/git-cache-\(n)"
     try? FileManager.default.removeItem(atPath: gitCache)
     func inProcess(_ name: String, _ seconds: Double) {
-        results.append(Measurement(scenario: name, models: n, wallSeconds: seconds, ratioToFloor: seconds / floorSeconds, target: targets[name]))
+        results.append(Measurement(scenario: name, models: n, wallSeconds: seconds, ratioToFloor: seconds / floorSeconds, target: target(name, n)))
         FileHandle.standardError.write(Data(String(format: "  %-40@ %8.3f s  (in process)\n", name, seconds).utf8))
     }
     let daemon = daemonLoop(repo: repo.path, revision: "main", db: store, cache: ParseCache(), gitCache: gitCache)
@@ -358,6 +543,8 @@ for n in options.sizes {
     inProcess("  of which: plan", parts.plan)
     try run("plan (one file changed)", ["plan", "--repo", repo.path, "--db", db])
     try run("reconcile (one file changed, apply included)", ["reconcile", "--repo", repo.path, "--db", db], allowed: [0, 3])
+    let webhook = try webhookToApplied(options.cairn, repo: repo.path, db: db, work: options.work, generator: generator)
+    inProcess("serve: push + signed webhook to applied", webhook)
     try run("status (whole fleet)", ["status", "--db", db, "--format", "json"])
     // Before the synthetic history below: it is not a real one.
     try run("audit verify (chain + state against history)", ["audit", "verify", "--db", db])
@@ -369,19 +556,23 @@ for n in options.sizes {
         FileHandle.standardError.write(Data("  appending \(options.historyRows) audit rows…\n".utf8))
         try RegistryDatabase(path: db).appendSyntheticHistory(rows: options.historyRows, models: (0..<n).map { "model-\($0)" },
                                                                startingAt: 1_790_000_000)
-        try run("history (one model, 1,000,000 rows)", ["history", "--db", db, "--model", "model-42", "--limit", "20"])
+        try run("history (one model, 1,000,000 rows)", ["history", "--db", db, "--model", "model-\(min(42, n - 1))", "--limit", "20"])
         let history = try RegistryDatabase(path: db)
         inProcess("history query alone (one model, 1,000,000 rows)", try timeInProcess {
-            let rows = try history.history(RegistryDatabase.HistoryFilter(model: "model-42", limit: 20))
-            precondition(rows.count == 20)
+            let rows = try history.history(RegistryDatabase.HistoryFilter(model: "model-\(min(42, n - 1))", limit: 20))
+            precondition(!rows.isEmpty)
         })
     }
     if n == options.sizes.first {
         let cpu = try idleServe(options.cairn, repo: repo.path, db: db, seconds: options.idleSeconds)
         results.append(Measurement(scenario: "serve idle (\(Int(options.idleSeconds)) s, polls every 10 s, 1 worker)", models: n,
-                                   wallSeconds: options.idleSeconds, target: targets["serve idle"], cpuSeconds: cpu))
+                                   wallSeconds: options.idleSeconds, target: target("serve idle", n), cpuSeconds: cpu))
         FileHandle.standardError.write(Data(String(format: "  serve idle: %.3f s of CPU in %.0f s\n", cpu, options.idleSeconds).utf8))
     }
+}
+} catch {
+    FileHandle.standardError.write(Data("cairn-bench: \(error)\n".utf8))
+    exit(1)
 }
 
 struct Report: Codable {
@@ -398,11 +589,11 @@ let encoder = JSONEncoder()
 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
 try FileManager.default.createDirectory(at: URL(fileURLWithPath: options.out).deletingLastPathComponent(), withIntermediateDirectories: true)
 try encoder.encode(report).write(to: URL(fileURLWithPath: options.out))
-print("| scenario | models | wall | CPU | peak RSS | × floor | target |")
-print("|---|---:|---:|---:|---:|---:|---|")
+print("| scenario | models | wall | CPU | peak RSS | × floor | × bound | target |")
+print("|---|---:|---:|---:|---:|---:|---:|---|")
 for r in results {
     let cpu = r.cpuSeconds.map { String(format: "%.3f s (%.2f %%)", $0, 100 * $0 / r.wallSeconds) } ?? "—"
     let wall = r.wallSeconds < 0.01 ? String(format: "%.2f ms", r.wallSeconds * 1000) : String(format: "%.3f s", r.wallSeconds)
-    print("| \(r.scenario) | \(r.models) | \(wall) | \(cpu) | \(r.peakRSSMegabytes.map { String(format: "%.0f MB", $0) } ?? "—") | \(r.ratioToFloor.map { String(format: "%.1f", $0) } ?? "—") | \(r.target ?? "") |")
+    print("| \(r.scenario) | \(r.models) | \(wall) | \(cpu) | \(r.peakRSSMegabytes.map { String(format: "%.0f MB", $0) } ?? "—") | \(r.ratioToFloor.map { String(format: "%.1f", $0) } ?? "—") | \(r.ratioToBound.map { String(format: "%.1f", $0) } ?? "—") | \(r.target ?? "") |")
 }
 print("\nreport: \(options.out)")
