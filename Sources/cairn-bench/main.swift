@@ -428,6 +428,7 @@ for n in options.sizes {
     // row after these two runs on the packed repository.
     var floorSeconds = try floor(repo: repo.path)
     results.append(Measurement(scenario: "floor (read blobs + libyaml, no decoding), loose objects", models: n, wallSeconds: floorSeconds))
+    FileHandle.standardError.write(Data(String(format: "  floor, loose objects %8.3f s\n", floorSeconds).utf8))
     func run(_ name: String, _ args: [String], allowed: Set<Int32> = [0]) throws {
         let (wall, rss, status) = try measure(options.cairn, args, allowed: allowed)
         results.append(Measurement(scenario: name, models: n, wallSeconds: wall, peakRSSMegabytes: rss, ratioToFloor: wall / floorSeconds,
@@ -446,6 +447,7 @@ for n in options.sizes {
     try generator.pack()
     floorSeconds = try floor(repo: repo.path)
     results.append(Measurement(scenario: "floor (read blobs + libyaml, no decoding)", models: n, wallSeconds: floorSeconds))
+    FileHandle.standardError.write(Data(String(format: "  floor, packed %8.3f s\n", floorSeconds).utf8))
     if !options.postgresOnly { try run("validate (cold)", ["validate", "--repo", repo.path]) }
     try run("plan (cold, empty database)", ["plan", "--repo", repo.path, "--db", db])
     try run("reconcile (apply whole fleet)", ["reconcile", "--repo", repo.path, "--db", db, "--allow-bulk"], allowed: [0, 3])
