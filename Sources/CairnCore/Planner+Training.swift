@@ -205,11 +205,14 @@ extension Planner {
     public static func nextScheduledTraining(desired: DesiredState, observed: ObservedState) -> Int64? {
         var next: Int64?
         let busy = Set(observed.runs.filter(\.state.isActive).map(\.model))
+        var lastSucceeded: [String: Int64] = [:]
+        for run in observed.runs where run.state == .succeeded {
+            if let finished = run.finishedAt { lastSucceeded[run.model] = max(lastSucceeded[run.model] ?? finished, finished) }
+        }
         for model in desired.manifests.models where model.lifecycle == .active && model.learning.mode == .scheduled {
             // A model already training is not due; its run finishing moves the observed generation.
             guard let every = model.learning.every, !busy.contains(model.metadata.name) else { continue }
-            let last = observed.runs.filter { $0.model == model.metadata.name && $0.state == .succeeded }.compactMap(\.finishedAt).max()
-            guard let last else { continue }
+            guard let last = lastSucceeded[model.metadata.name] else { continue }
             let due = last + Int64(every.seconds)
             next = min(next ?? due, due)
         }

@@ -76,10 +76,17 @@ struct Status: ParsableCommand {
             }
             let observed = try db.observedState()
             var runs = try db.recentRuns(limit: 20)
+            // Indexed once: per model, its runs and the targets it is live on (a fleet of
+            // 100,000 models took 27 s when each model searched all runs and targets).
+            let runsByModel = Dictionary(grouping: observed.runs, by: \.model)
+            var liveOn: [String: Set<String>] = [:]
+            for target in observed.targets.values where target.assigned {
+                for route in target.routes + target.shadow { liveOn[route.model, default: []].insert(target.name) }
+            }
             var models = observed.models.values.sorted { $0.spec.metadata.name < $1.spec.metadata.name }.map { m -> ModelRow in
-                let (phase, detail) = ModelPhase.of(m, runs: observed.runs)
                 let name = m.spec.metadata.name
-                let live = observed.targets.values.filter { $0.assigned && ($0.routes + $0.shadow).contains { $0.model == name } }.map(\.name).sorted()
+                let (phase, detail) = ModelPhase.of(m, runs: runsByModel[name] ?? [])
+                let live = (liveOn[name] ?? []).sorted()
                 return ModelRow(name: name, lifecycle: m.spec.lifecycle.rawValue, stage: m.stage.rawValue, family: m.spec.family,
                                 phase: phase.rawValue, detail: detail, versions: m.versions.count, latestApproved: m.latestApproved?.number,
                                 latestApprovedLabel: m.latestApproved?.label, liveOn: live)
