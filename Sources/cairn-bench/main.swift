@@ -232,12 +232,18 @@ func daemonLoop(repo: String, revision: String, db: RegistryDatabase, cache: Par
                          configuration: .init(interval: 60, resync: 600, planner: PlannerOptions(allowBulk: true)), observer: QuietObserver())
 }
 
-/// Copies a registry (database and its WAL files) to `to`.
+/// Copies a registry to `to` with SQLite's backup API. Copying its files would open and close
+/// them in this process, and closing any descriptor of a file drops every POSIX lock the
+/// process holds on it (SQLite's documented hazard): a connection this process still has open
+/// on the registry loses its locks, and another process may rebuild the shared-memory index
+/// under its mapping. The benchmark died of SIGBUS (in `memset`, appending history at 100,000
+/// models) after such copies; none since it uses the backup API.
 func copyRegistry(_ db: String, to: String) throws {
-    for suffix in ["", "-wal", "-shm"] {
-        try? FileManager.default.removeItem(atPath: to + suffix)
-        if FileManager.default.fileExists(atPath: db + suffix) { try FileManager.default.copyItem(atPath: db + suffix, toPath: to + suffix) }
-    }
+    for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: to + suffix) }
+    let source = try DatabaseQueue(path: db), target = try DatabaseQueue(path: to)
+    try source.backup(to: target)
+    try source.close()
+    try target.close()
 }
 
 /// The floor: read every manifest blob of the revision and run libyaml over it, no decoding
