@@ -14,6 +14,9 @@ source scripts/postgres.sh
 postgres_start
 trap postgres_stop EXIT
 export CAIRN_REQUIRE_POSTGRES=1
+# Every observed state a registry handle advances by its history is also read whole and compared
+# (in the tests and every cairn process they start).
+export CAIRN_CHECK_OBSERVED_ADVANCE=1
 swift test --skip-build
 # The fuzz target's replay mode (an ordinary build) over every seed and the limit seeds,
 # the 8 MiB ones included: the same check the fuzzer runs, on inputs it cannot reach.

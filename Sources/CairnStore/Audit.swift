@@ -200,9 +200,11 @@ struct AuditCursor {
     private var exhausted = false
     static let pageSize = 10_000
 
-    init(db: any SQLSession, columns: String) {
+    /// Rows after id `after` (every row by default).
+    init(db: any SQLSession, columns: String, after: Int64 = .min) {
         self.db = db
         self.columns = columns
+        last = after
     }
 
     mutating func next() throws -> SQLRow? {

@@ -3,20 +3,74 @@ import CairnReconcile
 import Foundation
 
 extension RegistryDatabase {
-    /// The observed state for planning, read in one consistent snapshot.
-    /// The observed state, as one snapshot. Kept in memory for the next call: while the
-    /// registry's generation (bumped in the transaction of every change to what the state holds,
-    /// by any process) and its last applied revision and suspension are the same, it is returned
-    /// without reading the tables again; those three are read in the same snapshot first.
+    /// The observed state for planning, as one consistent snapshot.
+    ///
+    /// Each registry handle keeps the last state it read. While the registry's generation, last
+    /// applied revision and suspension are unchanged, that state is returned as it is (every
+    /// change to what the state holds, by any process, moves the generation in its transaction).
+    /// When the generation moved, the kept state is advanced instead of read whole: every change
+    /// to a definition, model, version or target writes an audit row naming it, so the objects
+    /// named by the audit rows after the kept state's are read again, with the runs (claims and
+    /// hand-backs move runs without an audit row); anything unexpected (a shorter history, an
+    /// address Cairn never writes, many objects) reads the state whole.
+    /// `CAIRN_CHECK_OBSERVED_ADVANCE=1` (set by the test command) reads it whole as well after
+    /// every advance and fails if the two differ.
     public func observedState() throws -> ObservedState {
         try sql.read { db in
             let key = ObservedCache.Key(generation: try generation(db), lastAppliedRevision: try meta(db, "last_applied_revision"),
                                         suspended: try meta(db, "suspended_by") != nil)
-            if let cached = observedCache.state(for: key) { return cached }
+            let kept = observedCache.kept()
+            if let kept, kept.key == key { return kept.state }
+            let head = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM audit_log") ?? 0
+            if let kept, key.generation > kept.key.generation, var state = try advanceObserved(db, kept.state, since: kept.auditHead, to: head) {
+                state.generation = key.generation
+                state.lastAppliedRevision = key.lastAppliedRevision
+                state.suspended = key.suspended
+                if Self.checkAdvance {
+                    let whole = try loadObserved(db)
+                    if whole != state {
+                        throw CairnError("the observed state advanced from generation \(kept.key.generation) to \(key.generation) differs from the registry's")
+                    }
+                }
+                observedCache.keep(state, for: key, auditHead: head)
+                return state
+            }
             let state = try loadObserved(db)
-            observedCache.keep(state, for: key)
+            observedCache.keep(state, for: key, auditHead: head)
             return state
         }
+    }
+
+    static let checkAdvance = ProcessInfo.processInfo.environment["CAIRN_CHECK_OBSERVED_ADVANCE"] == "1"
+
+    /// Most objects an advance reads again one by one; beyond it the whole state is read.
+    static let advanceLimit = 500
+
+    /// `state` (read when the history ended at `since`) with the objects the audit rows after it
+    /// name read again, and the runs; nil when reading it whole is the way.
+    func advanceObserved(_ db: any SQLSession, _ kept: ObservedState, since: Int64, to head: Int64) throws -> ObservedState? {
+        guard head >= since else { return nil }
+        var touched = Set<ManifestAddress>()
+        for text in try String.fetchAll(db, sql: "SELECT address FROM audit_log WHERE id > ? ORDER BY id", arguments: [since]) {
+            switch AuditAddress(parsing: text) {
+            case let .manifest(address)?: touched.insert(address)
+            case .applier?, .token?: continue
+            case nil: return nil
+            }
+            if touched.count > Self.advanceLimit { return nil }
+        }
+        var state = kept
+        for address in touched {
+            let name = address.name
+            switch address.kind {
+            case .outcomeWeights: state.weights[name] = try loadWeights(db, named: name)[name]
+            case .template: state.templates[name] = try loadTemplates(db, named: name)[name]
+            case .model: state.models[name] = try loadModels(db, named: name)[name]
+            case .servingTarget: state.targets[name] = try loadTargets(db, named: name)[name]
+            }
+        }
+        state.runs = try loadRuns(db)
+        return state
     }
 
     func loadObserved(_ db: any SQLSession) throws -> ObservedState {
@@ -24,39 +78,74 @@ extension RegistryDatabase {
         state.generation = try generation(db)
         state.lastAppliedRevision = try meta(db, "last_applied_revision")
         state.suspended = try meta(db, "suspended_by") != nil
-        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, archived FROM outcome_weights") {
-            let spec = try decode(OutcomeWeights.self, row["spec"])
-            state.weights[row["name"]] = ObservedWeights(spec: spec, archived: row["archived"])
+        state.weights = try loadWeights(db)
+        state.templates = try loadTemplates(db)
+        state.models = try loadModels(db)
+        state.targets = try loadTargets(db)
+        state.runs = try loadRuns(db)
+        return state
+    }
+
+    /// `WHERE name = ?` for one object, or nothing for all.
+    private func only(_ column: String, _ name: String?) -> (String, SQLArguments) {
+        guard let name else { return ("", SQLArguments()) }
+        return (" WHERE \(column) = ?", [name])
+    }
+
+    func loadWeights(_ db: any SQLSession, named name: String? = nil) throws -> [String: ObservedWeights] {
+        let (filter, arguments) = only("name", name)
+        var out: [String: ObservedWeights] = [:]
+        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, archived FROM outcome_weights" + filter, arguments: arguments) {
+            out[row["name"]] = ObservedWeights(spec: try decode(OutcomeWeights.self, row["spec"]), archived: row["archived"])
         }
-        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, archived FROM templates") {
-            let spec = try decode(Template.self, row["spec"])
-            state.templates[row["name"]] = ObservedTemplate(spec: spec, archived: row["archived"])
+        return out
+    }
+
+    func loadTemplates(_ db: any SQLSession, named name: String? = nil) throws -> [String: ObservedTemplate] {
+        let (filter, arguments) = only("name", name)
+        var out: [String: ObservedTemplate] = [:]
+        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, archived FROM templates" + filter, arguments: arguments) {
+            out[row["name"]] = ObservedTemplate(spec: try decode(Template.self, row["spec"]), archived: row["archived"])
         }
+        return out
+    }
+
+    func loadModels(_ db: any SQLSession, named name: String? = nil) throws -> [String: ObservedModel] {
         var versions: [String: [ModelVersion]] = [:]
-        for row in try SQLRow.fetchAll(db, sql: "SELECT * FROM versions ORDER BY model, number") {
+        let (versionFilter, versionArguments) = only("model", name)
+        for row in try SQLRow.fetchAll(db, sql: "SELECT * FROM versions" + versionFilter + " ORDER BY model, number", arguments: versionArguments) {
             let v = try version(row)
             versions[v.model, default: []].append(v)
         }
-        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, stage, first_ready_at FROM models") {
+        let (filter, arguments) = only("name", name)
+        var out: [String: ObservedModel] = [:]
+        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, stage, first_ready_at FROM models" + filter, arguments: arguments) {
             let name: String = row["name"]
-            let spec = try decode(Model.self, row["spec"])
-            state.models[name] = ObservedModel(spec: spec, stage: Model.Stage(rawValue: row["stage"]) ?? Model.Stage.none,
-                                               firstReadyAt: row["first_ready_at"], versions: versions[name] ?? [])
+            out[name] = ObservedModel(spec: try decode(Model.self, row["spec"]), stage: Model.Stage(rawValue: row["stage"]) ?? Model.Stage.none,
+                                      firstReadyAt: row["first_ready_at"], versions: versions[name] ?? [])
         }
-        for row in try SQLRow.fetchAll(db, sql: "SELECT * FROM serving_targets") {
+        return out
+    }
+
+    func loadTargets(_ db: any SQLSession, named name: String? = nil) throws -> [String: ObservedTarget] {
+        let (filter, arguments) = only("name", name)
+        var out: [String: ObservedTarget] = [:]
+        for row in try SQLRow.fetchAll(db, sql: "SELECT * FROM serving_targets" + filter, arguments: arguments) {
             let target = try servingTarget(row)
-            state.targets[target.name] = target
+            out[target.name] = target
         }
-        // Every active run, and each model's latest run per fingerprint (enough to plan with).
-        let runRows = try SQLRow.fetchAll(db, sql: """
+        return out
+    }
+
+    /// Every active run, and each model's latest run per fingerprint (enough to plan with).
+    func loadRuns(_ db: any SQLSession) throws -> [TrainingRun] {
+        try SQLRow.fetchAll(db, sql: """
             SELECT id, model, fingerprint, state, reason, created_at, finished_at, version FROM training_runs
             WHERE state IN ('queued', 'running')
                OR id IN (SELECT MAX(id) FROM training_runs GROUP BY model, fingerprint)
                OR id IN (SELECT MAX(id) FROM training_runs WHERE state = 'succeeded' GROUP BY model)
             ORDER BY id
-            """)
-        state.runs = runRows.map(trainingRun)
-        return state
+            """).map(trainingRun)
     }
 
     func version(_ row: SQLRow) throws -> ModelVersion {
@@ -107,18 +196,19 @@ final class ObservedCache: @unchecked Sendable {
         var suspended: Bool
     }
 
-    private let lock = NSLock()
-    private var key: Key?
-    private var cached: ObservedState?
-
-    func state(for key: Key) -> ObservedState? {
-        lock.withLock { self.key == key ? cached : nil }
+    /// A kept state, what it was read at, and the newest audit row it includes.
+    struct Kept {
+        var key: Key
+        var state: ObservedState
+        var auditHead: Int64
     }
 
-    func keep(_ state: ObservedState, for key: Key) {
-        lock.withLock {
-            self.key = key
-            cached = state
-        }
+    private let lock = NSLock()
+    private var stored: Kept?
+
+    func kept() -> Kept? { lock.withLock { stored } }
+
+    func keep(_ state: ObservedState, for key: Key, auditHead: Int64) {
+        lock.withLock { stored = Kept(key: key, state: state, auditHead: auditHead) }
     }
 }

@@ -15,6 +15,8 @@ public struct RegistryDatabase: Sendable {
     public let path: String
     /// The last observed state loaded through this handle (see `observedState()`).
     let observedCache = ObservedCache()
+    /// What the last state check established (see `verifyState`).
+    let verifiedCache = VerifiedCache()
 
     /// Opens (and creates or migrates) the registry for writing: a `postgres://` address, a
     /// `sqlite://` address or a file path.

@@ -22,13 +22,40 @@ extension RegistryDatabase {
         try sql.read { db in try verifyState(db) }
     }
 
+    /// The check is complete every time: every row of every table is compared with what the
+    /// history implies. What a registry handle keeps from its last check makes it cheaper: the
+    /// state the history implied up to its newest row (only rows after it are replayed, while
+    /// that row still has the hash it had; otherwise the whole history), and each row's text
+    /// that matched, with the audit row it matched (an unchanged text compared with an unchanged
+    /// expectation is not parsed again).
     func verifyState(_ db: any SQLSession) throws -> [StateMismatch] {
+        let previous = verifiedCache.kept()
         var expected = ExpectedState()
-        var rows = AuditCursor(db: db, columns: "id, action, address, version, after")
+        var after = Int64.min
+        var head: (id: Int64, hash: String)?
+        if let previous, let last = previous.head,
+           try String.fetchOne(db, sql: "SELECT hash FROM audit_log WHERE id = ?", arguments: [last.id]) == last.hash {
+            (expected, after, head) = (previous.expected, last.id, last)
+        }
+        var rows = AuditCursor(db: db, columns: "id, action, address, version, after, hash", after: after)
         while let row = try rows.next() {
+            head = (row["id"], row["hash"])
             // A row Cairn never writes explains nothing (and `audit verify` reports the edit).
             guard let action = AuditAction(rawValue: row["action"]), case let .manifest(address)? = AuditAddress(parsing: row["address"]) else { continue }
             expected.replay(id: row["id"], action: action, address: address, version: row["version"], after: row["after"])
+        }
+        var matched = VerifiedCache.Texts()
+        defer { verifiedCache.keep(VerifiedCache.Kept(expected: expected, head: head, texts: matched)) }
+        let known = previous?.texts ?? VerifiedCache.Texts()
+        /// True when `text` is the value `want` (set at audit row `auditID`) expects; remembered under `key`.
+        func same(_ key: String, _ text: String, _ want: JSONValue, _ auditID: Int64) -> Bool {
+            if let seen = known.specs[key], seen.auditID == auditID, seen.text == text {
+                matched.specs[key] = seen
+                return true
+            }
+            guard JSONValue.parse(text).map({ $0.isSame(as: want) }) ?? false else { return false }
+            matched.specs[key] = (text, auditID)
+            return true
         }
         var found: [StateMismatch] = []
         func differs(_ row: String, _ problem: String) { found.append(StateMismatch(row: row, problem: problem)) }
@@ -44,7 +71,7 @@ extension RegistryDatabase {
                 }
                 let archived: Bool = row["archived"]
                 if archived != want.archived { differs("\(table) \(name)", "archived is \(archived), the history says \(want.archived)") }
-                if !(JSONValue.parse(row["spec"] as String).map { $0.isSame(as: want.spec) } ?? false) {
+                if !same("\(table) \(name)", row["spec"], want.spec, want.auditID) {
                     differs("\(table) \(name)", "its spec is not the one last applied (audit row \(want.auditID))")
                 }
             }
@@ -66,7 +93,7 @@ extension RegistryDatabase {
             if lifecycle != want.lifecycle {
                 differs("models \(name)", "lifecycle is \(lifecycle), the history says \(want.lifecycle) (audit row \(want.auditID))")
             }
-            if !(JSONValue.parse(row["spec"] as String).map { $0.isSame(as: want.spec) } ?? false) {
+            if !same("models \(name)", row["spec"], want.spec, want.auditID) {
                 differs("models \(name)", "its spec is not the one last applied (audit row \(want.auditID))")
             }
         }
@@ -90,7 +117,7 @@ extension RegistryDatabase {
             if fingerprint != want.fingerprint || run != want.run {
                 differs("versions \(key)", "fingerprint or run differ from the audited version (audit row \(want.auditID))")
             }
-            if let metrics = want.metrics, !(JSONValue.parse(row["metrics"] as String).map { $0.isSame(as: metrics) } ?? false) {
+            if let metrics = want.metrics, !same("versions \(key)", row["metrics"], metrics, want.auditID) {
                 differs("versions \(key)", "its metrics are not the audited ones (audit row \(want.auditID))")
             }
         }
@@ -136,7 +163,10 @@ extension RegistryDatabase {
             if state != "queued", state != "running" {
                 // Finished: its outcome is checked below; its request will not run again.
             } else if let audited = want.requestHash {
-                if sha256Hex(requestText) != audited {
+                let hash: String
+                if let seen = known.requests[id], seen.text == requestText { hash = seen.hash } else { hash = sha256Hex(requestText) }
+                matched.requests[id] = (requestText, hash)
+                if hash != audited {
                     differs("training_runs \(id)", "its request is not the one the audited fingerprint \(want.fingerprint.prefix(8))… names (it hashes differently)")
                 }
             } else if let request = try? decode(TrainRequest.self, requestText) {
@@ -297,4 +327,28 @@ struct ExpectedState {
             break
         }
     }
+}
+
+/// What a registry handle's last state check established (see `verifyState`).
+final class VerifiedCache: @unchecked Sendable {
+    struct Texts {
+        /// Row key (`models NAME`, `versions NAME vN`, …) → the text that matched and the audit
+        /// row its expectation came from.
+        var specs: [String: (text: String, auditID: Int64)] = [:]
+        /// Run id → its stored request and that text's sha256.
+        var requests: [Int: (text: String, hash: String)] = [:]
+    }
+
+    struct Kept {
+        var expected: ExpectedState
+        /// The newest audit row replayed, and its hash.
+        var head: (id: Int64, hash: String)?
+        var texts: Texts
+    }
+
+    private let lock = NSLock()
+    private var stored: Kept?
+
+    func kept() -> Kept? { lock.withLock { stored } }
+    func keep(_ kept: Kept) { lock.withLock { stored = kept } }
 }

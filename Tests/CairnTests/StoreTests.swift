@@ -103,6 +103,20 @@ import Testing
         let run = try #require(try other.claimRun(holder: "w", now: 1_800_000_000))
         let claimed = try db.observedState()
         #expect(claimed.runs.first { $0.id == run.id }?.state == .running)
+        // Each write elsewhere, and the kept state advanced by what the history names (and the
+        // runs) is what a fresh handle reads whole.
+        try TrainingWorker.record(store: other, run: run, holder: "w", artifacts: nil,
+                                  success: RunSuccess(metrics: ["ndcg@10": 0.3], datasetHash: "d", trainerVersion: "t"), now: 1_800_000_000)
+        #expect(try db.observedState() == (try RegistryDatabase(location: location).observedState()))
+        #expect(try db.observedState().models[run.model]?.versions.count == 1)
+        if let failing = try other.claimRun(holder: "w", now: 1_800_000_000) {
+            try other.failRun(failing.id, holder: "w", reason: "boom", now: 1_800_000_000)
+            #expect(try db.observedState() == (try RegistryDatabase(location: location).observedState()))
+        }
+        if let handedBack = try other.claimRun(holder: "w", now: 1_800_000_000) {
+            try other.releaseRun(handedBack.id, holder: "w")
+            #expect(try db.observedState() == (try RegistryDatabase(location: location).observedState()))
+        }
         // Suspending and an empty plan's new revision are seen too.
         _ = try other.setSuspended(true, actor: "op", at: 1_800_000_001)
         #expect(try db.observedState().suspended)
@@ -122,6 +136,43 @@ import Testing
             #expect(try RegistryDatabase(location: location).observedState().models.values.allSatisfy { $0.stage == .shadow })
             #expect(!(try db.verifyState().isEmpty))
         }
+    }
+
+    /// The state check keeps what it established (the replayed history, the rows that matched)
+    /// and is still complete: an edit beside Cairn made after a clean check is found by the next
+    /// check on the same handle, whether it edits a row, a run's request, or the history and a
+    /// row together.
+    @Test func theStateCheckKeepsItsWorkAndStillFindsEveryEdit() throws {
+        let location = try Backend.sqlite.location(in: dir)
+        let db = try RegistryDatabase(location: location)
+        let holder = LeaseHolder()
+        try ReconcilePass.acquireLease(db, holder, wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
+        _ = try applyCase("01-fresh-fleet", to: db, holder: holder)
+        let raw = try DatabaseQueue(path: location)
+        func edit(_ sql: String) throws { try raw.write { try $0.execute(sql: sql) } }
+        #expect(try db.verifyState().isEmpty)
+        #expect(try db.verifyState().isEmpty, "the kept check agrees with itself")
+        let model = try #require(try raw.read { try String.fetchOne($0, sql: "SELECT name FROM models ORDER BY name LIMIT 1") })
+        // A spec edited after a clean check.
+        let spec = try #require(try raw.read { try String.fetchOne($0, sql: "SELECT spec FROM models WHERE name = ?", arguments: [model]) })
+        try raw.write { try $0.execute(sql: "UPDATE models SET spec = ? WHERE name = ?", arguments: [spec.replacingOccurrences(of: "\"template\":\"", with: "\"template\":\"forged-"), model]) }
+        #expect(try db.verifyState().map(\.row).contains("models \(model)"))
+        try raw.write { try $0.execute(sql: "UPDATE models SET spec = ? WHERE name = ?", arguments: [spec, model]) }
+        #expect(try db.verifyState().isEmpty)
+        // A queued run's request edited (another trainer command).
+        try edit("UPDATE training_runs SET request = replace(request, '\"model\":\"', '\"model\":\"forged-') WHERE id = (SELECT MIN(id) FROM training_runs)")
+        #expect(try db.verifyState().contains { $0.row.hasPrefix("training_runs ") })
+        try edit("UPDATE training_runs SET request = replace(request, '\"model\":\"forged-', '\"model\":\"') WHERE id = (SELECT MIN(id) FROM training_runs)")
+        #expect(try db.verifyState().isEmpty)
+        // The newest audit row's hash rewritten: the kept replay no longer starts from it, the
+        // whole history is replayed again (the tables still agree with it), and the chain check
+        // names the edit.
+        for trigger in try raw.read({ try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'") }) {
+            try edit("DROP TRIGGER \(trigger)")
+        }
+        try edit("UPDATE audit_log SET hash = 'forged' WHERE id = (SELECT MAX(id) FROM audit_log)")
+        #expect(try db.verifyState().isEmpty)
+        #expect(try db.verifyAudit() != nil)
     }
 
     @Test func stepsArePhasesCutIntoBatches() {
