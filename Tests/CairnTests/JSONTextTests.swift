@@ -152,6 +152,8 @@ import Testing
                     func typed<T: Codable>(_ type: T.Type) throws {
                         guard let payload = try? value.decode(T.self) else { return }
                         #expect(try JSONText.storeText(payload) == Self.foundationText(payload), "\(planCase) \(change.address)")
+                        // Apply stores a payload's own JSON: it must be what its type encodes to.
+                        #expect(try JSONText.storeText(value) == JSONText.storeText(payload), "\(planCase) \(change.address)")
                         checked += 1
                     }
                     switch change.kind {
