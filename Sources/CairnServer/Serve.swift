@@ -14,7 +14,8 @@ import ServiceLifecycle
 /// stop taking work, finish the current pass, hand running training back, exit 0.
 public enum Serve {
     public static func run(_ configuration: ServeConfiguration, key: SigningKey, logger: Logger) async throws {
-        let db = try RegistryDatabase(location: configuration.databasePath)
+        var db = try RegistryDatabase(location: configuration.databasePath)
+        db.keepsStateCheck = true
         let clock = SystemClock()
         let metrics = CairnMetrics.bootstrap()
         let store = ArtifactStore(root: URL(fileURLWithPath: configuration.artifactsPath))

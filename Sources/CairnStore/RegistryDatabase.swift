@@ -17,6 +17,9 @@ public struct RegistryDatabase: Sendable {
     let observedCache = ObservedCache()
     /// What the last state check established (see `verifyState`).
     let verifiedCache = VerifiedCache()
+    /// Keep the state check's work for the next check (a long-lived handle: `cairn serve`).
+    /// Off by default: a one-shot command would only hold it in memory until it exits.
+    public var keepsStateCheck = false
 
     /// Opens (and creates or migrates) the registry for writing: a `postgres://` address, a
     /// `sqlite://` address or a file path.

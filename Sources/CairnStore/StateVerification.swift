@@ -23,13 +23,15 @@ extension RegistryDatabase {
     }
 
     /// The check is complete every time: every row of every table is compared with what the
-    /// history implies. What a registry handle keeps from its last check makes it cheaper: the
-    /// state the history implied up to its newest row (only rows after it are replayed, while
-    /// that row still has the hash it had; otherwise the whole history), and each row's text
-    /// that matched, with the audit row it matched (an unchanged text compared with an unchanged
-    /// expectation is not parsed again).
+    /// history implies. What a handle that `keepsStateCheck` keeps from its last check makes it
+    /// cheaper: the state the history implied up to its newest row (only rows after it are
+    /// replayed, while that row still has the hash it had; otherwise the whole history), and a
+    /// digest of each spec or metrics text that matched, with the audit row it matched (a text
+    /// with the same length and digest under an unchanged expectation is not parsed again). The
+    /// digest is SipHash with this process's random key (`Hasher`) over the text's bytes: a text
+    /// made to collide with it would need that key. Requests are hashed (sha256) every time.
     func verifyState(_ db: any SQLSession) throws -> [StateMismatch] {
-        let previous = verifiedCache.kept()
+        let previous = keepsStateCheck ? verifiedCache.kept() : nil
         var expected = ExpectedState()
         var after = Int64.min
         var head: (id: Int64, hash: String)?
@@ -44,17 +46,20 @@ extension RegistryDatabase {
             guard let action = AuditAction(rawValue: row["action"]), case let .manifest(address)? = AuditAddress(parsing: row["address"]) else { continue }
             expected.replay(id: row["id"], action: action, address: address, version: row["version"], after: row["after"])
         }
-        var matched = VerifiedCache.Texts()
-        defer { verifiedCache.keep(VerifiedCache.Kept(expected: expected, head: head, texts: matched)) }
-        let known = previous?.texts ?? VerifiedCache.Texts()
+        var matched: [String: VerifiedCache.Match] = [:]
+        defer {
+            if keepsStateCheck { verifiedCache.keep(VerifiedCache.Kept(expected: expected, head: head, matched: matched)) }
+        }
+        let known = previous?.matched ?? [:]
         /// True when `text` is the value `want` (set at audit row `auditID`) expects; remembered under `key`.
         func same(_ key: String, _ text: String, _ want: JSONValue, _ auditID: Int64) -> Bool {
-            if let seen = known.specs[key], seen.auditID == auditID, seen.text == text {
-                matched.specs[key] = seen
+            let match = keepsStateCheck ? VerifiedCache.Match(text, auditID: auditID) : nil
+            if let match, known[key] == match {
+                matched[key] = match
                 return true
             }
             guard JSONValue.parse(text).map({ $0.isSame(as: want) }) ?? false else { return false }
-            matched.specs[key] = (text, auditID)
+            matched[key] = match
             return true
         }
         var found: [StateMismatch] = []
@@ -163,10 +168,7 @@ extension RegistryDatabase {
             if state != "queued", state != "running" {
                 // Finished: its outcome is checked below; its request will not run again.
             } else if let audited = want.requestHash {
-                let hash: String
-                if let seen = known.requests[id], seen.text == requestText { hash = seen.hash } else { hash = sha256Hex(requestText) }
-                matched.requests[id] = (requestText, hash)
-                if hash != audited {
+                if sha256Hex(requestText) != audited {
                     differs("training_runs \(id)", "its request is not the one the audited fingerprint \(want.fingerprint.prefix(8))… names (it hashes differently)")
                 }
             } else if let request = try? decode(TrainRequest.self, requestText) {
@@ -331,19 +333,31 @@ struct ExpectedState {
 
 /// What a registry handle's last state check established (see `verifyState`).
 final class VerifiedCache: @unchecked Sendable {
-    struct Texts {
-        /// Row key (`models NAME`, `versions NAME vN`, …) → the text that matched and the audit
-        /// row its expectation came from.
-        var specs: [String: (text: String, auditID: Int64)] = [:]
-        /// Run id → its stored request and that text's sha256.
-        var requests: [Int: (text: String, hash: String)] = [:]
+    /// A row text that matched its expectation: its length and digest, and the audit row the
+    /// expectation came from.
+    struct Match: Equatable {
+        var length: Int
+        var digest: Int
+        var auditID: Int64
+
+        init(_ text: String, auditID: Int64) {
+            var text = text
+            var hasher = Hasher()
+            length = text.withUTF8 { bytes in
+                hasher.combine(bytes: UnsafeRawBufferPointer(bytes))
+                return bytes.count
+            }
+            digest = hasher.finalize()
+            self.auditID = auditID
+        }
     }
 
     struct Kept {
         var expected: ExpectedState
         /// The newest audit row replayed, and its hash.
         var head: (id: Int64, hash: String)?
-        var texts: Texts
+        /// Row key (`models NAME`, `versions NAME vN`, …) → the text that matched.
+        var matched: [String: Match]
     }
 
     private let lock = NSLock()

@@ -144,7 +144,8 @@ import Testing
     /// row together.
     @Test func theStateCheckKeepsItsWorkAndStillFindsEveryEdit() throws {
         let location = try Backend.sqlite.location(in: dir)
-        let db = try RegistryDatabase(location: location)
+        var db = try RegistryDatabase(location: location)
+        db.keepsStateCheck = true
         let holder = LeaseHolder()
         try ReconcilePass.acquireLease(db, holder, wait: 0, clock: ManualClock(at: Double(1_800_000_000)))
         _ = try applyCase("01-fresh-fleet", to: db, holder: holder)
