@@ -558,7 +558,7 @@ for n in options.sizes {
     inProcess("  of which: read revision (cached blobs skipped)", parts.read)
     inProcess("  of which: observed state, kept (generation unchanged)", parts.observed)
     inProcess("  of which: plan", parts.plan)
-    inProcess("  and: observed state read again (after an apply)", runs.map(\.reread).sorted()[runs.count / 2])
+    inProcess("  and: observed state read whole (a new handle; serve advances its kept one)", runs.map(\.reread).sorted()[runs.count / 2])
     inProcess("  and: state against history (before an apply)", try timeInProcess(repeats: 3) {
         let mismatches = try store.verifyState()
         precondition(mismatches.isEmpty)
