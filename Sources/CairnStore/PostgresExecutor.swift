@@ -361,28 +361,30 @@ final class PostgresSession: DeferringSession {
         }
     }
 
-    /// `?` placeholders as PostgreSQL's `$1`, `$2` … (outside quoted text).
+    /// `?` placeholders as PostgreSQL's `$1`, `$2` … (outside quoted text). Byte by byte: the
+    /// quote characters and `?` are ASCII, and a held-back step's insert has thousands of them.
     static func numbered(_ sql: String) -> String {
-        guard sql.contains("?") else { return sql }
-        var out = ""
-        out.reserveCapacity(sql.utf8.count + 8)
+        guard sql.utf8.contains(UInt8(ascii: "?")) else { return sql }
+        var out: [UInt8] = []
+        out.reserveCapacity(sql.utf8.count * 2)
         var n = 0
-        var quote: Character?
-        for c in sql {
+        var quote: UInt8?
+        for c in sql.utf8 {
             if let q = quote {
                 if c == q { quote = nil }
                 out.append(c)
-            } else if c == "'" || c == "\"" {
+            } else if c == UInt8(ascii: "'") || c == UInt8(ascii: "\"") {
                 quote = c
                 out.append(c)
-            } else if c == "?" {
+            } else if c == UInt8(ascii: "?") {
                 n += 1
-                out += "$\(n)"
+                out.append(UInt8(ascii: "$"))
+                JSONText.appendInt(n, to: &out)
             } else {
                 out.append(c)
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func value(_ cell: PostgresCell) throws -> SQLValue {

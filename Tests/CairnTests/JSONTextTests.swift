@@ -188,3 +188,13 @@ import Testing
         #expect(sha256Hex(Array("abc".utf8)) == sha256Hex("abc"))
     }
 }
+
+@Suite struct PostgresPlaceholderTests {
+    @Test func questionMarksOutsideQuotesAreNumbered() {
+        #expect(PostgresSession.numbered(#"SELECT a FROM t WHERE a = ? AND b = '?' AND "c?" = ? AND d = 'é?' || ?"#)
+                == #"SELECT a FROM t WHERE a = $1 AND b = '?' AND "c?" = $2 AND d = 'é?' || $3"#)
+        #expect(PostgresSession.numbered("SELECT 1") == "SELECT 1")
+        let many = "INSERT INTO t(a) VALUES " + Array(repeating: "(?)", count: 12).joined(separator: ", ")
+        #expect(PostgresSession.numbered(many).hasSuffix("($10), ($11), ($12)"))
+    }
+}
