@@ -13,9 +13,15 @@ extension RegistryDatabase {
     /// it can no longer apply: every apply step renews the lease in its own transaction.
     public func tryAcquireLease(_ holder: LeaseHolder, ttl: Int64 = 120, now: Int64) throws -> LeaseConflict? {
         let postgres = sql as? PostgresExecutor
-        let noLiveSession = try postgres?.takeSessionLock(for: holder.id) ?? false
+        var noLiveSession = false
         do {
             return try sql.write { db -> LeaseConflict? in
+                // Under the write lock, as `releaseLease` lets go of it: another applier sees the
+                // lease row and the session lock change together, never a lease being released
+                // with its lock still held (it wrote a lease then without the lock, and the next
+                // applier to find the lock free took that live lease over: the concurrency suite
+                // saw a reconcile lose its lease so).
+                noLiveSession = try postgres?.takeSessionLock(for: holder.id) ?? false
                 if let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM applier_lease WHERE id = 1"),
                    (row["holder"] as String) != holder.id, (row["expires_at"] as Int64) > now, !noLiveSession,
                    !Self.holderIsGone(pid: row["pid"], host: row["host"], asSeenBy: holder) {
@@ -50,9 +56,12 @@ extension RegistryDatabase {
     }
 
     public func releaseLease(_ holder: LeaseHolder) throws {
-        defer { (sql as? PostgresExecutor)?.releaseSessionLock(for: holder.id) }
+        let postgres = sql as? PostgresExecutor
+        defer { postgres?.releaseSessionLock(for: holder.id) }
         try sql.write { db in
             try db.execute(sql: "DELETE FROM applier_lease WHERE id = 1 AND holder = ?", arguments: [holder.id])
+            // Before the deletion commits, under the write lock (see `tryAcquireLease`).
+            postgres?.releaseSessionLock(for: holder.id)
         }
     }
 }

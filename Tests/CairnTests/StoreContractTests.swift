@@ -183,6 +183,41 @@ import Testing
         #expect(try second.auditCount() == 8)
     }
 
+    /// The concurrency suite at full size saw a reconcile lose a live lease: an applier that had
+    /// deleted its lease row but not yet let go of its session lock let another write a lease
+    /// without the lock, and the next applier to find the lock free took that live lease over.
+    /// Here four appliers, each with its own handle, take the lease, apply an empty plan (which
+    /// renews it) and let it go, again and again: none ever loses a lease it took.
+    @Test(.enabled(if: TestPostgres.available, TestPostgres.skipMessage))
+    func appliersTakingTurnsNeverLoseALeaseTheyHold() throws {
+        let location = try TestPostgres.freshDatabase()
+        let handles = try (0..<4).map { _ in try RegistryDatabase(location: location) }
+        let turnsEach = 25
+        defer { handles.forEach { $0.close() } }
+        var empty = try PlannerCase(name: "01-fresh-fleet").run()
+        empty.changes = []
+        let plan = empty
+        let lost = Locked<[String]>([]), turns = Locked(0)
+        DispatchQueue.concurrentPerform(iterations: handles.count) { i in
+            for n in 0..<turnsEach {
+                let holder = LeaseHolder(id: "applier-\(i)-\(n)", pid: Int32(10_000 + i), host: "host-\(i)")
+                do {
+                    try ReconcilePass.acquireLease(handles[i], holder, wait: 30, clock: SystemClock())
+                    // Holding it a while, as a reconcile does while it plans.
+                    Thread.sleep(forTimeInterval: 0.02)
+                    _ = try handles[i].apply(plan, holder: holder, context: AuditContext(revision: plan.revision, author: nil, actor: holder.id),
+                                             now: { Int64(Date().timeIntervalSince1970) })
+                    try handles[i].releaseLease(holder)
+                    turns.update { $0 += 1 }
+                } catch {
+                    lost.update { $0.append("\(holder.id): \(error)") }
+                }
+            }
+        }
+        #expect(lost.update { $0 }.isEmpty, "\(lost.update { $0 }.prefix(3))")
+        #expect(turns.update { $0 } == handles.count * turnsEach)
+    }
+
     static let replicaA = LeaseHolder(id: "replica-a", pid: 4242, host: "replica-a.example")
     static let replicaB = LeaseHolder(id: "replica-b", pid: 4343, host: "replica-b.example")
 
