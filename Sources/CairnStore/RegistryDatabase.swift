@@ -190,12 +190,15 @@ public struct RegistryDatabase: Sendable {
     static func migratePostgres(_ postgres: PostgresExecutor) throws {
         let location = postgres.location.location
         try refuseNewerSchema(applied: try postgres.read { try appliedPostgresMigrations($0) }, path: location)
-        for (identifier, _, schema) in Schema.migrations {
-            try postgres.write { db in
-                try db.execute(sql: "CREATE TABLE IF NOT EXISTS cairn_migrations (identifier TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-                let applied = try appliedPostgresMigrations(db)
-                try refuseNewerSchema(applied: applied, path: location)
-                guard !applied.contains(identifier) else { return }
+        // Every pending migration in one transaction (PostgreSQL's DDL is transactional): a
+        // process killed while it creates or upgrades the schema leaves it as it was, never
+        // between two versions (the crash suite killed a reconcile there, and the registry it
+        // left was refused as "older").
+        try postgres.write { db in
+            try db.execute(sql: "CREATE TABLE IF NOT EXISTS cairn_migrations (identifier TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            let applied = try appliedPostgresMigrations(db)
+            try refuseNewerSchema(applied: applied, path: location)
+            for (identifier, _, schema) in Schema.migrations where !applied.contains(identifier) {
                 // One statement at a time: the extended protocol takes one per query.
                 for statement in schema.components(separatedBy: ";\n") where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
                     try db.execute(sql: statement)
