@@ -22,7 +22,15 @@ extension RegistryDatabase {
             let kept = observedCache.kept()
             if let kept, kept.key == key { return kept.state }
             let head = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM audit_log") ?? 0
-            if let kept, key.generation > kept.key.generation, var state = try advanceObserved(db, kept.state, since: kept.auditHead, to: head) {
+            // The same generation with another last applied revision (a revision that changed
+            // nothing Cairn applies) moved no table: only that field is new.
+            var advanced: ObservedState?
+            if let kept, kept.key.generation == key.generation {
+                advanced = kept.state
+            } else if let kept, key.generation > kept.key.generation {
+                advanced = try advanceObserved(db, kept.state, since: kept.auditHead, to: head)
+            }
+            if let kept, var state = advanced {
                 state.generation = key.generation
                 state.lastAppliedRevision = key.lastAppliedRevision
                 state.suspended = key.suspended
@@ -93,19 +101,20 @@ extension RegistryDatabase {
     }
 
     func loadWeights(_ db: any SQLSession, named name: String? = nil) throws -> [String: ObservedWeights] {
-        let (filter, arguments) = only("name", name)
-        var out: [String: ObservedWeights] = [:]
-        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, archived FROM outcome_weights" + filter, arguments: arguments) {
-            out[row["name"]] = ObservedWeights(spec: try decode(OutcomeWeights.self, row["spec"]), archived: row["archived"])
-        }
-        return out
+        try loadDefinitions(db, table: "outcome_weights", named: name) { ObservedWeights(spec: $0, archived: $1) }
     }
 
     func loadTemplates(_ db: any SQLSession, named name: String? = nil) throws -> [String: ObservedTemplate] {
+        try loadDefinitions(db, table: "templates", named: name) { ObservedTemplate(spec: $0, archived: $1) }
+    }
+
+    /// The rows of a definitions table (`name`, `spec`, `archived`) by name.
+    private func loadDefinitions<Spec: Decodable, Observed>(_ db: any SQLSession, table: String, named name: String?,
+                                                            _ make: (Spec, Bool) -> Observed) throws -> [String: Observed] {
         let (filter, arguments) = only("name", name)
-        var out: [String: ObservedTemplate] = [:]
-        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, archived FROM templates" + filter, arguments: arguments) {
-            out[row["name"]] = ObservedTemplate(spec: try decode(Template.self, row["spec"]), archived: row["archived"])
+        var out: [String: Observed] = [:]
+        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, archived FROM \(table)" + filter, arguments: arguments) {
+            out[row["name"]] = make(try decode(Spec.self, row["spec"]), row["archived"])
         }
         return out
     }
