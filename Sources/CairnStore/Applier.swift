@@ -256,7 +256,7 @@ extension RegistryDatabase {
     /// What a definition, model or request is stored as: its payload's JSON, which is what its
     /// type encodes to (the planner builds payloads with `JSONValue.from`, and `JSONTextTests`
     /// holds every golden plan's payloads to it); writing it directly saves encoding the value
-    /// just decoded from it again (a fifth of an apply at 10,000 models). The payload is decoded
+    /// just decoded from it again (15 % of an apply's main thread at 10,000 models). The payload is decoded
     /// first all the same, so a malformed one is refused.
     private func storedText(_ change: Change) throws -> String {
         guard let after = change.after else { throw CairnError("\(change.action.rawValue) \(change.address) has no payload") }
