@@ -142,20 +142,8 @@ public enum ManifestLoader {
             return cache.get(ParseCache.key(file.path, blob))
         }
         let pending = results.indices.filter { results[$0] == nil }
-        let chunk = 64
-        let chunks = (pending.count + chunk - 1) / chunk
-        results.withUnsafeMutableBufferPointer { out in
-            let slots = UnsafeSendable(out)
-            let work: @Sendable (Int) -> Void = { c in
-                for i in pending[(c * chunk)..<min(pending.count, (c + 1) * chunk)] {
-                    slots.value[i] = decodeFile(files[i], limits: limits)
-                }
-            }
-            if chunks > 1 {
-                DispatchQueue.concurrentPerform(iterations: chunks, execute: work)
-            } else if chunks == 1 {
-                work(0)
-            }
+        for (i, result) in zip(pending, pending.concurrentMap { decodeFile(files[$0], limits: limits) }) {
+            results[i] = result
         }
         let all = results.map { $0! }
         if let cache {
@@ -178,10 +166,4 @@ public enum ManifestLoader {
                               documents: [])
         }
     }
-}
-
-/// Hands a buffer to `concurrentPerform`, whose iterations write disjoint elements.
-private struct UnsafeSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }

@@ -147,7 +147,7 @@ struct AuditFields {
     }
 
     /// The row's canonical JSON: an object of these fields with its keys in canonical order,
-    /// written directly (`canonicalObject.canonicalText` gives the same bytes).
+    /// written directly (the same bytes as that object's `canonicalText`; `JSONTextTests`).
     var canonicalBytes: [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256 + (before?.utf8.count ?? 4) + (after?.utf8.count ?? 4))
@@ -176,16 +176,6 @@ struct AuditFields {
         if let version { JSONText.appendInt(version, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(UInt8(ascii: "}"))
         return out
-    }
-
-    /// The same content as a `JSONValue` (what the chain was first defined over).
-    var canonicalObject: JSONValue {
-        func opt(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
-        return .object([
-            "id": .int(Int(id)), "at": .int(Int(at)), "action": .string(action), "address": .string(address),
-            "version": version.map { .int($0) } ?? .null, "before": opt(before), "after": opt(after), "reason": .string(reason),
-            "revision": opt(revision), "author": opt(author), "file": opt(file), "actor": .string(actor),
-        ])
     }
 }
 

@@ -198,3 +198,16 @@ import Testing
         #expect(PostgresSession.numbered(many).hasSuffix("($10), ($11), ($12)"))
     }
 }
+
+extension AuditFields {
+    /// The row's content as a `JSONValue`, as the chain was first defined over: the object whose
+    /// `canonicalText` an audit row's hash is taken over.
+    var canonicalObject: JSONValue {
+        func opt(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
+        return .object([
+            "id": .int(Int(id)), "at": .int(Int(at)), "action": .string(action), "address": .string(address),
+            "version": version.map { .int($0) } ?? .null, "before": opt(before), "after": opt(after), "reason": .string(reason),
+            "revision": opt(revision), "author": opt(author), "file": opt(file), "actor": .string(actor),
+        ])
+    }
+}
