@@ -19,7 +19,7 @@ extension RegistryDatabase {
         try sql.read { db in
             let key = ObservedCache.Key(generation: try generation(db), lastAppliedRevision: try meta(db, "last_applied_revision"),
                                         suspended: try meta(db, "suspended_by") != nil)
-            let kept = observedCache.kept()
+            let kept = observedCache.value
             if let kept, kept.key == key { return kept.state }
             let head = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM audit_log") ?? 0
             // The same generation with another last applied revision (a revision that changed
@@ -40,11 +40,11 @@ extension RegistryDatabase {
                         throw CairnError("the observed state advanced from generation \(kept.key.generation) to \(key.generation) differs from the registry's")
                     }
                 }
-                observedCache.keep(state, for: key, auditHead: head)
+                observedCache.update { $0 = ObservedCache.Kept(key: key, state: state, auditHead: head) }
                 return state
             }
             let state = try loadObserved(db)
-            observedCache.keep(state, for: key, auditHead: head)
+            observedCache.update { $0 = ObservedCache.Kept(key: key, state: state, auditHead: head) }
             return state
         }
     }
@@ -196,9 +196,10 @@ func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T {
     return try JSONDecoder().decode(T.self, from: Data(text.utf8))
 }
 
-/// The last observed state a registry handle loaded, and what it was loaded at (shared by the
-/// copies of one `RegistryDatabase`: `cairn serve`'s loop, its API and its workers).
-final class ObservedCache: @unchecked Sendable {
+/// The last observed state a registry handle loaded, and what it was loaded at (kept in a
+/// `Locked` shared by the copies of one `RegistryDatabase`: `cairn serve`'s loop, its API and
+/// its workers).
+enum ObservedCache {
     struct Key: Equatable {
         var generation: Int
         var lastAppliedRevision: String?
@@ -210,14 +211,5 @@ final class ObservedCache: @unchecked Sendable {
         var key: Key
         var state: ObservedState
         var auditHead: Int64
-    }
-
-    private let lock = NSLock()
-    private var stored: Kept?
-
-    func kept() -> Kept? { lock.withLock { stored } }
-
-    func keep(_ state: ObservedState, for key: Key, auditHead: Int64) {
-        lock.withLock { stored = Kept(key: key, state: state, auditHead: auditHead) }
     }
 }

@@ -14,9 +14,9 @@ public struct RegistryDatabase: Sendable {
     /// The file (SQLite) or the address without its password (PostgreSQL).
     public let path: String
     /// The last observed state loaded through this handle (see `observedState()`).
-    let observedCache = ObservedCache()
+    let observedCache = Locked<ObservedCache.Kept?>(nil)
     /// What the last state check established (see `verifyState`).
-    let verifiedCache = VerifiedCache()
+    let verifiedCache = Locked<VerifiedCache.Kept?>(nil)
     /// Keep the state check's work for the next check (a long-lived handle: `cairn serve`).
     /// Off by default: a one-shot command would only hold it in memory until it exits.
     public var keepsStateCheck = false

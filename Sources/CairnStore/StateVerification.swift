@@ -31,7 +31,7 @@ extension RegistryDatabase {
     /// digest is SipHash with this process's random key (`Hasher`) over the text's bytes: a text
     /// made to collide with it would need that key. Requests are hashed (sha256) every time.
     func verifyState(_ db: any SQLSession) throws -> [StateMismatch] {
-        let previous = keepsStateCheck ? verifiedCache.kept() : nil
+        let previous = keepsStateCheck ? verifiedCache.value : nil
         var expected = ExpectedState()
         var after = Int64.min
         var head: (id: Int64, hash: String)?
@@ -48,7 +48,7 @@ extension RegistryDatabase {
         }
         var matched: [String: VerifiedCache.Match] = [:]
         defer {
-            if keepsStateCheck { verifiedCache.keep(VerifiedCache.Kept(expected: expected, head: head, matched: matched)) }
+            if keepsStateCheck { verifiedCache.update { $0 = VerifiedCache.Kept(expected: expected, head: head, matched: matched) } }
         }
         let known = previous?.matched ?? [:]
         /// True when `text` is the value `want` (set at audit row `auditID`) expects; remembered under `key`.
@@ -332,7 +332,7 @@ struct ExpectedState {
 }
 
 /// What a registry handle's last state check established (see `verifyState`).
-final class VerifiedCache: @unchecked Sendable {
+enum VerifiedCache {
     /// A row text that matched its expectation: its length and digest, and the audit row the
     /// expectation came from.
     struct Match: Equatable {
@@ -359,10 +359,4 @@ final class VerifiedCache: @unchecked Sendable {
         /// Row key (`models NAME`, `versions NAME vN`, …) → the text that matched.
         var matched: [String: Match]
     }
-
-    private let lock = NSLock()
-    private var stored: Kept?
-
-    func kept() -> Kept? { lock.withLock { stored } }
-    func keep(_ kept: Kept) { lock.withLock { stored = kept } }
 }
