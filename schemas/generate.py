@@ -122,6 +122,13 @@ builtin_trainer = {
     ],
 }
 
+TRAINER_ENV = {
+    "type": "object",
+    "propertyNames": {"type": "string", "pattern": "^(?!CAIRN_|SLURM_|SBATCH_)[A-Za-z_][A-Za-z0-9_]*$"},
+    "additionalProperties": {"type": "string"},
+    "description": "Extra environment variables; CAIRN_, SLURM_ and SBATCH_ names are reserved.",
+}
+
 exec_trainer = {
     "type": "object",
     "required": ["kind", "command"],
@@ -138,6 +145,44 @@ exec_trainer = {
         },
         "params": {"type": "object", "description": "Passed to the trainer in the CAIRN_PARAMS file."},
     },
+}
+
+SLURM_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_.,-]+$"}
+
+slurm_trainer = {
+    "type": "object",
+    "required": ["kind"],
+    "additionalProperties": False,
+    "properties": {
+        "kind": {"const": "slurm"},
+        "command": {"type": "array", "minItems": 1, "items": TEXT, "description": "Program and arguments the batch job runs, from the manifest folder of a read-only snapshot of the repository at the run's commit."},
+        "script": {"type": "string", "pattern": "^(?!/)(?!.*(^|/)\\.\\.(/|$)).+$", "description": "Or a shell script in the repository (relative to the manifest folder), run with bash."},
+        "partition": described(SLURM_NAME, "sbatch --partition."),
+        "account": described(SLURM_NAME, "sbatch --account."),
+        "timeout": described(DURATION, "The job's time limit (sbatch --time, whole minutes rounded up; default 1h)."),
+        "resources": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "gpus": {"type": "integer", "minimum": 0, "maximum": 1024, "description": "sbatch --gpus."},
+                "cpus": {"type": "integer", "minimum": 1, "maximum": 100000, "description": "sbatch --cpus-per-task."},
+                "memory": {"type": "string", "pattern": "^[1-9][0-9]{0,11}[KMGT]?$", "description": "sbatch --mem: 16G, 512M."},
+            },
+        },
+        "options": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Further sbatch options from an allow-list, without the leading --.",
+            "properties": {
+                **{k: {"type": ["string", "integer"]} for k in ["qos", "constraint", "reservation", "nodelist", "exclude", "gres", "gpus-per-node", "mem-per-gpu", "licenses", "comment", "hint"]},
+                **{k: {"type": "integer"} for k in ["cpus-per-gpu", "nice", "nodes", "ntasks", "ntasks-per-node"]},
+                "exclusive": {"type": "boolean"},
+            },
+        },
+        "env": TRAINER_ENV,
+        "params": {"type": "object", "description": "Passed to the job in the CAIRN_PARAMS file."},
+    },
+    "oneOf": [{"required": ["command"]}, {"required": ["script"]}],
 }
 
 template = document(
@@ -163,10 +208,11 @@ template = document(
             "trainer": {
                 "type": "object",
                 "required": ["kind"],
-                "properties": {"kind": {"enum": ["builtin", "exec"]}},
+                "properties": {"kind": {"enum": ["builtin", "exec", "slurm"]}},
                 "allOf": [
                     {"if": {"properties": {"kind": {"const": "builtin"}}}, "then": builtin_trainer},
                     {"if": {"properties": {"kind": {"const": "exec"}}}, "then": exec_trainer},
+                    {"if": {"properties": {"kind": {"const": "slurm"}}}, "then": slurm_trainer},
                 ],
             },
             "evaluation": {

@@ -2,18 +2,23 @@
 # The test command: installs what is missing, builds, checks generated files, starts a
 # throwaway PostgreSQL cluster, runs every test (the reliability suites at their small CI size,
 # the store contract on SQLite and PostgreSQL), then fuzzes the YAML loader + decoder for
-# FUZZ_SECONDS (default 60; 0 skips it).
+# FUZZ_SECONDS (default 60; 0 skips it). Run as root, it also starts a single-node Slurm cluster
+# for the Slurm trainer tests (not root, they skip and say why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 python3 schemas/generate.py --check
 python3 examples/tools/generate_interactions.py --check >/dev/null
 swift build --build-tests
-# A throwaway PostgreSQL cluster for the PostgreSQL registry tests, stopped on exit.
+# A throwaway PostgreSQL cluster for the PostgreSQL registry tests, and (as root) a throwaway
+# single-node Slurm cluster for the Slurm trainer tests; both stopped on exit.
 source scripts/postgres.sh
+source scripts/slurm.sh
+trap 'slurm_stop; postgres_stop' EXIT
 postgres_start
-trap postgres_stop EXIT
 export CAIRN_REQUIRE_POSTGRES=1
+slurm_start
+if [ "$(id -u)" -eq 0 ]; then export CAIRN_REQUIRE_SLURM=1; fi
 # Every observed state a registry handle advances by its history is also read whole and compared
 # (in the tests and every cairn process they start).
 export CAIRN_CHECK_OBSERVED_ADVANCE=1

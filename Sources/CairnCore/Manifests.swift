@@ -104,10 +104,76 @@ public struct Template: Sendable, Hashable, Codable {
         case uri(String)
     }
 
-    /// A builtin algorithm, or a command run as an isolated child process.
+    /// A builtin algorithm, a command run as an isolated child process, or a batch job handed to Slurm.
     public enum Trainer: Sendable, Hashable, Codable {
         case builtin(algorithm: BuiltinAlgorithm, params: [String: JSONValue])
         case exec(command: [String], timeout: ManifestDuration?, env: [String: String], params: [String: JSONValue])
+        case slurm(job: SlurmJob)
+    }
+
+    /// `trainer: {kind: slurm, …}`: what the batch job runs and what it asks the cluster for.
+    /// The job follows the same contract as an exec trainer (docs/trainers.md).
+    public struct SlurmJob: Sendable, Hashable, Codable {
+        /// The program and its arguments, run from the manifest folder of the snapshot.
+        public var command: [String]?
+        /// Or a shell script in the repository (relative to the manifest folder), run with bash.
+        public var script: String?
+        public var partition: String?
+        public var account: String?
+        /// The job's time limit (`--time`, whole minutes, rounded up); 1 h when not given.
+        public var timeout: ManifestDuration?
+        public var gpus: Int?
+        public var cpus: Int?
+        /// `--mem`: a number with an optional K, M, G or T suffix.
+        public var memory: String?
+        /// Further `sbatch` options from the allow-list (`SlurmJob.allowedOptions`), without the
+        /// leading `--`; a flag is given as `true`.
+        public var options: [String: String]
+        public var env: [String: String]
+        public var params: [String: JSONValue]
+
+        public init(command: [String]? = nil, script: String? = nil, partition: String? = nil, account: String? = nil,
+                    timeout: ManifestDuration? = nil, gpus: Int? = nil, cpus: Int? = nil, memory: String? = nil,
+                    options: [String: String] = [:], env: [String: String] = [:], params: [String: JSONValue] = [:]) {
+            self.command = command
+            self.script = script
+            self.partition = partition
+            self.account = account
+            self.timeout = timeout
+            self.gpus = gpus
+            self.cpus = cpus
+            self.memory = memory
+            self.options = options
+            self.env = env
+            self.params = params
+        }
+
+        /// `sbatch` options a template may add, and what each takes. Everything else is either
+        /// set by Cairn (output, working folder, environment, user, job name, time) or has its
+        /// own field (partition, account, resources), or is not passed at all.
+        public enum OptionValue: Sendable { case text, integer, flag }
+        public static let allowedOptions: [String: OptionValue] = [
+            "qos": .text, "constraint": .text, "reservation": .text, "nodelist": .text, "exclude": .text, "gres": .text,
+            "gpus-per-node": .text, "cpus-per-gpu": .integer, "mem-per-gpu": .text, "licenses": .text, "comment": .text,
+            "nice": .integer, "exclusive": .flag, "nodes": .integer, "ntasks": .integer, "ntasks-per-node": .integer, "hint": .text,
+        ]
+        /// Options Cairn refuses with a reason of their own.
+        public static let ownedOptions: [String: String] = [
+            "output": "Cairn sets it: the job's output goes to the run folder and into `cairn logs`",
+            "error": "Cairn sets it: the job's output goes to the run folder and into `cairn logs`",
+            "input": "the job reads no standard input",
+            "chdir": "Cairn sets it: the job runs from the manifest folder of the run's snapshot",
+            "export": "Cairn sets it: the environment is the worker's minus secrets, plus `env:`",
+            "export-file": "Cairn sets it: the environment is the worker's minus secrets, plus `env:`",
+            "get-user-env": "Cairn sets it: the environment is the worker's minus secrets, plus `env:`",
+            "uid": "Cairn sets it: jobs run as the worker's trainer user", "gid": "Cairn sets it: jobs run as the worker's trainer user",
+            "job-name": "Cairn names the job after the run", "wrap": "use `command:` or `script:`",
+            "time": "use `timeout:`", "partition": "use `partition:`", "account": "use `account:`",
+            "mem": "use `memory:`", "cpus-per-task": "use `cpus:`", "gpus": "use `gpus:`",
+            "parsable": "Cairn sets it", "wait": "Cairn follows the job itself", "dependency": "each run is one job on its own",
+            "array": "each run is one job on its own", "requeue": "the cluster's requeue setting applies",
+            "no-requeue": "the cluster's requeue setting applies",
+        ]
     }
 
     /// The algorithms Cairn trains itself.

@@ -124,6 +124,17 @@ extension PlanBuilder {
 
 /// Wording shared by plan reasons and renderers.
 public enum Describe {
+    /// `queued run 11`, `running run 12`, `queued runs 11, 13, running run 12`.
+    static func runs(_ runs: [TrainingRun]) -> String {
+        var parts: [String] = []
+        for state in [TrainingRun.State.queued, .running] {
+            let ids = runs.filter { $0.state == state }.map(\.id)
+            guard !ids.isEmpty else { continue }
+            parts.append("\(state.rawValue) run\(ids.count == 1 ? "" : "s") \(ids.map(String.init).joined(separator: ", "))")
+        }
+        return parts.joined(separator: ", ")
+    }
+
     /// Shortest decimal that reads back as the same number: 1.0 → "1.0", 0.25 → "0.25".
     public static func number(_ d: Double) -> String {
         if d == d.rounded(), abs(d) < 1e15 { return String(format: "%.1f", d) }
@@ -188,6 +199,7 @@ public enum Describe {
         switch t.trainer {
         case let .builtin(algorithm, _): trainer = "builtin \(algorithm.rawValue)"
         case let .exec(command, _, _, _): trainer = "exec \(command.first ?? "")"
+        case let .slurm(job): trainer = "slurm " + (job.script ?? job.command?.first ?? "")
         }
         return "\(trainer), weights \(t.outcomeWeights)"
     }

@@ -62,7 +62,10 @@ extension PlanBuilder {
             } else {
                 reason = "fingerprint \(fingerprint.prefix(8))…: no version yet"
             }
-            let superseded = modelRuns.filter { $0.state == .queued && $0.fingerprint != fingerprint }.map(\.id)
+            // Runs of older inputs, queued or running, are cancelled in the apply's transaction
+            // (a running trainer is stopped, a Slurm job cancelled, by its worker).
+            let supersededRuns = modelRuns.filter { ($0.state == .queued || $0.state == .running) && $0.fingerprint != fingerprint }
+            let superseded = supersededRuns.map(\.id)
             let request = TrainRequest(model: name, fingerprint: fingerprint, inputs: inputs, template: template, weights: weights,
                                        datasetPath: desired.datasetFiles[template.metadata.name], commit: desired.commit.sha,
                                        supersedes: superseded, manifestRoot: desired.manifestRoot)
@@ -71,7 +74,7 @@ extension PlanBuilder {
             let next = (versions.map(\.number).max() ?? 0) + 1
             trainedModels.insert(name)
             add(Change(action: .train, address: address, version: next, after: request.payload(template: parts.template, weights: parts.weights),
-                       reason: reason + (superseded.isEmpty ? "" : "; cancels queued run \(superseded.map(String.init).joined(separator: ", "))"),
+                       reason: reason + (superseded.isEmpty ? "" : "; cancels " + Describe.runs(supersededRuns)),
                        file: model.metadata.source.file))
         }
     }

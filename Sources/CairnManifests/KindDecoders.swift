@@ -102,8 +102,8 @@ enum KindDecoders {
 
     static func decodeTrainer(_ node: YAMLNode, _ r: NodeReader) -> Template.Trainer? {
         guard var f = r.mapping(node, "spec.trainer") else { return nil }
-        enum TrainerKind: String, CaseIterable { case builtin, exec }
-        let kind = f.required("kind", hint: "add `kind: builtin` or `kind: exec`").flatMap { r.choice($0, "spec.trainer.kind", TrainerKind.self) }
+        enum TrainerKind: String, CaseIterable { case builtin, exec, slurm }
+        let kind = f.required("kind", hint: "add `kind: builtin`, `kind: exec` or `kind: slurm`").flatMap { r.choice($0, "spec.trainer.kind", TrainerKind.self) }
         guard let kind else {
             return nil
         }
@@ -119,49 +119,177 @@ enum KindDecoders {
             }
             result = algorithm.flatMap { a in params.map { .builtin(algorithm: a, params: $0) } }
         case .exec:
-            let command = f.required("command", hint: "add `command: [python3, train/train.py]`").flatMap { node -> [String]? in
-                guard let items = r.list(node, "spec.trainer.command") else { return nil }
-                if items.isEmpty {
-                    r.error(node, "spec.trainer.command is empty", hint: "give the program and its arguments")
-                    return nil
-                }
-                let parts = items.enumerated().map { r.nonEmptyString($1, "spec.trainer.command[\($0)]") }
-                return parts.contains(where: { $0 == nil }) ? nil : parts.compactMap { $0 }
-            }
+            let command = f.required("command", hint: "add `command: [python3, train/train.py]`").flatMap { decodeCommand($0, r) }
             let timeout = f.optional("timeout").flatMap { r.duration($0, "spec.trainer.timeout") }
-            var env: [String: String]? = [:]
-            if let envNode = f.optional("env") {
-                env = r.stringMap(envNode, "spec.trainer.env")
-                if case let .mapping(pairs) = envNode.content {
-                    for pair in pairs {
-                        guard case let .scalar(k, _) = pair.key.content else { continue }
-                        if !Patterns.isEnvName(k) {
-                            r.error(pair.key, "spec.trainer.env: '\(k)' is not a variable name", hint: "use letters, digits and '_', not starting with a digit")
-                            env = nil
-                        } else if k.hasPrefix("CAIRN_") {
-                            r.error(pair.key, "spec.trainer.env: '\(k)' is reserved", hint: "CAIRN_ variables are set by Cairn; choose another name")
-                            env = nil
-                        }
-                    }
-                }
-            }
-            var params: [String: JSONValue]? = [:]
-            if let p = f.optional("params") {
-                if case .mapping = p.content, case let .object(o)? = r.json(p, "spec.trainer.params") {
-                    params = o
-                } else {
-                    r.error(p, "spec.trainer.params must be a mapping, found \(r.describe(p))")
-                    params = nil
-                }
-            }
+            let env = decodeTrainerEnv(f.optional("env"), r)
+            let params = decodeTrainerParams(f.optional("params"), r)
             if let command, let env, let params {
                 result = .exec(command: command, timeout: timeout, env: env, params: params)
             } else {
                 result = nil
             }
+        case .slurm:
+            result = decodeSlurmJob(node, &f, r).map { .slurm(job: $0) }
         }
         f.finish()
         return result
+    }
+
+    /// `command: [program, args…]` of an exec or Slurm trainer.
+    static func decodeCommand(_ node: YAMLNode, _ r: NodeReader) -> [String]? {
+        guard let items = r.list(node, "spec.trainer.command") else { return nil }
+        if items.isEmpty {
+            r.error(node, "spec.trainer.command is empty", hint: "give the program and its arguments")
+            return nil
+        }
+        let parts = items.enumerated().map { r.nonEmptyString($1, "spec.trainer.command[\($0)]") }
+        return parts.contains(where: { $0 == nil }) ? nil : parts.compactMap { $0 }
+    }
+
+    /// `env:` of an exec or Slurm trainer: variable names, none of Cairn's own.
+    static func decodeTrainerEnv(_ envNode: YAMLNode?, slurm: Bool = false, _ r: NodeReader) -> [String: String]? {
+        guard let envNode else { return [:] }
+        var env = r.stringMap(envNode, "spec.trainer.env")
+        if case let .mapping(pairs) = envNode.content {
+            for pair in pairs {
+                guard case let .scalar(k, _) = pair.key.content else { continue }
+                if !Patterns.isEnvName(k) {
+                    r.error(pair.key, "spec.trainer.env: '\(k)' is not a variable name", hint: "use letters, digits and '_', not starting with a digit")
+                    env = nil
+                } else if k.hasPrefix("CAIRN_") {
+                    r.error(pair.key, "spec.trainer.env: '\(k)' is reserved", hint: "CAIRN_ variables are set by Cairn; choose another name")
+                    env = nil
+                } else if slurm, k.hasPrefix("SLURM_") || k.hasPrefix("SBATCH_") {
+                    r.error(pair.key, "spec.trainer.env: '\(k)' is reserved",
+                            hint: "SLURM_ and SBATCH_ variables change how sbatch submits the job; use the trainer's fields instead")
+                    env = nil
+                }
+            }
+        }
+        return env
+    }
+
+    /// Free-form `params:` of an exec or Slurm trainer.
+    static func decodeTrainerParams(_ p: YAMLNode?, _ r: NodeReader) -> [String: JSONValue]? {
+        guard let p else { return [:] }
+        if case .mapping = p.content, case let .object(o)? = r.json(p, "spec.trainer.params") {
+            return o
+        }
+        r.error(p, "spec.trainer.params must be a mapping, found \(r.describe(p))")
+        return nil
+    }
+
+    /// `trainer: {kind: slurm, …}`.
+    static func decodeSlurmJob(_ node: YAMLNode, _ f: inout Fields, _ r: NodeReader) -> Template.SlurmJob? {
+        let before = r.errorCount
+        let commandNode = f.optional("command"), scriptNode = f.optional("script")
+        var job = Template.SlurmJob()
+        switch (commandNode, scriptNode) {
+        case let (c?, nil):
+            job.command = decodeCommand(c, r)
+        case let (nil, s?):
+            if let path = r.nonEmptyString(s, "spec.trainer.script") {
+                if path.hasPrefix("/") || path.split(separator: "/").contains("..") {
+                    r.error(s, "spec.trainer.script '\(path)' leaves the repository",
+                            hint: "give a path relative to the manifest folder, inside the repository, without '..'")
+                } else {
+                    job.script = path
+                }
+            }
+        case (_?, _?):
+            r.error(node, "spec.trainer has both command and script", hint: "keep one of them")
+        case (nil, nil):
+            r.error(node, "spec.trainer needs `command: [program, args…]` or `script: path/in/repo.sh`",
+                    hint: "add `command: [python3, train/train.py]`")
+        }
+        for key in ["partition", "account"] {
+            guard let n = f.optional(key), let v = r.nonEmptyString(n, "spec.trainer.\(key)") else { continue }
+            guard v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.,".contains($0)) }) else {
+                r.error(n, "spec.trainer.\(key) '\(v)' is not a Slurm \(key) name", hint: "use letters, digits, '_', '-', '.' (and ',' between several)")
+                continue
+            }
+            if key == "partition" { job.partition = v } else { job.account = v }
+        }
+        job.timeout = f.optional("timeout").flatMap { r.duration($0, "spec.trainer.timeout") }
+        if let resources = f.optional("resources"), var rf = r.mapping(resources, "spec.trainer.resources") {
+            func count(_ key: String, _ range: ClosedRange<Int>) -> Int? {
+                guard let n = rf.optional(key), let v = r.int(n, "spec.trainer.resources.\(key)") else { return nil }
+                guard range.contains(v) else {
+                    r.error(n, "spec.trainer.resources.\(key) is \(v), outside \(range.lowerBound)…\(range.upperBound)")
+                    return nil
+                }
+                return v
+            }
+            job.gpus = count("gpus", 0...1024)
+            job.cpus = count("cpus", 1...100_000)
+            if let n = rf.optional("memory"), let v = r.nonEmptyString(n, "spec.trainer.resources.memory") {
+                if Self.isSlurmMemory(v) {
+                    job.memory = v
+                } else {
+                    r.error(n, "spec.trainer.resources.memory '\(v)' is not a size", hint: "write a number and K, M, G or T: 16G, 512M")
+                }
+            }
+            rf.finish()
+        }
+        if let optionsNode = f.optional("options"), r.mapping(optionsNode, "spec.trainer.options") != nil {
+            if case let .mapping(pairs) = optionsNode.content {
+                for pair in pairs {
+                    guard case let .scalar(key, _) = pair.key.content else { continue }
+                    let path = "spec.trainer.options.\(key)"
+                    let name = key.hasPrefix("--") ? String(key.dropFirst(2)) : key
+                    if let why = Template.SlurmJob.ownedOptions[name] {
+                        r.error(pair.key, "\(path): sbatch --\(name) cannot be set here", hint: why)
+                        continue
+                    }
+                    guard let kind = Template.SlurmJob.allowedOptions[name] else {
+                        let allowed = Template.SlurmJob.allowedOptions.keys.sorted()
+                        var hint = "the options a template may add are: \(allowed.joined(separator: ", "))"
+                        if let guess = closest(to: name, in: allowed) { hint = "did you mean '\(guess)'? " + hint }
+                        r.error(pair.key, "\(path): '\(name)' is not an sbatch option Cairn passes", hint: hint)
+                        continue
+                    }
+                    if key.hasPrefix("--") {
+                        r.error(pair.key, "\(path): write the option without '--'", hint: "\(name): …")
+                        continue
+                    }
+                    switch kind {
+                    case .flag:
+                        if case let .bool(b)? = pair.value.scalarValue {
+                            if b { job.options[name] = "true" }
+                        } else {
+                            r.error(pair.value, "\(path) must be true or false, found \(r.describe(pair.value))")
+                        }
+                    case .integer:
+                        if let v = r.int(pair.value, path) { job.options[name] = String(v) }
+                    case .text:
+                        let text: String?
+                        switch pair.value.scalarValue {
+                        case let .int(i)?: text = String(i)
+                        default: text = r.nonEmptyString(pair.value, path)
+                        }
+                        guard let text else { continue }
+                        if text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                            r.error(pair.value, "\(path) holds a control character", hint: "give a single-line value")
+                        } else {
+                            job.options[name] = text
+                        }
+                    }
+                }
+            }
+        }
+        let env = decodeTrainerEnv(f.optional("env"), slurm: true, r)
+        let params = decodeTrainerParams(f.optional("params"), r)
+        guard r.errorCount == before, let env, let params, job.command != nil || job.script != nil else { return nil }
+        job.env = env
+        job.params = params
+        return job
+    }
+
+    /// `--mem` sizes: a whole number, optionally K, M, G or T.
+    static func isSlurmMemory(_ s: String) -> Bool {
+        var digits = Substring(s)
+        if let last = digits.last, "KMGT".contains(last) { digits = digits.dropLast() }
+        return !digits.isEmpty && digits.count <= 12 && digits.allSatisfy(\.isASCII) && digits.allSatisfy(\.isNumber) && digits.first != "0"
     }
 
     static func decodeBuiltinParams(_ node: YAMLNode, _ algorithm: Template.BuiltinAlgorithm, _ r: NodeReader) -> [String: JSONValue]? {

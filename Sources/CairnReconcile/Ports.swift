@@ -129,13 +129,60 @@ public struct ClaimedRun: Sendable {
     public var model: String
     public var request: TrainRequest
     public var attempt: Int
+    /// The scheduler job an earlier attempt handed the run to, if it may still be running:
+    /// the trainer re-attaches to it instead of submitting another.
+    public var job: RunJob?
 
-    public init(id: Int, model: String, request: TrainRequest, attempt: Int) {
+    public init(id: Int, model: String, request: TrainRequest, attempt: Int, job: RunJob? = nil) {
         self.id = id
         self.model = model
         self.request = request
         self.attempt = attempt
+        self.job = job
     }
+}
+
+/// A batch job a run was handed to (Slurm): recorded on the run as soon as it is submitted.
+public struct RunJob: Sendable, Codable, Equatable {
+    /// `slurm`.
+    public var scheduler: String
+    /// The scheduler's job id.
+    public var id: String
+    /// The run folder the job reads and writes (`run-<id>-<attempt>` of the attempt that submitted it).
+    public var folder: String
+
+    public init(scheduler: String, id: String, folder: String) {
+        self.scheduler = scheduler
+        self.id = id
+        self.folder = folder
+    }
+
+    public var description: String { "\(scheduler) job \(id)" }
+}
+
+/// What a trainer tells its worker while it runs: the job it submitted (recorded on the run at
+/// once, so a restarted worker re-attaches to it) and the output so far (`cairn logs`).
+public protocol RunReporter: Sendable {
+    /// Records the job on the run; throws when this worker no longer holds the run (the trainer
+    /// then cancels the job it just submitted).
+    func submitted(_ job: RunJob) throws
+    /// The job recorded with `submitted` (or re-attached to) has ended: it no longer needs
+    /// cancelling, and its folder may go.
+    func jobEnded()
+    /// The run's log so far.
+    func progress(log: String)
+    /// True when the run is no longer this worker's to finish: superseded (cancelled by an
+    /// apply) or handed to another worker. The trainer stops and cancels its job.
+    var isCancelled: Bool { get }
+}
+
+/// A reporter that records nothing (tests, builtin trainers).
+public struct SilentReporter: RunReporter {
+    public init() {}
+    public func submitted(_ job: RunJob) throws {}
+    public func jobEnded() {}
+    public func progress(log: String) {}
+    public var isCancelled: Bool { false }
 }
 
 /// What a trainer produced, as the registry records it.
@@ -234,8 +281,19 @@ public protocol RegistryStore: Sendable {
     /// succeeds and names that version; no new version is made. Refused with `.inputsMoved`
     /// like `recordVersion`.
     func recordMatch(run id: Int, holder: String, matches version: Int, inputs: VersionInputs, log: String, now: Int64) throws
-    /// `run-<id>-<attempt>` of every run running under a live lease.
+    /// `run-<id>-<attempt>` of every run running under a live lease, and the folder of every
+    /// job that may still be running for a run not ended.
     func liveRunFolders(now: Int64) throws -> Set<String>
+    /// Records the job a run was handed to, while `holder` holds the run.
+    func recordRunJob(_ id: Int, holder: String, job: RunJob) throws
+    /// The run's job has ended (followed to its end, or cancelled because its run ended).
+    func closeRunJob(_ id: Int) throws
+    /// Runs that ended (succeeded, failed, cancelled) whose job may still be running.
+    func openJobsOfEndedRuns() throws -> [(run: Int, job: RunJob)]
+    /// The log of a run still running, as its trainer has it so far.
+    func updateRunLog(_ id: Int, holder: String, log: String) throws
+    /// The state of a run (`queued`, `running`, …) and its lease holder; nil if it does not exist.
+    func runState(_ id: Int) throws -> (state: String, holder: String?)?
 }
 
 /// What a trainer hands back.
@@ -256,11 +314,13 @@ public struct TrainedOutput: Sendable {
     }
 }
 
-/// Port: runs trainers (builtin and exec here; a scheduler such as Slurm later).
+/// Port: runs trainers (builtin, exec, and batch jobs on Slurm).
 public protocol TrainerRunner: Sendable {
-    /// Runs `run`'s trainer. Throws `TrainingInterrupted` when stopped, `TrainerFailure` or
-    /// `CairnError` when it failed.
-    func train(_ run: ClaimedRun, expectedVersion: Int, stop: StopFlag) throws -> TrainedOutput
+    /// Runs `run`'s trainer. Throws `TrainingInterrupted` when stopped, `RunCancelled` when the
+    /// reporter says the run is no longer this worker's, `TrainerFailure` or `CairnError` when it failed.
+    func train(_ run: ClaimedRun, expectedVersion: Int, stop: StopFlag, reporter: RunReporter) throws -> TrainedOutput
+    /// Cancels a job whose run ended without its worker (superseded while queued, out of attempts).
+    func cancelJob(_ job: RunJob) throws
     /// Removes a run's private files.
     func cleanUp(_ run: ClaimedRun)
     /// Removes run folders not in `live` (left by a killed worker); returns their names.
@@ -293,6 +353,12 @@ public struct SubmittedResult: Sendable {
 
 /// Raised when a worker was asked to stop mid-run: the run goes back to the queue.
 public struct TrainingInterrupted: Error, Sendable {
+    public init() {}
+}
+
+/// Raised when a run stopped being this worker's while it trained (superseded by an apply, or
+/// its lease lost): its trainer was stopped and its job cancelled; nothing is recorded.
+public struct RunCancelled: Error, Sendable {
     public init() {}
 }
 

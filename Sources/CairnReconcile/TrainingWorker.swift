@@ -12,6 +12,8 @@ public struct TrainingWorker: Sendable {
         case matched(run: Int, model: String, version: Int)
         case failed(run: Int, model: String, reason: String)
         case handedBack(run: Int)
+        /// The run was superseded (or taken over) while it trained: its trainer was stopped, its job cancelled.
+        case cancelled(run: Int, model: String)
         /// Trained by a worker without the signing key: the result waits for the control plane.
         case submitted(run: Int, model: String)
     }
@@ -67,21 +69,27 @@ public struct TrainingWorker: Sendable {
     /// Claims and runs one due run; nil when the queue has none.
     public func runOne(stop: StopFlag) throws -> Outcome? {
         try store.requeueExpiredRuns(now: clock.unixNow(), baseDelay: configuration.retryDelay)
+        cancelOrphanedJobs()
         guard !stop.isSet, let claimed = try store.claimRun(holder: holder, leaseSeconds: configuration.leaseSeconds, now: clock.unixNow()) else {
             return nil
         }
         defer { finished() }
-        log("training run \(claimed.id) (\(claimed.model), attempt \(claimed.attempt)) started")
-        let heartbeat = Heartbeat(store: store, run: claimed.id, holder: holder, leaseSeconds: configuration.leaseSeconds, clock: clock)
+        log("training run \(claimed.id) (\(claimed.model), attempt \(claimed.attempt)) started"
+            + (claimed.job.map { ": re-attaching to its \($0.description)" } ?? ""))
+        let reporter = WorkerReporter(store: store, run: claimed.id, holder: holder, job: claimed.job, clock: clock, log: log)
+        let heartbeat = Heartbeat(store: store, run: claimed.id, holder: holder, leaseSeconds: configuration.leaseSeconds, clock: clock,
+                                  lost: { reporter.lose() })
         heartbeat.start()
         defer { heartbeat.stop() }
+        // A run folder its job may still write to is kept (the next worker re-attaches).
+        let cleanUp = { if !reporter.jobOpen { self.trainer.cleanUp(claimed) } }
         do {
             let expected = (try? store.versionInputs(model: claimed.model).number) ?? 1
-            let output = try trainer.train(claimed, expectedVersion: expected, stop: stop)
+            let output = try trainer.train(claimed, expectedVersion: expected, stop: stop, reporter: reporter)
             let hash = try output.staging.map { try artifacts.keep(staging: $0) }
             if let hash, let same = try Self.recordIfIdentical(store: store, run: claimed, holder: holder, artifactHash: hash, log: output.log,
                                                                 now: clock.unixNow()) {
-                trainer.cleanUp(claimed)
+                cleanUp()
                 log("training run \(claimed.id) produced the artifact of v\(same): no new version")
                 return .matched(run: claimed.id, model: claimed.model, version: same)
             }
@@ -90,20 +98,27 @@ public struct TrainingWorker: Sendable {
                                        success: RunSuccess(metrics: output.metrics, datasetHash: output.datasetHash, trainerVersion: output.trainerVersion,
                                                            artifactHash: hash, log: output.log),
                                        now: clock.unixNow())
-                trainer.cleanUp(claimed)
+                cleanUp()
                 log("training run \(claimed.id) trained: the control plane verifies, signs and records it")
                 return .submitted(run: claimed.id, model: claimed.model)
             }
             let version = try record(claimed, output: output, artifactHash: hash)
-            trainer.cleanUp(claimed)
+            cleanUp()
             log("training run \(claimed.id) succeeded: \(version.systemName), \(version.status.rawValue)")
             return .succeeded(run: claimed.id, model: claimed.model, version: version.number, status: version.status)
         } catch is TrainingInterrupted {
             try store.releaseRun(claimed.id, holder: holder)
-            trainer.cleanUp(claimed)
+            cleanUp()
             log("training run \(claimed.id) handed back to the queue")
             return .handedBack(run: claimed.id)
         } catch {
+            if reporter.checkCancelled() {
+                // Superseded by an apply, or taken over: nothing of it is recorded here.
+                cleanUp()
+                log("training run \(claimed.id) was cancelled while it trained (superseded, or no longer this worker's); its trainer stopped"
+                    + (reporter.recordedJob.map { " and its \($0.description) was cancelled" } ?? ""))
+                return .cancelled(run: claimed.id, model: claimed.model)
+            }
             let (reason, output): (String, String)
             switch error {
             case let e as TrainerFailure: (reason, output) = (e.message, e.log)
@@ -115,9 +130,24 @@ public struct TrainingWorker: Sendable {
                 return .handedBack(run: claimed.id)
             }
             try store.failRun(claimed.id, holder: holder, reason: reason, log: output, now: clock.unixNow())
-            trainer.cleanUp(claimed)
+            cleanUp()
             log("training run \(claimed.id) failed: \(reason)")
             return .failed(run: claimed.id, model: claimed.model, reason: reason)
+        }
+    }
+
+    /// Cancels the jobs of runs that ended while no worker followed them (a queued run whose
+    /// worker died was superseded, or ran out of attempts): no job outlives its run.
+    public func cancelOrphanedJobs() {
+        guard let orphans = try? store.openJobsOfEndedRuns(), !orphans.isEmpty else { return }
+        for (run, job) in orphans {
+            do {
+                try trainer.cancelJob(job)
+                try store.closeRunJob(run)
+                log("training run \(run) has ended: its \(job.description) was cancelled")
+            } catch {
+                log("training run \(run) has ended, but its \(job.description) could not be cancelled yet: \(error)")
+            }
         }
     }
 
@@ -256,29 +286,32 @@ public struct TrainingWorker: Sendable {
     }
 }
 
-/// Renews a run's lease while its trainer works.
+/// Renews a run's lease while its trainer works; calls `lost` when the run is no longer this
+/// worker's (cancelled by an apply, or taken over after the lease expired).
 final class Heartbeat: @unchecked Sendable {
     let store: RegistryStore
     let run: Int
     let holder: String
     let leaseSeconds: Int64
     let clock: Clock
+    let lost: @Sendable () -> Void
     private let stopped = Wakeup()
     private let finished = DispatchSemaphore(value: 0)
 
-    init(store: RegistryStore, run: Int, holder: String, leaseSeconds: Int64, clock: Clock) {
+    init(store: RegistryStore, run: Int, holder: String, leaseSeconds: Int64, clock: Clock, lost: @escaping @Sendable () -> Void = {}) {
         self.store = store
         self.run = run
         self.holder = holder
         self.leaseSeconds = leaseSeconds
         self.clock = clock
+        self.lost = lost
     }
 
     func start() {
         Thread.detachNewThread { [self] in
             let interval = max(1.0, Double(leaseSeconds) / 3)
             while !clock.wait(on: stopped, until: clock.now() + interval) {
-                _ = try? store.heartbeat(run, holder: holder, leaseSeconds: leaseSeconds, now: clock.unixNow())
+                if (try? store.heartbeat(run, holder: holder, leaseSeconds: leaseSeconds, now: clock.unixNow())) == false { lost() }
             }
             finished.signal()
         }
@@ -287,6 +320,70 @@ final class Heartbeat: @unchecked Sendable {
     func stop() {
         stopped.signal()
         finished.wait()
+    }
+}
+
+/// The worker's side of `RunReporter`: records the job and the log on the run, and tells the
+/// trainer when the run stopped being this worker's (looked up at most every 2 seconds).
+final class WorkerReporter: RunReporter, @unchecked Sendable {
+    let store: RegistryStore
+    let run: Int
+    let holder: String
+    let clock: Clock
+    let log: @Sendable (String) -> Void
+    private let state: Locked<(job: RunJob?, open: Bool, lost: Bool, checked: Double, log: String?)>
+
+    init(store: RegistryStore, run: Int, holder: String, job: RunJob?, clock: Clock, log: @escaping @Sendable (String) -> Void) {
+        self.store = store
+        self.run = run
+        self.holder = holder
+        self.clock = clock
+        self.log = log
+        state = Locked((job, job != nil, false, 0, nil))
+    }
+
+    /// The job recorded on the run (submitted, or re-attached to).
+    var recordedJob: RunJob? { state.value.job }
+    /// Whether that job may still be running.
+    var jobOpen: Bool { state.value.open }
+
+    func lose() { state.update { $0.lost = true } }
+
+    func submitted(_ job: RunJob) throws {
+        state.update { $0.job = job; $0.open = true }
+        try store.recordRunJob(run, holder: holder, job: job)
+        log("training run \(run) handed to \(job.description)")
+    }
+
+    func jobEnded() {
+        state.update { $0.open = false }
+        try? store.closeRunJob(run)
+    }
+
+    func progress(log text: String) {
+        let changed = state.update { s -> Bool in
+            guard s.log != text else { return false }
+            s.log = text
+            return true
+        }
+        if changed { try? store.updateRunLog(run, holder: holder, log: text) }
+    }
+
+    var isCancelled: Bool {
+        let (lost, checked) = state.update { ($0.lost, $0.checked) }
+        if lost { return true }
+        guard clock.now() - checked >= 2 else { return false }
+        return checkCancelled()
+    }
+
+    /// Looks the run up now.
+    func checkCancelled() -> Bool {
+        state.update { $0.checked = clock.now() }
+        if state.value.lost { return true }
+        guard let (runState, owner) = try? store.runState(run) else { return false }
+        let gone = runState != "running" || owner != holder
+        if gone { lose() }
+        return gone
     }
 }
 

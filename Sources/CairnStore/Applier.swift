@@ -187,7 +187,8 @@ extension RegistryDatabase {
             runID = id
             for old in request.supersedes {
                 try db.execute(sql: """
-                    UPDATE training_runs SET state = 'cancelled', reason = ?, finished_at = ? WHERE id = ? AND state = 'queued'
+                    UPDATE training_runs SET state = 'cancelled', reason = ?, finished_at = ?, lease_holder = NULL, lease_expires_at = NULL
+                    WHERE id = ? AND state IN ('queued', 'running')
                     """, arguments: ["superseded by run \(id) (fingerprint \(request.fingerprint.prefix(8))…)", at, old])
             }
             // The stored request's hash: the run a worker executes is provably the one audited.

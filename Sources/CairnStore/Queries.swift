@@ -27,6 +27,8 @@ extension RegistryDatabase {
         /// Trained by a worker without the signing key; waits for the control plane to verify,
         /// sign and record it.
         public var awaitingRecord: Bool = false
+        /// The batch job the run was handed to (a Slurm trainer), e.g. `slurm job 4711`.
+        public var job: String?
     }
 
     /// The newest runs first.
@@ -37,7 +39,7 @@ extension RegistryDatabase {
                 """, arguments: [limit]).map {
                 RunSummary(id: $0["id"], model: $0["model"], state: $0["state"], reason: $0["reason"], createdAt: $0["created_at"],
                            startedAt: $0["started_at"], finishedAt: $0["finished_at"], attempts: $0["attempts"], version: $0["version"],
-                           awaitingRecord: $0["awaiting"])
+                           awaitingRecord: $0["awaiting"], job: Self.jobName($0))
             }
         }
     }
@@ -99,8 +101,13 @@ extension RegistryDatabase {
         try sql.read { db in
             guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM training_runs WHERE id = ?", arguments: [id]) else { return nil }
             let summary = RunSummary(id: row["id"], model: row["model"], state: row["state"], reason: row["reason"], createdAt: row["created_at"],
-                                     startedAt: row["started_at"], finishedAt: row["finished_at"], attempts: row["attempts"], version: row["version"])
+                                     startedAt: row["started_at"], finishedAt: row["finished_at"], attempts: row["attempts"], version: row["version"],
+                                     job: Self.jobName(row))
             return (summary, row["log"] ?? "")
         }
+    }
+
+    static func jobName(_ row: SQLRow) -> String? {
+        (row["job"] as String?).flatMap { try? decode(RunJob.self, $0) }.map(\.description)
     }
 }

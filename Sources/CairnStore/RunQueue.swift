@@ -10,7 +10,7 @@ extension RegistryDatabase {
             // makes a claim safe; on PostgreSQL the row is also locked, skipping rows another
             // transaction holds, so a claim stays safe if writes ever run side by side.
             guard let row = try SQLRow.fetchOne(db, sql: """
-                SELECT id, model, request, attempts FROM training_runs
+                SELECT id, model, request, attempts, job, job_open FROM training_runs
                 WHERE state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT 1
                 """ + (db.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""), arguments: [now]) else { return nil }
             let id: Int = row["id"]
@@ -19,7 +19,51 @@ extension RegistryDatabase {
                 UPDATE training_runs SET state = 'running', started_at = ?, attempts = ?, lease_holder = ?, lease_expires_at = ? WHERE id = ?
                 """, arguments: [now, attempt, holder, now + leaseSeconds, id])
             try bumpGeneration(db)
-            return ClaimedRun(id: id, model: row["model"], request: try decode(TrainRequest.self, row["request"]), attempt: attempt)
+            let open: Int = row["job_open"]
+            let job = open == 1 ? (row["job"] as String?).flatMap { try? decode(RunJob.self, $0) } : nil
+            return ClaimedRun(id: id, model: row["model"], request: try decode(TrainRequest.self, row["request"]), attempt: attempt, job: job)
+        }
+    }
+
+    /// Records the job a run was handed to, while `holder` holds the run.
+    public func recordRunJob(_ id: Int, holder: String, job: RunJob) throws {
+        try sql.write { db in
+            try db.execute(sql: "UPDATE training_runs SET job = ?, job_open = 1 WHERE id = ? AND state = 'running' AND lease_holder = ?",
+                           arguments: [try encode(job), id, holder])
+            guard db.changesCount == 1 else {
+                throw CairnError("training run \(id) is no longer held by this worker", hint: "its job \(job.id) is cancelled")
+            }
+        }
+    }
+
+    /// The run's job has ended (followed to its end, or cancelled because its run ended).
+    public func closeRunJob(_ id: Int) throws {
+        try sql.write { db in try db.execute(sql: "UPDATE training_runs SET job_open = 0 WHERE id = ?", arguments: [id]) }
+    }
+
+    /// Runs that ended (succeeded, failed, cancelled) whose job may still be running.
+    public func openJobsOfEndedRuns() throws -> [(run: Int, job: RunJob)] {
+        try sql.read { db in
+            try SQLRow.fetchAll(db, sql: """
+                SELECT id, job FROM training_runs WHERE job_open = 1 AND state IN ('succeeded', 'failed', 'cancelled') ORDER BY id
+                """).compactMap { row in
+                guard let text: String = row["job"], let job = try? decode(RunJob.self, text) else { return nil }
+                return (row["id"], job)
+            }
+        }
+    }
+
+    /// The log of a run still running, as its trainer has it so far (`cairn logs` shows it).
+    public func updateRunLog(_ id: Int, holder: String, log: String) throws {
+        try sql.write { db in
+            try db.execute(sql: "UPDATE training_runs SET log = ? WHERE id = ? AND state = 'running' AND lease_holder = ?", arguments: [log, id, holder])
+        }
+    }
+
+    /// The state of a run and its lease holder; nil if it does not exist.
+    public func runState(_ id: Int) throws -> (state: String, holder: String?)? {
+        try sql.read { db in
+            try SQLRow.fetchOne(db, sql: "SELECT state, lease_holder FROM training_runs WHERE id = ?", arguments: [id]).map { ($0["state"], $0["lease_holder"]) }
         }
     }
 
@@ -176,7 +220,7 @@ extension RegistryDatabase {
     public func requeueExpiredRuns(now: Int64, baseDelay: Int64 = 30) throws -> [Int] {
         try sql.write { db in
             let rows = try SQLRow.fetchAll(db, sql: """
-                SELECT id, model, attempts, max_attempts, commit_sha FROM training_runs
+                SELECT id, model, attempts, max_attempts, commit_sha, job_open FROM training_runs
                 WHERE state = 'running' AND lease_expires_at < ? AND id NOT IN (SELECT run_id FROM run_results) ORDER BY id
                 """, arguments: [now])
             for row in rows {
@@ -189,6 +233,12 @@ extension RegistryDatabase {
                     try appendAudit(db, at: now, action: .fail, address: .model(model), version: nil, before: nil, after: .object(["run": .int(id)]),
                                     reason: "training run \(id) failed: \(reason)", file: nil,
                                     context: AuditContext(revision: row["commit_sha"], author: nil, actor: "worker"), models: [model])
+                } else if (row["job_open"] as Int) == 1 {
+                    // Its job runs on without the worker: the next worker re-attaches at once.
+                    try db.execute(sql: """
+                        UPDATE training_runs SET state = 'queued', reason = ?, next_attempt_at = NULL, lease_holder = NULL, lease_expires_at = NULL
+                        WHERE id = ?
+                        """, arguments: ["worker lost (lease expired); the next worker re-attaches to its job (attempt \(attempts + 1) of \(maxAttempts))", id])
                 } else {
                     let delay = min(baseDelay << Int64(max(0, attempts - 1)), 3600)
                     try db.execute(sql: """
@@ -203,11 +253,17 @@ extension RegistryDatabase {
     }
 
     /// The folder names (`run-<id>-<attempt>`) of runs a worker is running now, under a lease
-    /// that has not expired: everything else in a work folder is a leftover.
+    /// that has not expired, and the folders of jobs still running for runs not ended (a job
+    /// writes to its folder whether or not a worker follows it): everything else in a work
+    /// folder is a leftover.
     public func liveRunFolders(now: Int64) throws -> Set<String> {
         try sql.read { db in
-            Set(try SQLRow.fetchAll(db, sql: "SELECT id, attempts FROM training_runs WHERE state = 'running' AND lease_expires_at >= ?", arguments: [now])
+            var live = Set(try SQLRow.fetchAll(db, sql: "SELECT id, attempts FROM training_runs WHERE state = 'running' AND lease_expires_at >= ?", arguments: [now])
                 .map { row -> String in let id: Int = row["id"], attempt: Int = row["attempts"]; return "run-\(id)-\(attempt)" })
+            for row in try SQLRow.fetchAll(db, sql: "SELECT job FROM training_runs WHERE job_open = 1 AND state IN ('queued', 'running')") {
+                if let text: String = row["job"], let job = try? decode(RunJob.self, text) { live.insert(job.folder) }
+            }
+            return live
         }
     }
 

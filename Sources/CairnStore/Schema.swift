@@ -7,7 +7,17 @@ enum Schema {
     /// Every migration, oldest first: its name and its text for each database.
     static let migrations: [(identifier: String, sqlite: String, postgres: String)] = [
         ("v1", v1, PostgresSchema.v1), ("v2", v2, PostgresSchema.v2), ("v3", v3, PostgresSchema.v3),
+        ("v4", v4, PostgresSchema.v4),
     ]
+
+    /// The scheduler job a run was handed to (a Slurm trainer): what the trainer needs to
+    /// re-attach to it, and whether it may still be running (`job_open`) so that a job whose
+    /// run ended without its worker is cancelled.
+    static let v4 = """
+    ALTER TABLE training_runs ADD COLUMN job TEXT;
+    ALTER TABLE training_runs ADD COLUMN job_open INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX training_runs_open_jobs ON training_runs(job_open) WHERE job_open = 1;
+    """
 
     /// Results of runs trained by workers without the signing key, until the control plane
     /// verifies their artifacts, signs and records them.
@@ -176,6 +186,12 @@ enum Schema {
 /// compared byte by byte (`COLLATE "C"`, so every ORDER BY matches SQLite's), identity columns
 /// for the run and pass ids, and the audit history's append-only triggers.
 enum PostgresSchema {
+    static let v4 = """
+    ALTER TABLE training_runs ADD COLUMN job TEXT;
+    ALTER TABLE training_runs ADD COLUMN job_open BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX training_runs_open_jobs ON training_runs(job_open) WHERE job_open = 1;
+    """
+
     static let v3 = """
     CREATE TABLE run_results (
         run_id BIGINT PRIMARY KEY REFERENCES training_runs(id),

@@ -22,6 +22,9 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
         var createdAt: Int64
         var finishedAt: Int64?
         var version: Int?
+        var job: RunJob?
+        var jobOpen = false
+        var log = ""
     }
 
     /// One audit row, typed.
@@ -136,10 +139,11 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
                 case (.train, .model):
                     let request: TrainRequest = try payload(change)
                     queue[nextID] = Run(id: nextID, model: name, fingerprint: request.fingerprint, request: request, state: .queued, createdAt: at)
-                    for old in request.supersedes where queue[old]?.state == .queued {
+                    for old in request.supersedes where queue[old]?.state == .queued || queue[old]?.state == .running {
                         queue[old]?.state = .cancelled
                         queue[old]?.reason = "superseded by run \(nextID)"
                         queue[old]?.finishedAt = at
+                        queue[old]?.holder = nil
                     }
                     result.enqueuedRuns[name] = nextID
                     nextID += 1
@@ -209,7 +213,8 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
                     runs[id]?.finishedAt = now
                 } else {
                     runs[id]?.state = .queued
-                    runs[id]?.nextAttempt = now + min(baseDelay << Int64(max(0, attempts - 1)), 3600)
+                    let jobOpen = runs[id]!.jobOpen
+                    runs[id]?.nextAttempt = jobOpen ? nil : now + min(baseDelay << Int64(max(0, attempts - 1)), 3600)
                 }
                 runs[id]?.holder = nil
             }
@@ -226,7 +231,7 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
             runs[run.id]?.holder = holder
             runs[run.id]?.leaseExpires = now + leaseSeconds
             state.generation += 1
-            return ClaimedRun(id: run.id, model: run.model, request: run.request, attempt: run.attempts + 1)
+            return ClaimedRun(id: run.id, model: run.model, request: run.request, attempt: run.attempts + 1, job: run.jobOpen ? run.job : nil)
         }
     }
 
@@ -353,6 +358,36 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
     public func liveRunFolders(now: Int64) throws -> Set<String> {
         lock.withLock {
             Set(runs.values.filter { $0.state == .running && ($0.leaseExpires ?? 0) >= now }.map { "run-\($0.id)-\($0.attempts)" })
+                .union(runs.values.filter { $0.jobOpen && ($0.state == .queued || $0.state == .running) }.compactMap { $0.job?.folder })
         }
+    }
+
+    public func recordRunJob(_ id: Int, holder: String, job: RunJob) throws {
+        try lock.withLock {
+            guard runs[id]?.state == .running, runs[id]?.holder == holder else { throw CairnError("training run \(id) is no longer held by this worker") }
+            runs[id]?.job = job
+            runs[id]?.jobOpen = true
+        }
+    }
+
+    public func closeRunJob(_ id: Int) throws {
+        lock.withLock { runs[id]?.jobOpen = false }
+    }
+
+    public func openJobsOfEndedRuns() throws -> [(run: Int, job: RunJob)] {
+        lock.withLock {
+            runs.values.filter { $0.jobOpen && [.succeeded, .failed, .cancelled].contains($0.state) }.sorted { $0.id < $1.id }
+                .compactMap { run in run.job.map { (run.id, $0) } }
+        }
+    }
+
+    public func updateRunLog(_ id: Int, holder: String, log: String) throws {
+        lock.withLock {
+            if runs[id]?.state == .running, runs[id]?.holder == holder { runs[id]?.log = log }
+        }
+    }
+
+    public func runState(_ id: Int) throws -> (state: String, holder: String?)? {
+        lock.withLock { runs[id].map { ($0.state.rawValue, $0.holder) } }
     }
 }

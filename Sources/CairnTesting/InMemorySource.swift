@@ -90,7 +90,7 @@ public struct ScriptedTrainer: TrainerRunner {
     /// Run ids trained, in order.
     public var runs: [Int] { trained.value }
 
-    public func train(_ run: ClaimedRun, expectedVersion: Int, stop: StopFlag) throws -> TrainedOutput {
+    public func train(_ run: ClaimedRun, expectedVersion: Int, stop: StopFlag, reporter: RunReporter) throws -> TrainedOutput {
         if stop.isSet { throw TrainingInterrupted() }
         trained.update { $0.append(run.id) }
         return TrainedOutput(metrics: try metrics(run), datasetHash: run.request.inputs.dataset, trainerVersion: "scripted",
@@ -98,6 +98,8 @@ public struct ScriptedTrainer: TrainerRunner {
     }
 
     public func cleanUp(_ run: ClaimedRun) {}
+
+    public func cancelJob(_ job: RunJob) throws {}
 
     public func sweep(keeping live: Set<String>) -> [String] { [] }
 }

@@ -16,7 +16,44 @@ public enum ExecTrainer {
     public static let logLimit = 1 << 20
 
     public static func train(_ job: TrainingJob, command: [String], timeout: ManifestDuration?, env: [String: String],
-                             params: [String: JSONValue], stop: StopFlag) throws -> TrainerOutput {
+                             params: [String: JSONValue], stop: StopFlag, reporter: RunReporter = SilentReporter()) throws -> TrainerOutput {
+        let prepared = try prepare(job, params: params, env: env)
+        let limit = timeout ?? defaultTimeout
+        let (status, reason, log) = try run(command, in: prepared.workingDirectory, environment: prepared.environment, timeout: limit,
+                                            isolation: job.isolation, stop: stop, cancelled: { reporter.isCancelled })
+        if stop.isSet { throw TrainingInterrupted() }
+        switch reason {
+        case .exit where status == 0:
+            break
+        case .exit:
+            throw TrainerFailure("trainer exited with status \(status)", log: log)
+        case .uncaughtSignal:
+            throw TrainerFailure("trainer was killed by signal \(status)", log: log)
+        case .timeout:
+            throw TrainerFailure("trainer timed out after \(limit)", log: log)
+        case .cancelled:
+            throw RunCancelled()
+        }
+        let metrics = try readMetrics(prepared.output.appendingPathComponent("metrics.json"), expected: job.request.template.evaluation.metrics, log: log)
+        return TrainerOutput(metrics: metrics, staging: prepared.output, datasetHash: prepared.datasetHash,
+                             trainerVersion: "\(version) \(command.joined(separator: " "))", log: log)
+    }
+
+    /// A run folder made ready for a trainer that follows the contract (exec, Slurm): the
+    /// read-only snapshot, the output, home and params.json, and the environment it runs with.
+    struct Prepared {
+        var runDir: URL
+        var snapshot: URL
+        var output: URL
+        var home: URL
+        var workingDirectory: URL
+        var environment: [String: String]
+        var datasetHash: String
+    }
+
+    /// Makes `job.workDir` a fresh run folder (removing what an earlier attempt left there).
+    /// `writable` are further folders under it the trainer's user may write.
+    static func prepare(_ job: TrainingJob, params: [String: JSONValue], env: [String: String], writable: [String] = []) throws -> Prepared {
         let fm = FileManager.default
         let runDir = job.workDir
         let snapshot = runDir.appendingPathComponent("repo")
@@ -26,8 +63,10 @@ public enum ExecTrainer {
         try fm.createDirectory(at: output, withIntermediateDirectories: true)
         let home = runDir.appendingPathComponent("home")
         try fm.createDirectory(at: home, withIntermediateDirectories: true)
+        let others = writable.map { runDir.appendingPathComponent($0) }
+        for folder in others { try fm.createDirectory(at: folder, withIntermediateDirectories: true) }
         // The trainer may write its output and its home, nothing else of the worker's.
-        try job.isolation.prepare(writable: [output, home])
+        try job.isolation.prepare(writable: [output, home] + others)
         do {
             try GitRepository(path: job.repositoryPath).materialize(revision: job.request.commit, into: snapshot.path)
         } catch {
@@ -52,10 +91,7 @@ public enum ExecTrainer {
         ])
         try Data(payload.canonicalText.utf8).write(to: paramsFile)
 
-        // Neither the secrets nor where their files are (`CAIRN_…_FILE`).
-        var environment = job.environment.filter { key, _ in
-            !secrets.contains(key) && !(key.hasSuffix("_FILE") && secrets.contains(String(key.dropLast("_FILE".count))))
-        }
+        var environment = withoutSecrets(job.environment)
         for (k, v) in env { environment[k] = v }
         environment["HOME"] = home.path
         environment["CAIRN_DATASET"] = datasetPath
@@ -69,29 +105,22 @@ public enum ExecTrainer {
         // The command runs from the manifest folder, where the template's relative paths point.
         let workingDirectory = job.request.manifestRoot.map { snapshot.appendingPathComponent($0) } ?? snapshot
 
-        let limit = timeout ?? defaultTimeout
-        let (status, reason, log) = try run(command, in: workingDirectory, environment: environment, timeout: limit, isolation: job.isolation, stop: stop)
-        if stop.isSet { throw TrainingInterrupted() }
-        switch reason {
-        case .exit where status == 0:
-            break
-        case .exit:
-            throw TrainerFailure("trainer exited with status \(status)", log: log)
-        case .uncaughtSignal:
-            throw TrainerFailure("trainer was killed by signal \(status)", log: log)
-        case .timeout:
-            throw TrainerFailure("trainer timed out after \(limit)", log: log)
-        }
-        let metrics = try readMetrics(output.appendingPathComponent("metrics.json"), expected: job.request.template.evaluation.metrics, log: log)
-        return TrainerOutput(metrics: metrics, staging: output, datasetHash: sha256Hex([UInt8](datasetBytes)),
-                             trainerVersion: "\(version) \(command.joined(separator: " "))", log: log)
+        return Prepared(runDir: runDir, snapshot: snapshot, output: output, home: home, workingDirectory: workingDirectory,
+                        environment: environment, datasetHash: sha256Hex([UInt8](datasetBytes)))
     }
 
-    enum Ending { case exit, uncaughtSignal, timeout }
+    /// The worker's environment without the secrets (nor where their files are, `CAIRN_…_FILE`).
+    static func withoutSecrets(_ environment: [String: String]) -> [String: String] {
+        environment.filter { key, _ in
+            !secrets.contains(key) && !(key.hasSuffix("_FILE") && secrets.contains(String(key.dropLast("_FILE".count))))
+        }
+    }
+
+    enum Ending { case exit, uncaughtSignal, timeout, cancelled }
 
     /// Runs the command with stdout and stderr merged into a bounded log.
     static func run(_ command: [String], in dir: URL, environment: [String: String], timeout: ManifestDuration,
-                    isolation: TrainerIsolation, stop: StopFlag) throws -> (Int32, Ending, String) {
+                    isolation: TrainerIsolation, stop: StopFlag, cancelled: () -> Bool = { false }) throws -> (Int32, Ending, String) {
         let process = Process()
         let (executable, arguments) = isolation.wrap(command)
         process.executableURL = URL(fileURLWithPath: executable)
@@ -124,10 +153,11 @@ public enum ExecTrainer {
         // signalling -pid reaches everything it started, such as `sleep` under `sh`.
         let group = -process.processIdentifier
         let deadline = Date().addingTimeInterval(Double(timeout.seconds))
-        var timedOut = false
+        var timedOut = false, wasCancelled = false
         while done.wait(timeout: .now() + 0.2) == .timedOut {
-            if stop.isSet || Date() >= deadline {
-                timedOut = !stop.isSet
+            if !stop.isSet, cancelled() { wasCancelled = true }
+            if stop.isSet || wasCancelled || Date() >= deadline {
+                timedOut = !stop.isSet && !wasCancelled
                 kill(group, SIGTERM)
                 if done.wait(timeout: .now() + 5) == .timedOut {
                     kill(group, SIGKILL)
@@ -139,7 +169,7 @@ public enum ExecTrainer {
         // Leftover children would hold the output pipe open (and outlive the run): end them.
         kill(group, SIGKILL)
         collector.waitFinished(timeout: 5)
-        let ending: Ending = timedOut ? .timeout : (process.terminationReason == .uncaughtSignal ? .uncaughtSignal : .exit)
+        let ending: Ending = wasCancelled ? .cancelled : timedOut ? .timeout : (process.terminationReason == .uncaughtSignal ? .uncaughtSignal : .exit)
         return (process.terminationStatus, ending, collector.text)
     }
 

@@ -24,9 +24,17 @@ public struct LocalTrainerRunner: TrainerRunner {
         self.isolation = isolation
     }
 
-    func workDir(_ run: ClaimedRun) -> URL { workRoot.appendingPathComponent("run-\(run.id)-\(run.attempt)") }
+    /// The run's folder: the one its job writes to when it re-attaches to one, else its attempt's own.
+    func workDir(_ run: ClaimedRun) -> URL {
+        workRoot.appendingPathComponent(run.job?.folder ?? "run-\(run.id)-\(run.attempt)")
+    }
 
-    public func train(_ run: ClaimedRun, expectedVersion: Int, stop: StopFlag) throws -> TrainedOutput {
+    /// How Slurm jobs are submitted and followed (the worker's environment names the cluster).
+    var slurm: SlurmTrainer {
+        SlurmTrainer(client: SlurmClient(environment: environment), pollInterval: environment["CAIRN_SLURM_POLL"].flatMap(Double.init) ?? 2)
+    }
+
+    public func train(_ run: ClaimedRun, expectedVersion: Int, stop: StopFlag, reporter: RunReporter) throws -> TrainedOutput {
         let job = TrainingJob(runID: run.id, attempt: run.attempt, model: run.model, expectedVersion: expectedVersion, request: run.request,
                               workDir: workDir(run), repositoryPath: repositoryPath, environment: environment,
                               datasets: datasets, isolation: isolation)
@@ -35,13 +43,20 @@ public struct LocalTrainerRunner: TrainerRunner {
         case let .builtin(algorithm, params):
             output = try BuiltinTrainer.train(job, algorithm: algorithm, params: params, stop: stop)
         case let .exec(command, timeout, env, params):
-            output = try ExecTrainer.train(job, command: command, timeout: timeout, env: env, params: params, stop: stop)
+            output = try ExecTrainer.train(job, command: command, timeout: timeout, env: env, params: params, stop: stop, reporter: reporter)
+        case let .slurm(spec):
+            output = try slurm.train(job, spec: spec, existing: run.job, workRoot: workRoot, stop: stop, reporter: reporter)
         }
         return TrainedOutput(metrics: output.metrics, datasetHash: output.datasetHash, trainerVersion: output.trainerVersion, log: output.log,
                              staging: output.staging.path)
     }
 
     public func cleanUp(_ run: ClaimedRun) { Self.remove(workDir(run)) }
+
+    public func cancelJob(_ job: RunJob) throws {
+        guard job.scheduler == "slurm" else { throw CairnError("unknown scheduler '\(job.scheduler)' of \(job.description)") }
+        try slurm.client.cancel(job.id)
+    }
 
     public func sweep(keeping live: Set<String>) -> [String] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: workRoot.path) else { return [] }

@@ -147,7 +147,8 @@ struct Status: ParsableCommand {
             out += "\n" + heading("Training runs (newest first)")
             out += table(["RUN", "MODEL", "STATE", "CREATED", "DETAIL"], runs.map {
                 ["\($0.id)", $0.model, $0.state, Describe.time($0.createdAt),
-                 $0.awaitingRecord ? "trained; waits for cairn serve to verify, sign and record it" : $0.version.map { "v\($0)" } ?? ($0.reason ?? "")]
+                 ($0.awaitingRecord ? "trained; waits for cairn serve to verify, sign and record it" : $0.version.map { "v\($0)" } ?? ($0.reason ?? ""))
+                    + ($0.job.map { " [\($0)]" } ?? "")]
             }, markdown: markdown)
             print(out, terminator: "")
         }

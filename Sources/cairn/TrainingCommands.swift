@@ -147,8 +147,10 @@ struct WorkerCommand: ParsableCommand {
             let succeeded = outcomes.filter { if case .succeeded = $0 { true } else { false } }.count
             let matched = outcomes.filter { if case .matched = $0 { true } else { false } }.count
             let submitted = outcomes.filter { if case .submitted = $0 { true } else { false } }.count
+            let cancelled = outcomes.filter { if case .cancelled = $0 { true } else { false } }.count
             print("\(succeeded + matched) run\(succeeded + matched == 1 ? "" : "s") succeeded"
                   + (matched == 0 ? "" : " (\(matched) matched an existing version: no new version)") + ", \(failed) failed"
+                  + (cancelled == 0 ? "" : ", \(cancelled) cancelled (superseded while training)")
                   + (submitted == 0 ? "." : ", \(submitted) trained and left for the control plane to record."))
         }
     }
@@ -160,6 +162,9 @@ struct Logs: ParsableCommand {
     @Argument(help: "The training run id.")
     var runID: Int
 
+    @Flag(name: [.customShort("f"), .long], help: "Keep printing the log as the trainer writes it, until the run ends.")
+    var follow = false
+
     @OptionGroup var database: DatabaseOptions
 
     func run() throws {
@@ -167,8 +172,32 @@ struct Logs: ParsableCommand {
             guard let db = try database.openForReading(), let (summary, log) = try db.runLog(runID) else {
                 throw CairnError("training run \(runID) does not exist", hint: "`cairn status` lists recent runs")
             }
-            printError("training run \(summary.id) · \(summary.model) · \(summary.state)" + (summary.reason.map { ": \($0)" } ?? ""))
-            print(log, terminator: log.hasSuffix("\n") || log.isEmpty ? "" : "\n")
+            printError("training run \(summary.id) · \(summary.model) · \(summary.state)" + (summary.job.map { " · \($0)" } ?? "")
+                       + (summary.reason.map { ": \($0)" } ?? ""))
+            guard follow, summary.state == "queued" || summary.state == "running" else {
+                print(log, terminator: log.hasSuffix("\n") || log.isEmpty ? "" : "\n")
+                return
+            }
+            // A running run's log is the trainer's output so far (exec trainers: when the run
+            // ends; Slurm jobs: as the worker streams it, every few seconds).
+            var shown = log
+            print(log, terminator: "")
+            while true {
+                Thread.sleep(forTimeInterval: 1)
+                guard let (now, text) = try db.runLog(runID) else { return }
+                if text.hasPrefix(shown) {
+                    print(text.dropFirst(shown.count), terminator: "")
+                } else if text != shown {
+                    print("\n[the log's start was trimmed to its last 1 MiB]\n" + text, terminator: "")
+                }
+                fflush(nil)
+                shown = text
+                if now.state != "queued" && now.state != "running" {
+                    if !shown.hasSuffix("\n") && !shown.isEmpty { print() }
+                    printError("training run \(now.id) · \(now.state)" + (now.reason.map { ": \($0)" } ?? ""))
+                    return
+                }
+            }
         }
     }
 }

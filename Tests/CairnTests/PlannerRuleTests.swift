@@ -119,14 +119,18 @@ import Testing
         #expect(p.changes.first?.reason == "rollback: home-a v2 → v1 (90%)")
     }
 
-    @Test func newFingerprintCancelsQueuedRunsOnly() throws {
+    /// A run of older inputs is cancelled whether it waits or trains: a running trainer (a Slurm
+    /// job holding GPUs) would only produce a version of inputs git no longer has.
+    @Test func newFingerprintCancelsQueuedAndRunningRuns() throws {
         let p = try plan("16-superseded-run")
-        let trainA = try #require(p.changes.first { $0.action == .train && $0.name == "home-a" }?.after)
-        let trainB = try #require(p.changes.first { $0.action == .train && $0.name == "home-b" }?.after)
-        let a = try trainA.decode(TrainRequest.self)
-        let b = try trainB.decode(TrainRequest.self)
+        let changeA = try #require(p.changes.first { $0.action == .train && $0.name == "home-a" })
+        let changeB = try #require(p.changes.first { $0.action == .train && $0.name == "home-b" })
+        let a = try #require(changeA.after).decode(TrainRequest.self)
+        let b = try #require(changeB.after).decode(TrainRequest.self)
         #expect(a.supersedes == [11])
-        #expect(b.supersedes.isEmpty)
+        #expect(b.supersedes == [12])
+        #expect(changeA.reason.hasSuffix("; cancels queued run 11"), "\(changeA.reason)")
+        #expect(changeB.reason.hasSuffix("; cancels running run 12"), "\(changeB.reason)")
     }
 
     @Test func shadowsMayScorePendingVersions() throws {
