@@ -73,14 +73,15 @@ public struct SlurmTrainer: Sendable {
         }
         let slurmDir = runDir.appendingPathComponent("slurm")
         let log = BoundedLog(limit: ExecTrainer.logLimit)
-        var offset: UInt64 = 0
+        // The job may write its folder: the output file is opened once, never through a link,
+        // and read from that open file (which Slurm keeps writing) whatever the path becomes.
+        var outputFile: FileHandle?
+        defer { try? outputFile?.close() }
         func readLog() {
-            guard let handle = FileHandle(forReadingAtPath: slurmDir.appendingPathComponent("output.log").path) else { return }
-            defer { try? handle.close() }
-            try? handle.seek(toOffset: offset)
-            while let chunk = try? handle.read(upToCount: 1 << 16), !chunk.isEmpty {
+            if outputFile == nil { outputFile = Self.openRegularFile(slurmDir.appendingPathComponent("output.log").path) }
+            guard let outputFile else { return }
+            while let chunk = try? outputFile.read(upToCount: 1 << 16), !chunk.isEmpty {
                 log.append(chunk)
-                offset += UInt64(chunk.count)
             }
         }
 
@@ -192,12 +193,24 @@ public struct SlurmTrainer: Sendable {
     }
 
     static func readExitStatus(_ slurmDir: URL) -> Int32? {
-        // The job wrote this file: only a small regular file is read.
+        // The job wrote this file: only a small regular file is read, never through a link.
+        guard let handle = openRegularFile(slurmDir.appendingPathComponent("exit-status").path) else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: 64) else { return nil }
+        return Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Opens a file the job may have written for reading: refused when it is a symbolic link
+    /// (O_NOFOLLOW) or anything but a regular file (a FIFO would block the worker).
+    static func openRegularFile(_ path: String) -> FileHandle? {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
         var info = stat()
-        let path = slurmDir.appendingPathComponent("exit-status").path
-        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size < 64,
-              let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            return nil
+        }
+        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
 
     /// Slurm's time limit: whole minutes, rounded up.

@@ -118,6 +118,16 @@ final class Background: @unchecked Sendable {
                 """,
             "trainers/fail.sh": "echo loading data\necho 'boom: the data is bad' >&2\nexit 3\n",
             "trainers/forever.sh": "echo started\nsleep 600\n",
+            // Attack: swaps the job's output file (in a folder it may write) for a link to a
+            // file beside the registry it cannot read, hoping the worker reads it into the log.
+            "trainers/swap.sh": """
+                echo "a harmless line"
+                rm -f ../slurm/output.log
+                ln -s ../../secret.txt ../slurm/output.log
+                echo '{"auc": 0.5}' > "$CAIRN_OUTPUT/metrics.json"
+                sleep 2
+
+                """,
             // Counts its starts; waits for the test's go-ahead (at most 60 s), then succeeds.
             "trainers/gated.sh": """
                 echo "$SLURM_JOB_ID" >> "$MARKS/starts"
@@ -184,6 +194,46 @@ final class Background: @unchecked Sendable {
         #expect(try cairn(["artifact", "verify", "m-ok@1", "--db", db], env: Self.secretEnv).status == 0)
         let status = try cairn(["status", "--db", db])
         #expect(status.stdout.contains("v1 [slurm job \(job)]"), "\(status.stdout)")
+    }
+
+    /// examples/slurm, as the README runs it: the model trains on the cluster with the fleet's
+    /// Python trainer and its gate approves the version.
+    @Test(.enabled(if: TestSlurm.available, TestSlurm.skipMessage))
+    func theSlurmExampleTrainsOnTheCluster() throws {
+        let repo = try GitFixture()
+        try repo.copyExamples(to: "examples/fleet")
+        try FileManager.default.copyItem(at: packageRoot.appendingPathComponent("examples/slurm"), to: repo.dir.url.appendingPathComponent("examples/slurm"))
+        try repo.commit("the fleet and the Slurm example")
+        let db = repo.dir.url.appendingPathComponent(".cairn/cairn.db").path
+        let reconcile = try cairn(["reconcile", "--repo", repo.path, "--path", "examples/slurm", "--db", db, "--wait", "--timeout", "5m"], env: Self.env)
+        #expect(reconcile.status == 0, "\(reconcile.stdout)\(reconcile.stderr)")
+        #expect(reconcile.stderr.contains("handed to slurm job"), "\(reconcile.stderr)")
+        let version = try #require(try RegistryDatabase(path: db).versions(of: "search-slurm")?.first)
+        #expect(version.status == .approved && (version.metrics["ndcg@10"] ?? 0) > 0.01 && version.metrics["hit_rate@10"] != nil, "\(version)")
+        #expect(version.trainerVersion == "slurm-1 python3 ../fleet/train/train.py")
+    }
+
+    /// Attack: the job replaces its output file with a link to a file only the worker may read
+    /// (here a secret beside the registry: the signing key would do as well). The worker reads
+    /// the job's output as it streams it; it must never follow the link.
+    @Test(.enabled(if: TestSlurm.available && getuid() == 0, "the job runs as another user only when cairn runs as root"))
+    func aJobCannotMakeTheWorkerReadAFileIntoTheLog() throws {
+        let marks = TempDir("cairn-slurm-marks")
+        let (repo, db) = try Self.repo([("m-swap", "swap.sh", "5m")], marks: marks)
+        #expect(try cairn(["reconcile", "--repo", repo.path, "--db", db]).status == 0)
+        // runs/run-1-1/slurm/../../secret.txt: beside the registry, readable by root only.
+        let secret = URL(fileURLWithPath: db).deletingLastPathComponent().appendingPathComponent("runs/secret.txt")
+        try FileManager.default.createDirectory(at: secret.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data("TOPSECRET-5ee1-not-for-logs\n".utf8).write(to: secret)
+        chmod(secret.path, 0o600)
+        let worker = try cairn(["worker", "--once", "--repo", repo.path, "--db", db], env: Self.env)
+        #expect(worker.status == 0, "\(worker.stderr)")
+        let run = try #require(try Self.runs(db)["m-swap"])
+        let logs = try cairn(["logs", String(run.id), "--db", db])
+        #expect(!logs.stdout.contains("TOPSECRET") && !logs.stderr.contains("TOPSECRET"), "the worker followed the job's link: \(logs.stdout)")
+        #expect(!worker.stdout.contains("TOPSECRET") && !worker.stderr.contains("TOPSECRET"))
+        // The job only spoiled its own log: its run is judged as any other.
+        #expect(run.state == "succeeded", "\(run)")
     }
 
     /// A job that exits non-zero, one Slurm ends at its time limit and one cancelled outside
