@@ -122,12 +122,15 @@ builtin_trainer = {
     ],
 }
 
-TRAINER_ENV = {
-    "type": "object",
-    "propertyNames": {"type": "string", "pattern": "^(?!CAIRN_|SLURM_|SBATCH_)[A-Za-z_][A-Za-z0-9_]*$"},
-    "additionalProperties": {"type": "string"},
-    "description": "Extra environment variables; CAIRN_, SLURM_ and SBATCH_ names are reserved.",
-}
+def trainer_env(reserved):
+    """Extra environment variables of an exec or Slurm trainer; names with these prefixes are refused."""
+    return {
+        "type": "object",
+        "propertyNames": {"type": "string", "pattern": "^(?!" + "|".join(reserved) + ")[A-Za-z_][A-Za-z0-9_]*$"},
+        "additionalProperties": {"type": "string"},
+        "description": "Extra environment variables; " + ", ".join(reserved) + " names are reserved.",
+    }
+
 
 exec_trainer = {
     "type": "object",
@@ -137,12 +140,7 @@ exec_trainer = {
         "kind": {"const": "exec"},
         "command": {"type": "array", "minItems": 1, "items": TEXT, "description": "Program and arguments, run from the manifest folder of a read-only snapshot of the repository at the run's commit."},
         "timeout": DURATION,
-        "env": {
-            "type": "object",
-            "propertyNames": {"type": "string", "pattern": "^(?!CAIRN_)[A-Za-z_][A-Za-z0-9_]*$"},
-            "additionalProperties": {"type": "string"},
-            "description": "Extra environment variables; CAIRN_ names are reserved.",
-        },
+        "env": trainer_env(["CAIRN_"]),
         "params": {"type": "object", "description": "Passed to the trainer in the CAIRN_PARAMS file."},
     },
 }
@@ -179,7 +177,7 @@ slurm_trainer = {
                 "exclusive": {"type": "boolean"},
             },
         },
-        "env": TRAINER_ENV,
+        "env": trainer_env(["CAIRN_", "SLURM_", "SBATCH_"]),
         "params": {"type": "object", "description": "Passed to the job in the CAIRN_PARAMS file."},
     },
     "oneOf": [{"required": ["command"]}, {"required": ["script"]}],
