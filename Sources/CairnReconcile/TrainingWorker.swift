@@ -51,6 +51,8 @@ public struct TrainingWorker: Sendable {
     /// Called after every run this worker finished or handed back (the daemon wakes its loop).
     let finished: @Sendable () -> Void
     let log: @Sendable (String) -> Void
+    /// Runs whose ended job could not be cancelled, already said in the log.
+    let cancelFailures = Locked<Set<Int>>([])
 
     public init(store: RegistryStore, trainer: TrainerRunner, artifacts: ArtifactKeeper, clock: Clock, configuration: Configuration = .init(),
                 holder: String = "worker-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))", queued: Wakeup = Wakeup(),
@@ -146,7 +148,10 @@ public struct TrainingWorker: Sendable {
                 try store.closeRunJob(run)
                 log("training run \(run) has ended: its \(job.description) was cancelled")
             } catch {
-                log("training run \(run) has ended, but its \(job.description) could not be cancelled yet: \(error)")
+                // Tried again at every look for work; said once.
+                if cancelFailures.update({ $0.insert(run).inserted }) {
+                    log("training run \(run) has ended, but its \(job.description) could not be cancelled yet (tried again while the worker runs): \(error)")
+                }
             }
         }
     }
@@ -331,7 +336,7 @@ final class WorkerReporter: RunReporter, @unchecked Sendable {
     let holder: String
     let clock: Clock
     let log: @Sendable (String) -> Void
-    private let state: Locked<(job: RunJob?, open: Bool, lost: Bool, checked: Double, log: String?)>
+    private let state: Locked<(job: RunJob?, open: Bool, lost: Bool, checked: Double, log: String?, written: Double)>
 
     init(store: RegistryStore, run: Int, holder: String, job: RunJob?, clock: Clock, log: @escaping @Sendable (String) -> Void) {
         self.store = store
@@ -339,7 +344,7 @@ final class WorkerReporter: RunReporter, @unchecked Sendable {
         self.holder = holder
         self.clock = clock
         self.log = log
-        state = Locked((job, job != nil, false, 0, nil))
+        state = Locked((job, job != nil, false, 0, nil, 0))
     }
 
     /// The job recorded on the run (submitted, or re-attached to).
@@ -361,12 +366,16 @@ final class WorkerReporter: RunReporter, @unchecked Sendable {
     }
 
     func progress(log text: String) {
-        let changed = state.update { s -> Bool in
-            guard s.log != text else { return false }
+        // At most one write every 2 seconds (a chatty job's log is up to 1 MiB); the whole log
+        // is recorded with the run's outcome anyway.
+        let now = clock.now()
+        let write = state.update { s -> Bool in
+            guard s.log != text, now - s.written >= 2 else { return false }
             s.log = text
+            s.written = now
             return true
         }
-        if changed { try? store.updateRunLog(run, holder: holder, log: text) }
+        if write { try? store.updateRunLog(run, holder: holder, log: text) }
     }
 
     var isCancelled: Bool {

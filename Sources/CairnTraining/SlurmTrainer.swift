@@ -65,10 +65,11 @@ public struct SlurmTrainer: Sendable {
             do {
                 try reporter.submitted(RunJob(scheduler: "slurm", id: jobID, folder: runDir.lastPathComponent))
             } catch {
-                // The run is no longer this worker's: its job must not run on.
+                // Not recorded (the run is no longer this worker's, or the registry failed): a
+                // job nobody knows of must not run on.
                 try? client.cancel(jobID)
                 reporter.jobEnded()
-                throw RunCancelled()
+                throw error
             }
         }
         let slurmDir = runDir.appendingPathComponent("slurm")

@@ -128,12 +128,13 @@ final class Background: @unchecked Sendable {
                 sleep 2
 
                 """,
-            // Counts its starts; waits for the test's go-ahead (at most 60 s), then succeeds.
+            // Counts its model's starts; waits for the test's go-ahead for its model (at most
+            // 60 s), then succeeds.
             "trainers/gated.sh": """
-                echo "$SLURM_JOB_ID" >> "$MARKS/starts"
+                echo "$SLURM_JOB_ID" >> "$MARKS/starts-$CAIRN_MODEL"
                 echo "job $SLURM_JOB_ID waiting for the go-ahead"
                 i=0
-                while [ ! -e "$MARKS/go" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+                while [ ! -e "$MARKS/go-$CAIRN_MODEL" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
                 echo "job $SLURM_JOB_ID going on"
                 echo '{"auc": 0.8}' > "$CAIRN_OUTPUT/metrics.json"
 
@@ -268,37 +269,43 @@ final class Background: @unchecked Sendable {
         #expect(plan.stdout.contains("training run \(runs["m-slow"]!.id) failed: slurm job \(slowJob) reached its time limit"), "\(plan.stdout)")
     }
 
-    /// The worker is killed while its job runs; the job runs on; the next worker re-attaches to
-    /// it (at once, without the retry delay) and records the version: one job, one start.
+    /// The worker is killed while its jobs run; the jobs run on; the next worker re-attaches to
+    /// each (at once, without the retry delay): one that is still running (its output streams
+    /// on) and one that finished while no worker followed it. One job, one start, each.
     @Test(.enabled(if: TestSlurm.available, TestSlurm.skipMessage))
     func aKilledWorkerIsFollowedByOneThatReattaches() throws {
         let marks = TempDir("cairn-slurm-marks")
-        let (repo, db) = try Self.repo([("m-gated", "gated.sh", "5m")], marks: marks)
+        let (repo, db) = try Self.repo([("m-live", "gated.sh", "5m"), ("m-done", "gated.sh", "5m")], marks: marks)
         #expect(try cairn(["reconcile", "--repo", repo.path, "--db", db]).status == 0)
-        let args = ["worker", "--repo", repo.path, "--db", db, "--lease", "3s", "--retry-delay", "10m"]
+        let args = ["worker", "--repo", repo.path, "--db", db, "--concurrency", "2", "--lease", "3s", "--retry-delay", "10m"]
         let first = try Background(args, env: Self.env, scratch: marks)
-        let starts = marks.url.appendingPathComponent("starts")
-        #expect(TestSlurm.waitUntil(60) { FileManager.default.fileExists(atPath: starts.path) }, "the job never started: \(first.output)")
-        let job = try #require(Self.jobID(try Self.runs(db)["m-gated"]))
+        func starts(_ model: String) -> String? { try? String(contentsOf: marks.url.appendingPathComponent("starts-\(model)"), encoding: .utf8) }
+        func go(_ model: String) { FileManager.default.createFile(atPath: marks.url.appendingPathComponent("go-\(model)").path, contents: Data()) }
+        #expect(TestSlurm.waitUntil(60) { starts("m-live") != nil && starts("m-done") != nil }, "the jobs never started: \(first.output)")
+        let runs = try Self.runs(db)
+        let live = try #require(Self.jobID(runs["m-live"])), done = try #require(Self.jobID(runs["m-done"]))
         first.stop(SIGKILL)
-        // The job outlives its worker.
-        Thread.sleep(forTimeInterval: 1)
-        #expect(TestSlurm.state(job)?.name == "RUNNING")
+        // The jobs outlive their worker; one of them ends meanwhile.
+        go("m-done")
+        #expect(TestSlurm.waitUntil(30) { TestSlurm.state(done)?.name == "COMPLETED" })
+        #expect(TestSlurm.state(live)?.name == "RUNNING")
         let second = try Background(args, env: Self.env, scratch: marks)
         defer { second.stop() }
-        #expect(TestSlurm.waitUntil(30) { second.output.contains("re-attaching to its slurm job \(job)") }, "\(second.output)")
-        FileManager.default.createFile(atPath: marks.url.appendingPathComponent("go").path, contents: Data())
-        #expect(TestSlurm.waitUntil(60) { try Self.runs(db)["m-gated"]?.state == "succeeded" }, "\(second.output)")
-        let run = try #require(try Self.runs(db)["m-gated"])
-        #expect(run.attempts == 2 && Self.jobID(run) == job, "\(run)")
-        let started = try String(contentsOf: starts, encoding: .utf8)
-        #expect(started == "\(job)\n", "exactly one job ran: \(started)")
-        #expect(TestSlurm.state(job)?.name == "COMPLETED")
-        let version = try #require(try RegistryDatabase(path: db).versions(of: "m-gated")?.first)
-        #expect(version.metrics == ["auc": 0.8] && version.runID == run.id)
-        // Both halves of the job's output are in the run's log.
-        let logs = try cairn(["logs", String(run.id), "--db", db])
-        #expect(logs.stdout.contains("job \(job) waiting for the go-ahead") && logs.stdout.contains("job \(job) going on"), "\(logs.stdout)")
+        #expect(TestSlurm.waitUntil(30) { second.output.contains("re-attaching to its slurm job \(live)") }, "\(second.output)")
+        #expect(TestSlurm.waitUntil(30) { try Self.runs(db)["m-done"]?.state == "succeeded" }, "\(second.output)")
+        go("m-live")
+        #expect(TestSlurm.waitUntil(60) { try Self.runs(db)["m-live"]?.state == "succeeded" }, "\(second.output)")
+        for (model, job, auc) in [("m-live", live, 0.8), ("m-done", done, 0.8)] {
+            let run = try #require(try Self.runs(db)[model])
+            #expect(run.attempts == 2 && Self.jobID(run) == job, "\(run)")
+            #expect(starts(model) == "\(job)\n", "exactly one job ran for \(model): \(starts(model) ?? "none")")
+            #expect(TestSlurm.state(job)?.name == "COMPLETED")
+            let version = try #require(try RegistryDatabase(path: db).versions(of: model)?.first)
+            #expect(version.metrics == ["auc": auc] && version.runID == run.id)
+            // Both halves of the job's output are in the run's log.
+            let logs = try cairn(["logs", String(run.id), "--db", db])
+            #expect(logs.stdout.contains("job \(job) waiting for the go-ahead") && logs.stdout.contains("job \(job) going on"), "\(logs.stdout)")
+        }
     }
 
     /// A commit supersedes a run whose job is running: the job is cancelled and the new run's
