@@ -280,7 +280,7 @@ final class Background: @unchecked Sendable {
         let args = ["worker", "--repo", repo.path, "--db", db, "--concurrency", "2", "--lease", "3s", "--retry-delay", "10m"]
         let first = try Background(args, env: Self.env, scratch: marks)
         func starts(_ model: String) -> String? { try? String(contentsOf: marks.url.appendingPathComponent("starts-\(model)"), encoding: .utf8) }
-        func go(_ model: String) { FileManager.default.createFile(atPath: marks.url.appendingPathComponent("go-\(model)").path, contents: Data()) }
+        func go(_ model: String) { _ = FileManager.default.createFile(atPath: marks.url.appendingPathComponent("go-\(model)").path, contents: Data()) }
         #expect(TestSlurm.waitUntil(60) { starts("m-live") != nil && starts("m-done") != nil }, "the jobs never started: \(first.output)")
         let runs = try Self.runs(db)
         let live = try #require(Self.jobID(runs["m-live"])), done = try #require(Self.jobID(runs["m-done"]))
