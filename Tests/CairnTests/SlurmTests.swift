@@ -308,6 +308,34 @@ final class Background: @unchecked Sendable {
         }
     }
 
+    /// The job's output reaches `cairn logs` while the job runs; `logs -f` follows it to the end.
+    @Test(.enabled(if: TestSlurm.available, TestSlurm.skipMessage))
+    func aRunningJobsOutputStreamsIntoCairnLogs() throws {
+        let marks = TempDir("cairn-slurm-marks")
+        let (repo, db) = try Self.repo([("m-stream", "gated.sh", "5m")], marks: marks)
+        #expect(try cairn(["reconcile", "--repo", repo.path, "--db", db]).status == 0)
+        let worker = try Background(["worker", "--repo", repo.path, "--db", db], env: Self.env, scratch: marks)
+        defer { worker.stop() }
+        #expect(TestSlurm.waitUntil(60) { try Self.runs(db)["m-stream"]?.job != nil }, "no job: \(worker.output)")
+        let run = try #require(try Self.runs(db)["m-stream"])
+        let job = try #require(Self.jobID(run))
+        // While the job waits, its first line is already in the registry.
+        #expect(TestSlurm.waitUntil(30) {
+            try cairn(["logs", String(run.id), "--db", db]).stdout.contains("job \(job) waiting for the go-ahead")
+        }, "the running job's output never reached cairn logs")
+        #expect(try Self.runs(db)["m-stream"]?.state == "running")
+        let follow = try Background(["logs", "-f", String(run.id), "--db", db], scratch: marks)
+        defer { follow.stop() }
+        #expect(TestSlurm.waitUntil(10) { follow.output.contains("waiting for the go-ahead") }, "\(follow.output)")
+        _ = FileManager.default.createFile(atPath: marks.url.appendingPathComponent("go-m-stream").path, contents: Data())
+        #expect(TestSlurm.waitUntil(60) { !follow.process.isRunning }, "logs -f did not end with the run: \(follow.output)")
+        #expect(follow.process.terminationStatus == 0)
+        let out = follow.output
+        #expect(out.contains("job \(job) going on") && out.contains("training run \(run.id) · succeeded"), "\(out)")
+        // Each line once.
+        #expect(out.components(separatedBy: "waiting for the go-ahead").count == 2, "\(out)")
+    }
+
     /// A commit supersedes a run whose job is running: the job is cancelled and the new run's
     /// job submitted; then stopping the worker cancels that job too and hands its run back.
     @Test(.enabled(if: TestSlurm.available, TestSlurm.skipMessage))
