@@ -19,6 +19,19 @@ postgres_start
 export CAIRN_REQUIRE_POSTGRES=1
 slurm_start
 if [ "$(id -u)" -eq 0 ]; then export CAIRN_REQUIRE_SLURM=1; fi
+# The dashboard's browser tests drive Debian's headless Chromium with Selenium (installed here,
+# not by setup.sh: the demo does not need a browser).
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "installing: chromium and chromium-driver (the dashboard's browser tests)" >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+if ! python3 -c "import selenium" 2>/dev/null; then
+    echo "installing: selenium for $(command -v python3)" >&2
+    python3 -m pip install --quiet selenium 2>/dev/null || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-selenium >/dev/null
+fi
+export CAIRN_REQUIRE_BROWSER=1
 # Every observed state a registry handle advances by its history is also read whole and compared
 # (in the tests and every cairn process they start).
 export CAIRN_CHECK_OBSERVED_ADVANCE=1

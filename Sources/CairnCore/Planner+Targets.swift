@@ -194,7 +194,7 @@ public enum Describe {
         return parts.joined(separator: ", ")
     }
 
-    static func template(_ t: Template) -> String {
+    public static func template(_ t: Template) -> String {
         let trainer: String
         switch t.trainer {
         case let .builtin(algorithm, _): trainer = "builtin \(algorithm.rawValue)"

@@ -240,6 +240,7 @@ public struct HTTPAPI: Sendable {
             }
             return Self.json(Recommendation(target: name, route: route, user: user, scored: model.recommend(user: user, items: items, k: k)))
         }
+        Dashboard(api: self).register(router)
         return router
     }
 

@@ -111,3 +111,10 @@ extension RegistryDatabase {
         (row["job"] as String?).flatMap { try? decode(RunJob.self, $0) }.map(\.description)
     }
 }
+
+extension RegistryDatabase {
+    /// The request a run was queued with (the resolved template, weights, dataset, commit), as stored.
+    public func runRequest(_ id: Int) throws -> String? {
+        try sql.read { db in try String.fetchOne(db, sql: "SELECT request FROM training_runs WHERE id = ?", arguments: [id]) }
+    }
+}

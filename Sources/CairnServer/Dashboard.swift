@@ -1,0 +1,220 @@
+import CairnCore
+import CairnReconcile
+import CairnRender
+import CairnStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Signed-in dashboard sessions, in memory: a random id in an HttpOnly, SameSite=Strict
+/// cookie names the API token it was opened with; the token is checked again (not revoked) on
+/// every page, so revoking it ends its sessions. Sessions end after 12 hours or at sign-out,
+/// and when `cairn serve` restarts.
+final class DashboardSessions: @unchecked Sendable {
+    struct Session {
+        var token: String
+        var expires: Double
+    }
+
+    static let lifetime = 12.0 * 3600
+    private let lock = NSLock()
+    private var sessions: [String: Session] = [:]
+
+    func open(token: String, now: Double) -> String {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        var generator = SystemRandomNumberGenerator()
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &generator) }
+        let id = hexString(bytes)
+        lock.withLock {
+            sessions = sessions.filter { $0.value.expires > now }
+            sessions[id] = Session(token: token, expires: now + Self.lifetime)
+        }
+        return id
+    }
+
+    func token(of id: String, now: Double) -> String? {
+        lock.withLock {
+            guard let s = sessions[id], s.expires > now else { return nil }
+            return s.token
+        }
+    }
+
+    func close(_ id: String) { lock.withLock { _ = sessions.removeValue(forKey: id) } }
+}
+
+/// The read-only web dashboard of `cairn serve` under `/ui/`: server-rendered HTML, no
+/// JavaScript, charts as inline SVG, a strict Content-Security-Policy. Every change still goes
+/// through git: where a decision is to be made, the page shows the YAML to commit.
+struct Dashboard: Sendable {
+    let api: HTTPAPI
+    let sessions = DashboardSessions()
+
+    static let cookieName = "cairn_session"
+    static let securityHeaders: [(String, String)] = [
+        ("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cache-Control", "no-store"),
+        ("X-Frame-Options", "DENY"),
+    ]
+
+    static func respond(_ body: String, status: HTTPResponse.Status = .ok, type: String = "text/html; charset=utf-8",
+                        extra: [(String, String)] = []) -> Response {
+        var fields = HTTPFields()
+        fields[.contentType] = type
+        for (name, value) in securityHeaders + extra { fields.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func redirect(_ location: String, extra: [(String, String)] = []) -> Response {
+        respond("", status: .seeOther, extra: [("Location", location)] + extra)
+    }
+
+    /// The session id in the request's cookie, if any.
+    static func sessionID(_ request: Request) -> String? {
+        for field in request.headers where field.name.canonicalName == "cookie" {
+            for part in field.value.split(separator: ";") {
+                let pair = part.trimmingCharacters(in: .whitespaces)
+                if pair.hasPrefix(cookieName + "=") { return String(pair.dropFirst(cookieName.count + 1)) }
+            }
+        }
+        return nil
+    }
+
+    /// The signed-in token's scope, or the redirect to sign in.
+    func signedIn(_ request: Request) async -> Response? {
+        let now = Date().timeIntervalSince1970
+        guard let id = Self.sessionID(request), let token = sessions.token(of: id, now: now) else {
+            return Self.redirect("/ui/sign-in")
+        }
+        let scope = try? await blocking { [db = api.db] in try db.scope(ofToken: token) }
+        guard scope ?? nil != nil else {
+            sessions.close(id)
+            return Self.redirect("/ui/sign-in?expired=1")
+        }
+        return nil
+    }
+
+    /// `key=value&…` of a form body.
+    static func formValue(_ body: String, _ key: String) -> String? {
+        for pair in body.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, parts[0] == key else { continue }
+            return parts[1].replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+        }
+        return nil
+    }
+
+    func register(_ router: Router<BasicRequestContext>) {
+        router.get("ui/style.css") { _, _ in Self.respond(DashboardPages.css, type: "text/css; charset=utf-8") }
+        router.get("ui/sign-in") { request, _ in
+            let expired = request.uri.queryParameters.get("expired") != nil
+            return Self.respond(DashboardPages.signIn(message: expired ? "Your session ended (its token was revoked or it expired): sign in again." : nil))
+        }
+        router.post("ui/sign-in") { request, _ -> Response in
+            let body = String(buffer: try await request.body.collect(upTo: 4096))
+            let token = (Self.formValue(body, "token") ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            let scope = token.isEmpty ? nil : (try? await blocking { [db = api.db] in try db.scope(ofToken: token) }) ?? nil
+            guard scope != nil else {
+                return Self.respond(DashboardPages.signIn(message: "Unknown or revoked token. Create one with `cairn token create NAME --scope read`."),
+                                    status: .unauthorized)
+            }
+            let id = sessions.open(token: token, now: Date().timeIntervalSince1970)
+            return Self.redirect("/ui/", extra: [("Set-Cookie", "\(Self.cookieName)=\(id); Path=/ui; HttpOnly; SameSite=Strict; Max-Age=\(Int(DashboardSessions.lifetime))")])
+        }
+        router.post("ui/sign-out") { request, _ -> Response in
+            if let id = Self.sessionID(request) { sessions.close(id) }
+            return Self.redirect("/ui/sign-in", extra: [("Set-Cookie", "\(Self.cookieName)=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0")])
+        }
+        // `/ui` and `/ui/` (the router treats them as one path).
+        router.get("ui") { request, _ -> Response in
+            if let denied = await signedIn(request) { return denied }
+            return Self.respond(try await overview())
+        }
+        router.get("ui/models") { request, _ -> Response in
+            if let denied = await signedIn(request) { return denied }
+            let q = request.uri.queryParameters
+            let filter = DashboardPages.ModelFilter(family: q.get("family"), stage: q.get("stage"), phase: q.get("phase"),
+                                                    tab: q.get("tab") ?? "active", page: max(1, q.get("page").flatMap(Int.init) ?? 1))
+            let observed = try await blocking { [db = api.db] in try db.observedState() }
+            return Self.respond(DashboardPages.models(observed, filter: filter))
+        }
+        router.get("ui/models/:name") { request, context -> Response in
+            if let denied = await signedIn(request) { return denied }
+            let name = try context.parameters.require("name")
+            let file = api.loop.status.desired?.manifests.models.first { $0.metadata.name == name }?.metadata.source.file
+            let page = try await blocking { [db = api.db] () -> String? in
+                let observed = try db.observedState()
+                guard let model = observed.models[name] else { return nil }
+                let history = try db.history(RegistryDatabase.HistoryFilter(model: name, limit: 1000))
+                var runs: [Int: RegistryDatabase.RunSummary] = [:]
+                for v in model.versions { runs[v.runID] = try db.runLog(v.runID)?.0 }
+                let latest = model.versions.max { $0.number < $1.number }
+                let request = try latest.flatMap { try db.runRequest($0.runID) }
+                return DashboardPages.model(model, observed: observed, history: history, runs: runs, request: request, file: file)
+            }
+            guard let page else { return Self.respond(DashboardPages.notFound("No model named \(name) in the registry."), status: .notFound) }
+            return Self.respond(page)
+        }
+        router.get("ui/targets") { request, _ -> Response in
+            if let denied = await signedIn(request) { return denied }
+            let (observed, history) = try await blocking { [db = api.db] in
+                (try db.observedState(), try db.history(RegistryDatabase.HistoryFilter(limit: 2000)).filter { $0.action == .promote })
+            }
+            return Self.respond(DashboardPages.targets(observed, promotions: history))
+        }
+        router.get("ui/runs") { request, _ -> Response in
+            if let denied = await signedIn(request) { return denied }
+            let runs = try await blocking { [db = api.db] in
+                try db.recentRuns(limit: 100).map { run -> (RegistryDatabase.RunSummary, String) in
+                    let log = run.state == "running" || run.state == "failed" ? (try db.runLog(run.id)?.1 ?? "") : ""
+                    return (run, log)
+                }
+            }
+            return Self.respond(DashboardPages.runs(runs, now: api.loop.clock.unixNow()))
+        }
+        router.get("ui/history") { request, _ -> Response in
+            if let denied = await signedIn(request) { return denied }
+            let q = request.uri.queryParameters
+            let since = q.get("since").flatMap { ManifestDuration(parsing: $0) }.map { api.loop.clock.unixNow() - Int64($0.seconds) }
+            let filter = RegistryDatabase.HistoryFilter(model: q.get("model").flatMap { $0.isEmpty ? nil : $0 },
+                                                        target: q.get("target").flatMap { $0.isEmpty ? nil : $0 }, since: since, limit: 500)
+            let action = q.get("action").flatMap { $0.isEmpty ? nil : $0 }
+            let (rows, broken) = try await blocking { [db = api.db] in (try db.history(filter), try db.verifyAudit()) }
+            return Self.respond(DashboardPages.history(rows.filter { action == nil || $0.action.rawValue == action }, filter: filter, action: action,
+                                                       since: q.get("since"), broken: broken.map { "row \($0.id): \($0.problem)" }))
+        }
+        router.get("ui/plan") { request, _ -> Response in
+            if let denied = await signedIn(request) { return denied }
+            let revision = request.uri.queryParameters.get("revision").flatMap { $0.isEmpty ? nil : $0.lowercased() }
+            if let revision {
+                guard CommitInfo.isFullID(revision) else {
+                    return Self.respond(DashboardPages.plan(nil, revision: revision, problem: "A revision is a full commit id (40 hexadecimal digits)."),
+                                        status: .badRequest)
+                }
+                switch try await api.planOf(revision: revision) {
+                case let .success(plan): return Self.respond(DashboardPages.plan(plan, revision: revision, problem: nil))
+                case let .failure(problem):
+                    let text = ([problem.body.error] + (problem.body.hint.map { [$0] } ?? []) + (problem.body.diagnostics ?? [])).joined(separator: "\n")
+                    return Self.respond(DashboardPages.plan(nil, revision: revision, problem: text), status: problem.status)
+                }
+            }
+            guard let desired = api.loop.status.desired else {
+                return Self.respond(DashboardPages.plan(nil, revision: nil, problem: "No valid revision has been read yet."), status: .serviceUnavailable)
+            }
+            let options = api.configuration.planner
+            let now = api.loop.clock.unixNow()
+            let plan = try await blocking { [db = api.db] in Planner.plan(desired: desired, observed: try db.observedState(), now: now, options: options) }
+            return Self.respond(DashboardPages.plan(plan, revision: nil, problem: nil))
+        }
+    }
+
+    func overview() async throws -> String {
+        let status = api.loop.status
+        let (observed, suspension) = try await blocking { [db = api.db] in (try db.observedState(), try db.suspension()) }
+        let commit = status.desired?.commit
+        return DashboardPages.overview(observed, conditions: status.conditions.values.sorted { $0.type < $1.type },
+                                       lastApplied: status.lastAppliedRevision, lastAttempted: status.lastAttemptedRevision, commit: commit,
+                                       suspended: suspension.map { "\($0)" })
+    }
+}
