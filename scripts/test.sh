@@ -25,7 +25,8 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     echo "installing: chromium and chromium-driver (the dashboard's browser tests)" >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+        || { $sudo apt-get update -qq; DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
 fi
 if ! python3 -c "import selenium" 2>/dev/null; then
     echo "installing: selenium for $(command -v python3)" >&2

@@ -98,3 +98,18 @@ func measure(_ executable: String, _ arguments: [String], allowed: Set<Int32> = 
     guard allowed.contains(code) else { throw BenchError("cairn \(arguments.joined(separator: " ")) exited \(code)") }
     return (wall, Double(rssKiB) / 1024, code)
 }
+
+/// Runs a command and returns its standard output; throws when it does not exit 0.
+func runCapturing(_ executable: String, _ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw BenchError("\(arguments.prefix(2).joined(separator: " ")) exited \(process.terminationStatus)") }
+    return String(decoding: data, as: UTF8.self)
+}

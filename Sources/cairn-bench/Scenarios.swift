@@ -201,3 +201,61 @@ func webhookToApplied(_ cairn: String, repo: String, db: String, work: String, g
     }
     return times.sorted()[1]
 }
+
+/// The dashboard's pages as a browser asks for them: `cairn serve` on the reconciled fleet
+/// (no workers), signed in with a read token, each page requested 5 times after one warm-up;
+/// returns the median seconds of each (loopback: server time and transfer).
+func dashboardPages(_ cairn: String, db: String, repo: String, model: String) throws -> [(page: String, seconds: Double)] {
+    let token = try runCapturing(cairn, ["token", "create", "bench-dashboard-\(getpid())", "--scope", "read", "--db", db])
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+    let port = 30_000 + Int(getpid() % 10_000)
+    let pid = try spawn(cairn, ["serve", "--repo", repo, "--db", db, "--listen", "127.0.0.1:\(port)", "--interval", "1h", "--workers", "0"])
+    defer {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+    func request(_ method: String, _ path: String, body: String? = nil, cookie: String? = nil) -> (Int, String?) {
+        final class NoRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+            func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                            newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) { completionHandler(nil) }
+        }
+        var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        r.httpMethod = method
+        r.timeoutInterval = 120
+        if let body { r.httpBody = Data(body.utf8) }
+        if let cookie { r.setValue(cookie, forHTTPHeaderField: "Cookie") }
+        let session = URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
+        defer { session.finishTasksAndInvalidate() }
+        let done = DispatchSemaphore(value: 0)
+        let answer = Locked<(Int, String?)>((0, nil))
+        session.dataTask(with: r) { _, response, _ in
+            let http = response as? HTTPURLResponse
+            answer.update { $0 = (http?.statusCode ?? 0, http?.value(forHTTPHeaderField: "Set-Cookie")) }
+            done.signal()
+        }.resume()
+        done.wait()
+        return answer.value
+    }
+    // Ready: the first pass is over (the pages read what it left).
+    let readyBy = Date().addingTimeInterval(600)
+    while request("GET", "/readyz").0 != 200 {
+        guard Date() < readyBy else { throw BenchError("cairn serve did not become ready") }
+        Thread.sleep(forTimeInterval: 0.5)
+    }
+    let (status, setCookie) = request("POST", "/ui/sign-in", body: "token=" + token)
+    guard status == 303, let cookie = setCookie?.split(separator: ";").first.map(String.init) else {
+        throw BenchError("signing in to the dashboard answered \(status)")
+    }
+    let pages = ["/ui/", "/ui/models", "/ui/models?tab=all&page=100", "/ui/models/\(model)", "/ui/targets", "/ui/runs", "/ui/history", "/ui/plan"]
+    return try pages.map { page in
+        var times: [Double] = []
+        for i in 0..<6 {
+            let start = Date()
+            let (code, _) = request("GET", page, cookie: cookie)
+            guard code == 200 else { throw BenchError("GET \(page) answered \(code)") }
+            if i > 0 { times.append(Date().timeIntervalSince(start)) }
+        }
+        return (page, times.sorted()[times.count / 2])
+    }
+}

@@ -279,6 +279,11 @@ for n in options.sizes {
     let webhook = try webhookToApplied(options.cairn, repo: repo.path, db: db, work: options.work, generator: generator)
     inProcess("serve: push + signed webhook to applied", webhook)
     try run("status (whole fleet)", ["status", "--db", db, "--format", "json"])
+    if n == 10_000 || options.sizes.count == 1 {
+        for (page, seconds) in try dashboardPages(options.cairn, db: db, repo: repo.path, model: "model-\(min(42, n - 1))") {
+            inProcess("dashboard: GET \(page) (median of 5)", seconds)
+        }
+    }
     // Before the synthetic history below: it is not a real one.
     try run("audit verify (chain + state against history)", ["audit", "verify", "--db", db])
     let oneShot = try RegistryDatabase(path: db)

@@ -137,7 +137,11 @@ def main():
             low = driver.execute_script(CONTRAST_JS)
             if low:
                 fail(name, "contrast below 4.5:1: " + "; ".join(low))
+            # The whole page, not only what the window shows.
+            height = min(4000, driver.execute_script("return document.documentElement.scrollHeight"))
+            driver.set_window_size(1400, max(1000, height))
             driver.save_screenshot(os.path.join(args.screenshots, f"{name}.png"))
+            driver.set_window_size(1400, 1000)
             body = driver.find_element(By.TAG_NAME, "body")
             body.send_keys(Keys.TAB)
             focused = driver.switch_to.active_element

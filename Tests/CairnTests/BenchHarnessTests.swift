@@ -41,7 +41,8 @@ import Testing
         for expected in ["floor (read blobs + libyaml, no decoding), loose objects", "plan (cold, empty database), loose objects",
                          "floor (read blobs + libyaml, no decoding)", "plan (cold, empty database)", "reconcile (apply whole fleet)",
                          "serve pass: one file changed (parse cache warm, apply included)", "serve: push + signed webhook to applied",
-                         "history (one model, 1,000,000 rows)"] {
+                         "history (one model, 1,000,000 rows)", "dashboard: GET /ui/models (median of 5)",
+                         "dashboard: GET /ui/models/model-19 (median of 5)", "dashboard: GET /ui/history (median of 5)"] {
             #expect(scenarios.contains(expected), "no row \(expected) in \(scenarios)")
         }
         let apply = rows.first { $0["scenario"] as? String == "reconcile (apply whole fleet)" }

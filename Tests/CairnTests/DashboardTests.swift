@@ -194,6 +194,15 @@ func rawHTTP(port: Int, _ method: String, _ path: String, body: String? = nil, c
     @Test(.enabled(if: browserReady, "no browser: install chromium, chromium-driver and Python's selenium (scripts/test.sh does)"))
     func everyPageWorksInARealBrowser() throws {
         let served = try Served()
+        // A second version of the champion (a new retrainToken), so its charts draw a line.
+        let file = served.setup.work.dir.url.appendingPathComponent("models/homepage.yaml")
+        try String(contentsOf: file, encoding: .utf8).replacingOccurrences(of: "  label: Homepage recommender\n", with: "  label: Homepage recommender\n  retrainToken: \"2\"\n")
+            .write(to: file, atomically: true, encoding: .utf8)
+        try served.setup.push("retrain the champion")
+        try served.setup.waitFor("v2 of homepage-recs", timeout: 120) {
+            let db = try RegistryDatabase(path: served.setup.dbPath)
+            return try db.observedState().models["homepage-recs"]?.versions.count == 2 && db.activeRunCounts() == (0, 0)
+        }
         let db = try RegistryDatabase(path: served.setup.dbPath)
         let observed = try db.observedState()
         let versions = observed.models["homepage-recs"]!.versions
