@@ -1,6 +1,7 @@
 import CairnCore
 import CairnReconcile
 import CairnRender
+import CairnSource
 import CairnStore
 import Foundation
 import HTTPTypes
@@ -186,17 +187,27 @@ struct Dashboard: Sendable {
         }
         router.get("ui/plan") { request, _ -> Response in
             if let denied = await signedIn(request) { return denied }
-            let revision = request.uri.queryParameters.get("revision").flatMap { $0.isEmpty ? nil : $0.lowercased() }
-            if let revision {
-                guard CommitInfo.isFullID(revision) else {
-                    return Self.respond(DashboardPages.plan(nil, revision: revision, problem: "A revision is a full commit id (40 hexadecimal digits)."),
-                                        status: .badRequest)
+            let revision = request.uri.queryParameters.get("revision").flatMap { $0.isEmpty ? nil : $0 }
+            if let given = revision {
+                // A full commit id, or a branch name resolved to one (never an expression).
+                var revision = given.lowercased()
+                if !CommitInfo.isFullID(given) {
+                    let configuration = api.configuration
+                    let source = GitManifestSource(repository: configuration.repository, revision: configuration.revision, root: configuration.manifestRoot,
+                                                   exclude: configuration.exclude, gitCache: configuration.gitCachePath)
+                    do {
+                        revision = try await blocking { try source.branchCommit(given) }
+                    } catch {
+                        let e = error as? CairnError ?? CairnError("\(error)")
+                        return Self.respond(DashboardPages.plan(nil, revision: given, problem: e.message + (e.hint.map { " (\($0))" } ?? "")),
+                                            status: .badRequest)
+                    }
                 }
                 switch try await api.planOf(revision: revision) {
-                case let .success(plan): return Self.respond(DashboardPages.plan(plan, revision: revision, problem: nil))
+                case let .success(plan): return Self.respond(DashboardPages.plan(plan, revision: given, problem: nil))
                 case let .failure(problem):
                     let text = ([problem.body.error] + (problem.body.hint.map { [$0] } ?? []) + (problem.body.diagnostics ?? [])).joined(separator: "\n")
-                    return Self.respond(DashboardPages.plan(nil, revision: revision, problem: text), status: problem.status)
+                    return Self.respond(DashboardPages.plan(nil, revision: given, problem: text), status: problem.status)
                 }
             }
             guard let desired = api.loop.status.desired else {

@@ -335,12 +335,13 @@ enum DashboardPages {
     // MARK: Plan
 
     static func plan(_ plan: Plan?, revision: String?, problem: String?) -> String {
-        var body = "<form method=\"get\" action=\"/ui/plan\" class=\"filters\">\n<label for=\"f-revision\">Plan of commit</label>\n"
-            + "<input id=\"f-revision\" name=\"revision\" size=\"42\" placeholder=\"a full commit id: what merging it would do\" value=\"\(H.h(revision ?? ""))\">\n"
+        var body = "<form method=\"get\" action=\"/ui/plan\" class=\"filters\">\n<label for=\"f-revision\">Plan of a branch or commit (what merging it would do)</label>\n"
+            + "<input id=\"f-revision\" name=\"revision\" size=\"42\" placeholder=\"a branch or a full commit id\" value=\"\(H.h(revision ?? ""))\">\n"
             + "<button type=\"submit\">Plan</button>\n</form>\n"
         if let problem { body += "<p class=\"error\" role=\"alert\">\(H.h(problem))</p>\n" }
         if let plan {
-            body += "<p>\(revision == nil ? "The followed revision" : "Commit <code>\(H.h(String(plan.revision.prefix(12))))</code>") against the live registry: "
+            let what = revision.map { CommitInfo.isFullID($0) ? "Commit" : "Branch <code>\(H.h($0))</code> at commit" }
+            body += "<p>\(what.map { "\($0) <code>\(H.h(String(plan.revision.prefix(12))))</code>" } ?? "The followed revision") against the live registry: "
                 + "\(plan.changes.count) change\(plan.changes.count == 1 ? "" : "s"), \(plan.blocked.count) blocked. The same text as the pull-request comment:</p>\n"
             body += "<pre class=\"plan\">\(H.h(MarkdownPlan.render(plan)))</pre>\n"
         }

@@ -66,6 +66,22 @@ public struct GitManifestSource: ManifestSource {
         return source
     }
 
+    /// The commit a branch points at, as the repository (or, for a remote, its mirror as last
+    /// fetched) has it. Only a plain branch name is taken, looked up as `refs/heads/NAME`: never
+    /// an expression (`main~3`, `@{…}`) or any other ref a caller could aim elsewhere.
+    public func branchCommit(_ name: String) throws -> String {
+        let allowed = name.unicodeScalars.allSatisfy { ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || "._/-".unicodeScalars.contains($0) }
+        guard !name.isEmpty, name.utf8.count <= 200, allowed, !name.hasPrefix("-"), !name.hasPrefix("/"), !name.hasSuffix("/"),
+              !name.contains(".."), !name.contains("//"), !name.hasSuffix(".lock") else {
+            throw CairnError("'\(name)' is not a branch name", hint: "give a branch (letters, digits, '.', '_', '-', '/') or a full commit id")
+        }
+        do {
+            return try open().commit("refs/heads/" + name).sha
+        } catch {
+            throw CairnError("no branch \(name) in \(location)", hint: isRemote ? "push it; the daemon's mirror has the branches of its last fetch" : "create it, or give a full commit id")
+        }
+    }
+
     public func resolve() throws -> String { try open().commit(revisionName).sha }
 
     public func read() throws -> SourceRead {

@@ -149,7 +149,14 @@ func rawHTTP(port: Int, _ method: String, _ path: String, body: String? = nil, c
         #expect(history.contains("<td>promote</td>") && !history.contains("<td>train</td>"), "the action filter")
         let plan = try served.get("/ui/plan", cookie: cookie).2
         #expect(plan.contains("<pre class=\"plan\">"))
-        #expect(try served.get("/ui/plan?revision=main", cookie: cookie).0 == 400, "only full commit ids are planned")
+        // A branch or a full commit id; never an expression or another kind of ref.
+        let branch = try served.get("/ui/plan?revision=main", cookie: cookie)
+        #expect(branch.0 == 200 && branch.2.contains("Branch <code>main</code> at commit"), "\(branch.2.suffix(1500))")
+        let head = try served.setup.work.git(["rev-parse", "HEAD"])
+        #expect(try served.get("/ui/plan?revision=\(head)", cookie: cookie).2.contains("Commit <code>\(head.prefix(12))</code>"))
+        for refused in ["main~1", "main%5E", "HEAD", "-main", "refs%2Fheads%2F..%2Fmain", "no-such-branch"] {
+            #expect(try served.get("/ui/plan?revision=\(refused)", cookie: cookie).0 == 400, "\(refused) was planned")
+        }
         #expect(try served.get("/ui/models/no-such-model", cookie: cookie).0 == 404)
     }
 
