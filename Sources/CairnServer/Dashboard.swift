@@ -222,10 +222,16 @@ struct Dashboard: Sendable {
 
     func overview() async throws -> String {
         let status = api.loop.status
-        let (observed, suspension) = try await blocking { [db = api.db] in (try db.observedState(), try db.suspension()) }
-        let commit = status.desired?.commit
+        let desired = status.desired
+        let options = api.configuration.planner
+        let now = api.loop.clock.unixNow()
+        let (observed, suspension, blocked) = try await blocking { [db = api.db] () -> (ObservedState, RegistryDatabase.Suspension?, [BlockedChange]?) in
+            let observed = try db.observedState()
+            let blocked = desired.map { Planner.plan(desired: $0, observed: observed, now: now, options: options).blocked }
+            return (observed, try db.suspension(), blocked)
+        }
         return DashboardPages.overview(observed, conditions: status.conditions.values.sorted { $0.type < $1.type },
-                                       lastApplied: status.lastAppliedRevision, lastAttempted: status.lastAttemptedRevision, commit: commit,
-                                       suspended: suspension.map { "\($0)" })
+                                       lastApplied: status.lastAppliedRevision, lastAttempted: status.lastAttemptedRevision, commit: desired?.commit,
+                                       suspended: suspension.map { "by \($0.by) at \(Describe.time($0.at))" }, blocked: blocked)
     }
 }

@@ -62,7 +62,7 @@ enum DashboardPages {
     // MARK: Overview
 
     static func overview(_ observed: ObservedState, conditions: [Condition], lastApplied: String?, lastAttempted: String?, commit: CommitInfo?,
-                         suspended: String?) -> String {
+                         suspended: String?, blocked: [BlockedChange]?) -> String {
         var body = "<section aria-labelledby=\"conditions\">\n<h2 id=\"conditions\">Conditions</h2>\n"
         body += H.table("Reconciler conditions", ["Condition", "Status", "Reason", "Message", "Since"], conditions.map {
             [H.h($0.type), H.badge($0.status == "True" ? $0.type : "not " + $0.type.lowercased()), H.h($0.reason), H.h($0.message), H.h($0.lastTransitionTime)]
@@ -84,9 +84,17 @@ enum DashboardPages {
         body += H.table("Queued and running training runs", ["Run", "Model", "State", "Queued"], active.map {
             ["\($0.id)", modelLink($0.model), H.badge($0.state.rawValue), H.time($0.createdAt)]
         }, empty: "No run is queued or running.")
+        body += "</section>\n<section aria-labelledby=\"blocked\">\n<h2 id=\"blocked\">Blocked</h2>\n"
+        if let blocked {
+            body += H.table("What the next pass cannot do, and why", ["Object", "Action", "Why"], blocked.map {
+                [H.h("\($0.address)"), H.h($0.action.rawValue + ($0.version.map { " v\($0)" } ?? "")), H.h($0.reason)]
+            }, empty: "Nothing is blocked.")
+        } else {
+            body += "<p class=\"empty\">No valid revision has been read yet.</p>\n"
+        }
         body += "</section>\n"
         body += "<section aria-labelledby=\"counts\">\n<h2 id=\"counts\">Registry</h2>\n<p>\(observed.models.count) models, \(observed.targets.values.filter(\.assigned).count) live serving targets, generation \(observed.generation). "
-            + "<a href=\"/ui/plan\">What the next pass would do</a>, including anything blocked.</p>\n</section>\n"
+            + "<a href=\"/ui/plan\">What the next pass would do</a>.</p>\n</section>\n"
         return layout("Overview", current: "/ui/", body: body)
     }
 
@@ -229,10 +237,19 @@ enum DashboardPages {
             body += "<p>To reject instead:</p>\n<pre><code>spec:\n  decisions:\n    reject: [\((m.spec.decisions.reject + [v.number]).sorted().map(String.init).joined(separator: ", "))]</code></pre>\n"
         }
         let approved = versions.filter { $0.status == .approved }
-        if let best = approved.first {
-            body += "<h3>Promote or roll back</h3>\n<p>In the <code>ServingTarget</code> that should serve it, name the version in its route "
-                + "(an older number rolls back; <code>latest-approved</code> follows new approvals):</p>\n"
-            body += "<pre><code>spec:\n  routes:\n    - {model: \(H.h(name)), version: \(best.number), weight: 100}</code></pre>\n"
+        if let newest = approved.first {
+            body += "<h3>Promote</h3>\n<p>In the <code>ServingTarget</code> that should serve it, name the version in its route "
+                + "(<code>latest-approved</code> follows new approvals instead):</p>\n"
+            body += "<pre><code>spec:\n  routes:\n    - {model: \(H.h(name)), version: \(newest.number), weight: 100}</code></pre>\n"
+        }
+        // Rolling back: each target serving a version with an older approved one before it.
+        for target in observed.targets.values.sorted(by: { $0.name < $1.name }) where target.assigned {
+            for route in target.routes where route.model == name {
+                guard let previous = approved.first(where: { $0.number < route.version }) else { continue }
+                body += "<h3>Roll back \(H.h(target.name)) to v\(previous.number)</h3>\n<p>In <code>ServingTarget/\(H.h(target.name))</code>, "
+                    + "replace this model's route (it serves v\(route.version) at \(route.weight)%):</p>\n"
+                body += "<pre><code>    - {model: \(H.h(name)), version: \(previous.number), weight: \(route.weight)}</code></pre>\n"
+            }
         }
         body += "</section>\n"
 

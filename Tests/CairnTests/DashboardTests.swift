@@ -124,6 +124,8 @@ func rawHTTP(port: Int, _ method: String, _ path: String, body: String? = nil, c
         let cookie = try served.signIn(served.readToken)
         let db = try RegistryDatabase(path: served.setup.dbPath)
         let observed = try db.observedState()
+        let overview = try served.get("/ui/", cookie: cookie).2
+        #expect(overview.contains("<h2 id=\"blocked\">Blocked</h2>") && overview.contains("Conditions") && overview.contains("Runs in flight"))
         let models = try served.get("/ui/models?tab=all", cookie: cookie).2
         for name in observed.models.keys { #expect(models.contains(">\(name)</a>"), "\(name) is not listed") }
         let drafts = try served.get("/ui/models?phase=draft&tab=all", cookie: cookie).2
@@ -210,6 +212,9 @@ func rawHTTP(port: Int, _ method: String, _ path: String, body: String? = nil, c
             let db = try RegistryDatabase(path: served.setup.dbPath)
             return try db.observedState().models["homepage-recs"]?.versions.count == 2 && db.activeRunCounts() == (0, 0)
         }
+        // With v2 live and v1 approved before it, the page shows how to roll each target back.
+        let detail = try served.get("/ui/models/homepage-recs", cookie: try served.signIn(served.readToken)).2
+        #expect(detail.contains("Roll back acme-homepage to v1") && detail.contains("{model: homepage-recs, version: 1, weight: 90}"), "\(detail.suffix(3000))")
         let db = try RegistryDatabase(path: served.setup.dbPath)
         let observed = try db.observedState()
         let versions = observed.models["homepage-recs"]!.versions
