@@ -49,6 +49,13 @@ final class DashboardSessions: @unchecked Sendable {
 struct Dashboard: Sendable {
     let api: HTTPAPI
     let sessions = DashboardSessions()
+    /// The last verification of the whole audit chain: reused while the chain's head stands and
+    /// for at most a minute (a whole verification reads every row; the history page is read often).
+    let verified = Locked<(head: String?, broken: String?, at: Double)?>(nil)
+    static let verificationAge = 60.0
+    /// What is blocked, as last planned for the overview: reused while the revision and the
+    /// registry's generation stand, for at most a minute (a plan of a large fleet takes a while).
+    let blockedKept = Locked<(key: String, blocked: [BlockedChange], at: Double)?>(nil)
 
     static let cookieName = "cairn_session"
     static let securityHeaders: [(String, String)] = [
@@ -181,9 +188,20 @@ struct Dashboard: Sendable {
             let filter = RegistryDatabase.HistoryFilter(model: q.get("model").flatMap { $0.isEmpty ? nil : $0 },
                                                         target: q.get("target").flatMap { $0.isEmpty ? nil : $0 }, since: since, limit: 500)
             let action = q.get("action").flatMap { $0.isEmpty ? nil : $0 }
-            let (rows, broken) = try await blocking { [db = api.db] in (try db.history(filter), try db.verifyAudit()) }
+            let verified = self.verified
+            let now = Date().timeIntervalSince1970
+            let fresh = q.get("verify") != nil
+            let (rows, broken, at) = try await blocking { [db = api.db] () -> ([AuditEntry], String?, Double) in
+                let head = try db.auditHead()
+                if !fresh, let kept = verified.value, kept.head == head, now - kept.at < Self.verificationAge {
+                    return (try db.history(filter), kept.broken, kept.at)
+                }
+                let broken = try db.verifyAudit().map { "row \($0.id): \($0.problem)" }
+                verified.update { $0 = (head, broken, now) }
+                return (try db.history(filter), broken, now)
+            }
             return Self.respond(DashboardPages.history(rows.filter { action == nil || $0.action.rawValue == action }, filter: filter, action: action,
-                                                       since: q.get("since"), broken: broken.map { "row \($0.id): \($0.problem)" }))
+                                                       since: q.get("since"), broken: broken, verifiedAt: Int64(at)))
         }
         router.get("ui/plan") { request, _ -> Response in
             if let denied = await signedIn(request) { return denied }
@@ -225,9 +243,20 @@ struct Dashboard: Sendable {
         let desired = status.desired
         let options = api.configuration.planner
         let now = api.loop.clock.unixNow()
+        let kept = blockedKept
         let (observed, suspension, blocked) = try await blocking { [db = api.db] () -> (ObservedState, RegistryDatabase.Suspension?, [BlockedChange]?) in
             let observed = try db.observedState()
-            let blocked = desired.map { Planner.plan(desired: $0, observed: observed, now: now, options: options).blocked }
+            var blocked: [BlockedChange]?
+            if let desired {
+                let key = "\(desired.commit.sha) \(observed.generation)"
+                if let last = kept.value, last.key == key, Double(now) - last.at < 60 {
+                    blocked = last.blocked
+                } else {
+                    let fresh = Planner.plan(desired: desired, observed: observed, now: now, options: options).blocked
+                    kept.update { $0 = (key, fresh, Double(now)) }
+                    blocked = fresh
+                }
+            }
             return (observed, try db.suspension(), blocked)
         }
         return DashboardPages.overview(observed, conditions: status.conditions.values.sorted { $0.type < $1.type },

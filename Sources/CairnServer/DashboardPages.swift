@@ -333,9 +333,11 @@ enum DashboardPages {
 
     // MARK: History
 
-    static func history(_ rows: [AuditEntry], filter: RegistryDatabase.HistoryFilter, action: String?, since: String?, broken: String?) -> String {
-        var body = broken.map { "<p class=\"error\" role=\"alert\">The audit chain is broken at \(H.h($0)).</p>\n" }
-            ?? "<p>\(H.badge("verified")) The audit chain verifies: every row's hash matches its content and the row before it.</p>\n"
+    static func history(_ rows: [AuditEntry], filter: RegistryDatabase.HistoryFilter, action: String?, since: String?, broken: String?,
+                        verifiedAt: Int64) -> String {
+        var body = broken.map { "<p class=\"error\" role=\"alert\">The audit chain is broken at \(H.h($0)) (checked \(H.time(verifiedAt))).</p>\n" }
+            ?? "<p>\(H.badge("verified")) The audit chain verifies: every row's hash matches its content and the row before it (checked \(H.time(verifiedAt)), "
+            + "again when the history grows or a minute has passed; <a href=\"\(H.link("/ui/history", [("model", filter.model), ("target", filter.target), ("action", action), ("since", since), ("verify", "1")]))\">verify now</a>).</p>\n"
         body += "<form method=\"get\" action=\"/ui/history\" class=\"filters\">\n"
         body += "<label for=\"f-model\">Model</label>\n<input id=\"f-model\" name=\"model\" value=\"\(H.h(filter.model ?? ""))\">\n"
         body += "<label for=\"f-target\">Serving target</label>\n<input id=\"f-target\" name=\"target\" value=\"\(H.h(filter.target ?? ""))\">\n"

@@ -71,6 +71,11 @@ extension RegistryDatabase {
 
     /// Recomputes the chain. Returns nil when intact, or the first row that does not match
     /// (altered, inserted out of order, or following a deleted row).
+    /// The newest audit row's id and hash (`"ID HASH"`), as kept apart from the rows; nil before any.
+    public func auditHead() throws -> String? {
+        try sql.read { db in try meta(db, "audit_head") }
+    }
+
     public func verifyAudit() throws -> AuditBreak? {
         try sql.read { db in try verifyAudit(db) }
     }

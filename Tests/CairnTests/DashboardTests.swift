@@ -109,6 +109,10 @@ func rawHTTP(port: Int, _ method: String, _ path: String, body: String? = nil, c
             #expect(!body.contains(served.readToken))
         }
         // Revoking the token ends its sessions.
+        // The history page says when the chain is broken (an audit row edited beside Cairn).
+        try runSQL(served.setup.dbPath, "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET reason = 'nothing to see' WHERE id = 2;")
+        let (_, _, tampered) = try served.get("/ui/history?since=1h&verify=1", cookie: cookie)
+        #expect(tampered.contains("The audit chain is broken at row 2"), "\(tampered.prefix(2000))")
         #expect(try cairn(["token", "revoke", "dashboard-viewer", "--db", served.setup.dbPath]).status == 0)
         let (after, afterHeaders, _) = try served.get("/ui/models", cookie: cookie)
         #expect(after == 303 && afterHeaders["location"] == "/ui/sign-in?expired=1")
