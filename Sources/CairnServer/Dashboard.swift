@@ -259,8 +259,21 @@ struct Dashboard: Sendable {
             }
             return (observed, try db.suspension(), blocked)
         }
+        // The applied and attempted revisions' commits, from the repository (or its mirror).
+        let configuration = api.configuration
+        let source = GitManifestSource(repository: configuration.repository, revision: configuration.revision, root: configuration.manifestRoot,
+                                       exclude: configuration.exclude, gitCache: configuration.gitCachePath)
+        let applied = status.lastAppliedRevision ?? observed.lastAppliedRevision, attempted = status.lastAttemptedRevision
+        let commits = try await blocking { () -> [String: CommitInfo] in
+            guard let repository = try? source.open() else { return [:] }
+            var found: [String: CommitInfo] = [:]
+            for sha in [applied, attempted].compactMap({ $0 }) where CommitInfo.isFullID(sha) {
+                if let info = try? repository.commit(sha) { found[sha] = info }
+            }
+            return found
+        }
         return DashboardPages.overview(observed, conditions: status.conditions.values.sorted { $0.type < $1.type },
-                                       lastApplied: status.lastAppliedRevision, lastAttempted: status.lastAttemptedRevision, commit: desired?.commit,
+                                       lastApplied: applied.map { (sha: $0, commit: commits[$0]) }, lastAttempted: attempted.map { (sha: $0, commit: commits[$0]) },
                                        suspended: suspension.map { "by \($0.by) at \(Describe.time($0.at))" }, blocked: blocked)
     }
 }

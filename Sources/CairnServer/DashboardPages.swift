@@ -61,18 +61,20 @@ enum DashboardPages {
 
     // MARK: Overview
 
-    static func overview(_ observed: ObservedState, conditions: [Condition], lastApplied: String?, lastAttempted: String?, commit: CommitInfo?,
-                         suspended: String?, blocked: [BlockedChange]?) -> String {
+    static func overview(_ observed: ObservedState, conditions: [Condition], lastApplied: (sha: String, commit: CommitInfo?)?,
+                         lastAttempted: (sha: String, commit: CommitInfo?)?, suspended: String?, blocked: [BlockedChange]?) -> String {
+        func revision(_ r: (sha: String, commit: CommitInfo?)?) -> String {
+            guard let r else { return "none" }
+            return "<code>\(H.h(String(r.sha.prefix(12))))</code>"
+                + (r.commit.map { " \(H.h($0.summary)) — \(H.h($0.authorName)), \(H.time($0.time))" } ?? "")
+        }
         var body = "<section aria-labelledby=\"conditions\">\n<h2 id=\"conditions\">Conditions</h2>\n"
         body += H.table("Reconciler conditions", ["Condition", "Status", "Reason", "Message", "Since"], conditions.map {
             [H.h($0.type), H.badge($0.status == "True" ? $0.type : "not " + $0.type.lowercased()), H.h($0.reason), H.h($0.message), H.h($0.lastTransitionTime)]
         }, empty: "No pass has run yet.")
         body += "</section>\n<section aria-labelledby=\"revision\">\n<h2 id=\"revision\">Revision</h2>\n<dl>\n"
-        body += "<dt>Last applied</dt><dd><code>\(H.h(lastApplied ?? observed.lastAppliedRevision ?? "none"))</code></dd>\n"
-        body += "<dt>Last attempted</dt><dd><code>\(H.h(lastAttempted ?? "none"))</code></dd>\n"
-        if let commit {
-            body += "<dt>Commit read</dt><dd><code>\(H.h(String(commit.sha.prefix(12))))</code> \(H.h(commit.summary)) — \(H.h(commit.authorName))</dd>\n"
-        }
+        body += "<dt>Last applied</dt><dd>\(revision(lastApplied))</dd>\n"
+        body += "<dt>Last attempted</dt><dd>\(revision(lastAttempted))</dd>\n"
         body += "<dt>Applying</dt><dd>" + (suspended.map { H.badge("suspended") + " " + H.h($0) + " (<code>cairn resume</code>)" } ?? "active") + "</dd>\n</dl>\n</section>\n"
         let drifted = observed.targets.values.filter { $0.drift != nil }.sorted { $0.name < $1.name }
         body += "<section aria-labelledby=\"drift\">\n<h2 id=\"drift\">Drift</h2>\n"

@@ -130,6 +130,9 @@ func rawHTTP(port: Int, _ method: String, _ path: String, body: String? = nil, c
         let observed = try db.observedState()
         let overview = try served.get("/ui/", cookie: cookie).2
         #expect(overview.contains("<h2 id=\"blocked\">Blocked</h2>") && overview.contains("Conditions") && overview.contains("Runs in flight"))
+        // The applied revision with its commit's message and author.
+        let applied = try served.setup.work.git(["rev-parse", "HEAD"])
+        #expect(overview.contains("<dt>Last applied</dt><dd><code>\(applied.prefix(12))</code> first — "), "\(overview.prefix(3000))")
         let models = try served.get("/ui/models?tab=all", cookie: cookie).2
         for name in observed.models.keys { #expect(models.contains(">\(name)</a>"), "\(name) is not listed") }
         let drafts = try served.get("/ui/models?phase=draft&tab=all", cookie: cookie).2
