@@ -88,9 +88,10 @@ enum DashboardPages {
         }, empty: "No run is queued or running.")
         body += "</section>\n<section aria-labelledby=\"blocked\">\n<h2 id=\"blocked\">Blocked</h2>\n"
         if let blocked {
-            body += H.table("What the next pass cannot do, and why", ["Object", "Action", "Why"], blocked.map {
+            body += H.table("What the next pass cannot do, and why", ["Object", "Action", "Why"], blocked.prefix(50).map {
                 [H.h("\($0.address)"), H.h($0.action.rawValue + ($0.version.map { " v\($0)" } ?? "")), H.h($0.reason)]
             }, empty: "Nothing is blocked.")
+            if blocked.count > 50 { body += "<p>The first 50 of \(blocked.count) blocked changes: <a href=\"/ui/plan\">the plan</a> lists them.</p>\n" }
         } else {
             body += "<p class=\"empty\">No valid revision has been read yet.</p>\n"
         }
