@@ -1,4 +1,5 @@
 import CairnCore
+import CairnGit
 import CairnReconcile
 import CairnRender
 import CairnSource
@@ -56,6 +57,9 @@ struct Dashboard: Sendable {
     /// What is blocked, as last planned for the overview: reused while the revision and the
     /// registry's generation stand, for at most a minute (a plan of a large fleet takes a while).
     let blockedKept = Locked<(key: String, blocked: [BlockedChange], at: Double)?>(nil)
+    /// Commits looked up for the overview, found or not (a commit the repository lacks costs
+    /// libgit2 a rescan of its packs on every lookup).
+    let commitsKept = Locked<[String: CommitInfo?]>([:])
 
     static let cookieName = "cairn_session"
     static let securityHeaders: [(String, String)] = [
@@ -264,11 +268,19 @@ struct Dashboard: Sendable {
         let source = GitManifestSource(repository: configuration.repository, revision: configuration.revision, root: configuration.manifestRoot,
                                        exclude: configuration.exclude, gitCache: configuration.gitCachePath)
         let applied = status.lastAppliedRevision ?? observed.lastAppliedRevision, attempted = status.lastAttemptedRevision
+        let keptCommits = commitsKept
         let commits = try await blocking { () -> [String: CommitInfo] in
-            guard let repository = try? source.open() else { return [:] }
             var found: [String: CommitInfo] = [:]
+            var repository: GitRepository?
             for sha in [applied, attempted].compactMap({ $0 }) where CommitInfo.isFullID(sha) {
-                if let info = try? repository.commit(sha) { found[sha] = info }
+                if let known = keptCommits.value[sha] {
+                    found[sha] = known
+                    continue
+                }
+                if repository == nil { repository = try? source.open() }
+                let info = try? repository?.commit(sha)
+                keptCommits.update { $0[sha] = .some(info) }
+                found[sha] = info
             }
             return found
         }
