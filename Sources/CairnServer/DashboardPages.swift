@@ -78,14 +78,16 @@ enum DashboardPages {
         body += "<dt>Applying</dt><dd>" + (suspended.map { H.badge("suspended") + " " + H.h($0) + " (<code>cairn resume</code>)" } ?? "active") + "</dd>\n</dl>\n</section>\n"
         let drifted = observed.targets.values.filter { $0.drift != nil }.sorted { $0.name < $1.name }
         body += "<section aria-labelledby=\"drift\">\n<h2 id=\"drift\">Drift</h2>\n"
-        body += H.table("Serving targets changed outside git", ["Target", "How", "By", "When"], drifted.map {
+        body += H.table("Serving targets changed outside git", ["Target", "How", "By", "When"], drifted.prefix(50).map {
             ["<a href=\"\(H.link("/ui/targets"))#target-\(H.h($0.name))\">\(H.h($0.name))</a>", H.h($0.drift!.how), H.h($0.drift!.actor), H.time($0.drift!.at)]
         }, empty: "No drift: every live target is as the last applied revision says.")
+        if drifted.count > 50 { body += "<p>The first 50 of \(drifted.count) drifted targets: <a href=\"/ui/targets\">the serving targets</a> show each.</p>\n" }
         let active = observed.runs.filter { $0.state.isActive }
         body += "</section>\n<section aria-labelledby=\"inflight\">\n<h2 id=\"inflight\">Runs in flight</h2>\n"
-        body += H.table("Queued and running training runs", ["Run", "Model", "State", "Queued"], active.map {
+        body += H.table("Queued and running training runs", ["Run", "Model", "State", "Queued"], active.prefix(50).map {
             ["\($0.id)", modelLink($0.model), H.badge($0.state.rawValue), H.time($0.createdAt)]
         }, empty: "No run is queued or running.")
+        if active.count > 50 { body += "<p>The first 50 of \(active.count) runs in flight: <a href=\"/ui/runs\">the training runs</a> show more.</p>\n" }
         body += "</section>\n<section aria-labelledby=\"blocked\">\n<h2 id=\"blocked\">Blocked</h2>\n"
         if let blocked {
             body += H.table("What the next pass cannot do, and why", ["Object", "Action", "Why"], blocked.prefix(50).map {
