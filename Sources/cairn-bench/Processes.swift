@@ -26,6 +26,13 @@ func spawn(_ executable: String, _ arguments: [String]) throws -> pid_t {
     return pid
 }
 
+/// Ends a process started with `spawn` (SIGTERM, as a service manager would) and waits for it.
+func stopProcess(_ pid: pid_t) {
+    kill(pid, SIGTERM)
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+}
+
 /// Runs a process and waits for it: wall seconds, peak RSS in KiB (`wait4`), raw wait status.
 func runAndWait(_ executable: String, _ arguments: [String]) throws -> (Double, Int, Int32) {
     let start = Date()

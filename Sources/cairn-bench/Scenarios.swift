@@ -21,11 +21,7 @@ import GRDB
 func idleServe(_ cairn: String, repo: String, db: String, seconds: Double) throws -> Double {
     let port = 20_000 + Int(getpid() % 10_000)
     let pid = try spawn(cairn, ["serve", "--repo", repo, "--db", db, "--listen", "127.0.0.1:\(port)", "--interval", "10s", "--workers", "1"])
-    defer {
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-    }
+    defer { stopProcess(pid) }
     var last = cpuSeconds(pid) ?? 0
     var quiet = 0
     let settleBy = Date().addingTimeInterval(300)
@@ -149,11 +145,7 @@ func webhookToApplied(_ cairn: String, repo: String, db: String, work: String, g
     let pid = try spawn(cairn, ["serve", "--repo", "file://" + remote, "--db", registry, "--listen", "127.0.0.1:\(port)", "--interval", "1h",
                                 "--workers", "0"])
     unsetenv("CAIRN_WEBHOOK_SECRET")
-    defer {
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-    }
+    defer { stopProcess(pid) }
     guard let reader = try RegistryDatabase.openForReading(path: registry) else { throw BenchError("no registry at \(registry)") }
     func applied() throws -> String? { try reader.observedState().lastAppliedRevision }
     func head() throws -> String {
@@ -210,11 +202,7 @@ func dashboardPages(_ cairn: String, db: String, repo: String, model: String) th
         .trimmingCharacters(in: .whitespacesAndNewlines)
     let port = 30_000 + Int(getpid() % 10_000)
     let pid = try spawn(cairn, ["serve", "--repo", repo, "--db", db, "--listen", "127.0.0.1:\(port)", "--interval", "1h", "--workers", "0"])
-    defer {
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-    }
+    defer { stopProcess(pid) }
     func request(_ method: String, _ path: String, body: String? = nil, cookie: String? = nil) -> (Int, String?) {
         final class NoRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
             func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
