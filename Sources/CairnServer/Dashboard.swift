@@ -99,8 +99,15 @@ struct Dashboard: Sendable {
         guard let id = Self.sessionID(request), let token = sessions.token(of: id, now: now) else {
             return Self.redirect("/ui/sign-in")
         }
-        let scope = try? await blocking { [db = api.db] in try db.scope(ofToken: token) }
-        guard scope ?? nil != nil else {
+        let scope: RegistryDatabase.TokenScope?
+        do {
+            scope = try await blocking { [db = api.db] in try db.scope(ofToken: token) }
+        } catch {
+            // The registry did not answer: the session stands, the page cannot be shown now.
+            return Self.respond(DashboardPages.layout("Unavailable", current: nil, body: "<p class=\"error\">The registry does not answer; try again shortly.</p>\n"),
+                                status: .serviceUnavailable)
+        }
+        guard scope != nil else {
             sessions.close(id)
             return Self.redirect("/ui/sign-in?expired=1")
         }
