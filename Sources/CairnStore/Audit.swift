@@ -69,13 +69,13 @@ extension RegistryDatabase {
     static let auditColumns = ["id", "at", "action", "address", "version", "before", "after", "reason", "revision", "author", "file", "actor",
                                "prev_hash", "hash"]
 
-    /// Recomputes the chain. Returns nil when intact, or the first row that does not match
-    /// (altered, inserted out of order, or following a deleted row).
     /// The newest audit row's id and hash (`"ID HASH"`), as kept apart from the rows; nil before any.
     public func auditHead() throws -> String? {
         try sql.read { db in try meta(db, "audit_head") }
     }
 
+    /// Recomputes the chain. Returns nil when intact, or the first row that does not match
+    /// (altered, inserted out of order, or following a deleted row).
     public func verifyAudit() throws -> AuditBreak? {
         try sql.read { db in try verifyAudit(db) }
     }
