@@ -23,6 +23,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 PAGES = [
     ("overview", "/ui/"),
@@ -192,6 +193,9 @@ def main():
         # Signing out ends the session.
         driver.get(args.base + "/ui/")
         driver.find_element(By.CSS_SELECTOR, "form.sign-out button").click()
+        # The click only starts the form's submission: wait for its answer (the sign-in page)
+        # before asking for a page, or that request may overtake the sign-out.
+        WebDriverWait(driver, 10).until(lambda d: d.current_url.endswith("/ui/sign-in"))
         driver.get(args.base + "/ui/models")
         if not driver.current_url.endswith("/ui/sign-in"):
             fail("sign-out", "the session still worked after signing out")
