@@ -221,9 +221,7 @@ struct Dashboard: Sendable {
                 // A full commit id, or a branch name resolved to one (never an expression).
                 var revision = given.lowercased()
                 if !CommitInfo.isFullID(given) {
-                    let configuration = api.configuration
-                    let source = GitManifestSource(repository: configuration.repository, revision: configuration.revision, root: configuration.manifestRoot,
-                                                   exclude: configuration.exclude, gitCache: configuration.gitCachePath)
+                    let source = api.configuration.source()
                     do {
                         revision = try await blocking { try source.branchCommit(given) }
                     } catch {
@@ -271,9 +269,7 @@ struct Dashboard: Sendable {
             return (observed, try db.suspension(), blocked)
         }
         // The applied and attempted revisions' commits, from the repository (or its mirror).
-        let configuration = api.configuration
-        let source = GitManifestSource(repository: configuration.repository, revision: configuration.revision, root: configuration.manifestRoot,
-                                       exclude: configuration.exclude, gitCache: configuration.gitCachePath)
+        let source = api.configuration.source()
         let applied = status.lastAppliedRevision ?? observed.lastAppliedRevision, attempted = status.lastAttemptedRevision
         let keptCommits = commitsKept
         let commits = try await blocking { () -> [String: CommitInfo] in

@@ -58,8 +58,7 @@ public struct HTTPAPI: Sendable {
     /// The plan of `revision` (fetched from the remote when the cache lacks it) against the live
     /// registry, writing nothing: what merging a pull request would do.
     func planOf(revision: String) async throws -> Result<Plan, PlanProblem> {
-        let base = GitManifestSource(repository: configuration.repository, revision: configuration.revision, root: configuration.manifestRoot,
-                                     exclude: configuration.exclude, gitCache: configuration.gitCachePath)
+        let base = configuration.source()
         let options = configuration.planner
         let clock = loop.clock
         return try await blocking { [db] in

@@ -20,8 +20,7 @@ public enum Serve {
         let metrics = CairnMetrics.bootstrap()
         let store = ArtifactStore(root: URL(fileURLWithPath: configuration.artifactsPath))
         let serving = ServingCache(db: db, loader: ModelLoader(store: store, key: key))
-        let source = GitManifestSource(repository: configuration.repository, revision: configuration.revision, root: configuration.manifestRoot,
-                                       exclude: configuration.exclude, gitCache: configuration.gitCachePath, parseCache: ParseCache())
+        let source = configuration.source(parseCache: ParseCache())
         let queued = Wakeup()
         let loop = ReconcileLoop(source: source, store: db, clock: clock,
                                  configuration: .init(interval: Double(configuration.interval), resync: Double(configuration.resync),

@@ -1,4 +1,6 @@
 import CairnCore
+import CairnManifests
+import CairnSource
 import CairnTraining
 import Foundation
 
@@ -50,5 +52,11 @@ public struct ServeConfiguration: Sendable {
         self.gitCachePath = gitCachePath
         self.workRoot = workRoot
         self.webhookSecret = webhookSecret
+    }
+
+    /// The followed repository, revision and manifest folder as a source (the daemon's loop gives
+    /// it its parse cache; the API's and dashboard's reads beside the loop have none).
+    public func source(parseCache: ParseCache? = nil) -> GitManifestSource {
+        GitManifestSource(repository: repository, revision: revision, root: manifestRoot, exclude: exclude, gitCache: gitCachePath, parseCache: parseCache)
     }
 }
