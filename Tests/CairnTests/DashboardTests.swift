@@ -215,9 +215,11 @@ func rawHTTP(port: Int, _ method: String, _ path: String, body: String? = nil, c
         try String(contentsOf: file, encoding: .utf8).replacingOccurrences(of: "  label: Homepage recommender\n", with: "  label: Homepage recommender\n  retrainToken: \"2\"\n")
             .write(to: file, atomically: true, encoding: .utf8)
         try served.setup.push("retrain the champion")
-        try served.setup.waitFor("v2 of homepage-recs", timeout: 120) {
-            let db = try RegistryDatabase(path: served.setup.dbPath)
-            return try db.observedState().models["homepage-recs"]?.versions.count == 2 && db.activeRunCounts() == (0, 0)
+        // Trained, approved, and promoted by the pass after (the target follows latest-approved).
+        try served.setup.waitFor("v2 of homepage-recs live on acme-homepage", timeout: 120) {
+            let observed = try RegistryDatabase(path: served.setup.dbPath).observedState()
+            return observed.models["homepage-recs"]?.versions.count == 2
+                && observed.targets["acme-homepage"]?.routes.contains { $0.model == "homepage-recs" && $0.version == 2 } == true
         }
         // With v2 live and v1 approved before it, the page shows how to roll each target back.
         let detail = try served.get("/ui/models/homepage-recs", cookie: try served.signIn(served.readToken)).2
