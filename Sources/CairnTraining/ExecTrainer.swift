@@ -43,9 +43,7 @@ public enum ExecTrainer {
     /// read-only snapshot, the output, home and params.json, and the environment it runs with.
     struct Prepared {
         var runDir: URL
-        var snapshot: URL
         var output: URL
-        var home: URL
         var workingDirectory: URL
         var environment: [String: String]
         var datasetHash: String
@@ -105,7 +103,7 @@ public enum ExecTrainer {
         // The command runs from the manifest folder, where the template's relative paths point.
         let workingDirectory = job.request.manifestRoot.map { snapshot.appendingPathComponent($0) } ?? snapshot
 
-        return Prepared(runDir: runDir, snapshot: snapshot, output: output, home: home, workingDirectory: workingDirectory,
+        return Prepared(runDir: runDir, output: output, workingDirectory: workingDirectory,
                         environment: environment, datasetHash: sha256Hex([UInt8](datasetBytes)))
     }
 
@@ -173,13 +171,27 @@ public enum ExecTrainer {
         return (process.terminationStatus, ending, collector.text)
     }
 
+    /// Opens a file a trainer may have written, for reading: refused when it is a symbolic link
+    /// (O_NOFOLLOW) or anything but a regular file (a FIFO would block the worker).
+    static func openRegularFile(_ path: String) -> FileHandle? {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            return nil
+        }
+        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+    }
+
     static func readMetrics(_ file: URL, expected: [String], log: String) throws -> [String: Double] {
         // The trainer wrote this file: never follow a link it may have put there instead.
         var info = stat()
         if lstat(file.path, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
             throw TrainerFailure("metrics.json is not a regular file (a link or a folder); write the metrics into the file itself", log: log)
         }
-        guard let data = FileManager.default.contents(atPath: file.path) else {
+        // Opened without following a link, in case one replaced the file after that look.
+        guard let handle = openRegularFile(file.path), let data = try? handle.readToEnd() ?? Data() else {
             throw TrainerFailure("trainer wrote no metrics.json to CAIRN_OUTPUT", log: log)
         }
         guard let object = try? JSONDecoder().decode(JSONValue.self, from: data), case let .object(fields) = object else {

@@ -79,7 +79,7 @@ public struct SlurmTrainer: Sendable {
         var outputFile: FileHandle?
         defer { try? outputFile?.close() }
         func readLog() {
-            if outputFile == nil { outputFile = Self.openRegularFile(slurmDir.appendingPathComponent("output.log").path) }
+            if outputFile == nil { outputFile = ExecTrainer.openRegularFile(slurmDir.appendingPathComponent("output.log").path) }
             guard let outputFile else { return }
             while let chunk = try? outputFile.read(upToCount: 1 << 16), !chunk.isEmpty {
                 log.append(chunk)
@@ -195,24 +195,12 @@ public struct SlurmTrainer: Sendable {
 
     static func readExitStatus(_ slurmDir: URL) -> Int32? {
         // The job wrote this file: only a small regular file is read, never through a link.
-        guard let handle = openRegularFile(slurmDir.appendingPathComponent("exit-status").path) else { return nil }
+        guard let handle = ExecTrainer.openRegularFile(slurmDir.appendingPathComponent("exit-status").path) else { return nil }
         defer { try? handle.close() }
         guard let data = try? handle.read(upToCount: 64) else { return nil }
         return Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
-    /// Opens a file the job may have written for reading: refused when it is a symbolic link
-    /// (O_NOFOLLOW) or anything but a regular file (a FIFO would block the worker).
-    static func openRegularFile(_ path: String) -> FileHandle? {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            close(fd)
-            return nil
-        }
-        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-    }
 
     /// Slurm's time limit: whole minutes, rounded up.
     static func minutes(_ d: ManifestDuration) -> Int { max(1, Int((d.seconds + 59) / 60)) }
