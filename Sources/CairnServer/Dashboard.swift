@@ -166,8 +166,7 @@ struct Dashboard: Sendable {
                 let observed = try db.observedState()
                 guard let model = observed.models[name] else { return nil }
                 let history = try db.history(RegistryDatabase.HistoryFilter(model: name, limit: 1000))
-                var runs: [Int: RegistryDatabase.RunSummary] = [:]
-                for v in model.versions { runs[v.runID] = try db.runLog(v.runID)?.0 }
+                let runs = try db.runSummaries(ids: model.versions.map(\.runID))
                 let latest = model.versions.max { $0.number < $1.number }
                 let request = try latest.flatMap { try db.runRequest($0.runID) }
                 return DashboardPages.model(model, observed: observed, history: history, runs: runs, request: request, file: file)
@@ -184,11 +183,11 @@ struct Dashboard: Sendable {
         }
         router.get("ui/runs") { request, _ -> Response in
             if let denied = await signedIn(request) { return denied }
-            let runs = try await blocking { [db = api.db] in
-                try db.recentRuns(limit: 100).map { run -> (RegistryDatabase.RunSummary, String) in
-                    let log = run.state == "running" || run.state == "failed" ? (try db.runLog(run.id)?.1 ?? "") : ""
-                    return (run, log)
-                }
+            let runs = try await blocking { [db = api.db] () -> [(RegistryDatabase.RunSummary, String)] in
+                let runs = try db.recentRuns(limit: 100)
+                // The tails of running and failed runs' logs only (a log is up to 1 MiB).
+                let tails = try db.logTails(ids: runs.filter { $0.state == "running" || $0.state == "failed" }.map(\.id), characters: 8192)
+                return runs.map { ($0, tails[$0.id] ?? "") }
             }
             return Self.respond(DashboardPages.runs(runs, now: api.loop.clock.unixNow()))
         }

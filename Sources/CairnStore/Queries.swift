@@ -31,16 +31,48 @@ extension RegistryDatabase {
         public var job: String?
     }
 
+    /// What a run summary reads of `training_runs t` (never the log, up to 1 MiB a run).
+    static let summaryColumns = "t.id, t.model, t.state, t.reason, t.created_at, t.started_at, t.finished_at, t.attempts, t.version, t.job"
+
+    static func runSummary(_ row: SQLRow, awaiting: Bool = false) -> RunSummary {
+        RunSummary(id: row["id"], model: row["model"], state: row["state"], reason: row["reason"], createdAt: row["created_at"],
+                   startedAt: row["started_at"], finishedAt: row["finished_at"], attempts: row["attempts"], version: row["version"],
+                   awaitingRecord: awaiting, job: (row["job"] as String?).flatMap { try? decode(RunJob.self, $0) }.map(\.description))
+    }
+
     /// The newest runs first.
     public func recentRuns(limit: Int = 20) throws -> [RunSummary] {
         try sql.read { db in
             try SQLRow.fetchAll(db, sql: """
-                SELECT t.*, EXISTS (SELECT 1 FROM run_results r WHERE r.run_id = t.id) AS awaiting FROM training_runs t ORDER BY t.id DESC LIMIT ?
-                """, arguments: [limit]).map {
-                RunSummary(id: $0["id"], model: $0["model"], state: $0["state"], reason: $0["reason"], createdAt: $0["created_at"],
-                           startedAt: $0["started_at"], finishedAt: $0["finished_at"], attempts: $0["attempts"], version: $0["version"],
-                           awaitingRecord: $0["awaiting"], job: Self.jobName($0))
+                SELECT \(Self.summaryColumns), EXISTS (SELECT 1 FROM run_results r WHERE r.run_id = t.id) AS awaiting
+                FROM training_runs t ORDER BY t.id DESC LIMIT ?
+                """, arguments: [limit]).map { Self.runSummary($0, awaiting: $0["awaiting"]) }
+        }
+    }
+
+    /// The runs with these ids, by id (those that exist).
+    public func runSummaries(ids: [Int]) throws -> [Int: RunSummary] {
+        guard !ids.isEmpty else { return [:] }
+        return try sql.read { db in
+            let marks = Array(repeating: "?", count: ids.count).joined(separator: ", ")
+            let rows = try SQLRow.fetchAll(db, sql: "SELECT \(Self.summaryColumns) FROM training_runs t WHERE t.id IN (\(marks))",
+                                           arguments: SQLArguments(ids))
+            return Dictionary(uniqueKeysWithValues: rows.map { row -> (Int, RunSummary) in (row["id"], Self.runSummary(row)) })
+        }
+    }
+
+    /// The last `characters` of these runs' logs, by id (runs with no log are left out).
+    public func logTails(ids: [Int], characters: Int) throws -> [Int: String] {
+        guard !ids.isEmpty else { return [:] }
+        return try sql.read { db in
+            let marks = Array(repeating: "?", count: ids.count).joined(separator: ", ")
+            let tail = db.dialect == .postgres ? "right(log, \(characters))" : "substr(log, -\(characters))"
+            var out: [Int: String] = [:]
+            for row in try SQLRow.fetchAll(db, sql: "SELECT id, \(tail) AS tail FROM training_runs WHERE log IS NOT NULL AND id IN (\(marks))",
+                                           arguments: SQLArguments(ids)) {
+                out[row["id"]] = row["tail"]
             }
+            return out
         }
     }
 
@@ -99,16 +131,10 @@ extension RegistryDatabase {
     /// A run's stored log, or nil if the run does not exist.
     public func runLog(_ id: Int) throws -> (RunSummary, String)? {
         try sql.read { db in
-            guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM training_runs WHERE id = ?", arguments: [id]) else { return nil }
-            let summary = RunSummary(id: row["id"], model: row["model"], state: row["state"], reason: row["reason"], createdAt: row["created_at"],
-                                     startedAt: row["started_at"], finishedAt: row["finished_at"], attempts: row["attempts"], version: row["version"],
-                                     job: Self.jobName(row))
-            return (summary, row["log"] ?? "")
+            guard let row = try SQLRow.fetchOne(db, sql: "SELECT \(Self.summaryColumns), t.log FROM training_runs t WHERE t.id = ?",
+                                                arguments: [id]) else { return nil }
+            return (Self.runSummary(row), row["log"] ?? "")
         }
-    }
-
-    static func jobName(_ row: SQLRow) -> String? {
-        (row["job"] as String?).flatMap { try? decode(RunJob.self, $0) }.map(\.description)
     }
 }
 

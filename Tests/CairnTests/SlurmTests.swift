@@ -462,6 +462,9 @@ final class Background: @unchecked Sendable {
         try db.updateRunLog(claimed.id, holder: "w1", log: "epoch 1\n")
         #expect(try db.runLog(claimed.id)?.1 == "epoch 1\n")
         #expect(try db.runLog(claimed.id)?.0.job == "slurm job 4711")
+        // What the dashboard reads: summaries by id, and log tails without the whole log.
+        #expect(try db.runSummaries(ids: [claimed.id, 999_999]).mapValues(\.job) == [claimed.id: "slurm job 4711"])
+        #expect(try db.logTails(ids: [claimed.id], characters: 3) == [claimed.id: " 1\n"])
         // The worker dies: the run is queued again with no delay, and its job's folder is kept.
         #expect(try db.requeueExpiredRuns(now: t0 + 10, baseDelay: 600) == [claimed.id])
         #expect(try db.liveRunFolders(now: t0 + 10).contains("run-\(claimed.id)-1"))
