@@ -57,8 +57,8 @@ struct Dashboard: Sendable {
     /// What is blocked, as last planned for the overview: reused while the revision and the
     /// registry's generation stand, for at most a minute (a plan of a large fleet takes a while).
     let blockedKept = Locked<(key: String, blocked: [BlockedChange], at: Double)?>(nil)
-    /// Commits looked up for the overview, found or not (a commit the repository lacks costs
-    /// libgit2 a rescan of its packs on every lookup).
+    /// The overview's applied and attempted commits, found or not (a commit the repository lacks
+    /// costs libgit2 a rescan of its packs on every lookup).
     let commitsKept = Locked<[String: CommitInfo?]>([:])
 
     static let cookieName = "cairn_session"
@@ -272,19 +272,20 @@ struct Dashboard: Sendable {
         let applied = status.lastAppliedRevision ?? observed.lastAppliedRevision, attempted = status.lastAttemptedRevision
         let keptCommits = commitsKept
         let commits = try await blocking { () -> [String: CommitInfo] in
-            var found: [String: CommitInfo] = [:]
+            // Only the revisions shown now are kept: the cache never grows past two.
+            let kept = keptCommits.value
+            var now: [String: CommitInfo?] = [:]
             var repository: GitRepository?
             for sha in [applied, attempted].compactMap({ $0 }) where CommitInfo.isFullID(sha) {
-                if let known = keptCommits.value[sha] {
-                    found[sha] = known
+                if let known = kept[sha] {
+                    now[sha] = known
                     continue
                 }
                 if repository == nil { repository = try? source.open() }
-                let info = try? repository?.commit(sha)
-                keptCommits.update { $0[sha] = .some(info) }
-                found[sha] = info
+                now[sha] = .some(try? repository?.commit(sha))
             }
-            return found
+            keptCommits.update { $0 = now }
+            return now.compactMapValues { $0 }
         }
         return DashboardPages.overview(observed, conditions: status.conditions.values.sorted { $0.type < $1.type },
                                        lastApplied: applied.map { (sha: $0, commit: commits[$0]) }, lastAttempted: attempted.map { (sha: $0, commit: commits[$0]) },
