@@ -111,11 +111,14 @@ public struct ModelVersion: Sendable, Codable, Equatable {
     public var description: String?
     public var artifactHash: String?
     public var artifactSignature: String?
+    /// What it was trained on (versions trained before Cairn recorded it have none).
+    public var learned: LearnedFrom?
 
     public init(model: String, number: Int, systemName: String, status: Status, statusReason: String? = nil,
                 metrics: [String: Double], fingerprint: String, fingerprintInputs: FingerprintInputs, datasetHash: String,
                 commit: String, trainerVersion: String, runID: Int, createdAt: Int64, label: String? = nil,
-                description: String? = nil, artifactHash: String? = nil, artifactSignature: String? = nil) {
+                description: String? = nil, artifactHash: String? = nil, artifactSignature: String? = nil, learned: LearnedFrom? = nil) {
+        self.learned = learned
         self.model = model
         self.number = number
         self.systemName = systemName
@@ -133,6 +136,21 @@ public struct ModelVersion: Sendable, Codable, Equatable {
         self.description = description
         self.artifactHash = artifactHash
         self.artifactSignature = artifactSignature
+    }
+}
+
+/// What a version was trained on: the rows of its dataset snapshot, of them the outcome samples
+/// received through feedback, and the last feedback id included (the snapshot is the dataset at
+/// the commit plus every sample of the template up to that id).
+public struct LearnedFrom: Sendable, Codable, Equatable {
+    public var samples: Int
+    public var feedbackSamples: Int
+    public var feedbackThrough: Int
+
+    public init(samples: Int, feedbackSamples: Int, feedbackThrough: Int) {
+        self.samples = samples
+        self.feedbackSamples = feedbackSamples
+        self.feedbackThrough = feedbackThrough
     }
 }
 

@@ -132,6 +132,8 @@ public struct ClaimedRun: Sendable {
     /// The scheduler job an earlier attempt handed the run to, if it may still be running:
     /// the trainer re-attaches to it instead of submitting another.
     public var job: RunJob?
+    /// The outcome samples this run learns from besides its dataset (read when it was claimed).
+    public var feedback = FeedbackSnapshot(through: 0, rows: [])
 
     public init(id: Int, model: String, request: TrainRequest, attempt: Int, job: RunJob? = nil) {
         self.id = id
@@ -193,9 +195,11 @@ public struct RunSuccess: Sendable, Codable, Equatable {
     public var artifactHash: String?
     public var artifactSignature: String?
     public var log: String
+    public var learned: LearnedFrom?
 
     public init(metrics: [String: Double], datasetHash: String, trainerVersion: String, artifactHash: String? = nil,
-                artifactSignature: String? = nil, log: String = "") {
+                artifactSignature: String? = nil, log: String = "", learned: LearnedFrom? = nil) {
+        self.learned = learned
         self.metrics = metrics
         self.datasetHash = datasetHash
         self.trainerVersion = trainerVersion
@@ -304,8 +308,10 @@ public struct TrainedOutput: Sendable {
     public var log: String
     /// Where the artifact's files wait to be kept (a staging folder); nil when there are none.
     public var staging: String?
+    public var learned: LearnedFrom?
 
-    public init(metrics: [String: Double], datasetHash: String, trainerVersion: String, log: String, staging: String?) {
+    public init(metrics: [String: Double], datasetHash: String, trainerVersion: String, log: String, staging: String?, learned: LearnedFrom? = nil) {
+        self.learned = learned
         self.metrics = metrics
         self.datasetHash = datasetHash
         self.trainerVersion = trainerVersion

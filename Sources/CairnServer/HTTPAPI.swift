@@ -16,13 +16,16 @@ public struct HTTPAPI: Sendable {
     let loop: ReconcileLoop
     let serving: ServingCache
     let metrics: CairnMetrics
+    let traces: TraceRecorder
 
-    public init(configuration: ServeConfiguration, db: RegistryDatabase, loop: ReconcileLoop, serving: ServingCache, metrics: CairnMetrics) {
+    public init(configuration: ServeConfiguration, db: RegistryDatabase, loop: ReconcileLoop, serving: ServingCache, metrics: CairnMetrics,
+                traces: TraceRecorder) {
         self.configuration = configuration
         self.db = db
         self.loop = loop
         self.serving = serving
         self.metrics = metrics
+        self.traces = traces
     }
 
     static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
@@ -109,6 +112,7 @@ public struct HTTPAPI: Sendable {
         router.get("metrics") { request, _ -> Response in
             if !configuration.publicMetrics, let denied = await authorize(request, .read) { return denied }
             let ready = await readiness().ready
+            metrics.recordTraceCounts(traces.counters)
             return Self.text(metrics.render(db: db, ready: ready), type: "text/plain; version=0.0.4; charset=utf-8")
         }
 
@@ -220,25 +224,7 @@ public struct HTTPAPI: Sendable {
             return Self.json(found)
         }
 
-        router.get("v1/targets/:name/recommendations") { request, context -> Response in
-            if let denied = await authorize(request, .read) { return denied }
-            let name = try context.parameters.require("name")
-            let user = request.uri.queryParameters.get("user")
-            let items = request.uri.queryParameters.get("items").map { $0.split(separator: ",").map(String.init) } ?? []
-            let k = request.uri.queryParameters.get("k").flatMap(Int.init) ?? 10
-            guard user != nil || !items.isEmpty else { return Self.json(Problem(error: "give user=U or items=a,b"), status: .badRequest) }
-            guard (1...1000).contains(k) else { return Self.json(Problem(error: "k must be between 1 and 1000"), status: .badRequest) }
-            let (served, problem) = await serving.served(name)
-            guard let served else {
-                return Self.json(Problem(error: problem ?? "ServingTarget/\(name) serves nothing yet"), status: .notFound)
-            }
-            // One snapshot of the target: its routes and models belong together.
-            let route = RouteChoice.pick(served.routes, key: user ?? items.joined(separator: ","))
-            guard let model = served.models[ServingCache.key(route)] else {
-                return Self.json(Problem(error: "\(route.model) v\(route.version) is not loaded"), status: .serviceUnavailable)
-            }
-            return Self.json(Recommendation(target: name, route: route, user: user, scored: model.recommend(user: user, items: items, k: k)))
-        }
+        registerLearning(router)
         Dashboard(api: self).register(router)
         return router
     }

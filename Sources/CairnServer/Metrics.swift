@@ -20,6 +20,9 @@ public final class CairnMetrics: @unchecked Sendable {
     private let sourceStale: Prometheus.Gauge
     private let ready: Prometheus.Gauge
     private let polls: Prometheus.Counter
+    private let traces: [String: Prometheus.Counter]
+    private let feedback: [Bool: Prometheus.Counter]
+    private var tracesReported = TraceRecorder.Counts()
 
     /// `cairn_reconcile_total{result}`: every result a pass can have.
     static let results = ["applied", "noop", "suspended", "invalid", "source_error", "failed"]
@@ -44,6 +47,14 @@ public final class CairnMetrics: @unchecked Sendable {
                                          help: "1 while the remote cannot be fetched and passes go on from the cached source, else 0.")
         polls = registry.makeCounter(name: "cairn_polls_total",
                                      help: "Times the loop looked at the source and the registry: passes, and polls that found nothing new and skipped the pass.")
+        traces = Dictionary(uniqueKeysWithValues: ["recorded", "shed", "dropped", "write_failed"].map {
+            ($0, registry.makeCounter(name: "cairn_traces_total", labels: [("result", $0)],
+                                      help: "Decision traces of recommendation requests: recorded (shed ones included), shed (shadows not scored: the recorder was behind), dropped (not recorded: its queue was full), write_failed."))
+        })
+        feedback = Dictionary(uniqueKeysWithValues: [true, false].map {
+            ($0, registry.makeCounter(name: "cairn_feedback_total", labels: [("known", $0 ? "true" : "false")],
+                                      help: "Outcome samples received; known=false: an outcome type the template does not weigh (kept, never learned from)."))
+        })
         ready = registry.makeGauge(name: "cairn_ready",
                                    help: "1 while the Ready condition is True (what /readyz answers 200 for), else 0: stalled, or a signing key that does not verify what is live.")
     }
@@ -79,6 +90,23 @@ public final class CairnMetrics: @unchecked Sendable {
 
     /// One more look by the loop (a pass, or a poll that skipped one).
     func recordPoll() { polls.increment() }
+
+    func recordFeedback(known: Int, unknown: Int) {
+        if known > 0 { feedback[true]?.increment(by: Int64(known)) }
+        if unknown > 0 { feedback[false]?.increment(by: Int64(unknown)) }
+    }
+
+    /// Brings the trace counters up to the recorder's.
+    func recordTraceCounts(_ now: TraceRecorder.Counts) {
+        lock.lock()
+        defer { lock.unlock() }
+        let before = tracesReported
+        for (name, delta) in [("recorded", now.recorded - before.recorded), ("shed", now.shed - before.shed),
+                              ("dropped", now.dropped - before.dropped), ("write_failed", now.writeFailures - before.writeFailures)] where delta > 0 {
+            traces[name]?.increment(by: Int64(delta))
+        }
+        tracesReported = now
+    }
 
     func recordFailure(result: String, duration seconds: Double) {
         duration.record(seconds)

@@ -54,7 +54,10 @@ public enum Serve {
             submitted.signal()
         }
         defer { watch?.stop() }
-        let api = HTTPAPI(configuration: configuration, db: db, loop: loop, serving: serving, metrics: metrics)
+        let traces = TraceRecorder(db: db, retention: configuration.traceRetention)
+        // The traces still pending are written before the process exits.
+        defer { traces.stop() }
+        let api = HTTPAPI(configuration: configuration, db: db, loop: loop, serving: serving, metrics: metrics, traces: traces)
         let app = Application(
             router: api.router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "cairn"),

@@ -32,6 +32,8 @@ public struct ServeConfiguration: Sendable {
     public var isolation: TrainerIsolation = .none
     /// `/metrics` without a token (`--public-metrics`), for scrapers that cannot send one.
     public var publicMetrics = false
+    /// How long decision traces are kept, and how many at most (`--trace-retention`, `--trace-limit`).
+    public var traceRetention = TraceRecorder.Retention()
 
     public init(repository: String, revision: String, manifestRoot: String, exclude: Set<String>, databasePath: String, host: String,
                 port: Int, interval: Int, resync: Int, workers: Int, planner: PlannerOptions, artifactsPath: String, signingKeyPath: String,

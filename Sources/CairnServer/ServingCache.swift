@@ -9,7 +9,10 @@ public actor ServingCache {
     /// A target's live routes with their verified, loaded models.
     public struct Served: Sendable {
         public var routes: [LiveRoute]
-        /// "model@version" → model.
+        /// The shadows whose models loaded (a shadow that does not load is left out, never
+        /// holding up what is served).
+        public var shadows: [LiveRoute]
+        /// "model@version" → model, for routes and shadows.
         public var models: [String: RecommenderModel]
     }
 
@@ -17,6 +20,8 @@ public actor ServingCache {
     let loader: ModelLoader
     private var targets: [String: Served] = [:]
     private var problems: [String: String] = [:]
+    /// The shadows each target declared when its entry was last built.
+    private var declaredShadows: [String: [LiveRoute]] = [:]
 
     public init(db: RegistryDatabase, loader: ModelLoader) {
         self.db = db
@@ -32,25 +37,26 @@ public actor ServingCache {
                 targets[name] = nil
                 continue
             }
-            if targets[name]?.routes == target.routes { continue }
+            if targets[name]?.routes == target.routes, declaredShadows[name] == target.shadow { continue }
             var models: [String: RecommenderModel] = [:]
             do {
                 for route in target.routes {
-                    if let existing = targets.values.lazy.compactMap({ $0.models[Self.key(route)] }).first {
-                        models[Self.key(route)] = existing
-                        continue
-                    }
-                    let db = self.db, loader = self.loader
-                    models[Self.key(route)] = try await blocking {
-                        guard let version = try db.versions(of: route.model)?.first(where: { $0.number == route.version }) else {
-                            throw CairnError("\(route.model) v\(route.version) does not exist")
-                        }
-                        return try loader.load(version)
+                    models[Self.key(route)] = try await load(route)
+                }
+                var shadows: [LiveRoute] = []
+                var shadowProblems: [String] = []
+                for shadow in target.shadow {
+                    do {
+                        models[Self.key(shadow)] = try await load(shadow)
+                        shadows.append(shadow)
+                    } catch {
+                        shadowProblems.append("shadow \(shadow.model) v\(shadow.version): \(error)")
                     }
                 }
                 // The swap: one assignment of a complete entry.
-                targets[name] = Served(routes: target.routes, models: models)
-                problems[name] = nil
+                targets[name] = Served(routes: target.routes, shadows: shadows, models: models)
+                declaredShadows[name] = target.shadow
+                problems[name] = shadowProblems.isEmpty ? nil : shadowProblems.joined(separator: "; ")
             } catch {
                 // Keep serving what was loaded before; say why the new routes are not served yet.
                 problems[name] = "\(error)"
@@ -59,5 +65,18 @@ public actor ServingCache {
         for name in targets.keys where observed[name] == nil { targets[name] = nil }
     }
 
+    /// A version's model: one already loaded for any target, or read and verified now.
+    private func load(_ route: LiveRoute) async throws -> RecommenderModel {
+        if let existing = targets.values.lazy.compactMap({ $0.models[Self.key(route)] }).first { return existing }
+        let db = self.db, loader = self.loader
+        return try await blocking {
+            guard let version = try db.versions(of: route.model)?.first(where: { $0.number == route.version }) else {
+                throw CairnError("\(route.model) v\(route.version) does not exist")
+            }
+            return try loader.load(version)
+        }
+    }
+
+    /// A target's entry, and why it (or one of its shadows) is not what the registry says.
     public func served(_ target: String) -> (Served?, String?) { (targets[target], problems[target]) }
 }

@@ -10,6 +10,7 @@ extension RegistryDatabase {
         ("meta", "key"), ("outcome_weights", "name"), ("templates", "name"), ("models", "name"), ("versions", "model, number"),
         ("training_runs", "id"), ("serving_targets", "name"), ("audit_log", "id"), ("audit_models", "audit_id, model"),
         ("reconcile_runs", "id"), ("api_tokens", "name"), ("run_results", "run_id"),
+        ("decision_traces", "request_id"), ("feedback", "id"),
     ]
 
     /// The copied tables' names, in copy order.
@@ -56,7 +57,7 @@ extension RegistryDatabase {
             report.auditRows = report.rows["audit_log"] ?? 0
             if db.dialect == .postgres {
                 // Identity columns continue after the copied ids.
-                for table in ["training_runs", "reconcile_runs"] {
+                for table in ["training_runs", "reconcile_runs", "feedback"] {
                     try db.execute(sql: "SELECT setval(pg_get_serial_sequence('\(table)', 'id'), COALESCE((SELECT MAX(id) FROM \(table)), 0) + 1, false)")
                 }
             }

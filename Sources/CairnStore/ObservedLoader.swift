@@ -164,7 +164,12 @@ extension RegistryDatabase {
                      fingerprintInputs: try decode(FingerprintInputs.self, row["fingerprint_inputs"]), datasetHash: row["dataset_hash"],
                      commit: row["commit_sha"], trainerVersion: row["trainer_version"], runID: row["run_id"], createdAt: row["created_at"],
                      label: row["label"], description: row["description"], artifactHash: row["artifact_hash"],
-                     artifactSignature: row["artifact_signature"])
+                     artifactSignature: row["artifact_signature"], learned: Self.learned(row))
+    }
+
+    static func learned(_ row: SQLRow) -> LearnedFrom? {
+        guard let samples: Int = row["samples"] else { return nil }
+        return LearnedFrom(samples: samples, feedbackSamples: row["feedback_samples"] ?? 0, feedbackThrough: row["feedback_through"] ?? 0)
     }
 
     func trainingRun(_ row: SQLRow) -> TrainingRun {

@@ -21,7 +21,11 @@ extension RegistryDatabase {
             try bumpGeneration(db)
             let open: Int = row["job_open"]
             let job = open == 1 ? (row["job"] as String?).flatMap { try? decode(RunJob.self, $0) } : nil
-            return ClaimedRun(id: id, model: row["model"], request: try decode(TrainRequest.self, row["request"]), attempt: attempt, job: job)
+            let request = try decode(TrainRequest.self, row["request"])
+            var claimed = ClaimedRun(id: id, model: row["model"], request: request, attempt: attempt, job: job)
+            // Pinned here, in the claim's transaction: what the run learns from is what the registry held when it started.
+            claimed.feedback = try feedbackSnapshot(db, template: request.template.metadata.name)
+            return claimed
         }
     }
 
@@ -113,21 +117,24 @@ extension RegistryDatabase {
                                        status: .pending, metrics: success.metrics, fingerprint: request.fingerprint,
                                        fingerprintInputs: request.inputs, datasetHash: success.datasetHash, commit: request.commit,
                                        trainerVersion: success.trainerVersion, runID: id, createdAt: now,
-                                       artifactHash: success.artifactHash, artifactSignature: success.artifactSignature)
+                                       artifactHash: success.artifactHash, artifactSignature: success.artifactSignature,
+                                       learned: success.learned)
             let context = AuditContext(revision: request.commit, author: nil, actor: "worker")
             try db.execute(sql: """
                 INSERT INTO versions(model, number, system_name, status, metrics, fingerprint, fingerprint_inputs, dataset_hash, commit_sha,
-                    trainer_version, run_id, created_at, artifact_hash, artifact_signature)
-                VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    trainer_version, run_id, created_at, artifact_hash, artifact_signature, samples, feedback_samples, feedback_through)
+                VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [model, number, version.systemName, try encode(success.metrics), version.fingerprint, try encode(request.inputs),
-                                 success.datasetHash, request.commit, success.trainerVersion, id, now, success.artifactHash, success.artifactSignature])
+                                 success.datasetHash, request.commit, success.trainerVersion, id, now, success.artifactHash, success.artifactSignature,
+                                 success.learned?.samples, success.learned?.feedbackSamples, success.learned?.feedbackThrough])
             try db.execute(sql: """
                 UPDATE training_runs SET state = 'succeeded', finished_at = ?, version = ?, metrics = ?, log = ?, lease_holder = NULL WHERE id = ?
                 """, arguments: [now, number, try encode(success.metrics), success.log, id])
             try db.execute(sql: "DELETE FROM run_results WHERE run_id = ?", arguments: [id])
             try appendAudit(db, at: now, action: .version, address: .model(model), version: number, before: nil,
                             after: .object(["run": .int(id), "fingerprint": .string(request.fingerprint),
-                                            "metrics": .object(success.metrics.mapValues { .double($0) })]),
+                                            "metrics": .object(success.metrics.mapValues { .double($0) })]
+                                            .merging(success.learned.map { ["learned": .from($0)] } ?? [:]) { a, _ in a }),
                             reason: "training run \(id) succeeded: \(version.systemName)", file: nil, context: context, models: [model])
             if let decision {
                 version.status = decision.status

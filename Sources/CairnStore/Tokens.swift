@@ -6,12 +6,20 @@ import Foundation
 /// API tokens for `cairn serve`'s HTTP API. Only a token's SHA-256 is stored; the token itself is
 /// shown once, when it is created. Creating and revoking one is recorded in the audit history.
 extension RegistryDatabase {
-    /// What a token may do: `read` the API, or also `admin` (ask for a pass now).
+    /// What a token may do: `read` the API; `feedback`: read, and report outcomes
+    /// (`POST /v1/feedback`: what an application serving recommendations holds); `admin`: all
+    /// of that, and ask for a pass now.
     public enum TokenScope: String, Sendable, Codable, CaseIterable {
-        case read, admin
+        case read, feedback, admin
 
         /// True when a token of this scope may call an endpoint that needs `needed`.
-        public func allows(_ needed: TokenScope) -> Bool { self == .admin || needed == .read }
+        public func allows(_ needed: TokenScope) -> Bool {
+            switch self {
+            case .admin: true
+            case .feedback: needed != .admin
+            case .read: needed == .read
+            }
+        }
     }
 
     /// An API token as listed: its name, scope and dates; never its secret.

@@ -36,7 +36,7 @@ public enum ExecTrainer {
         }
         let metrics = try readMetrics(prepared.output.appendingPathComponent("metrics.json"), expected: job.request.template.evaluation.metrics, log: log)
         return TrainerOutput(metrics: metrics, staging: prepared.output, datasetHash: prepared.datasetHash,
-                             trainerVersion: "\(version) \(command.joined(separator: " "))", log: log)
+                             trainerVersion: "\(version) \(command.joined(separator: " "))", log: log, learned: prepared.learned)
     }
 
     /// A run folder made ready for a trainer that follows the contract (exec, Slurm): the
@@ -47,6 +47,7 @@ public enum ExecTrainer {
         var workingDirectory: URL
         var environment: [String: String]
         var datasetHash: String
+        var learned: LearnedFrom
     }
 
     /// Makes `job.workDir` a fresh run folder (removing what an earlier attempt left there).
@@ -70,7 +71,7 @@ public enum ExecTrainer {
         } catch {
             throw CairnError("cannot prepare the repository snapshot at \(job.request.commit.prefix(7)): \(error.message)")
         }
-        let datasetPath: String
+        var datasetPath: String
         if let path = job.request.datasetPath {
             datasetPath = snapshot.appendingPathComponent(path).path
         } else if case let .uri(uri) = job.request.template.dataset {
@@ -78,7 +79,14 @@ public enum ExecTrainer {
         } else {
             throw CairnError("the template names no dataset")
         }
-        guard let datasetBytes = fm.contents(atPath: datasetPath) else { throw CairnError("cannot read the dataset at \(datasetPath)") }
+        guard let original = fm.contents(atPath: datasetPath) else { throw CairnError("cannot read the dataset at \(datasetPath)") }
+        // With outcome feedback, the trainer reads one file: the dataset and the samples after it.
+        let datasetBytes = job.feedback.appended(to: [UInt8](original))
+        if !job.feedback.rows.isEmpty {
+            let combined = runDir.appendingPathComponent("dataset.csv")
+            try Data(datasetBytes).write(to: combined)
+            datasetPath = combined.path
+        }
 
         let paramsFile = runDir.appendingPathComponent("params.json")
         let payload = JSONValue.object([
@@ -98,13 +106,14 @@ public enum ExecTrainer {
         environment["CAIRN_RUN_ID"] = String(job.runID)
         environment["CAIRN_MODEL"] = job.model
         environment["CAIRN_VERSION"] = String(job.expectedVersion)
+        environment["CAIRN_FEEDBACK_SAMPLES"] = String(job.feedback.rows.count)
 
         environment["CAIRN_REPOSITORY"] = snapshot.path
         // The command runs from the manifest folder, where the template's relative paths point.
         let workingDirectory = job.request.manifestRoot.map { snapshot.appendingPathComponent($0) } ?? snapshot
 
         return Prepared(runDir: runDir, output: output, workingDirectory: workingDirectory,
-                        environment: environment, datasetHash: sha256Hex([UInt8](datasetBytes)))
+                        environment: environment, datasetHash: sha256Hex(datasetBytes), learned: Dataset.learned(datasetBytes, job.feedback))
     }
 
     /// The worker's environment without the secrets (nor where their files are, `CAIRN_…_FILE`).

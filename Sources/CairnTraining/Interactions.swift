@@ -85,7 +85,7 @@ public struct Interactions: Sendable {
     }
 
     /// Unix seconds, or ISO 8601 `YYYY-MM-DDTHH:MM:SSZ`.
-    static func parseTimestamp(_ f: ArraySlice<UInt8>) -> Int64? {
+    public static func parseTimestamp(_ f: ArraySlice<UInt8>) -> Int64? {
         if let n = Int64(String(decoding: f, as: UTF8.self)) { return n }
         let b = Array(f)
         guard b.count >= 20, b[4] == 0x2d, b[7] == 0x2d, b[10] == 0x54 || b[10] == 0x20, b[13] == 0x3a, b[16] == 0x3a else { return nil }

@@ -50,6 +50,8 @@ public struct Recommendation: Encodable, Sendable {
         public var score: Double
     }
 
+    /// The request's id in the decision traces (`cairn serve` only): name it in feedback.
+    public var requestId: String?
     public var target: String
     public var model: String
     public var version: Int

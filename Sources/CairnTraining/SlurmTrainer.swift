@@ -56,6 +56,7 @@ public struct SlurmTrainer: Sendable {
             let prepared = try ExecTrainer.prepare(job, params: spec.params, env: spec.env, writable: ["slurm"])
             runDir = prepared.runDir
             try Data((prepared.datasetHash + "\n").utf8).write(to: runDir.appendingPathComponent("dataset.sha256"))
+            try JSONEncoder().encode(prepared.learned).write(to: runDir.appendingPathComponent("learned.json"))
             let script = runDir.appendingPathComponent("job.sh")
             try Data(Self.batchScript(run: job.runID, model: job.model, command: command, workingDirectory: prepared.workingDirectory,
                                       slurmDir: runDir.appendingPathComponent("slurm")).utf8).write(to: script)
@@ -148,8 +149,9 @@ public struct SlurmTrainer: Sendable {
         guard let hashText = try? String(contentsOf: runDir.appendingPathComponent("dataset.sha256"), encoding: .utf8) else {
             throw CairnError("the run folder \(runDir.path) lost its dataset.sha256")
         }
+        let learned = (try? Data(contentsOf: runDir.appendingPathComponent("learned.json"))).flatMap { try? JSONDecoder().decode(LearnedFrom.self, from: $0) }
         return TrainerOutput(metrics: metrics, staging: output, datasetHash: hashText.trimmingCharacters(in: .whitespacesAndNewlines),
-                             trainerVersion: "\(Self.version) \(command.joined(separator: " "))", log: text)
+                             trainerVersion: "\(Self.version) \(command.joined(separator: " "))", log: text, learned: learned)
     }
 
 

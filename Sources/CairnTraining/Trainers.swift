@@ -21,6 +21,8 @@ public struct TrainingJob: Sendable {
     public var datasets: DatasetPolicy
     /// How an exec trainer is kept from the worker.
     public var isolation: TrainerIsolation
+    /// Outcome samples appended to the dataset.
+    public var feedback = FeedbackSnapshot(through: 0, rows: [])
 }
 
 /// What a finished trainer hands back.
@@ -31,6 +33,7 @@ public struct TrainerOutput: Sendable {
     public var datasetHash: String
     public var trainerVersion: String
     public var log: String
+    public var learned: LearnedFrom?
 }
 
 /// Where `file://` datasets may be read from: only under folders the operator lists
@@ -94,6 +97,19 @@ enum Dataset {
         guard let data = FileManager.default.contents(atPath: path) else { throw CairnError("cannot read the dataset \(uri)") }
         return [UInt8](data)
     }
+
+    /// What the run trains on: the dataset, then the outcome samples received since it was
+    /// committed (`FeedbackSnapshot.appended`); the bytes its dataset hash is taken of.
+    static func snapshot(_ job: TrainingJob) throws -> [UInt8] {
+        job.feedback.appended(to: try read(job))
+    }
+
+    /// The rows of `bytes` (lines after the header) and the feedback among them.
+    static func learned(_ bytes: [UInt8], _ feedback: FeedbackSnapshot) -> LearnedFrom {
+        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).count
+        if lines > 0 { lines -= 1 }
+        return LearnedFrom(samples: lines, feedbackSamples: feedback.rows.count, feedbackThrough: feedback.through)
+    }
 }
 
 /// The builtin trainers: popularity and item-knn, evaluated on a seeded per-user holdout, then
@@ -104,10 +120,11 @@ public enum BuiltinTrainer {
     public static func train(_ job: TrainingJob, algorithm: Template.BuiltinAlgorithm, params: [String: JSONValue], stop: StopFlag) throws -> TrainerOutput {
         var log: [String] = []
         let started = Date()
-        let bytes = try Dataset.read(job)
+        let bytes = try Dataset.snapshot(job)
         let evaluation = job.request.template.evaluation
         let data = try Interactions.load(bytes, events: job.request.template.events, weights: job.request.weights.weights)
-        log.append("read \(data.rows) rows: \(data.users.count) users, \(data.items.count) items")
+        log.append("read \(data.rows) rows: \(data.users.count) users, \(data.items.count) items"
+                   + (job.feedback.rows.isEmpty ? "" : " (\(job.feedback.rows.count) of the rows are outcome feedback, through feedback id \(job.feedback.through))"))
         guard !data.items.isEmpty else { throw CairnError("the dataset has no interaction with a weighted event of this template") }
         if stop.isSet { throw TrainingInterrupted() }
         let (train, heldOut) = Evaluation.split(data, holdout: evaluation.holdout, seed: evaluation.seed)
@@ -127,6 +144,7 @@ public enum BuiltinTrainer {
         try encoder.encode(metrics).write(to: staging.appendingPathComponent("metrics.json"))
         log.append("refit \(algorithm.rawValue) on all \(data.users.count) users in \(String(format: "%.2f", Date().timeIntervalSince(started)))s")
         return TrainerOutput(metrics: metrics, staging: staging, datasetHash: sha256Hex(bytes), trainerVersion: "\(version) \(algorithm.rawValue)",
-                             log: log.joined(separator: "\n") + "\n")
+                             log: log.joined(separator: "\n") + "\n",
+                             learned: LearnedFrom(samples: data.rows, feedbackSamples: job.feedback.rows.count, feedbackThrough: job.feedback.through))
     }
 }

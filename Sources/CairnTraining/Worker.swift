@@ -37,7 +37,7 @@ public struct LocalTrainerRunner: TrainerRunner {
     public func train(_ run: ClaimedRun, expectedVersion: Int, stop: StopFlag, reporter: RunReporter) throws -> TrainedOutput {
         let job = TrainingJob(runID: run.id, attempt: run.attempt, model: run.model, expectedVersion: expectedVersion, request: run.request,
                               workDir: workDir(run), repositoryPath: repositoryPath, environment: environment,
-                              datasets: datasets, isolation: isolation)
+                              datasets: datasets, isolation: isolation, feedback: run.feedback)
         let output: TrainerOutput
         switch run.request.template.trainer {
         case let .builtin(algorithm, params):
@@ -48,7 +48,7 @@ public struct LocalTrainerRunner: TrainerRunner {
             output = try slurm.train(job, spec: spec, existing: run.job, workRoot: workRoot, stop: stop, reporter: reporter)
         }
         return TrainedOutput(metrics: output.metrics, datasetHash: output.datasetHash, trainerVersion: output.trainerVersion, log: output.log,
-                             staging: output.staging.path)
+                             staging: output.staging.path, learned: output.learned)
     }
 
     public func cleanUp(_ run: ClaimedRun) { Self.remove(workDir(run)) }

@@ -39,7 +39,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Serve /metrics without a bearer token (every other endpoint but /healthz and /readyz still needs one).")
     var publicMetrics = false
 
+    @Option(help: "How long decision traces of recommendation requests are kept.")
+    var traceRetention: String = "7d"
+
+    @Option(help: "The most decision traces kept (the oldest go first).")
+    var traceLimit: Int = 1_000_000
+
     func validate() throws {
+        guard let r = ManifestDuration(parsing: traceRetention), r.seconds >= 1 else { throw ValidationError("--trace-retention must be a duration such as 7d") }
+        if traceLimit < 1 { throw ValidationError("--trace-limit must be 1 or more") }
         guard let i = ManifestDuration(parsing: interval), i.seconds >= 1 else { throw ValidationError("--interval must be a duration such as 30s or 1m") }
         guard ManifestDuration(parsing: resync) != nil else { throw ValidationError("--resync must be a duration such as 10m") }
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format is text or json") }
@@ -72,6 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
         config.datasets = artifacts.datasetPolicy(db: database.db)
         config.isolation = try artifacts.isolation()
         config.publicMetrics = publicMetrics
+        config.traceRetention = .init(maxAge: Int64(ManifestDuration(parsing: traceRetention)!.seconds), maxRows: traceLimit)
         // Anyone who can reach a public address could read the registry: tokens first.
         if !Self.isLoopback(config.host) {
             let hasTokens: Bool

@@ -1,0 +1,231 @@
+import Foundation
+
+/// One served recommendation request as recorded: what the route's version answered, and what
+/// each shadow of the target would have answered (scored off the request path).
+public struct DecisionTrace: Codable, Sendable, Equatable {
+    /// An item and its score.
+    public struct Scored: Codable, Sendable, Equatable {
+        public var item: String
+        public var score: Double
+
+        public init(item: String, score: Double) {
+            self.item = item
+            self.score = score
+        }
+    }
+
+    /// A shadow's answer to the same request, and how far it agrees with the served one.
+    public struct Shadow: Codable, Sendable, Equatable {
+        public var model: String
+        public var version: Int
+        public var items: [Scored]
+        public var latencyMicros: Int
+        /// Share of the served items the shadow also returned (overlap@k).
+        public var overlap: Double
+        /// Spearman's rank correlation of the two lists (see `Agreement.rankCorrelation`).
+        public var rankCorrelation: Double?
+
+        public init(model: String, version: Int, items: [Scored], latencyMicros: Int, served: [Scored]) {
+            self.model = model
+            self.version = version
+            self.items = items
+            self.latencyMicros = latencyMicros
+            let a = served.map(\.item), b = items.map(\.item)
+            overlap = Agreement.overlap(a, b)
+            rankCorrelation = Agreement.rankCorrelation(a, b)
+        }
+    }
+
+    public var requestId: String
+    /// Unix milliseconds.
+    public var at: Int64
+    public var target: String
+    public var user: String?
+    public var model: String
+    public var version: Int
+    public var k: Int
+    public var items: [Scored]
+    public var latencyMicros: Int
+    public var shadows: [Shadow]
+    /// True when the shadows were not scored because the recorder was behind (shed under load).
+    public var shed: Bool
+
+    public init(requestId: String, at: Int64, target: String, user: String?, model: String, version: Int, k: Int, items: [Scored],
+                latencyMicros: Int, shadows: [Shadow] = [], shed: Bool = false) {
+        self.requestId = requestId
+        self.at = at
+        self.target = target
+        self.user = user
+        self.model = model
+        self.version = version
+        self.k = k
+        self.items = items
+        self.latencyMicros = latencyMicros
+        self.shadows = shadows
+        self.shed = shed
+    }
+}
+
+/// How far two ranked lists agree.
+public enum Agreement {
+    /// |served ∩ shadow| / |served|: 1 when the shadow returned every served item.
+    public static func overlap(_ served: [String], _ shadow: [String]) -> Double {
+        guard !served.isEmpty else { return shadow.isEmpty ? 1 : 0 }
+        let other = Set(shadow)
+        return Double(served.filter { other.contains($0) }.count) / Double(served.count)
+    }
+
+    /// Spearman's rank correlation over the union of two top-k lists, an item missing from a list
+    /// ranked just below its end (k + 1, Fagin et al.'s "location parameter"): 1 for the same
+    /// order, lower as the orders or the items differ. Nil with fewer than two items in the union.
+    public static func rankCorrelation(_ a: [String], _ b: [String]) -> Double? {
+        var union: [String] = []
+        var seen = Set<String>()
+        for item in a + b where seen.insert(item).inserted { union.append(item) }
+        guard union.count >= 2 else { return nil }
+        let depth = Double(max(a.count, b.count) + 1)
+        func ranks(_ list: [String]) -> [Double] {
+            let position = Dictionary(list.enumerated().map { ($1, Double($0 + 1)) }, uniquingKeysWith: { first, _ in first })
+            return union.map { position[$0] ?? depth }
+        }
+        return pearson(ranks(a), ranks(b))
+    }
+
+    static func pearson(_ x: [Double], _ y: [Double]) -> Double? {
+        let n = Double(x.count)
+        let mx = x.reduce(0, +) / n, my = y.reduce(0, +) / n
+        var sxy = 0.0, sxx = 0.0, syy = 0.0
+        for (a, b) in zip(x, y) {
+            sxy += (a - mx) * (b - my)
+            sxx += (a - mx) * (a - mx)
+            syy += (b - my) * (b - my)
+        }
+        guard sxx > 0, syy > 0 else { return sxx == syy ? 1 : nil }
+        return sxy / (sxx * syy).squareRoot()
+    }
+}
+
+/// One shadow's agreement with what was served, over the traced requests.
+public struct ShadowSummary: Codable, Sendable, Equatable {
+    public var model: String
+    public var version: Int
+    /// Traced requests this shadow answered.
+    public var requests: Int
+    public var meanOverlap: Double
+    public var meanRankCorrelation: Double?
+    public var p50LatencyMicros: Int
+    public var p95LatencyMicros: Int
+    /// The served answers' latency over the same requests.
+    public var servedP95LatencyMicros: Int
+
+    public init(model: String, version: Int, requests: Int, meanOverlap: Double, meanRankCorrelation: Double?, p50LatencyMicros: Int,
+                p95LatencyMicros: Int, servedP95LatencyMicros: Int) {
+        self.model = model
+        self.version = version
+        self.requests = requests
+        self.meanOverlap = meanOverlap
+        self.meanRankCorrelation = meanRankCorrelation
+        self.p50LatencyMicros = p50LatencyMicros
+        self.p95LatencyMicros = p95LatencyMicros
+        self.servedP95LatencyMicros = servedP95LatencyMicros
+    }
+
+    /// Summaries per shadow version over `traces`, sorted by model and version.
+    public static func of(_ traces: [DecisionTrace]) -> [ShadowSummary] {
+        struct Sums {
+            var n = 0, overlap = 0.0, rank = 0.0, ranked = 0
+            var latencies: [Int] = [], served: [Int] = []
+        }
+        var sums: [String: Sums] = [:]
+        var keys: [String: (String, Int)] = [:]
+        for trace in traces {
+            for shadow in trace.shadows {
+                let key = "\(shadow.model)@\(shadow.version)"
+                keys[key] = (shadow.model, shadow.version)
+                var s = sums[key] ?? Sums()
+                s.n += 1
+                s.overlap += shadow.overlap
+                if let r = shadow.rankCorrelation {
+                    s.rank += r
+                    s.ranked += 1
+                }
+                s.latencies.append(shadow.latencyMicros)
+                s.served.append(trace.latencyMicros)
+                sums[key] = s
+            }
+        }
+        return sums.keys.sorted { keys[$0]!.0 != keys[$1]!.0 ? keys[$0]!.0 < keys[$1]!.0 : keys[$0]!.1 < keys[$1]!.1 }.map { key in
+            let s = sums[key]!
+            return ShadowSummary(model: keys[key]!.0, version: keys[key]!.1, requests: s.n, meanOverlap: rounded(s.overlap / Double(s.n)),
+                                 meanRankCorrelation: s.ranked > 0 ? rounded(s.rank / Double(s.ranked)) : nil,
+                                 p50LatencyMicros: percentile(s.latencies, 0.5), p95LatencyMicros: percentile(s.latencies, 0.95),
+                                 servedP95LatencyMicros: percentile(s.served, 0.95))
+        }
+    }
+}
+
+/// The nearest-rank percentile of `values` (0 when empty).
+public func percentile(_ values: [Int], _ p: Double) -> Int {
+    guard !values.isEmpty else { return 0 }
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))]
+}
+
+func rounded(_ x: Double) -> Double { (x * 1e6).rounded() / 1e6 }
+
+/// The outcome samples a training run learns from besides its dataset: every sample received
+/// for its template up to `through` (a feedback id), so the version can be trained again from
+/// the same rows.
+public struct FeedbackSnapshot: Codable, Sendable, Equatable {
+    /// One sample, in the dataset's terms.
+    public struct Row: Codable, Sendable, Equatable {
+        public var user: String
+        public var item: String
+        public var outcome: String
+        /// Unix seconds.
+        public var at: Int64
+
+        public init(user: String, item: String, outcome: String, at: Int64) {
+            self.user = user
+            self.item = item
+            self.outcome = outcome
+            self.at = at
+        }
+    }
+
+    /// The last feedback id included (0: none).
+    public var through: Int
+    public var rows: [Row]
+
+    public init(through: Int, rows: [Row]) {
+        self.through = through
+        self.rows = rows
+    }
+
+    /// `dataset` with the samples appended as rows under its own header (its columns in its
+    /// order; columns other than user_id, item_id, event and timestamp left empty). The bytes a
+    /// run trains on and hashes.
+    public func appended(to dataset: [UInt8]) -> [UInt8] {
+        guard !rows.isEmpty else { return dataset }
+        let headerEnd = dataset.firstIndex(of: UInt8(ascii: "\n")) ?? dataset.endIndex
+        var headerBytes = dataset[dataset.startIndex..<headerEnd]
+        if headerBytes.last == UInt8(ascii: "\r") { headerBytes = headerBytes.dropLast() }
+        let header = headerBytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespaces) }
+        var out = dataset
+        if let last = out.last, last != UInt8(ascii: "\n") { out.append(UInt8(ascii: "\n")) }
+        for row in rows {
+            let fields = header.map { column -> String in
+                switch column {
+                case "user_id": row.user
+                case "item_id": row.item
+                case "event": row.outcome
+                case "timestamp": String(row.at)
+                default: ""
+                }
+            }
+            out.append(contentsOf: Array((fields.joined(separator: ",") + "\n").utf8))
+        }
+        return out
+    }
+}
