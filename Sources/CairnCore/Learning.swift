@@ -229,3 +229,128 @@ public struct FeedbackSnapshot: Codable, Sendable, Equatable {
         return out
     }
 }
+
+/// A model's learning record, as `status`, the API and the dashboard show it.
+public struct ModelRecord: Codable, Sendable, Equatable {
+    /// One version's metrics, when it was trained.
+    public struct MetricsPoint: Codable, Sendable, Equatable {
+        public var version: Int
+        public var at: Int64
+        public var metrics: [String: Double]
+        public var status: ModelVersion.Status
+    }
+
+    /// Rows the newest version was trained on (its dataset snapshot, feedback included).
+    public var trainingSamples: Int?
+    /// Of them, outcome samples received through feedback.
+    public var feedbackSamples: Int?
+    /// When the newest version was trained.
+    public var lastTrainedAt: Int64?
+    /// When the newest version that learned from feedback was trained.
+    public var lastLearnedAt: Int64?
+    /// Every version's metrics, oldest first.
+    public var metricsHistory: [MetricsPoint]
+
+    public static func of(_ model: ObservedModel) -> ModelRecord {
+        let versions = model.versions.sorted { $0.number < $1.number }
+        let newest = versions.last
+        return ModelRecord(trainingSamples: newest?.learned?.samples, feedbackSamples: newest?.learned?.feedbackSamples,
+                           lastTrainedAt: newest?.createdAt,
+                           lastLearnedAt: versions.last { ($0.learned?.feedbackSamples ?? 0) > 0 }?.createdAt,
+                           metricsHistory: versions.map { MetricsPoint(version: $0.number, at: $0.createdAt, metrics: $0.metrics, status: $0.status) })
+    }
+}
+
+/// The times datasets and feedback carry.
+public enum Timestamp {
+    /// Unix seconds, or ISO 8601 `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+    public static func parse(_ f: ArraySlice<UInt8>) -> Int64? {
+        if let n = Int64(String(decoding: f, as: UTF8.self)) { return n }
+        let b = Array(f)
+        guard b.count >= 20, b[4] == 0x2d, b[7] == 0x2d, b[10] == 0x54 || b[10] == 0x20, b[13] == 0x3a, b[16] == 0x3a else { return nil }
+        func num(_ r: Range<Int>) -> Int? { Int(String(decoding: b[r], as: UTF8.self)) }
+        guard let y = num(0..<4), let mo = num(5..<7), let d = num(8..<10), let h = num(11..<13), let mi = num(14..<16), let s = num(17..<19),
+              (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { return nil }
+        // Days from civil (Howard Hinnant's algorithm), UTC.
+        let yy = mo <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146097 + doe - 719468
+        return Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + s)
+    }
+
+    public static func parse(_ text: String) -> Int64? { parse(ArraySlice(Array(text.utf8))) }
+}
+
+/// One outcome as a client sends it.
+public struct FeedbackInput: Sendable, Equatable {
+    public var requestId: String?
+    public var target: String?
+    public var user: String?
+    public var item: String
+    public var outcome: String
+    /// Unix seconds.
+    public var at: Int64?
+
+    public init(requestId: String?, target: String?, user: String?, item: String, outcome: String, at: Int64?) {
+        self.requestId = requestId
+        self.target = target
+        self.user = user
+        self.item = item
+        self.outcome = outcome
+        self.at = at
+    }
+
+    /// An id as the dataset's CSV can hold it: no comma, quote, line break or control character.
+    public static func validID(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 256 && !s.unicodeScalars.contains { $0 == "," || $0 == "\"" || $0.value < 0x20 || $0.value == 0x7f }
+    }
+
+    /// `{…}`, `[{…}, …]` or `{"samples": [{…}, …]}`; every field checked, every error names its place.
+    public static func parse(_ bytes: [UInt8], limit: Int) throws -> [FeedbackInput] {
+        guard let value = JSONValue.parse(String(decoding: bytes, as: UTF8.self)) else {
+            throw CairnError("the body is not JSON", hint: "send {\"requestId\": \"…\", \"item\": \"…\", \"outcome\": \"click\"}")
+        }
+        let list: [(String, JSONValue)]
+        switch value {
+        case let .array(items): list = items.enumerated().map { ("samples[\($0)]", $1) }
+        case let .object(fields) where fields["samples"] != nil:
+            guard case let .array(items)? = fields["samples"], fields.count == 1 else { throw CairnError("samples: must be the only field, a list") }
+            list = items.enumerated().map { ("samples[\($0)]", $1) }
+        case .object: list = [("samples[0]", value)]
+        default: throw CairnError("the body must be a sample object or a list of them")
+        }
+        guard !list.isEmpty else { throw CairnError("no samples") }
+        guard list.count <= limit else { throw CairnError("\(list.count) samples: at most \(limit) a request") }
+        return try list.map { at, value in
+            guard case let .object(fields) = value else { throw CairnError("\(at): must be an object") }
+            let allowed: Set = ["requestId", "target", "user", "item", "outcome", "at"]
+            if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
+                throw CairnError("\(at).\(unknown): unknown field", hint: "fields: requestId, target, user, item, outcome, at")
+            }
+            func string(_ key: String, required: Bool = false) throws -> String? {
+                guard let v = fields[key] else {
+                    if required { throw CairnError("\(at).\(key): missing") }
+                    return nil
+                }
+                guard case let .string(s) = v, validID(s) else {
+                    throw CairnError("\(at).\(key): must be a non-empty string of at most 256 bytes without commas, quotes or control characters")
+                }
+                return s
+            }
+            var time: Int64?
+            switch fields["at"] {
+            case nil: time = nil
+            case let .int(n)?: time = Int64(n)
+            case let .string(s)?:
+                guard let t = Timestamp.parse(s) else { throw CairnError("\(at).at: not unix seconds or ISO 8601 (2026-12-01T08:00:00Z)") }
+                time = t
+            default: throw CairnError("\(at).at: unix seconds or an ISO 8601 time")
+            }
+            return FeedbackInput(requestId: try string("requestId"), target: try string("target"), user: try string("user"),
+                                 item: try string("item", required: true)!, outcome: try string("outcome", required: true)!, at: time)
+        }
+    }
+}

@@ -44,6 +44,27 @@ extension HTTPAPI {
             return response
         }
 
+        router.get("v1/models/:name") { request, context -> Response in
+            if let denied = await authorize(request, .read) { return denied }
+            let name = try context.parameters.require("name")
+            struct Model: Encodable {
+                var formatVersion = "1"
+                var name: String
+                var lifecycle: String
+                var stage: String
+                var family: String?
+                var record: ModelRecord
+                var versions: [ModelVersion]
+            }
+            let found: Model? = try await blocking { [db] in
+                guard let m = try db.observedState().models[name] else { return nil }
+                return Model(name: name, lifecycle: m.spec.lifecycle.rawValue, stage: m.stage.rawValue, family: m.spec.family,
+                             record: ModelRecord.of(m), versions: m.versions)
+            }
+            guard let found else { return Self.json(Problem(error: "Model/\(name) has never been applied"), status: .notFound) }
+            return Self.json(found)
+        }
+
         router.get("v1/traces/:id") { request, context -> Response in
             if let denied = await authorize(request, .read) { return denied }
             let id = try context.parameters.require("id")
@@ -164,68 +185,6 @@ extension HTTPAPI {
             return .failure(e)
         } catch {
             return .failure(CairnError("\(error)"))
-        }
-    }
-}
-
-/// One outcome as a client sends it.
-struct FeedbackInput: Equatable {
-    var requestId: String?
-    var target: String?
-    var user: String?
-    var item: String
-    var outcome: String
-    /// Unix seconds.
-    var at: Int64?
-
-    /// An id as the dataset's CSV can hold it: no comma, quote, line break or control character.
-    static func validID(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.count <= 256 && !s.unicodeScalars.contains { $0 == "," || $0 == "\"" || $0.value < 0x20 || $0.value == 0x7f }
-    }
-
-    /// `{…}`, `[{…}, …]` or `{"samples": [{…}, …]}`; every field checked, every error names its place.
-    static func parse(_ bytes: [UInt8], limit: Int) throws -> [FeedbackInput] {
-        guard let value = JSONValue.parse(String(decoding: bytes, as: UTF8.self)) else {
-            throw CairnError("the body is not JSON", hint: "send {\"requestId\": \"…\", \"item\": \"…\", \"outcome\": \"click\"}")
-        }
-        let list: [(String, JSONValue)]
-        switch value {
-        case let .array(items): list = items.enumerated().map { ("samples[\($0)]", $1) }
-        case let .object(fields) where fields["samples"] != nil:
-            guard case let .array(items)? = fields["samples"], fields.count == 1 else { throw CairnError("samples: must be the only field, a list") }
-            list = items.enumerated().map { ("samples[\($0)]", $1) }
-        case .object: list = [("samples[0]", value)]
-        default: throw CairnError("the body must be a sample object or a list of them")
-        }
-        guard !list.isEmpty else { throw CairnError("no samples") }
-        guard list.count <= limit else { throw CairnError("\(list.count) samples: at most \(limit) a request") }
-        return try list.map { at, value in
-            guard case let .object(fields) = value else { throw CairnError("\(at): must be an object") }
-            let allowed: Set = ["requestId", "target", "user", "item", "outcome", "at"]
-            if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
-                throw CairnError("\(at).\(unknown): unknown field", hint: "fields: requestId, target, user, item, outcome, at")
-            }
-            func string(_ key: String, required: Bool = false) throws -> String? {
-                guard let v = fields[key] else {
-                    if required { throw CairnError("\(at).\(key): missing") }
-                    return nil
-                }
-                guard case let .string(s) = v, validID(s) else {
-                    throw CairnError("\(at).\(key): must be a non-empty string of at most 256 bytes without commas, quotes or control characters")
-                }
-                return s
-            }
-            var time: Int64?
-            switch fields["at"] {
-            case nil: time = nil
-            case let .int(n)?: time = Int64(n)
-            case let .string(s)?:
-                guard let t = Interactions.parseTimestamp(ArraySlice(Array(s.utf8))) else { throw CairnError("\(at).at: not unix seconds or ISO 8601 (2026-12-01T08:00:00Z)") }
-                time = t
-            default: throw CairnError("\(at).at: unix seconds or an ISO 8601 time")
-            }
-            return FeedbackInput(requestId: try string("requestId"), target: try string("target"), user: try string("user"),
-                                 item: try string("item", required: true)!, outcome: try string("outcome", required: true)!, at: time)
         }
     }
 }

@@ -85,22 +85,7 @@ public struct Interactions: Sendable {
     }
 
     /// Unix seconds, or ISO 8601 `YYYY-MM-DDTHH:MM:SSZ`.
-    public static func parseTimestamp(_ f: ArraySlice<UInt8>) -> Int64? {
-        if let n = Int64(String(decoding: f, as: UTF8.self)) { return n }
-        let b = Array(f)
-        guard b.count >= 20, b[4] == 0x2d, b[7] == 0x2d, b[10] == 0x54 || b[10] == 0x20, b[13] == 0x3a, b[16] == 0x3a else { return nil }
-        func num(_ r: Range<Int>) -> Int? { Int(String(decoding: b[r], as: UTF8.self)) }
-        guard let y = num(0..<4), let mo = num(5..<7), let d = num(8..<10), let h = num(11..<13), let mi = num(14..<16), let s = num(17..<19),
-              (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { return nil }
-        // Days from civil (Howard Hinnant's algorithm), UTC.
-        let yy = mo <= 2 ? y - 1 : y
-        let era = (yy >= 0 ? yy : yy - 399) / 400
-        let yoe = yy - era * 400
-        let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146097 + doe - 719468
-        return Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + s)
-    }
+    public static func parseTimestamp(_ f: ArraySlice<UInt8>) -> Int64? { Timestamp.parse(f) }
 }
 
 /// SplitMix64: a small deterministic generator, the same on every platform and run.

@@ -43,6 +43,12 @@ struct Status: ParsableCommand {
         var latestApproved: Int?
         var latestApprovedLabel: String?
         var liveOn: [String]
+        var trainingSamples: Int?
+        var feedbackSamples: Int?
+        var lastTrainedAt: Int64?
+        var lastLearnedAt: Int64?
+        /// Every version's metrics (`status Model/NAME` only).
+        var metricsHistory: [ModelRecord.MetricsPoint]?
     }
 
     struct TargetRow: Codable {
@@ -87,9 +93,12 @@ struct Status: ParsableCommand {
                 let name = m.spec.metadata.name
                 let (phase, detail) = ModelPhase.of(m, runs: runsByModel[name] ?? [])
                 let live = (liveOn[name] ?? []).sorted()
+                let record = ModelRecord.of(m)
                 return ModelRow(name: name, lifecycle: m.spec.lifecycle.rawValue, stage: m.stage.rawValue, family: m.spec.family,
                                 phase: phase.rawValue, detail: detail, versions: m.versions.count, latestApproved: m.latestApproved?.number,
-                                latestApprovedLabel: m.latestApproved?.label, liveOn: live)
+                                latestApprovedLabel: m.latestApproved?.label, liveOn: live, trainingSamples: record.trainingSamples,
+                                feedbackSamples: record.feedbackSamples, lastTrainedAt: record.lastTrainedAt, lastLearnedAt: record.lastLearnedAt,
+                                metricsHistory: object == nil ? nil : record.metricsHistory)
             }
             let blocked = try db.lastBlocked()
             var targets = observed.targets.values.map {
@@ -138,6 +147,16 @@ struct Status: ParsableCommand {
                  "\($0.versions)" + ($0.latestApproved.map { ", v\($0) approved" } ?? "") + ($0.latestApprovedLabel.map { " “\($0)”" } ?? ""),
                  $0.liveOn.joined(separator: ", ")]
             }, markdown: markdown)
+            if object != nil, let m = models.first, let history = m.metricsHistory {
+                out += "\n" + heading("Model/\(m.name): learning record")
+                out += "trained on \(m.trainingSamples.map { "\($0) samples" } ?? "-")"
+                    + (m.feedbackSamples.map { $0 > 0 ? " (\($0) from feedback)" : "" } ?? "")
+                    + " · last trained \(m.lastTrainedAt.map(Describe.time) ?? "never") · last learned from feedback \(m.lastLearnedAt.map(Describe.time) ?? "never")\n"
+                out += table(["VERSION", "TRAINED", "STATUS", "METRICS"], history.map { p in
+                    ["v\(p.version)", Describe.time(p.at), p.status.rawValue,
+                     p.metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", p.metrics[$0]!))" }.joined(separator: " ")]
+                }, markdown: markdown)
+            }
             out += "\n" + heading("Serving targets")
             out += table(["NAME", "TENANT/SURFACE", "ROUTES", "SHADOW"], targets.map {
                 [$0.name + ($0.drift != nil ? " (drift)" : ""), $0.notYetLive == nil ? "\($0.tenant)/\($0.surface)" : "",
@@ -179,9 +198,10 @@ struct Versions: ParsableCommand {
                 printJSON(versions)
                 return
             }
-            print(table(["N", "SYSTEM NAME", "STATUS", "METRICS", "FINGERPRINT", "COMMIT", "LABEL", "DESCRIPTION"], versions.map { v in
+            print(table(["N", "SYSTEM NAME", "STATUS", "METRICS", "SAMPLES", "FINGERPRINT", "COMMIT", "LABEL", "DESCRIPTION"], versions.map { v in
                 [String(v.number), v.systemName, v.status.rawValue,
                  v.metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", v.metrics[$0]!))" }.joined(separator: " "),
+                 v.learned.map { "\($0.samples)" + ($0.feedbackSamples > 0 ? " (\($0.feedbackSamples) feedback)" : "") } ?? "",
                  String(v.fingerprint.prefix(12)), String(v.commit.prefix(7)), v.label ?? "",
                  v.description.map(Self.oneLine) ?? ""]
             }, markdown: output.format == .markdown), terminator: "")
