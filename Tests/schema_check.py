@@ -17,6 +17,7 @@ FILES = {
     "Template": "template.schema.json",
     "Model": "model.schema.json",
     "ServingTarget": "serving-target.schema.json",
+    "ModelFamily": "model-family.schema.json",
 }
 
 

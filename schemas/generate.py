@@ -66,6 +66,7 @@ def file_name(kind):
         "Template": "template.schema.json",
         "Model": "model.schema.json",
         "ServingTarget": "serving-target.schema.json",
+        "ModelFamily": "model-family.schema.json",
     }[kind]
 
 
@@ -213,6 +214,15 @@ template = document(
                     {"if": {"properties": {"kind": {"const": "slurm"}}}, "then": slurm_trainer},
                 ],
             },
+            "items": {
+                "type": "object",
+                "required": ["path"],
+                "additionalProperties": False,
+                "description": "Item metadata for reviewing recommendations (not part of the training fingerprint).",
+                "properties": {
+                    "path": {"type": "string", "pattern": "^[^/]", "description": "A CSV (item_id,title,category) in the repository, relative to the manifest root."},
+                },
+            },
             "evaluation": {
                 "type": "object",
                 "required": ["metrics"],
@@ -244,6 +254,19 @@ gate = {
 
 version_list = {"type": "array", "uniqueItems": True, "items": {"type": "integer", "minimum": 1}}
 
+
+def shadow_evidence(with_step):
+    props = {
+        "minRequests": {"type": "integer", "minimum": 1, "description": "Traced requests the version answered as a shadow."},
+        "minOverlap": {"type": "number", "minimum": 0, "maximum": 1, "description": "Mean overlap@k with what was served."},
+        "minRankCorrelation": {"type": "number", "minimum": -1, "maximum": 1, "description": "Mean Spearman rank correlation with what was served."},
+        "maxLatencyP95Ms": {"type": "number", "minimum": 0.001, "maximum": 600000, "description": "The shadow's own p95 latency, in milliseconds."},
+    }
+    if with_step:
+        props["requiredFor"] = {"enum": ["approval", "promotion"], "default": "approval"}
+    return {"type": "object", "required": ["minRequests"], "additionalProperties": False, "properties": props,
+            "description": "Online evidence the version must show as a shadow first."}
+
 model = document(
     "Model", "Cairn Model",
     "A registered model: a long-lived track whose trained versions are produced from a template.",
@@ -271,7 +294,8 @@ model = document(
             "approval": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"mode": {"enum": ["manual", "gated"], "default": "manual"}, "gates": {"type": "array", "items": gate}},
+                "properties": {"mode": {"enum": ["manual", "gated"], "default": "manual"}, "gates": {"type": "array", "items": gate},
+                               "shadowEvidence": shadow_evidence(True)},
                 "if": {"properties": {"mode": {"const": "gated"}}, "required": ["mode"]},
                 "then": {"required": ["gates"], "properties": {"gates": {"minItems": 1}}},
             },
@@ -345,9 +369,44 @@ serving_target = document(
                 "description": "Weights sum to 100; one route needs no weight.",
             },
             "shadow": {"type": "array", "items": route(False), "description": "Scored and recorded, never served."},
+            "rollbackGuard": {
+                "type": "object",
+                "required": ["minRequests"],
+                "additionalProperties": False,
+                "description": "Returns the target to its previous routes when what a promotion put live does worse online.",
+                "properties": {
+                    "minRequests": {"type": "integer", "minimum": 1, "description": "Requests each compared version must have served first."},
+                    "maxRewardDrop": {"type": "number", "minimum": 0, "maximum": 1000, "description": "Largest drop of reward per request (from feedback) below the previous version's."},
+                    "maxLatencyP95Ms": {"type": "number", "minimum": 0.001, "maximum": 600000, "description": "Largest served p95 latency, in milliseconds."},
+                },
+                "anyOf": [{"required": ["maxRewardDrop"]}, {"required": ["maxLatencyP95Ms"]}],
+            },
         },
         "if": {"properties": {"routes": {"minItems": 2}}, "required": ["routes"]},
         "then": {"properties": {"routes": {"items": {"required": ["weight"]}}}},
+    },
+)
+
+
+model_family = document(
+    "ModelFamily", "Cairn ModelFamily",
+    "A registry family's ladder: the stages its models climb, one step at a time, and the shadow evidence each step needs.",
+    {
+        "type": "object",
+        "required": ["ladder"],
+        "additionalProperties": False,
+        "properties": {
+            "ladder": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["stage"],
+                    "additionalProperties": False,
+                    "properties": {"stage": {"enum": ["shadow", "challenger", "champion"]}, "shadowEvidence": shadow_evidence(False)},
+                },
+            },
+        },
     },
 )
 
@@ -381,7 +440,8 @@ def finite(node):
 def main():
     check = "--check" in sys.argv
     stale = []
-    for kind, schema in [("OutcomeWeights", outcome_weights), ("Template", template), ("Model", model), ("ServingTarget", serving_target)]:
+    for kind, schema in [("OutcomeWeights", outcome_weights), ("Template", template), ("Model", model), ("ServingTarget", serving_target),
+                         ("ModelFamily", model_family)]:
         path = os.path.join(HERE, file_name(kind))
         text = json.dumps(finite(schema), indent=2) + "\n"
         if check:

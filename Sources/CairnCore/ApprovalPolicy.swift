@@ -13,10 +13,15 @@ public enum ApprovalPolicy {
     }
 
     /// The decision for a version with `metrics` under `approval`, given the best value of each
-    /// metric among the approved versions so far; nil under manual approval (the version stays pending).
-    public static func decide(_ approval: Model.Approval, metrics: [String: Double], best: [String: Double]) -> Decision? {
+    /// metric among the approved versions so far; nil under manual approval (the version stays
+    /// pending), and nil for a version that passes its gates but must first show shadow evidence
+    /// for its approval (`evidenceRequired`, as when a worker records a new version: the planner
+    /// approves it once the evidence is there).
+    public static func decide(_ approval: Model.Approval, metrics: [String: Double], best: [String: Double],
+                              evidenceRequired: Bool = true) -> Decision? {
         guard approval.mode == .gated else { return nil }
         let (passed, why) = Gates.evaluate(approval.gates, metrics: metrics, best: best)
+        if passed, evidenceRequired, approval.shadowEvidence?.requiredFor == .approval { return nil }
         return Decision(status: passed ? .approved : .rejected, reason: "gates: " + why)
     }
 

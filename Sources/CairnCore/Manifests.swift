@@ -4,6 +4,8 @@ public enum ManifestKind: String, Sendable, Codable, CaseIterable, Comparable {
     case template = "Template"
     case model = "Model"
     case servingTarget = "ServingTarget"
+    /// Policy only: read with each revision, never stored, never a change of its own.
+    case modelFamily = "ModelFamily"
 
     /// Apply order: weights before the templates that use them, templates before models,
     /// models before the targets that route to them.
@@ -13,6 +15,7 @@ public enum ManifestKind: String, Sendable, Codable, CaseIterable, Comparable {
         case .template: 1
         case .model: 2
         case .servingTarget: 3
+        case .modelFamily: 4
         }
     }
 
@@ -202,9 +205,12 @@ public struct Template: Sendable, Hashable, Codable {
     public var dataset: Dataset
     public var trainer: Trainer
     public var evaluation: Evaluation
+    /// Item metadata for reviewing recommendations: a CSV in the repository (`item_id,title,category`),
+    /// relative to the manifest root. Not part of the training fingerprint: it changes no model.
+    public var items: String?
 
     public init(metadata: ManifestMetadata, displayName: String?, events: [String], outcomeWeights: String,
-                dataset: Dataset, trainer: Trainer, evaluation: Evaluation) {
+                dataset: Dataset, trainer: Trainer, evaluation: Evaluation, items: String? = nil) {
         self.metadata = metadata
         self.displayName = displayName
         self.events = events
@@ -212,6 +218,7 @@ public struct Template: Sendable, Hashable, Codable {
         self.dataset = dataset
         self.trainer = trainer
         self.evaluation = evaluation
+        self.items = items
     }
 }
 
@@ -269,10 +276,13 @@ public struct Model: Sendable, Hashable, Codable {
     public struct Approval: Sendable, Hashable, Codable {
         public var mode: ApprovalMode
         public var gates: [Gate]
+        /// What a version must show as a shadow before it is approved (or promoted).
+        public var shadowEvidence: ShadowEvidenceRequirement?
 
-        public init(mode: ApprovalMode = .manual, gates: [Gate] = []) {
+        public init(mode: ApprovalMode = .manual, gates: [Gate] = [], shadowEvidence: ShadowEvidenceRequirement? = nil) {
             self.mode = mode
             self.gates = gates
+            self.shadowEvidence = shadowEvidence
         }
     }
 
@@ -414,13 +424,61 @@ public struct ServingTarget: Sendable, Hashable, Codable {
     public var routes: [Route]
     /// Scored and recorded, never served; weights are not used.
     public var shadow: [Route]
+    /// Returns the target to its previous routes when what a promotion put live does worse online.
+    public var rollbackGuard: RollbackGuard?
 
-    public init(metadata: ManifestMetadata, tenant: String, surface: String, routes: [Route], shadow: [Route] = []) {
+    public init(metadata: ManifestMetadata, tenant: String, surface: String, routes: [Route], shadow: [Route] = [],
+                rollbackGuard: RollbackGuard? = nil) {
         self.metadata = metadata
         self.tenant = tenant
         self.surface = surface
         self.routes = routes
         self.shadow = shadow
+        self.rollbackGuard = rollbackGuard
+    }
+}
+
+/// Online evidence a version must have gathered as a shadow (its answers traced beside what was
+/// served) before it is approved, or before it is promoted.
+public struct ShadowEvidenceRequirement: Sendable, Hashable, Codable {
+    /// The decision the evidence is required for.
+    public enum Step: String, Sendable, Hashable, Codable, CaseIterable {
+        case approval, promotion
+    }
+
+    /// Traced requests the version answered as a shadow.
+    public var minRequests: Int
+    /// Mean overlap@k with what was served, 0…1.
+    public var minOverlap: Double?
+    /// Mean Spearman rank correlation with what was served, -1…1.
+    public var minRankCorrelation: Double?
+    /// Its own p95 latency, in milliseconds.
+    public var maxLatencyP95Ms: Double?
+    public var requiredFor: Step
+
+    public init(minRequests: Int, minOverlap: Double? = nil, minRankCorrelation: Double? = nil, maxLatencyP95Ms: Double? = nil,
+                requiredFor: Step = .approval) {
+        self.minRequests = minRequests
+        self.minOverlap = minOverlap
+        self.minRankCorrelation = minRankCorrelation
+        self.maxLatencyP95Ms = maxLatencyP95Ms
+        self.requiredFor = requiredFor
+    }
+}
+
+/// A guard on what a promotion put live, judged on online evidence after at least `minRequests`
+/// requests: the reward per request from feedback must not fall more than `maxRewardDrop` below
+/// the previous version's on the same target, and the served p95 latency must stay within
+/// `maxLatencyP95Ms`. When it trips, Cairn returns the target to its previous routes.
+public struct RollbackGuard: Sendable, Hashable, Codable {
+    public var minRequests: Int
+    public var maxRewardDrop: Double?
+    public var maxLatencyP95Ms: Double?
+
+    public init(minRequests: Int, maxRewardDrop: Double? = nil, maxLatencyP95Ms: Double? = nil) {
+        self.minRequests = minRequests
+        self.maxRewardDrop = maxRewardDrop
+        self.maxLatencyP95Ms = maxLatencyP95Ms
     }
 }
 
@@ -430,14 +488,80 @@ public struct ManifestSet: Sendable, Hashable, Codable {
     public var templates: [Template]
     public var models: [Model]
     public var servingTargets: [ServingTarget]
+    public var families: [ModelFamily]
 
     public init(outcomeWeights: [OutcomeWeights] = [], templates: [Template] = [], models: [Model] = [],
-                servingTargets: [ServingTarget] = []) {
+                servingTargets: [ServingTarget] = [], families: [ModelFamily] = []) {
         self.outcomeWeights = outcomeWeights.sorted { $0.metadata.name < $1.metadata.name }
         self.templates = templates.sorted { $0.metadata.name < $1.metadata.name }
         self.models = models.sorted { $0.metadata.name < $1.metadata.name }
         self.servingTargets = servingTargets.sorted { $0.metadata.name < $1.metadata.name }
+        self.families = families.sorted { $0.metadata.name < $1.metadata.name }
     }
 
-    public var count: Int { outcomeWeights.count + templates.count + models.count + servingTargets.count }
+    public var count: Int { outcomeWeights.count + templates.count + models.count + servingTargets.count + families.count }
+
+    enum CodingKeys: String, CodingKey { case outcomeWeights, templates, models, servingTargets, families }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(outcomeWeights: try c.decode([OutcomeWeights].self, forKey: .outcomeWeights), templates: try c.decode([Template].self, forKey: .templates),
+                  models: try c.decode([Model].self, forKey: .models), servingTargets: try c.decode([ServingTarget].self, forKey: .servingTargets),
+                  families: try c.decodeIfPresent([ModelFamily].self, forKey: .families) ?? [])
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(outcomeWeights, forKey: .outcomeWeights)
+        try c.encode(templates, forKey: .templates)
+        try c.encode(models, forKey: .models)
+        try c.encode(servingTargets, forKey: .servingTargets)
+        if !families.isEmpty { try c.encode(families, forKey: .families) }
+    }
+}
+
+/// A registry family's ladder: the stages its models climb, in order, and the shadow evidence
+/// each step needs. A model moves up one step at a time (from `none` onto the first), and down
+/// or off the ladder freely. Policy only: never stored, read with each revision.
+public struct ModelFamily: Sendable, Hashable, Codable {
+    /// One rung: a stage, and what a model's latest approved version must show as a shadow to reach it.
+    public struct Step: Sendable, Hashable, Codable {
+        public var stage: Model.Stage
+        public var shadowEvidence: ShadowEvidenceRequirement?
+
+        public init(stage: Model.Stage, shadowEvidence: ShadowEvidenceRequirement? = nil) {
+            self.stage = stage
+            self.shadowEvidence = shadowEvidence
+        }
+    }
+
+    public var metadata: ManifestMetadata
+    public var ladder: [Step]
+
+    public init(metadata: ManifestMetadata, ladder: [Step]) {
+        self.metadata = metadata
+        self.ladder = ladder
+    }
+
+    /// True when `to` is above `from` on the ladder (a step up, which needs its evidence).
+    public func climbs(from: Model.Stage, to: Model.Stage) -> Bool {
+        let stages = ladder.map(\.stage)
+        guard let target = stages.firstIndex(of: to) else { return false }
+        return target > (stages.firstIndex(of: from) ?? -1)
+    }
+
+    /// Why `from` → `to` is not a step this ladder allows, or nil when it is.
+    public func refuses(from: Model.Stage, to: Model.Stage) -> String? {
+        let stages = ladder.map(\.stage)
+        if to == .none { return nil }
+        guard let target = stages.firstIndex(of: to) else {
+            return "stage \(to.rawValue) is not on family \(metadata.name)'s ladder (\(stages.map(\.rawValue).joined(separator: " → ")))"
+        }
+        let current = stages.firstIndex(of: from) ?? -1
+        if target > current + 1 {
+            let next = stages[current + 1]
+            return "family \(metadata.name) climbs \(stages.map(\.rawValue).joined(separator: " → ")): from \(from.rawValue) the next step is \(next.rawValue), not \(to.rawValue)"
+        }
+        return nil
+    }
 }

@@ -232,10 +232,14 @@ public struct DriftRecord: Sendable, Codable, Equatable {
     public var actor: String
     public var at: Int64
     public var how: String
+    /// For a rollback guard's trip: the routes it took off the air. While git still declares
+    /// them, the target stays where the guard put it (shown as drift); a commit decides.
+    public var guarded: [LiveRoute]?
 
-    public init(actor: String, at: Int64, how: String) {
+    public init(actor: String, at: Int64, how: String, guarded: [LiveRoute]? = nil) {
         self.actor = actor
         self.at = at
         self.how = how
+        self.guarded = guarded
     }
 }

@@ -5,6 +5,9 @@ public struct StageMove: Sendable, Codable, Equatable {
     public var family: String?
     public var from: Model.Stage
     public var to: Model.Stage
+    /// The model's latest approved version when the move was decided, and its metrics (for the audit row).
+    public var version: Int?
+    public var metrics: [String: Double]?
 
     public init(family: String?, from: Model.Stage, to: Model.Stage) {
         self.family = family
@@ -76,6 +79,12 @@ public struct Assignment: Sendable, Codable, Equatable {
     public var surface: String
     public var routes: [LiveRoute]
     public var shadow: [LiveRoute]
+    /// Set on a promotion the plan makes outside what git declares (a tripped rollback guard):
+    /// the drift the target is marked with.
+    public var drift: DriftRecord?
+    /// The metrics of each route's and shadow's version the promotion was decided on
+    /// ("model@version" → metrics), for its audit row.
+    public var decidedOn: [String: [String: Double]]?
 
     public init(tenant: String, surface: String, routes: [LiveRoute], shadow: [LiveRoute]) {
         self.tenant = tenant
@@ -83,4 +92,7 @@ public struct Assignment: Sendable, Codable, Equatable {
         self.routes = routes
         self.shadow = shadow
     }
+
+    /// What is served: tenant, surface, routes and shadows, without the notes.
+    public var served: Assignment { Assignment(tenant: tenant, surface: surface, routes: routes, shadow: shadow) }
 }

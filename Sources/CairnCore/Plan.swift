@@ -133,6 +133,8 @@ public struct Plan: Sendable, Codable, Equatable {
     /// True when there was no registry to plan against (every object would be created); in the
     /// JSON only when true. Not compared by `firstDifference`: it describes where the plan was made.
     public var registryMissing = false
+    /// The A/B readouts of live splits this plan's promotions change (in the JSON only when there are some).
+    public var readouts: [ABReadout] = []
 
     public init(revision: String, revisionName: String, manifestRoot: String, manifestCount: Int, observedGeneration: Int,
                 lastAppliedRevision: String?, changes: [Change], blocked: [BlockedChange], drift: [DriftItem],
@@ -164,7 +166,7 @@ public struct Plan: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion, revision, revisionName, manifestRoot, manifestCount, observedGeneration, lastAppliedRevision
-        case changes, blocked, drift, candidates, skipped, registryMissing, summary
+        case changes, blocked, drift, candidates, skipped, registryMissing, readouts, summary
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -182,6 +184,7 @@ public struct Plan: Sendable, Codable, Equatable {
         try c.encode(candidates, forKey: .candidates)
         if !skipped.isEmpty { try c.encode(skipped, forKey: .skipped) }
         if registryMissing { try c.encode(true, forKey: .registryMissing) }
+        if !readouts.isEmpty { try c.encode(readouts, forKey: .readouts) }
         try c.encode(summary, forKey: .summary)
     }
 
@@ -200,6 +203,7 @@ public struct Plan: Sendable, Codable, Equatable {
         candidates = try c.decodeIfPresent([Candidate].self, forKey: .candidates) ?? []
         skipped = try c.decodeIfPresent([SkippedChange].self, forKey: .skipped) ?? []
         registryMissing = try c.decodeIfPresent(Bool.self, forKey: .registryMissing) ?? false
+        readouts = try c.decodeIfPresent([ABReadout].self, forKey: .readouts) ?? []
     }
 }
 

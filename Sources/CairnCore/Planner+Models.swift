@@ -61,13 +61,19 @@ extension PlanBuilder {
 
     /// Emits the stage moves; a new champion demotes the family's previous champion in the
     /// same transaction (rule 3), including a champion whose manifest was removed.
-    private mutating func emitStageMoves(_ moves: [StageMoveRequest]) {
+    private mutating func emitStageMoves(_ requested: [StageMoveRequest]) {
+        let moves = climbLadders(requested)
         for move in moves {
             let address = ManifestAddress(.model, move.name)
+            var after = StageMove(family: move.family, from: move.from, to: move.to)
+            if let latest = observed.models[move.name]?.latestApproved {
+                after.version = latest.number
+                after.metrics = latest.metrics
+            }
             add(Change(action: move.from == .champion ? .demote : .stage, address: address,
                        before: .from(StageMove(family: move.family, from: move.from, to: move.from)),
-                       after: .from(StageMove(family: move.family, from: move.from, to: move.to)),
-                       reason: "stage \(move.from.rawValue) → \(move.to.rawValue)" + (move.family.map { " in family \($0)" } ?? ""),
+                       after: .from(after),
+                       reason: "stage \(move.from.rawValue) → \(move.to.rawValue)" + (move.family.map { " in family \($0)" } ?? "") + move.note,
                        file: move.file))
         }
         for move in moves where move.to == .champion {
@@ -131,6 +137,8 @@ extension PlanBuilder {
 }
 
 struct StageMoveRequest {
+    /// What the move was judged on (a ladder step's shadow evidence), for its reason.
+    var note = ""
     var name: String
     var family: String?
     var from: Model.Stage

@@ -37,16 +37,29 @@ extension PlanBuilder {
         routes.sort()
         shadow.sort()
         let old = observed.targets[name]
+        if problems.isEmpty, planGuard(target, declared: routes) { return }
+        // A version a route would newly put live shows the shadow evidence its model requires first.
+        for route in routes where !(old?.assigned == true && old!.routes.contains(route)) {
+            if let missing = missingEvidence(route.model, route.version, for: .promotion) {
+                problems.append("route \(route.model) v\(route.version): \(missing)")
+            }
+        }
         if !problems.isEmpty {
             // Rule 2: nothing of a target goes live until every route can; the live routes stay.
             block(.promote, address, problems.joined(separator: "; "))
             return
         }
         let before = old.flatMap { $0.assigned ? Assignment(tenant: $0.tenant, surface: $0.surface, routes: $0.routes, shadow: $0.shadow) : nil }
-        let after = Assignment(tenant: target.tenant, surface: target.surface, routes: routes, shadow: shadow)
+        var after = Assignment(tenant: target.tenant, surface: target.surface, routes: routes, shadow: shadow)
         if let before, before == after {
+            // Git now declares what a change outside it put live: the drift mark goes, nothing else moves.
+            if let record = old?.drift {
+                add(Change(action: .promote, address: address, before: .from(before), after: .from(after),
+                           reason: "git now declares what is live (\(record.how)): drift cleared", file: target.metadata.source.file))
+            }
             return
         }
+        after.decidedOn = metricsSnapshot(routes + shadow)
         projectedRoutes[name] = routes + shadow
         promotedRoutes += Set(routes).subtracting(before?.routes ?? []).count
         removedRoutes += (before?.routes ?? []).filter { old in !routes.contains { $0.model == old.model } }.count

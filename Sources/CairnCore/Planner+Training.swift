@@ -100,7 +100,12 @@ extension PlanBuilder {
                     continue
                 }
                 if version.status != .approved {
-                    decide(version, .approved, "listed in decisions.approve", address: address, file: model.metadata.source.file)
+                    if let missing = missingEvidence(name, v, for: .approval) {
+                        block(.approve, address, version: v, missing)
+                        continue
+                    }
+                    decide(version, .approved, "listed in decisions.approve" + evidenceNote(name, v, for: .approval), address: address,
+                           file: model.metadata.source.file)
                 }
             }
             for v in model.decisions.reject.sorted() {
@@ -123,7 +128,15 @@ extension PlanBuilder {
                     continue
                 }
                 guard version.status == .pending, !listed.contains(version.number),
-                      let decision = ApprovalPolicy.decide(effective.approval, metrics: version.metrics, best: best) else { continue }
+                      var decision = ApprovalPolicy.decide(effective.approval, metrics: version.metrics, best: best, evidenceRequired: false) else { continue }
+                if decision.status == .approved {
+                    if let missing = missingEvidence(name, version.number, for: .approval) {
+                        // The gates pass; approval waits for the shadow evidence the model requires.
+                        block(.approve, address, version: version.number, decision.reason + "; waits for " + missing)
+                        continue
+                    }
+                    decision.reason += evidenceNote(name, version.number, for: .approval)
+                }
                 decide(version, decision.status, decision.reason, address: address, file: model.metadata.source.file)
                 if decision.status == .approved { best = ApprovalPolicy.including(version.metrics, in: best) }
             }

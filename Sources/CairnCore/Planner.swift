@@ -33,11 +33,12 @@ public struct PlannerOptions: Sendable {
     }
 }
 
-/// Computes the plan. A pure function of (desired, observed, now, options): no I/O, no clock,
-/// no randomness; the same inputs give the same plan, byte for byte once encoded.
+/// Computes the plan. A pure function of (desired, observed, evidence, now, options): no I/O, no
+/// clock, no randomness; the same inputs give the same plan, byte for byte once encoded.
 public enum Planner {
-    public static func plan(desired: DesiredState, observed: ObservedState, now: Int64, options: PlannerOptions = PlannerOptions()) -> Plan {
-        var builder = PlanBuilder(desired: desired, observed: observed, now: now)
+    public static func plan(desired: DesiredState, observed: ObservedState, evidence: Evidence = .none, now: Int64,
+                            options: PlannerOptions = PlannerOptions()) -> Plan {
+        var builder = PlanBuilder(desired: desired, observed: observed, evidence: evidence, now: now)
         builder.planWeightsAndTemplates()
         builder.planModels()
         builder.planTraining()
@@ -54,6 +55,8 @@ public enum Planner {
 struct PlanBuilder {
     let desired: DesiredState
     let observed: ObservedState
+    /// Online evidence read for this plan (`Planner.evidenceNeeded`).
+    let evidence: Evidence
     let now: Int64
     var changes: [Change] = []
     var blocked: [BlockedChange] = []
@@ -77,7 +80,8 @@ struct PlanBuilder {
     let weightsByName: [String: OutcomeWeights]
     let templatesByName: [String: Template]
     let runsByModel: [String: [TrainingRun]]
-    let championByFamily: [String: String]
+    /// Family → its champion once the plan applies (a move to champion a ladder holds back leaves the old one).
+    var championByFamily: [String: String]
     /// Template name → its fingerprint inputs that do not depend on the model.
     var fingerprintParts: [String: FingerprintInputs] = [:]
     /// Template name → its (template, weights) payload JSON, shared by every model's train change.
@@ -85,9 +89,10 @@ struct PlanBuilder {
     /// Fingerprints by their inputs: a fleet has far fewer distinct inputs than models.
     var fingerprints: [FingerprintInputs: String] = [:]
 
-    init(desired: DesiredState, observed: ObservedState, now: Int64) {
+    init(desired: DesiredState, observed: ObservedState, evidence: Evidence = .none, now: Int64) {
         self.desired = desired
         self.observed = observed
+        self.evidence = evidence
         self.now = now
         for (name, model) in observed.models {
             projectedStatus[name] = Dictionary(uniqueKeysWithValues: model.versions.map { ($0.number, $0.status) })
@@ -163,10 +168,15 @@ struct PlanBuilder {
         }
         drift.sort { $0.address.description < $1.address.description }
         candidates.sort { ($0.target ?? "", $0.model, $0.version) < ($1.target ?? "", $1.model, $1.version) }
-        return Plan(revision: desired.commit.sha, revisionName: desired.revisionName, manifestRoot: desired.manifestRoot,
+        // The readout of each live split a promotion of this plan changes.
+        let promoted = Set(changes.filter { $0.action == .promote && $0.kind == .servingTarget }.map(\.name))
+        let readouts = evidence.readouts.filter { promoted.contains($0.key) }.sorted { $0.key < $1.key }.map(\.value)
+        var plan = Plan(revision: desired.commit.sha, revisionName: desired.revisionName, manifestRoot: desired.manifestRoot,
                     manifestCount: desired.manifests.count, observedGeneration: observed.generation,
                     lastAppliedRevision: observed.lastAppliedRevision, changes: changes, blocked: blocked, drift: drift,
                     candidates: candidates, skipped: skipped.sorted { ($0.address.kind.order, $0.address.name) < ($1.address.kind.order, $1.address.name) })
+        plan.readouts = readouts
+        return plan
     }
 
     /// Rule 12: a plan that changes more live routes than allowed (promoted, or taken off the air)

@@ -41,6 +41,10 @@ enum CrossReferences {
                 missing(.outcomeWeights, template.outcomeWeights, from: address, field: "spec.outcomeWeights",
                         source: template.metadata.source, known: Array(weightsByName.keys))
             }
+            if let items = template.items, case let .failure(problem) = RepoPath.resolve(items, root: snapshot.manifestRoot, tree: snapshot.tree) {
+                found.append(.error("spec.items.path '\(items)' \(problem)", at: at(address, "spec.items.path", template.metadata.source),
+                                    address: address.description, hint: "commit the item CSV inside the repository and give its path relative to the manifest root"))
+            }
             if case let .path(path) = template.dataset {
                 switch RepoPath.resolve(path, root: snapshot.manifestRoot, tree: snapshot.tree) {
                 case let .success(repoPath):

@@ -7,6 +7,7 @@ public enum DecodedManifest: Sendable, Hashable {
     case template(Template)
     case model(Model)
     case servingTarget(ServingTarget)
+    case modelFamily(ModelFamily)
 
     public var address: ManifestAddress {
         switch self {
@@ -14,6 +15,7 @@ public enum DecodedManifest: Sendable, Hashable {
         case let .template(m): ManifestAddress(.template, m.metadata.name)
         case let .model(m): ManifestAddress(.model, m.metadata.name)
         case let .servingTarget(m): ManifestAddress(.servingTarget, m.metadata.name)
+        case let .modelFamily(m): ManifestAddress(.modelFamily, m.metadata.name)
         }
     }
 
@@ -23,6 +25,7 @@ public enum DecodedManifest: Sendable, Hashable {
         case let .template(m): m.metadata
         case let .model(m): m.metadata
         case let .servingTarget(m): m.metadata
+        case let .modelFamily(m): m.metadata
         }
     }
 }
@@ -142,6 +145,7 @@ public enum DocumentDecoder {
         case .template: decoded = KindDecoders.template(spec, metadata, reader)
         case .model: decoded = KindDecoders.model(spec, metadata, reader)
         case .servingTarget: decoded = KindDecoders.servingTarget(spec, metadata, reader)
+        case .modelFamily: decoded = KindDecoders.modelFamily(spec, metadata, reader)
         }
         if let decoded, !reader.diagnostics.hasErrors {
             return .decoded(decoded)

@@ -96,6 +96,8 @@ extension KindDecoders {
         let modeNode = f.optional("mode")
         let mode = modeNode.flatMap { r.choice($0, "spec.approval.mode", Model.ApprovalMode.self) }
         var gates: [Model.Gate]? = []
+        let evidenceNode = f.optional("shadowEvidence")
+        let evidence = evidenceNode.flatMap { decodeShadowEvidence($0, "spec.approval.shadowEvidence", r) }
         if let gatesNode = f.optional("gates") {
             if let items = r.list(gatesNode, "spec.approval.gates") {
                 let decoded = items.enumerated().map { decodeGate($1, "spec.approval.gates[\($0)]", r) }
@@ -106,6 +108,7 @@ extension KindDecoders {
         }
         f.finish()
         if modeNode != nil, mode == nil { return nil }
+        if evidenceNode != nil, evidence == nil { return nil }
         guard let gates else { return nil }
         let m = mode ?? .manual
         if m == .gated, gates.isEmpty {
@@ -113,7 +116,38 @@ extension KindDecoders {
                     hint: "add `gates:` such as [{metric: ndcg@10, min: 0.2}], or use mode: manual")
             return nil
         }
-        return Model.Approval(mode: m, gates: gates)
+        return Model.Approval(mode: m, gates: gates, shadowEvidence: evidence)
+    }
+
+    static func decodeShadowEvidence(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> ShadowEvidenceRequirement? {
+        guard var f = r.mapping(node, path) else { return nil }
+        let requestsNode = f.required("minRequests", hint: "give how many traced requests the version must have answered as a shadow")
+        let requests = requestsNode.flatMap { r.int($0, "\(path).minRequests") }
+        let overlap = bounded(f.optional("minOverlap"), "\(path).minOverlap", 0...1, r)
+        let rank = bounded(f.optional("minRankCorrelation"), "\(path).minRankCorrelation", -1...1, r)
+        let latency = bounded(f.optional("maxLatencyP95Ms"), "\(path).maxLatencyP95Ms", 0.001...600_000, r)
+        let stepNode = f.optional("requiredFor")
+        let step = stepNode.flatMap { r.choice($0, "\(path).requiredFor", ShadowEvidenceRequirement.Step.self) }
+        f.finish()
+        guard let requests, let requestsNode, overlap.ok, rank.ok, latency.ok, stepNode == nil || step != nil else { return nil }
+        if requests < 1 {
+            r.error(requestsNode, "\(path).minRequests is \(requests)", hint: "give 1 or more (a few hundred traced requests make a mean worth reading)")
+            return nil
+        }
+        return ShadowEvidenceRequirement(minRequests: requests, minOverlap: overlap.value, minRankCorrelation: rank.value,
+                                         maxLatencyP95Ms: latency.value, requiredFor: step ?? .approval)
+    }
+
+    /// An optional number within `range`; `ok` is false when it is there and wrong (said).
+    static func bounded(_ node: YAMLNode?, _ path: String, _ range: ClosedRange<Double>, _ r: NodeReader) -> (value: Double?, ok: Bool) {
+        guard let node else { return (nil, true) }
+        guard let value = r.number(node, path) else { return (nil, false) }
+        guard range.contains(value) else {
+            r.error(node, "\(path) is \(value), outside \(Describe.number(range.lowerBound))…\(Describe.number(range.upperBound))",
+                    hint: "give a value within the range")
+            return (nil, false)
+        }
+        return (value, true)
     }
 
     static func decodeGate(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> Model.Gate? {
@@ -218,5 +252,43 @@ extension KindDecoders {
             r.error(approveNodes[v]!, "version \(v) is both approved and rejected", hint: "keep it in one of the two lists")
         }
         return both.isEmpty ? Model.Decisions(approve: approve, reject: reject) : nil
+    }
+
+    static func modelFamily(_ spec: Fields, _ metadata: ManifestMetadata?, _ r: NodeReader) -> DecodedManifest? {
+        var spec = spec
+        var steps: [ModelFamily.Step]?
+        if let node = spec.required("ladder", hint: "add `ladder: [{stage: shadow}, {stage: challenger}, {stage: champion}]`"),
+           let items = r.list(node, "spec.ladder") {
+            var out: [ModelFamily.Step] = []
+            var seen: Set<Model.Stage> = []
+            var ok = !items.isEmpty
+            if items.isEmpty { r.error(node, "spec.ladder is empty", hint: "list the stages the family's models climb, in order") }
+            for (i, item) in items.enumerated() {
+                let path = "spec.ladder[\(i)]"
+                guard var f = r.mapping(item, path) else { ok = false; continue }
+                let stageNode = f.required("stage", hint: "name the stage: shadow, challenger or champion")
+                let stage = stageNode.flatMap { r.choice($0, "\(path).stage", Model.Stage.self) }
+                let evidenceNode = f.optional("shadowEvidence")
+                let evidence = evidenceNode.flatMap { decodeShadowEvidence($0, "\(path).shadowEvidence", r) }
+                f.finish()
+                guard let stage, let stageNode, evidenceNode == nil || evidence != nil else { ok = false; continue }
+                if stage == .none {
+                    r.error(stageNode, "\(path).stage is none", hint: "the ladder lists the stages above none; a model leaves the ladder by `stage: none`")
+                    ok = false
+                } else if !seen.insert(stage).inserted {
+                    r.error(stageNode, "spec.ladder lists \(stage.rawValue) twice", hint: "each stage is one rung")
+                    ok = false
+                }
+                if let evidenceNode, evidence?.requiredFor == .promotion {
+                    r.error(evidenceNode, "\(path).shadowEvidence.requiredFor does not apply to a ladder step", hint: "remove it: a step's evidence is required for the stage move")
+                    ok = false
+                }
+                out.append(ModelFamily.Step(stage: stage, shadowEvidence: evidence))
+            }
+            steps = ok ? out : nil
+        }
+        spec.finish()
+        guard let metadata, let steps, !r.diagnostics.hasErrors else { return nil }
+        return .modelFamily(ModelFamily(metadata: metadata, ladder: steps))
     }
 }

@@ -18,6 +18,8 @@ extension KindDecoders {
         if let node = spec.optional("shadow") {
             shadow = decodeRoutes(node, "spec.shadow", shadow: true, r)
         }
+        let guardNode = spec.optional("rollbackGuard")
+        let rollbackGuard = guardNode.flatMap { decodeRollbackGuard($0, r) }
         spec.finish()
         if let routes, let shadow {
             var seen: [ServingTarget.RouteSubject: String] = [:]
@@ -42,8 +44,30 @@ extension KindDecoders {
                 r.error(node, "spec.routes weights add up to \(total), not 100", hint: "make the route weights sum to 100")
             }
         }
-        guard let metadata, let tenant, let surface, let routes, let shadow, !r.diagnostics.hasErrors else { return nil }
-        return .servingTarget(ServingTarget(metadata: metadata, tenant: tenant, surface: surface, routes: routes, shadow: shadow))
+        guard let metadata, let tenant, let surface, let routes, let shadow, guardNode == nil || rollbackGuard != nil,
+              !r.diagnostics.hasErrors else { return nil }
+        return .servingTarget(ServingTarget(metadata: metadata, tenant: tenant, surface: surface, routes: routes, shadow: shadow,
+                                            rollbackGuard: rollbackGuard))
+    }
+
+    static func decodeRollbackGuard(_ node: YAMLNode, _ r: NodeReader) -> RollbackGuard? {
+        let path = "spec.rollbackGuard"
+        guard var f = r.mapping(node, path) else { return nil }
+        let requestsNode = f.required("minRequests", hint: "give how many requests each compared version must have served before the guard judges")
+        let requests = requestsNode.flatMap { r.int($0, "\(path).minRequests") }
+        let drop = bounded(f.optional("maxRewardDrop"), "\(path).maxRewardDrop", 0...1_000, r)
+        let latency = bounded(f.optional("maxLatencyP95Ms"), "\(path).maxLatencyP95Ms", 0.001...600_000, r)
+        f.finish()
+        guard let requests, let requestsNode, drop.ok, latency.ok else { return nil }
+        if requests < 1 {
+            r.error(requestsNode, "\(path).minRequests is \(requests)", hint: "give 1 or more")
+            return nil
+        }
+        if drop.value == nil, latency.value == nil {
+            r.error(node, "\(path) has no bound", hint: "add `maxRewardDrop:` (reward per request from feedback) or `maxLatencyP95Ms:`")
+            return nil
+        }
+        return RollbackGuard(minRequests: requests, maxRewardDrop: drop.value, maxLatencyP95Ms: latency.value)
     }
 
     static func decodeRoutes(_ node: YAMLNode, _ path: String, shadow: Bool, _ r: NodeReader) -> [ServingTarget.Route]? {

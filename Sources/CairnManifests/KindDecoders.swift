@@ -65,10 +65,22 @@ enum KindDecoders {
             return pairs.contains { if case .scalar("kind", _) = $0.key.content, case .string("builtin")? = $0.value.scalarValue { true } else { false } }
         } ?? false
         let evaluation = spec.required("evaluation", hint: "add `evaluation: {metrics: [ndcg@10]}`").flatMap { decodeEvaluation($0, builtin: builtin, r) }
+        let itemsNode = spec.optional("items")
+        let items = itemsNode.flatMap { node -> String? in
+            guard var f = r.mapping(node, "spec.items") else { return nil }
+            let pathNode = f.required("path", hint: "give the item CSV's path (item_id,title,category) relative to the manifest root")
+            let path = pathNode.flatMap { r.nonEmptyString($0, "spec.items.path") }
+            f.finish()
+            if let path, let pathNode, path.hasPrefix("/") {
+                r.error(pathNode, "spec.items.path '\(path)' is absolute", hint: "give a path relative to the manifest root, inside the repository")
+                return nil
+            }
+            return path
+        }
         spec.finish()
-        guard let metadata, let events, let weights, let dataset, let trainer, let evaluation else { return nil }
+        guard let metadata, let events, let weights, let dataset, let trainer, let evaluation, itemsNode == nil || items != nil else { return nil }
         return .template(Template(metadata: metadata, displayName: displayName, events: events, outcomeWeights: weights,
-                                  dataset: dataset, trainer: trainer, evaluation: evaluation))
+                                  dataset: dataset, trainer: trainer, evaluation: evaluation, items: items))
     }
 
     static func decodeDataset(_ node: YAMLNode, _ r: NodeReader) -> Template.Dataset? {

@@ -119,15 +119,17 @@ public enum ManifestLoader {
         }
 
         var weights: [OutcomeWeights] = [], templates: [Template] = [], models: [Model] = [], targets: [ServingTarget] = []
+        var families: [ModelFamily] = []
         for m in decoded {
             switch m {
             case let .outcomeWeights(x): weights.append(x)
             case let .template(x): templates.append(x)
             case let .model(x): models.append(x)
             case let .servingTarget(x): targets.append(x)
+            case let .modelFamily(x): families.append(x)
             }
         }
-        let set = ManifestSet(outcomeWeights: weights, templates: templates, models: models, servingTargets: targets)
+        let set = ManifestSet(outcomeWeights: weights, templates: templates, models: models, servingTargets: targets, families: families)
         var result = LoadedManifests(manifests: set, diagnostics: diagnostics, skipped: skipped, fileCount: snapshot.files.count,
                                      fieldLocations: locations, datasetFiles: [:], undecoded: undecoded)
         CrossReferences.check(&result, snapshot: snapshot)

@@ -253,6 +253,8 @@ public protocol RegistryStore: Sendable {
     /// Bumped by every change to the observed state.
     func generation() throws -> Int
     func observedState() throws -> ObservedState
+    /// The online evidence a plan needs (decision traces and feedback), read now.
+    func evidence(_ request: EvidenceRequest) throws -> Evidence
     /// Applies `plan` (the caller holds the lease), one transaction per step with its audit rows.
     func apply(_ plan: Plan, holder: LeaseHolder, context: AuditContext, expectedGeneration: Int?, now: @escaping () -> Int64) throws -> ApplyResult
     /// Records a pass that could not be applied; the last applied revision stays in force.

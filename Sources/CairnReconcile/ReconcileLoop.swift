@@ -182,7 +182,10 @@ public final class ReconcileLoop: Sendable {
         do {
             let (revision, generation) = (try source.resolve(), try store.generation())
             // Nothing new since a pass that succeeded (or a revision known to be invalid): skip.
-            let unchanged = !status.isStalled && revision == status.lastAttemptedRevision && generation == status.lastGeneration
+            // Online evidence (shadow answers, feedback) moves without the generation: a revision
+            // that decides on it is planned again at every poll.
+            let watching = status.desired?.decidesOnEvidence ?? false
+            let unchanged = !status.isStalled && revision == status.lastAttemptedRevision && generation == status.lastGeneration && !watching
             if !force, unchanged || revision == status.invalidRevision {
                 // Nothing new: the next poll is an interval away, even while an invalid revision stalls the loop.
                 status.passSkipped()

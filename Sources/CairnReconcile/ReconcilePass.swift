@@ -64,7 +64,8 @@ public enum ReconcilePass {
     public static func plan(_ desired: DesiredState, source: ManifestSource, store: RegistryStore?, options: PlannerOptions, clock: Clock) throws -> Plan {
         if let store { try checkSource(store, desired: desired, source: source, bind: false) }
         let observed = try store?.observedState() ?? .empty
-        var plan = Planner.plan(desired: desired, observed: observed, now: clock.unixNow(), options: options)
+        let evidence = try store?.evidence(Planner.evidenceNeeded(desired: desired, observed: observed)) ?? .none
+        var plan = Planner.plan(desired: desired, observed: observed, evidence: evidence, now: clock.unixNow(), options: options)
         plan.registryMissing = store == nil
         return plan
     }
@@ -90,7 +91,8 @@ public enum ReconcilePass {
                              reason: .registryTampered)
         }
         let observed = try store.observedState()
-        let plan = Planner.plan(desired: desired, observed: observed, now: now(), options: options)
+        let evidence = try store.evidence(Planner.evidenceNeeded(desired: desired, observed: observed))
+        let plan = Planner.plan(desired: desired, observed: observed, evidence: evidence, now: now(), options: options)
         if let expected {
             // Said before the comparison, whose first difference would otherwise be the generation.
             if observed.generation != expected.observedGeneration {

@@ -42,6 +42,10 @@ public enum MarkdownPlan {
                 doc.row("| `\(d.address)` | \(cell(d.live)) | \(cell(d.declared)) | \(cell(d.actor)), \(Describe.time(d.at)), \(cell(d.how)) |\n")
             }
         }
+        for readout in plan.readouts {
+            doc.add("\n#### A/B readout of `ServingTarget/\(readout.target)` so far\n\nSince \(Describe.time(readout.since)); Welch's t-test against the control, α = \(readout.alpha).\n\n")
+            for line in readout.lines { doc.row("- \(cell(line))\n") }
+        }
         if !plan.skipped.isEmpty {
             doc.add("\n#### Skipped (nothing to do)\n\n| address | would | why not |\n|---|---|---|\n")
             for k in plan.skipped {

@@ -62,6 +62,11 @@ public enum PlanRenderer {
             }
             out += "\n"
         }
+        for readout in plan.readouts {
+            out += "A/B readout of ServingTarget/\(readout.target) so far (since \(Describe.time(readout.since)), Welch's t-test):\n"
+            for line in readout.lines { out += "  \(line)\n" }
+            out += "\n"
+        }
         let regressions = plan.candidates.filter { !($0.regressions ?? []).isEmpty }
         if !regressions.isEmpty {
             out += style.yellow("Below what is live (metrics are higher-is-better):") + "\n"

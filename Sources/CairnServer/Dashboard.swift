@@ -241,7 +241,7 @@ struct Dashboard: Sendable {
             }
             let options = api.configuration.planner
             let now = api.loop.clock.unixNow()
-            let plan = try await blocking { [db = api.db] in Planner.plan(desired: desired, observed: try db.observedState(), now: now, options: options) }
+            let plan = try await blocking { [db = api.db] in try db.plan(desired, now: now, options: options) }
             return Self.respond(DashboardPages.plan(plan, revision: nil, problem: nil))
         }
     }
@@ -260,7 +260,8 @@ struct Dashboard: Sendable {
                 if let last = kept.value, last.key == key, Double(now) - last.at < 60 {
                     blocked = last.blocked
                 } else {
-                    let fresh = Planner.plan(desired: desired, observed: observed, now: now, options: options).blocked
+                    let evidence = try db.evidence(Planner.evidenceNeeded(desired: desired, observed: observed))
+                    let fresh = Planner.plan(desired: desired, observed: observed, evidence: evidence, now: now, options: options).blocked
                     kept.update { $0 = (key, fresh, Double(now)) }
                     blocked = fresh
                 }

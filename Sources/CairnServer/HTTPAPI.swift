@@ -180,7 +180,7 @@ public struct HTTPAPI: Sendable {
                     return Self.json(Problem(error: "no valid revision has been read yet"), status: .serviceUnavailable)
                 }
                 plan = try await blocking { [db] in
-                    Planner.plan(desired: desired, observed: try db.observedState(), now: now, options: options)
+                    try db.plan(desired, now: now, options: options)
                 }
             }
             switch format {

@@ -65,6 +65,46 @@ extension HTTPAPI {
             return Self.json(found)
         }
 
+        // A reviewer's sample of any version (pending ones included): what approving it would put live.
+        router.get("v1/models/:name/versions/:number/recommendations") { request, context -> Response in
+            if let denied = await authorize(request, .read) { return denied }
+            let name = try context.parameters.require("name")
+            guard let number = Int(try context.parameters.require("number")) else {
+                return Self.json(Problem(error: "the version is a number"), status: .badRequest)
+            }
+            let query = request.uri.queryParameters
+            let k = query.get("k").flatMap(Int.init) ?? 10
+            guard (1...1000).contains(k) else { return Self.json(Problem(error: "k must be between 1 and 1000"), status: .badRequest) }
+            let subject: Review.Subject
+            if let user = query.get("user") {
+                subject = .user(user)
+            } else if let items = query.get("items") {
+                subject = .items(items.split(separator: ",").map(String.init))
+            } else if let seed = query.get("random").flatMap(Int.init) {
+                subject = .random(seed: seed)
+            } else {
+                return Self.json(Problem(error: "give user=U, items=a,b or random=SEED"), status: .badRequest)
+            }
+            let loader = serving.loader, repository = configuration.source().path
+            let result: Result<Review.Sample, CairnError> = try await blocking { [db] in
+                do {
+                    guard let version = try db.versions(of: name)?.first(where: { $0.number == number }) else {
+                        throw CairnError("Model/\(name) has no v\(number)")
+                    }
+                    let model = try loader.load(version)
+                    let request = try db.runRequest(version.runID).map { try JSONDecoder().decode(TrainRequest.self, from: Data($0.utf8)) }
+                    let catalog = try request.flatMap { try ItemCatalog.load(repository: repository, request: $0) }
+                    return .success(try Review.sample(model, version: version, subject: subject, k: k, catalog: catalog))
+                } catch let e as CairnError {
+                    return .failure(e)
+                }
+            }
+            switch result {
+            case let .success(sample): return Self.json(sample)
+            case let .failure(e): return Self.json(PlanFailure(error: e.message, hint: e.hint), status: .notFound)
+            }
+        }
+
         router.get("v1/traces/:id") { request, context -> Response in
             if let denied = await authorize(request, .read) { return denied }
             let id = try context.parameters.require("id")

@@ -209,10 +209,11 @@ extension RegistryDatabase {
             try checkServable(db, assignment.routes, shadow: assignment.shadow, target: name)
             try db.execute(sql: """
                 INSERT INTO serving_targets(name, tenant, surface, routes, shadow, assigned, drift, promoted_at, revision)
-                VALUES (?, ?, ?, ?, ?, 1, NULL, ?, ?)
+                VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)
                 ON CONFLICT(name) DO UPDATE SET tenant = excluded.tenant, surface = excluded.surface, routes = excluded.routes,
-                    shadow = excluded.shadow, assigned = 1, drift = NULL, promoted_at = excluded.promoted_at, revision = excluded.revision
-                """, arguments: [name, assignment.tenant, assignment.surface, try encode(assignment.routes), try encode(assignment.shadow), at, revision])
+                    shadow = excluded.shadow, assigned = 1, drift = excluded.drift, promoted_at = excluded.promoted_at, revision = excluded.revision
+                """, arguments: [name, assignment.tenant, assignment.surface, try encode(assignment.routes), try encode(assignment.shadow),
+                                 try assignment.drift.map(encode), at, revision])
             // The models it takes off the target are in its history too.
             let before = try? change.before?.decode(Assignment.self)
             models = (assignment.routes + assignment.shadow + (before?.routes ?? []) + (before?.shadow ?? [])).map(\.model)

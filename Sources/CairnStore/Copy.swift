@@ -10,7 +10,7 @@ extension RegistryDatabase {
         ("meta", "key"), ("outcome_weights", "name"), ("templates", "name"), ("models", "name"), ("versions", "model, number"),
         ("training_runs", "id"), ("serving_targets", "name"), ("audit_log", "id"), ("audit_models", "audit_id, model"),
         ("reconcile_runs", "id"), ("api_tokens", "name"), ("run_results", "run_id"),
-        ("decision_traces", "request_id"), ("feedback", "id"),
+        ("decision_traces", "request_id"), ("shadow_answers", "request_id, model, version"), ("feedback", "id"),
     ]
 
     /// The copied tables' names, in copy order.

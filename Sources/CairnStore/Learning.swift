@@ -15,8 +15,16 @@ extension RegistryDatabase {
             [.text(t.requestId), .integer(t.at), .text(t.target), t.user.map(SQLValue.text) ?? .null, .text(t.model), .integer(Int64(t.version)),
              .integer(Int64(t.k)), .text(try encode(t.items)), .integer(Int64(t.latencyMicros)), .text(try encode(t.shadows)), .integer(t.shed ? 1 : 0)]
         }
+        let answers = traces.flatMap { t in
+            t.shadows.map { s -> [SQLValue] in
+                [.text(t.requestId), .text(s.model), .integer(Int64(s.version)), .integer(t.at), .real(s.overlap),
+                 s.rankCorrelation.map(SQLValue.real) ?? .null, .integer(Int64(s.latencyMicros))]
+            }
+        }
         try sql.write { db in
-            for statement in multiRowInserts(into: "decision_traces", columns: Self.traceColumns, rows: rows, maximumValues: 2000) {
+            for statement in multiRowInserts(into: "decision_traces", columns: Self.traceColumns, rows: rows, maximumValues: 2000)
+                + multiRowInserts(into: "shadow_answers", columns: ["request_id", "model", "version", "at", "overlap", "rank_correlation", "latency_us"],
+                                  rows: answers, maximumValues: 2000) {
                 try db.execute(sql: statement.sql, arguments: statement.arguments)
             }
         }
@@ -29,10 +37,13 @@ extension RegistryDatabase {
         try sql.write { db in
             try db.execute(sql: "DELETE FROM decision_traces WHERE at < ?", arguments: [cutoff])
             var removed = db.changesCount
+            var oldest = cutoff
             if let oldestKept = try Int64.fetchOne(db, sql: "SELECT at FROM decision_traces ORDER BY at DESC LIMIT 1 OFFSET ?", arguments: [maxRows - 1]) {
                 try db.execute(sql: "DELETE FROM decision_traces WHERE at < ?", arguments: [oldestKept])
                 removed += db.changesCount
+                oldest = max(oldest, oldestKept)
             }
+            try db.execute(sql: "DELETE FROM shadow_answers WHERE at < ?", arguments: [oldest])
             return removed
         }
     }
@@ -115,7 +126,11 @@ extension RegistryDatabase {
     /// traced at or after `since` (unix milliseconds) and the reward sums of the outcomes
     /// attributed to them by request id; outcomes without a request id; unknown outcome types.
     public func experimentSums(target: String, since: Int64) throws -> (sums: [String: ABReadout.RouteSums], unattributed: Int, unknown: [String: Int]) {
-        try sql.read { db in
+        try sql.read { db in try experimentSums(db, target: target, since: since) }
+    }
+
+    func experimentSums(_ db: any SQLSession, target: String, since: Int64) throws -> (sums: [String: ABReadout.RouteSums], unattributed: Int, unknown: [String: Int]) {
+        do {
             var sums: [String: ABReadout.RouteSums] = [:]
             for row in try SQLRow.fetchAll(db, sql: """
                 SELECT model, version, COUNT(*) AS n FROM decision_traces WHERE target = ? AND at >= ? GROUP BY model, version

@@ -75,6 +75,7 @@ extension RegistryDatabase {
             case .template: state.templates[name] = try loadTemplates(db, named: name)[name]
             case .model: state.models[name] = try loadModels(db, named: name)[name]
             case .servingTarget: state.targets[name] = try loadTargets(db, named: name)[name]
+            case .modelFamily: continue
             }
         }
         state.runs = try loadRuns(db)

@@ -141,7 +141,7 @@ extension RegistryDatabase {
             let live = target.assigned ? Assignment(tenant: target.tenant, surface: target.surface, routes: target.routes, shadow: target.shadow) : nil
             if target.assigned != (want.assignment != nil) {
                 differs("serving_targets \(target.name)", target.assigned ? "it serves, but the history unassigned it" : "it serves nothing, but the history assigned it")
-            } else if let live, let assignment = want.assignment, live != assignment {
+            } else if let live, let assignment = want.assignment, live != assignment.served {
                 differs("serving_targets \(target.name)",
                         "it serves \(Describe.routes(live.routes)), the history says \(Describe.routes(assignment.routes)) (audit row \(want.auditID))")
             }

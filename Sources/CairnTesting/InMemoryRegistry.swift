@@ -37,6 +37,7 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
 
     private let lock = NSLock()
     private var state = ObservedState()
+    private var storedEvidence = Evidence()
     private var runs: [Int: Run] = [:]
     private var nextRunID = 1
     private var lease: (holder: String, pid: Int32, host: String, since: Int64, expires: Int64)?
@@ -83,6 +84,14 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
     public func stateMismatches() throws -> [String] { [] }
 
     public func generation() throws -> Int { lock.withLock { state.generation } }
+
+    /// The online evidence plans read (set by tests).
+    public var onlineEvidence: Evidence {
+        get { lock.withLock { storedEvidence } }
+        set { lock.withLock { storedEvidence = newValue } }
+    }
+
+    public func evidence(_ request: EvidenceRequest) throws -> Evidence { onlineEvidence }
 
     public func observedState() throws -> ObservedState {
         lock.withLock {

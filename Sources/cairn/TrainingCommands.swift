@@ -260,12 +260,24 @@ func loadVersion(database: DatabaseOptions, model: String, number: Int) throws -
 
 struct Recommend: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score items with a target's live version (its artifact is verified first).",
-        discussion: "With several routes, a user is assigned to one by a stable hash of the user id, honouring the route weights."
+        abstract: "Score items with a target's live version, or review any version of a model (its artifact is verified first).",
+        discussion: """
+            With --target, a user is assigned to one of the target's routes by a stable hash of the user id, honouring the route \
+            weights. With --model (and --version, default the newest), any version is scored, pending ones included: what approving \
+            it would put live. --random-user picks one of the users the version was trained on, by --seed (the same seed, the same \
+            user). A template with an item catalogue (`items: {path: …}`) shows titles and categories (read from --repo at the \
+            version's commit).
+            """
     )
 
     @Option(help: "The serving target.")
-    var target: String
+    var target: String?
+
+    @Option(help: "A model, to review one of its versions.")
+    var model: String?
+
+    @Option(help: "The version of --model (default: the newest).")
+    var version: Int?
 
     @Option(help: "A known user id.")
     var user: String?
@@ -273,28 +285,55 @@ struct Recommend: ParsableCommand {
     @Option(help: "Items the user interacted with, comma-separated (for users the model has not seen).")
     var items: String?
 
+    @Flag(help: "A random user the version was trained on (with --model).")
+    var randomUser = false
+
+    @Option(help: "The seed of --random-user.")
+    var seed: Int = 1
+
     @Option(name: .short, help: "How many items.")
     var k: Int = 10
+
+    @Option(help: "The git repository the item catalogue is read from.")
+    var repo: String = "."
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var artifacts: ArtifactOptions
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        if user == nil, items == nil { throw ValidationError("give --user U or --items a,b") }
+        if (target == nil) == (model == nil) { throw ValidationError("give --target T, or --model M to review a version") }
+        if [user != nil, items != nil, randomUser].filter({ $0 }).count != 1 { throw ValidationError("give one of --user U, --items a,b or --random-user") }
+        if randomUser, model == nil { throw ValidationError("--random-user reviews a version: give --model M") }
+        if version != nil, model == nil { throw ValidationError("--version goes with --model") }
         if k < 1 || k > 1000 { throw ValidationError("-k must be between 1 and 1000") }
     }
 
     func run() throws {
         try reportingFailures(format: output.format) {
             guard let db = try database.openForReading() else { throw CairnError("no registry database at \(database.shown)") }
+            let history = items.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
+            let loader = ModelLoader(store: artifacts.store(db: database.db), key: try artifacts.key(db: database.db, generate: false))
+            if let model {
+                guard let versions = try db.versions(of: model), !versions.isEmpty else {
+                    throw CairnError("Model/\(model) has no version", hint: "`cairn versions \(model)` lists them")
+                }
+                let chosen = try version.map { try loadVersion(database: database, model: model, number: $0) } ?? versions.max { $0.number < $1.number }!
+                let scorer = try loader.load(chosen)
+                let request = try db.runRequest(chosen.runID).map { try JSONDecoder().decode(TrainRequest.self, from: Data($0.utf8)) }
+                let catalog = try request.flatMap { try ItemCatalog.load(repository: repo, request: $0) }
+                let subject: Review.Subject = randomUser ? .random(seed: seed) : user.map(Review.Subject.user) ?? .items(history)
+                let sample = try Review.sample(scorer, version: chosen, subject: subject, k: k, catalog: catalog)
+                if output.format == .json { return printJSON(sample) }
+                print(Review.text(sample), terminator: "")
+                return
+            }
+            let target = target!
             guard let live = try db.observedState().targets[target], live.assigned, !live.routes.isEmpty else {
                 throw CairnError("ServingTarget/\(target) serves nothing yet", hint: "`cairn status` shows what is live")
             }
-            let history = items.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
             let route = RouteChoice.pick(live.routes, key: user ?? history.joined(separator: ","))
-            let scorer = try ModelLoader(store: artifacts.store(db: database.db), key: try artifacts.key(db: database.db, generate: false))
-                .load(try loadVersion(database: database, model: route.model, number: route.version))
+            let scorer = try loader.load(try loadVersion(database: database, model: route.model, number: route.version))
             let answer = Recommendation(target: target, route: route, user: user, scored: scorer.recommend(user: user, items: history, k: k))
             if output.format == .json {
                 printJSON(answer)

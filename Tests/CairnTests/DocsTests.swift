@@ -32,7 +32,8 @@ import Testing
 
     @Test func everySchemaFieldIsInTheManifestReference() throws {
         let reference = try String(contentsOf: Self.root.appendingPathComponent("docs/manifests.md"), encoding: .utf8)
-        let kinds = ["outcome-weights": "OutcomeWeights", "template": "Template", "model": "Model", "serving-target": "ServingTarget"]
+        let kinds = ["outcome-weights": "OutcomeWeights", "template": "Template", "model": "Model", "serving-target": "ServingTarget",
+                     "model-family": "ModelFamily"]
         var checked = 0
         for (file, kind) in kinds {
             let data = try Data(contentsOf: Self.root.appendingPathComponent("schemas/\(file).schema.json"))

@@ -161,6 +161,7 @@ import Testing
                     case .template: try typed(Template.self)
                     case .outcomeWeights: try typed(OutcomeWeights.self)
                     case .servingTarget: try typed(Assignment.self)
+                    case .modelFamily: Issue.record("a plan never changes a ModelFamily")
                     }
                 }
             }

@@ -241,5 +241,145 @@ import Testing
         let cli = try cairn(["ab", "ab-effect", "--db", s.dbPath]).stdout
         #expect(cli.contains("homepage-recs-b v1 (50%):") && cli.contains("(significant)") && cli.contains("Welch"))
         #expect(try cairn(["ab", "ab-null", "--db", s.dbPath]).stdout.contains("(not significant)"))
+
+        // A pull request that shifts the split shows the readout so far in its plan.
+        let shifted = """
+            apiVersion: cairn/v1
+            kind: ServingTarget
+            metadata: {name: ab-effect}
+            spec:
+              tenant: lab
+              surface: effect
+              routes:
+                - {model: homepage-recs, version: latest-approved, weight: 80}
+                - {model: homepage-recs-b, version: latest-approved, weight: 20}
+            """
+        let sha = try s.work.commit("shift the split", files: ["targets/ab-effect.yaml": shifted])
+        try s.work.git(["push", "-q", "origin", "HEAD:refs/heads/pr-1"])
+        let plan = try s.http("GET", "/v1/plan?revision=\(sha)&format=markdown").body
+        #expect(plan.contains("#### A/B readout of `ServingTarget/ab-effect` so far") && plan.contains("(significant)"), "\(plan)")
+    }
+
+    static func example(_ path: String) throws -> String {
+        try String(contentsOf: packageRoot.appendingPathComponent("examples/fleet/\(path)"), encoding: .utf8)
+    }
+
+    @Test func anApprovalWaitsForTheShadowEvidenceItsModelRequires() throws {
+        let models = try Self.example("models/homepage.yaml") + "    shadowEvidence: {minRequests: 50, minOverlap: 0.01}\n  decisions:\n    approve: [1]\n"
+        let target = try Self.example("targets/acme-homepage.yaml").replacingOccurrences(of: "{model: homepage-recs-c, version: latest-approved}",
+                                                                                           with: "{model: homepage-recs-c, version: 1}")
+        let s = try ServeEndToEndTests.Setup(files: ["models/homepage.yaml": models, "targets/acme-homepage.yaml": target])
+        try s.start()
+        try s.waitFor("the fleet to be live with the pending shadow", timeout: 120) {
+            let db = try RegistryDatabase(path: s.dbPath)
+            let idle = try db.activeRunCounts() == (0, 0)
+            return try db.observedState().targets["acme-homepage"]?.shadow.first?.model == "homepage-recs-c" && idle
+        }
+        // Listed for approval, but no shadow answers yet: the plan says what is missing.
+        let plan = try s.http("GET", "/v1/plan?format=text").body
+        #expect(plan.contains("shadow evidence: no shadow answers traced yet (needs 50)"), "\(plan)")
+        #expect(try RegistryDatabase(path: s.dbPath).versions(of: "homepage-recs-c")?.first?.status == .pending)
+        for n in 1...60 { _ = try Self.recommend(s, target: "acme-homepage", user: String(format: "u%04d", n)) }
+        // The evidence moves without the registry's generation: the loop plans again at its next poll.
+        try s.waitFor("v1 to be approved on its evidence") { try RegistryDatabase(path: s.dbPath).versions(of: "homepage-recs-c")?.first?.status == .approved }
+        let history = try cairn(["history", "--model", "homepage-recs-c", "--db", s.dbPath]).stdout
+        #expect(history.contains("listed in decisions.approve; shadow evidence: 60 traced requests"), "\(history)")
+    }
+
+    @Test func aTrippedRollbackGuardRollsBackOnceAndIsAudited() throws {
+        func guarded(_ model: String) -> String {
+            """
+            apiVersion: cairn/v1
+            kind: ServingTarget
+            metadata: {name: guarded}
+            spec:
+              tenant: lab
+              surface: guarded
+              routes:
+                - {model: \(model), version: 1, weight: 100}
+              rollbackGuard: {minRequests: 100, maxRewardDrop: 0.05}
+            """
+        }
+        let s = try ServeEndToEndTests.Setup(files: ["targets/guarded.yaml": guarded("homepage-recs")])
+        try s.start()
+        try s.waitFor("the fleet to be live", timeout: 120) {
+            let db = try RegistryDatabase(path: s.dbPath)
+            let idle = try db.activeRunCounts() == (0, 0)
+            return try db.observedState().targets["guarded"]?.routes.first?.model == "homepage-recs" && idle
+        }
+        let app = try Self.token(s, "shop-frontend", scope: "feedback")
+        var random = Seeded(state: 42)
+        func traffic(_ n: Int, clickRate: Double, offset: Int) throws {
+            var samples: [[String: Any]] = []
+            for i in 1...n {
+                let answer = try Self.recommend(s, target: "guarded", user: String(format: "u%04d", offset + i))
+                if random.chance(clickRate) { samples.append(["requestId": answer["requestId"]!, "item": Self.items(answer)[0], "outcome": "click"]) }
+            }
+            #expect(try Self.feedback(s, token: app, samples).0 == 200)
+        }
+        try traffic(150, clickRate: 0.6, offset: 0)
+        // A commit puts the popularity baseline live; it does much worse.
+        try s.push("try the baseline", files: ["targets/guarded.yaml": guarded("homepage-recs-b")])
+        try s.waitFor("the baseline to be live") { try RegistryDatabase(path: s.dbPath).observedState().targets["guarded"]?.routes.first?.model == "homepage-recs-b" }
+        try traffic(150, clickRate: 0.1, offset: 150)
+        try s.waitFor("the guard to trip") { try RegistryDatabase(path: s.dbPath).observedState().targets["guarded"]?.routes.first?.model == "homepage-recs" }
+        let live = try #require(try RegistryDatabase(path: s.dbPath).observedState().targets["guarded"])
+        #expect(live.drift?.actor == "rollback-guard" && live.drift?.guarded?.first?.model == "homepage-recs-b")
+        #expect(live.drift?.how.contains("rollback guard tripped: homepage-recs-b v1 reward") == true, "\(String(describing: live.drift))")
+        // Served by the previous version again; later passes hold it there and never roll back twice.
+        try s.waitFor("the cache to serve it") { try Self.recommend(s, target: "guarded", user: "u0001")["model"] as? String == "homepage-recs" }
+        try s.waitForPolls(3)
+        let rows = try cairn(["history", "--target", "guarded", "--db", s.dbPath]).stdout
+        #expect(rows.components(separatedBy: "rollback guard tripped").count - 1 == 1, "\(rows)")
+        let plan = try s.http("GET", "/v1/plan?format=text").body
+        #expect(plan.contains("stays on homepage-recs v1 (100%) until a commit changes its routes"), "\(plan)")
+        let status = try cairn(["status", "--db", s.dbPath]).stdout
+        #expect(status.contains("guarded (drift)"))
+        // A commit that declares what the guard put back ends the drift.
+        try s.push("keep the champion", files: ["targets/guarded.yaml": guarded("homepage-recs")])
+        try s.waitFor("the drift to clear") { try RegistryDatabase(path: s.dbPath).observedState().targets["guarded"]?.drift == nil }
+        #expect(try RegistryDatabase(path: s.dbPath).observedState().targets["guarded"]?.routes.first?.model == "homepage-recs")
+    }
+
+    @Test func reviewersSeeAnyVersionsRecommendationsWithTitles() throws {
+        let s = try Self.served()
+        let key = ["CAIRN_SIGNING_KEY": "73657276652d6b65792d666f722d7465737473"]
+        func review(_ args: [String]) throws -> [String: Any] {
+            let result = try cairn(["recommend"] + args + ["--repo", s.work.dir.url.path, "--db", s.dbPath, "--format", "json"], env: key)
+            guard result.status == 0 else { throw FixtureError("recommend \(args): \(result.stderr)") }
+            return try Self.json(result.stdout)
+        }
+        // A random user, chosen by a seed: the same seed gives the same user and the same sample.
+        let first = try review(["--model", "homepage-recs", "--random-user", "--seed", "7"])
+        let again = try review(["--model", "homepage-recs", "--random-user", "--seed", "7"])
+        #expect(first["user"] as? String != nil && first["user"] as? String == again["user"] as? String)
+        #expect(Self.items(first) == Self.items(again) && Self.items(first).count == 10)
+        // The template's item catalogue gives titles and categories (read at the version's commit).
+        let items = try #require(first["items"] as? [[String: Any]])
+        #expect(items.allSatisfy { ($0["title"] as? String)?.isEmpty == false && $0["category"] as? String != nil })
+        #expect((first["history"] as? [[String: Any]])?.first?["title"] as? String != nil)
+        // A new user from the items they interacted with.
+        let fresh = try review(["--model", "homepage-recs", "--items", "i0001,i0002"])
+        #expect(fresh["user"] == nil && (fresh["history"] as? [[String: Any]])?.map { $0["item"] as? String } == ["i0001", "i0002"])
+        #expect(!Self.items(fresh).contains("i0001"))
+        // A pending version is scored too: what approving it would put live.
+        let pending = try review(["--model", "search-popular", "--version", "1", "--user", "u0001"])
+        #expect(pending["status"] as? String == "pending" && Self.items(pending).count == 10)
+        // The text form names the titles.
+        let text = try cairn(["recommend", "--model", "homepage-recs", "--random-user", "--seed", "7", "--repo", s.work.dir.url.path, "--db", s.dbPath], env: key).stdout
+        #expect(text.contains("(random, seed 7)") && ["[running]", "[cycling]", "[camping]", "[swimming]", "[fitness]"].contains { text.contains($0) })
+        // The API gives the same sample.
+        let api = try Self.json(try s.http("GET", "/v1/models/homepage-recs/versions/1/recommendations?random=7").body)
+        #expect(api["user"] as? String == first["user"] as? String && Self.items(api) == Self.items(first))
+        #expect(try s.http("GET", "/v1/models/homepage-recs/versions/9/recommendations?random=7").status == 404)
+    }
+
+    /// examples/learning/run.sh: the documented walk-through, every step checked by the script.
+    @Test func theLearningExampleRunsEndToEnd() throws {
+        let result = try runProcess("/bin/bash", [packageRoot.appendingPathComponent("examples/learning/run.sh").path], env: ["CAIRN": cairnBinary])
+        #expect(result.status == 0, "\(result.stdout.suffix(2000))\n\(result.stderr.suffix(2000))")
+        #expect(result.stdout.contains("The learning loop ran end to end."))
+        #expect(result.stdout.contains("rollback guard tripped: shop-recs v2 reward"))
+        #expect(result.stdout.contains("listed in decisions.approve; shadow evidence:"))
     }
 }

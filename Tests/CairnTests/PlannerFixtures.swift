@@ -55,7 +55,11 @@ struct PlannerCase: CustomStringConvertible, Sendable {
         let fixture = try JSONDecoder().decode(ObservedFixture.self, from: fixtureData)
         let observed = try fixture.build(previous: previous, desired: desired)
         let options = PlannerOptions(maxPromotions: fixture.maxPromotions ?? 20, allowBulk: false)
-        return Planner.plan(desired: desired, observed: observed, now: Self.now, options: options)
+        // `evidence.json` (optional): the online evidence read for the plan.
+        let evidenceFile = folder.appendingPathComponent("evidence.json")
+        let evidence = FileManager.default.fileExists(atPath: evidenceFile.path)
+            ? try JSONDecoder().decode(Evidence.self, from: Data(contentsOf: evidenceFile)) : .none
+        return Planner.plan(desired: desired, observed: observed, evidence: evidence, now: Self.now, options: options)
     }
 }
 

@@ -186,3 +186,53 @@ import Testing
         #expect(Planner.nextScheduledTraining(desired: desired, observed: observed) == Int64(1_799_910_000 + 2 * 86_400))
     }
 }
+
+/// The rules on online evidence: shadow evidence, registry ladders, rollback guards.
+extension PlannerRuleTests {
+    @Test func ruleShadowEvidenceHoldsApprovalsAndPromotionsUntilItIsThere() throws {
+        let p = try plan("20-shadow-evidence")
+        // Listed for approval, too few traced requests: blocked, saying how many.
+        #expect(p.blocked.contains { $0.address.description == "Model/home-a" && $0.version == 2 && $0.reason == "shadow evidence: 80 of 100 traced requests" })
+        // Gates pass and the evidence is there: approved, the evidence in the reason.
+        let approved = try #require(p.changes.first { $0.action == .approve && $0.address.description == "Model/home-b" })
+        #expect(approved.version == 2 && approved.reason.contains("shadow evidence: 150 traced requests"))
+        // Gates pass, evidence missing: it stays pending (neither approved nor rejected).
+        #expect(!p.changes.contains { $0.address.description == "Model/home-b" && $0.version == 3 })
+        #expect(p.blocked.contains { $0.version == 3 && $0.reason.hasSuffix("waits for shadow evidence: 10 of 100 traced requests") })
+        // Required for promotion: the route does not go live, the target keeps what it serves.
+        #expect(p.blocked.contains { $0.address.description == "ServingTarget/globex" && $0.reason == "route home-c v2: shadow evidence: 20 of 50 traced requests" })
+        #expect(!p.changes.contains { $0.action == .promote })
+    }
+
+    @Test func ruleLadderStepsAreClimbedOneAtATimeWithTheirEvidence() throws {
+        let p = try plan("21-ladder")
+        #expect(actions(p, "Model/home-b") == [.stage])
+        #expect(actions(p, "Model/home-d") == [.stage], "moving down needs no evidence")
+        #expect(p.blocked.contains { $0.address.description == "Model/home-c" && $0.reason.contains("from none the next step is shadow, not champion") })
+        #expect(p.blocked.contains { $0.address.description == "Model/home-e" && $0.reason.contains("mean overlap@k 0.1 < 0.2") })
+        // The champion keeps its place (and its routes) while its successor is held back.
+        #expect(p.blocked.contains { $0.address.description == "Model/home-a" && $0.reason.hasPrefix("stays champion") })
+        #expect(!p.changes.contains { $0.action == .demote || $0.action == .promote })
+        // The stage change records what it was decided on.
+        let move = try #require(try p.changes.first { $0.address.description == "Model/home-b" }?.after?.decode(StageMove.self))
+        #expect(move.version == 1 && move.metrics?["ndcg@10"] == 0.31)
+    }
+
+    @Test func ruleATrippedGuardRollsBackOnceAndHoldsUntilACommit() throws {
+        let p = try plan("22-rollback-guard")
+        let rollback = try #require(p.changes.first { $0.address.description == "ServingTarget/acme" })
+        #expect(rollback.reason.hasPrefix("rollback guard tripped: home-b v1 reward 0.03/request"))
+        let after = try #require(try rollback.after?.decode(Assignment.self))
+        #expect(after.routes == [LiveRoute(model: "home-a", version: 1, weight: 100)])
+        #expect(after.drift?.guarded == [LiveRoute(model: "home-b", version: 1, weight: 100)] && after.drift?.actor == "rollback-guard")
+        // Already tripped: held, shown as drift, not promoted back.
+        #expect(p.drift.map(\.address.description) == ["ServingTarget/globex"])
+        #expect(p.blocked.contains { $0.address.description == "ServingTarget/globex" && $0.reason.contains("until a commit changes its routes") })
+        // Too few requests to judge: nothing.
+        #expect(!p.changes.contains { $0.address.description == "ServingTarget/initech" })
+        // A change to a live split shows its readout.
+        #expect(p.readouts.map(\.target) == ["split"])
+        let promote = try #require(try p.changes.first { $0.address.description == "ServingTarget/split" }?.after?.decode(Assignment.self))
+        #expect(promote.decidedOn?["home-a@1"]?["ndcg@10"] == 0.3)
+    }
+}
