@@ -198,6 +198,10 @@ enum DashboardPages {
         body += "<dt>Family and stage</dt><dd>\(H.h(m.spec.family ?? "no family")) · \(H.h(m.stage.rawValue))</dd>\n"
         body += "<dt>Approval</dt><dd>\(H.h(describe(m.spec.approval)))</dd>\n"
         if let label = m.spec.label { body += "<dt>Label</dt><dd>\(H.h(label))</dd>\n" }
+        let record = ModelRecord.of(m)
+        body += "<dt>Trained on</dt><dd>" + (record.trainingSamples.map { "\($0) samples" + ((record.feedbackSamples ?? 0) > 0 ? " (\(record.feedbackSamples!) from feedback)" : "") } ?? "—")
+            + "</dd>\n<dt>Last trained</dt><dd>\(H.time(record.lastTrainedAt))</dd>\n<dt>Last learned from feedback</dt><dd>"
+            + (record.lastLearnedAt.map { H.time($0) } ?? "never") + "</dd>\n"
         body += "</dl>\n"
 
         var where_: [String] = []
@@ -210,13 +214,14 @@ enum DashboardPages {
             + "</section>\n"
 
         body += "<section aria-labelledby=\"versions\">\n<h2 id=\"versions\">Versions</h2>\n"
-        body += H.table("Versions of \(name), newest first", ["Version", "System name", "Label", "Status", "Metrics", "Dataset", "Fingerprint", "Commit",
+        body += H.table("Versions of \(name), newest first", ["Version", "System name", "Label", "Status", "Metrics", "Samples", "Dataset", "Fingerprint", "Commit",
                                                                 "Author", "Trained at", "Duration"], versions.map { v in
             let run = runs[v.runID]
             let duration = run.flatMap { r in r.startedAt.flatMap { s in r.finishedAt.map { $0 - s } } }
             return ["v\(v.number)", H.h(v.systemName), H.h([v.label, v.description].compactMap { $0 }.joined(separator: ": ")),
                     H.badge(v.status.rawValue) + (v.statusReason.map { " <span class=\"detail\">\(H.h($0))</span>" } ?? ""),
                     v.metrics.keys.sorted().map { "\(H.h($0)) \(H.metric(v.metrics[$0]))" }.joined(separator: "<br>"),
+                    v.learned.map { "\($0.samples)" + ($0.feedbackSamples > 0 ? "<br><span class=\"detail\">\($0.feedbackSamples) from feedback</span>" : "") } ?? "—",
                     "<code>\(H.h(String(v.datasetHash.prefix(12))))</code>", "<code>\(H.h(String(v.fingerprint.prefix(12))))</code>",
                     "<code>\(H.h(String(v.commit.prefix(12))))</code>", H.h(authors[v.runID] ?? "—"), H.time(v.createdAt), H.duration(duration)]
         }, empty: "No version yet: the model has not been trained.")
@@ -312,7 +317,8 @@ enum DashboardPages {
                                 empty: "No shadow.")
             }
             if let drift = t.drift {
-                body += "<p class=\"error\">Drift: \(H.h(drift.how)) by \(H.h(drift.actor)) at \(H.time(drift.at)); the next pass returns it to git's version.</p>\n"
+                body += "<p class=\"error\">Drift: \(H.h(drift.how)) by \(H.h(drift.actor)) at \(H.time(drift.at)); "
+                    + (drift.guarded != nil ? "it stays until a commit changes its routes.</p>\n" : "the next pass returns it to git's version.</p>\n")
             }
             body += "</section>\n"
         }

@@ -309,6 +309,19 @@ for n in options.sizes {
         FileHandle.standardError.write(Data(String(format: "  serve idle: %.3f s of CPU in %.0f s\n", cpu, options.idleSeconds).utf8))
     }
 }
+if !options.postgresOnly && !options.idleOnly {
+    FileHandle.standardError.write(Data("shadow scoring on examples/learning…\n".utf8))
+    let cost = try shadowCost(options.cairn, work: options.work)
+    for (name, seconds) in [("recommendations with a shadow scored off the path: p50 (4 clients)", cost.withShadow.p50),
+                            ("recommendations with a shadow scored off the path: p95 (4 clients)", cost.withShadow.p95),
+                            ("recommendations without a shadow: p50 (4 clients)", cost.withoutShadow.p50),
+                            ("recommendations without a shadow: p95 (4 clients)", cost.withoutShadow.p95)] {
+        results.append(Measurement(scenario: name, models: 3, wallSeconds: seconds,
+                                   target: name.contains("with a shadow") && name.hasSuffix("p95 (4 clients)") ? "≤ 1.5 × without, or + 1 ms" : nil))
+        FileHandle.standardError.write(Data(String(format: "  %-70@ %8.3f ms\n", name, seconds * 1000).utf8))
+    }
+    FileHandle.standardError.write(Data("  traces recorded \(cost.traced), shed \(cost.shed)\n".utf8))
+}
 } catch {
     FileHandle.standardError.write(Data("cairn-bench: \(error)\n".utf8))
     exit(1)

@@ -42,7 +42,8 @@ import Testing
                          "floor (read blobs + libyaml, no decoding)", "plan (cold, empty database)", "reconcile (apply whole fleet)",
                          "serve pass: one file changed (parse cache warm, apply included)", "serve: push + signed webhook to applied",
                          "history (one model, 1,000,000 rows)", "dashboard: GET /ui/models (median of 5)",
-                         "dashboard: GET /ui/models/model-19 (median of 5)", "dashboard: GET /ui/history (median of 5)"] {
+                         "dashboard: GET /ui/models/model-19 (median of 5)", "dashboard: GET /ui/history (median of 5)",
+                         "recommendations with a shadow scored off the path: p95 (4 clients)", "recommendations without a shadow: p95 (4 clients)"] {
             #expect(scenarios.contains(expected), "no row \(expected) in \(scenarios)")
         }
         let apply = rows.first { $0["scenario"] as? String == "reconcile (apply whole fleet)" }

@@ -146,6 +146,8 @@ func rawHTTP(port: Int, _ method: String, _ path: String, body: String? = nil, c
         #expect(detail.contains("<svg") && detail.contains("gate: min 0.0500"), "the ndcg@10 chart draws the gate")
         #expect(detail.contains("acme-homepage: v1 at 90%"))
         #expect(detail.contains("The resolved run configuration"))
+        // The learning record: samples trained on, last trained, last learned from feedback (none yet).
+        #expect(detail.contains("<dt>Trained on</dt><dd>24000 samples</dd>") && detail.contains("<dt>Last learned from feedback</dt><dd>never</dd>"), "\(detail.prefix(3000))")
         let targets = try served.get("/ui/targets", cookie: cookie).2
         for (name, target) in observed.targets where target.assigned {
             #expect(targets.contains("id=\"target-\(name)\""))
