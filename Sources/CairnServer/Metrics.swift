@@ -23,6 +23,7 @@ public final class CairnMetrics: @unchecked Sendable {
     private let traces: [String: Prometheus.Counter]
     private let feedback: [Bool: Prometheus.Counter]
     private var tracesReported = TraceRecorder.Counts()
+    private let guardTrips: Prometheus.Counter
 
     /// `cairn_reconcile_total{result}`: every result a pass can have.
     static let results = ["applied", "noop", "suspended", "invalid", "source_error", "failed"]
@@ -55,6 +56,8 @@ public final class CairnMetrics: @unchecked Sendable {
             ($0, registry.makeCounter(name: "cairn_feedback_total", labels: [("known", $0 ? "true" : "false")],
                                       help: "Outcome samples received; known=false: an outcome type the template does not weigh (kept, never learned from)."))
         })
+        guardTrips = registry.makeCounter(name: "cairn_rollback_guard_trips_total",
+                                          help: "Rollback guards that tripped: a target returned to its previous routes on online evidence (it shows as drift until a commit decides).")
         ready = registry.makeGauge(name: "cairn_ready",
                                    help: "1 while the Ready condition is True (what /readyz answers 200 for), else 0: stalled, or a signing key that does not verify what is live.")
     }
@@ -90,6 +93,8 @@ public final class CairnMetrics: @unchecked Sendable {
 
     /// One more look by the loop (a pass, or a poll that skipped one).
     func recordPoll() { polls.increment() }
+
+    func recordGuardTrip() { guardTrips.increment() }
 
     func recordFeedback(known: Int, unknown: Int) {
         if known > 0 { feedback[true]?.increment(by: Int64(known)) }

@@ -40,6 +40,12 @@ struct DaemonObserver: ReconcileObserver {
         metrics.recordPoll()
         metrics.recordPass(plan: plan, observed: after, result: plan.changes.isEmpty ? "noop" : (observed.suspended ? "suspended" : "applied"),
                            duration: duration)
+        // A rollback guard that tripped is said loudly (the plan applied it unless suspended).
+        for change in plan.changes where change.action == .promote && (try? change.after?.decode(Assignment.self))??.drift?.guarded != nil {
+            metrics.recordGuardTrip()
+            logger.warning("rollback guard tripped", metadata: ["target": "\(change.name)", "reason": "\(change.reason)",
+                                                               "applied": "\(!observed.suspended)"])
+        }
         logger.info("pass", metadata: [
             "revision": "\(desired.commit.sha)", "duration_ms": "\(Int(duration * 1000))",
             "changes": "\(plan.changes.count)", "blocked": "\(plan.blocked.count)", "drift": "\(plan.drift.count)",

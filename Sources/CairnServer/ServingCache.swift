@@ -62,7 +62,10 @@ public actor ServingCache {
                 problems[name] = "\(error)"
             }
         }
-        for name in targets.keys where observed[name] == nil { targets[name] = nil }
+        for name in targets.keys where observed[name] == nil {
+            targets[name] = nil
+            declaredShadows[name] = nil
+        }
     }
 
     /// A version's model: one already loaded for any target, or read and verified now.

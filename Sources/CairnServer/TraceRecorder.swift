@@ -95,17 +95,6 @@ public final class TraceRecorder: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Waits until everything submitted so far is written (tests, and feedback naming a request
-    /// that is still pending).
-    public func flush() {
-        condition.lock()
-        while !(queue.isEmpty && unwritten.isEmpty) && !stopped {
-            condition.broadcast()
-            condition.wait(until: Date().addingTimeInterval(0.05))
-        }
-        condition.unlock()
-    }
-
     private func run() {
         var batch: [DecisionTrace] = []
         var lastWrite = Date()

@@ -82,6 +82,9 @@ def main():
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    # A form's submit returns before the next page is there; under load, looking up an element
+    # at once found the page being replaced. Look-ups wait up to 10 s for the element.
+    driver.implicitly_wait(10)
     failures = []
 
     def fail(page, message):

@@ -335,6 +335,10 @@ import Testing
         #expect(plan.contains("stays on homepage-recs v1 (100%) until a commit changes its routes"), "\(plan)")
         let status = try cairn(["status", "--db", s.dbPath]).stdout
         #expect(status.contains("guarded (drift)"))
+        #expect(try s.counter("cairn_rollback_guard_trips_total") == 1 && s.log.contains("rollback guard tripped"))
+        // The promotion that put the baseline live recorded the metrics it was decided on.
+        let audit = try cairn(["history", "--target", "guarded", "--db", s.dbPath, "--format", "json"]).stdout
+        #expect(audit.contains("\"decidedOn\"") && audit.contains("\"homepage-recs-b@1\""), "\(audit.prefix(2000))")
         // A commit that declares what the guard put back ends the drift.
         try s.push("keep the champion", files: ["targets/guarded.yaml": guarded("homepage-recs")])
         try s.waitFor("the drift to clear") { try RegistryDatabase(path: s.dbPath).observedState().targets["guarded"]?.drift == nil }
@@ -381,5 +385,25 @@ import Testing
         #expect(result.stdout.contains("The learning loop ran end to end."))
         #expect(result.stdout.contains("rollback guard tripped: shop-recs v2 reward"))
         #expect(result.stdout.contains("listed in decisions.approve; shadow evidence:"))
+    }
+
+    /// Attack: a feedback sample whose item id carries a line break and a forged row, to add
+    /// rows (here a purchase by another user) to the snapshot the next training run reads.
+    @Test func feedbackCannotForgeRowsInTheTrainingSnapshot() throws {
+        let s = try Self.served()
+        let app = try Self.token(s, "shop-frontend", scope: "feedback")
+        let forged = "i0001\nu0999,i0042,convert,1796000000"
+        for field in ["item", "user", "outcome"] {
+            var sample: [String: Any] = ["target": "acme-homepage", "user": "u0001", "item": "i0001", "outcome": "click"]
+            sample[field] = forged
+            let (status, body) = try Self.feedback(s, token: app, [sample])
+            #expect(status == 400 && (body["error"] as? String)?.contains("samples[0].\(field)") == true, "\(field): \(status) \(body)")
+        }
+        let (status, _) = try Self.feedback(s, token: app, [["target": "acme-homepage", "user": "u0001", "item": "i0001,u0999", "outcome": "click"]])
+        #expect(status == 400)
+        // Nothing of it reached the registry, nor the rows a run would append to its dataset.
+        let snapshot = try RegistryDatabase(path: s.dbPath).feedbackSnapshot(template: "engagement-booster")
+        let text = String(decoding: snapshot.appended(to: Array("user_id,item_id,event,timestamp\n".utf8)), as: UTF8.self)
+        #expect(snapshot.rows.isEmpty && !text.contains("u0999"), "\(text)")
     }
 }

@@ -107,7 +107,7 @@ import Testing
         let dir = packageRoot.appendingPathComponent("examples/prometheus").path
         let check = try runProcess("/usr/bin/promtool", ["check", "rules", "cairn-alerts.yaml"], cwd: dir)
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
-        #expect(check.stdout.contains("SUCCESS: 3 rules found"))
+        #expect(check.stdout.contains("SUCCESS: 4 rules found"))
         let test = try runProcess("/usr/bin/promtool", ["test", "rules", "cairn-alerts.test.yaml"], cwd: dir)
         #expect(test.status == 0, "\(test.stdout)\(test.stderr)")
     }
