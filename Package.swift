@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "CairnYAML", dependencies: ["CLibYAML"]),
         .target(name: "CairnCore", dependencies: ["CSystemCalls", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "CairnManifests", dependencies: ["CairnCore", "CairnYAML"]),
-        .target(name: "CairnGit", dependencies: ["CairnCore", "CLibGit2"]),
+        .target(name: "CairnGit", dependencies: ["CairnCore", "CLibGit2", .product(name: "Crypto", package: "swift-crypto")]),
         // The reconcile core: owns the pass, the --wait loop, the worker loop and the daemon's
         // schedule; talks to git, the registry, trainers, artifacts and time through its ports.
         .target(name: "CairnReconcile", dependencies: ["CairnCore"]),

@@ -9,6 +9,8 @@ public struct CairnError: Error, Sendable, CustomStringConvertible, Equatable {
         case registryTampered = "RegistryTampered"
         /// What a write was decided on changed before it committed; deciding again may succeed.
         case inputsMoved = "InputsMoved"
+        /// The revision's commits are not signed by a trusted key (`--verify-signatures`).
+        case untrustedRevision = "UntrustedRevision"
     }
 
     /// What went wrong, naming where (`file:line:column`, `Kind/name`, a path).

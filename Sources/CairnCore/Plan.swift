@@ -135,6 +135,9 @@ public struct Plan: Sendable, Codable, Equatable {
     public var registryMissing = false
     /// The A/B readouts of live splits this plan's promotions change (in the JSON only when there are some).
     public var readouts: [ABReadout] = []
+    /// Why this commit would not be applied under the signature policy (a preview of an
+    /// unsigned pull-request commit); in the JSON only when set.
+    public var untrusted: String?
 
     public init(revision: String, revisionName: String, manifestRoot: String, manifestCount: Int, observedGeneration: Int,
                 lastAppliedRevision: String?, changes: [Change], blocked: [BlockedChange], drift: [DriftItem],
@@ -166,7 +169,7 @@ public struct Plan: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion, revision, revisionName, manifestRoot, manifestCount, observedGeneration, lastAppliedRevision
-        case changes, blocked, drift, candidates, skipped, registryMissing, readouts, summary
+        case changes, blocked, drift, candidates, skipped, registryMissing, readouts, untrusted, summary
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -185,6 +188,7 @@ public struct Plan: Sendable, Codable, Equatable {
         if !skipped.isEmpty { try c.encode(skipped, forKey: .skipped) }
         if registryMissing { try c.encode(true, forKey: .registryMissing) }
         if !readouts.isEmpty { try c.encode(readouts, forKey: .readouts) }
+        if let untrusted { try c.encode(untrusted, forKey: .untrusted) }
         try c.encode(summary, forKey: .summary)
     }
 
@@ -204,6 +208,7 @@ public struct Plan: Sendable, Codable, Equatable {
         skipped = try c.decodeIfPresent([SkippedChange].self, forKey: .skipped) ?? []
         registryMissing = try c.decodeIfPresent(Bool.self, forKey: .registryMissing) ?? false
         readouts = try c.decodeIfPresent([ABReadout].self, forKey: .readouts) ?? []
+        untrusted = try c.decodeIfPresent(String.self, forKey: .untrusted)
     }
 }
 

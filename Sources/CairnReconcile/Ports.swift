@@ -47,6 +47,14 @@ public protocol ManifestSource: Sendable {
     func descends(_ commit: String, from root: String) -> Bool
     /// A shallow clone lacks the first commit: descent cannot be checked.
     var isShallow: Bool { get }
+    /// When the source verifies commit signatures: checks `commit` (and, as its policy says,
+    /// every commit since `base`) and returns who signed `commit`; throws `.untrustedRevision`
+    /// when one is unsigned or not trusted. Nil when signatures are not verified.
+    func verifySignatures(of commit: String, since base: String?) throws -> String?
+}
+
+extension ManifestSource {
+    public func verifySignatures(of commit: String, since base: String?) throws -> String? { nil }
 }
 
 /// Who holds (or wants) the applier lease.
@@ -88,11 +96,14 @@ public struct AuditContext: Sendable {
     public var revision: String?
     public var author: String?
     public var actor: String
+    /// Who signed the revision (`ssh SHA256:… (principal)`), when signatures are verified.
+    public var signer: String?
 
-    public init(revision: String?, author: String?, actor: String) {
+    public init(revision: String?, author: String?, actor: String, signer: String? = nil) {
         self.revision = revision
         self.author = author
         self.actor = actor
+        self.signer = signer
     }
 }
 

@@ -210,6 +210,12 @@ public final class ReconcileLoop: Sendable {
             status.passSucceeded(desired: desired, generation: after.generation, plan: outcome.plan,
                                  nextScheduleDue: Planner.nextScheduledTraining(desired: desired, observed: after))
             return true
+        } catch let error as CairnError where error.reason == .untrustedRevision {
+            // Like an invalid revision: not applied, and not tried again until the revision moves
+            // (or a pass is asked for, after the trust files changed); the last good one keeps serving.
+            fail(revision: status.lastAttemptedRevision, reason: "UntrustedRevision", message: error.message, result: "untrusted", started: started,
+                 generation: try? store.generation(), invalid: true)
+            return false
         } catch let error as CairnError where error.reason == .registryTampered {
             fail(revision: nil, reason: "RegistryTampered", message: error.message, result: "failed", started: started, generation: try? store.generation())
             return false

@@ -64,6 +64,8 @@ public enum ReconcilePass {
     public static func plan(_ desired: DesiredState, source: ManifestSource, store: RegistryStore?, options: PlannerOptions, clock: Clock) throws -> Plan {
         if let store { try checkSource(store, desired: desired, source: source, bind: false) }
         let observed = try store?.observedState() ?? .empty
+        // An untrusted revision is not planned either: the plan says why, as the apply would.
+        _ = try source.verifySignatures(of: desired.commit.sha, since: observed.lastAppliedRevision)
         let evidence = try store?.evidence(Planner.evidenceNeeded(desired: desired, observed: observed)) ?? .none
         var plan = Planner.plan(desired: desired, observed: observed, evidence: evidence, now: clock.unixNow(), options: options)
         plan.registryMissing = store == nil
@@ -91,6 +93,8 @@ public enum ReconcilePass {
                              reason: .registryTampered)
         }
         let observed = try store.observedState()
+        // Only a revision signed by a trusted key is applied; who signed it goes on every row it writes.
+        let signer = try source.verifySignatures(of: desired.commit.sha, since: observed.lastAppliedRevision)
         let evidence = try store.evidence(Planner.evidenceNeeded(desired: desired, observed: observed))
         let plan = Planner.plan(desired: desired, observed: observed, evidence: evidence, now: now(), options: options)
         if let expected {
@@ -105,7 +109,8 @@ public enum ReconcilePass {
         }
         beforeApply(plan)
         guard !observed.suspended else { return Outcome(plan: plan, observed: observed, applied: nil) }
-        let context = AuditContext(revision: desired.commit.sha, author: "\(desired.commit.authorName) <\(desired.commit.authorEmail)>", actor: actor)
+        let context = AuditContext(revision: desired.commit.sha, author: "\(desired.commit.authorName) <\(desired.commit.authorEmail)>", actor: actor,
+                                   signer: signer)
         // A saved plan is also refused if a worker moved the registry after the comparison.
         let result = try store.apply(plan, holder: holder, context: context, expectedGeneration: expected?.observedGeneration, now: now)
         return Outcome(plan: plan, observed: observed, applied: result)

@@ -42,6 +42,9 @@ public enum MarkdownPlan {
                 doc.row("| `\(d.address)` | \(cell(d.live)) | \(cell(d.declared)) | \(cell(d.actor)), \(Describe.time(d.at)), \(cell(d.how)) |\n")
             }
         }
+        if let untrusted = plan.untrusted {
+            doc.add("\n> **Not signed by a trusted key**: this commit itself would not be applied (\(cell(untrusted))). The commit that lands must be.\n")
+        }
         for readout in plan.readouts {
             doc.add("\n#### A/B readout of `ServingTarget/\(readout.target)` so far\n\nSince \(Describe.time(readout.since)); Welch's t-test against the control, α = \(readout.alpha).\n\n")
             for line in readout.lines { doc.row("- \(cell(line))\n") }

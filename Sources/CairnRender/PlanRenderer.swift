@@ -62,6 +62,9 @@ public enum PlanRenderer {
             }
             out += "\n"
         }
+        if let untrusted = plan.untrusted {
+            out += style.yellow("Not signed by a trusted key: this commit itself would not be applied (\(untrusted)).") + "\n\n"
+        }
         for readout in plan.readouts {
             out += "A/B readout of ServingTarget/\(readout.target) so far (since \(Describe.time(readout.since)), Welch's t-test):\n"
             for line in readout.lines { out += "  \(line)\n" }

@@ -76,7 +76,17 @@ public struct HTTPAPI: Sendable {
             }
             do {
                 let desired = try ReconcilePass.read(source, clock: clock)
-                return .success(try ReconcilePass.plan(desired, source: source, store: db, options: options, clock: clock))
+                // A preview is shown whoever signed it (a pull request's merge commit is made by
+                // the forge, unsigned); the plan says when this commit would not be applied.
+                var unverified = source
+                unverified.signatures = nil
+                var plan = try ReconcilePass.plan(desired, source: unverified, store: db, options: options, clock: clock)
+                do {
+                    _ = try source.verifySignatures(of: desired.commit.sha, since: nil)
+                } catch let e as CairnError where e.reason == .untrustedRevision {
+                    plan.untrusted = e.message
+                }
+                return .success(plan)
             } catch let invalid as ReconcilePass.InvalidRevision {
                 let errors = invalid.read.diagnostics.errors
                 return .failure(PlanProblem(status: .unprocessableContent, body: PlanFailure(

@@ -26,7 +26,7 @@ public final class CairnMetrics: @unchecked Sendable {
     private let guardTrips: Prometheus.Counter
 
     /// `cairn_reconcile_total{result}`: every result a pass can have.
-    static let results = ["applied", "noop", "suspended", "invalid", "source_error", "failed"]
+    static let results = ["applied", "noop", "suspended", "invalid", "untrusted", "source_error", "failed"]
 
     public init(registry: PrometheusCollectorRegistry) {
         self.registry = registry

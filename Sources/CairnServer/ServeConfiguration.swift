@@ -1,4 +1,5 @@
 import CairnCore
+import CairnGit
 import CairnManifests
 import CairnSource
 import CairnTraining
@@ -34,6 +35,8 @@ public struct ServeConfiguration: Sendable {
     public var publicMetrics = false
     /// How long decision traces are kept, and how many at most (`--trace-retention`, `--trace-limit`).
     public var traceRetention = TraceRecorder.Retention()
+    /// Only revisions signed by trusted keys are applied (`--verify-signatures`).
+    public var signatures: SignaturePolicy?
 
     public init(repository: String, revision: String, manifestRoot: String, exclude: Set<String>, databasePath: String, host: String,
                 port: Int, interval: Int, resync: Int, workers: Int, planner: PlannerOptions, artifactsPath: String, signingKeyPath: String,
@@ -59,6 +62,9 @@ public struct ServeConfiguration: Sendable {
     /// The followed repository, revision and manifest folder as a source (the daemon's loop gives
     /// it its parse cache; the API's and dashboard's reads beside the loop have none).
     public func source(parseCache: ParseCache? = nil) -> GitManifestSource {
-        GitManifestSource(repository: repository, revision: revision, root: manifestRoot, exclude: exclude, gitCache: gitCachePath, parseCache: parseCache)
+        var source = GitManifestSource(repository: repository, revision: revision, root: manifestRoot, exclude: exclude, gitCache: gitCachePath,
+                                       parseCache: parseCache)
+        source.signatures = signatures
+        return source
     }
 }

@@ -20,6 +20,8 @@ public struct GitManifestSource: ManifestSource {
     /// The repository the last `read` used, for the identity checks that follow it (opening it
     /// again for each is wasted work); a `refresh` forgets it.
     private let lastRead = Locked<GitRepository?>(nil)
+    /// Only revisions signed by trusted keys are applied (`--verify-signatures`); nil: no check.
+    public var signatures: SignaturePolicy?
 
     public init(repository: String, revision: String, root: String, exclude: Set<String>, gitCache: String? = nil, parseCache: ParseCache? = nil) {
         self.repository = repository
@@ -57,7 +59,8 @@ public struct GitManifestSource: ManifestSource {
         if isRemote, let gitCache, (try? open().commit(sha)) == nil {
             try RemoteMirror.fetch(url: repository, cacheRoot: gitCache, commit: sha)
         }
-        let source = GitManifestSource(repository: repository, revision: sha, root: root, exclude: exclude, gitCache: gitCache)
+        var source = GitManifestSource(repository: repository, revision: sha, root: root, exclude: exclude, gitCache: gitCache)
+        source.signatures = signatures
         do {
             _ = try source.open().commit(sha)
         } catch {
@@ -101,6 +104,21 @@ public struct GitManifestSource: ManifestSource {
     public func descends(_ commit: String, from root: String) -> Bool { (try? readRepository().descends(commit, from: root)) ?? false }
 
     public var isShallow: Bool { (try? readRepository().isShallow) ?? false }
+
+    public func verifySignatures(of commit: String, since base: String?) throws -> String? {
+        guard let policy = signatures else { return nil }
+        try SignatureVerifier.checkTrustFiles(policy, repository: isRemote ? repository : path)
+        let repository = try readRepository()
+        var commits = policy.mode == .all ? try repository.commits(from: base, to: commit) : []
+        if !commits.contains(commit) { commits.insert(commit, at: 0) }
+        var signer: VerifiedSigner?
+        // Oldest first: the error names the first commit that breaks the chain of trust.
+        for c in commits.reversed() {
+            let verified = try SignatureVerifier.verify(repository, commit: c, policy: policy)
+            if c == commit { signer = verified }
+        }
+        return signer?.description
+    }
 }
 
 extension LoadedRevision {

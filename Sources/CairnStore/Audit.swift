@@ -20,6 +20,8 @@ public struct AuditEntry: Sendable, Codable, Equatable {
     /// `reconciler`, or the OS user of a CLI command.
     public var actor: String
     public var hash: String
+    /// Who signed the revision, when signatures are verified (`ssh SHA256:… (principal)`).
+    public var signer: String?
 }
 
 extension RegistryDatabase {
@@ -39,14 +41,14 @@ extension RegistryDatabase {
         }
         let fields = AuditFields(id: id, at: at, action: action.rawValue, address: address.description, version: version,
                                  before: before?.canonicalText, after: after?.canonicalText, reason: reason,
-                                 revision: context.revision, author: context.author, file: file, actor: context.actor)
+                                 revision: context.revision, author: context.author, file: file, actor: context.actor, signer: context.signer)
         let hash = fields.hash(previous: prev)
         if let deferring {
             // Sent with the transaction's other rows (and the head) before it commits.
             deferring.auditHead = (id, hash)
             deferring.deferInsert(into: "audit_log", columns: Self.auditColumns,
                                   values: SQLArguments([id, at, action.rawValue, address.description, version, fields.before, fields.after, reason,
-                                                        context.revision, context.author, file, context.actor, prev, hash]).values)
+                                                        context.revision, context.author, file, context.actor, prev, hash, context.signer]).values)
             try setMeta(db, "audit_head", "\(id) \(hash)")
             for model in Set(models).sorted() {
                 deferring.deferInsert(into: "audit_models", columns: ["audit_id", "model"], values: [.integer(id), .text(model)])
@@ -54,10 +56,10 @@ extension RegistryDatabase {
             return
         }
         try db.execute(sql: """
-            INSERT INTO audit_log(id, at, action, address, version, before, after, reason, revision, author, file, actor, prev_hash, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO audit_log(id, at, action, address, version, before, after, reason, revision, author, file, actor, prev_hash, hash, signer)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [id, at, action.rawValue, address.description, version, fields.before, fields.after, reason, context.revision,
-                             context.author, file, context.actor, prev, hash])
+                             context.author, file, context.actor, prev, hash, context.signer])
         // The head is kept apart from the rows, so deleting the newest rows is detected too.
         try setMeta(db, "audit_head", "\(id) \(hash)")
         for model in Set(models).sorted() {
@@ -67,7 +69,7 @@ extension RegistryDatabase {
 
 
     static let auditColumns = ["id", "at", "action", "address", "version", "before", "after", "reason", "revision", "author", "file", "actor",
-                               "prev_hash", "hash"]
+                               "prev_hash", "hash", "signer"]
 
     /// The newest audit row's id and hash (`"ID HASH"`), as kept apart from the rows; nil before any.
     public func auditHead() throws -> String? {
@@ -90,7 +92,7 @@ extension RegistryDatabase {
                 let id: Int64 = row["id"]
                 let fields = AuditFields(id: id, at: row["at"], action: row["action"], address: row["address"], version: row["version"],
                                          before: row["before"], after: row["after"], reason: row["reason"], revision: row["revision"],
-                                         author: row["author"], file: row["file"], actor: row["actor"])
+                                         author: row["author"], file: row["file"], actor: row["actor"], signer: row["signer"])
                 if id != expectedID {
                     return AuditBreak(id: id, count: count, problem: "row \(expectedID) is missing (deleted?); the chain jumps to row \(id)")
                 }
@@ -142,6 +144,8 @@ struct AuditFields {
     var author: String?
     var file: String?
     var actor: String
+    /// Hashed only when set: rows written before signatures were recorded keep their hashes.
+    var signer: String? = nil
 
     func hash(previous: String) -> String {
         var hasher = SHA256()
@@ -177,6 +181,10 @@ struct AuditFields {
         key("id"); JSONText.appendInt(Int(id), to: &out)
         key("reason"); string(reason)
         key("revision"); string(revision)
+        if let signer {
+            key("signer")
+            string(signer)
+        }
         key("version")
         if let version { JSONText.appendInt(version, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(UInt8(ascii: "}"))

@@ -123,7 +123,7 @@ extension RegistryDatabase {
                 }
                 return AuditEntry(id: row["id"], at: row["at"], action: action, address: address, version: row["version"],
                                   before: try json("before"), after: try json("after"), reason: row["reason"], revision: row["revision"],
-                                  author: row["author"], file: row["file"], actor: row["actor"], hash: row["hash"])
+                                  author: row["author"], file: row["file"], actor: row["actor"], hash: row["hash"], signer: row["signer"])
             }
         }
     }

@@ -62,6 +62,8 @@ enum Schema {
     ALTER TABLE versions ADD COLUMN samples INTEGER;
     ALTER TABLE versions ADD COLUMN feedback_samples INTEGER;
     ALTER TABLE versions ADD COLUMN feedback_through INTEGER;
+    -- Who signed the revision a row's change came from (`--verify-signatures`).
+    ALTER TABLE audit_log ADD COLUMN signer TEXT;
 
     CREATE TABLE api_tokens_v5 (
         name TEXT PRIMARY KEY,
@@ -299,6 +301,7 @@ enum PostgresSchema {
     ALTER TABLE versions ADD COLUMN samples BIGINT;
     ALTER TABLE versions ADD COLUMN feedback_samples BIGINT;
     ALTER TABLE versions ADD COLUMN feedback_through BIGINT;
+    ALTER TABLE audit_log ADD COLUMN signer TEXT;
     ALTER TABLE api_tokens DROP CONSTRAINT api_tokens_scope_check;
     ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_scope_check CHECK (scope IN ('read', 'feedback', 'admin'));
     """

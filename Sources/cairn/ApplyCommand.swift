@@ -30,6 +30,7 @@ struct Apply: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var planning: PlanningOptions
+    @OptionGroup var trust: TrustOptions
 
     @Option(help: "Seconds to wait for another reconcile holding the applier lease.")
     var lockTimeout: Double = 10
@@ -63,7 +64,8 @@ struct Apply: ParsableCommand {
                                      hint: "apply plans of the revision you mean to apply; pass --revision \(plan.revisionName) if that is the one")
             }
             // Only what the revision says is applied: read it again, exactly as the plan names it.
-            let manifests = GitManifestSource(repository: repo, revision: plan.revision, root: plan.manifestRoot, exclude: Set(excluded))
+            var manifests = GitManifestSource(repository: repo, revision: plan.revision, root: plan.manifestRoot, exclude: Set(excluded))
+            manifests.signatures = trust.policy
             var desired: DesiredState
             do {
                 desired = try ReconcilePass.read(manifests, clock: clock)

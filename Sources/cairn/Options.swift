@@ -21,13 +21,17 @@ struct SourceOptions: ParsableArguments {
     @Option(name: .customLong("exclude"), help: "A folder name or repository path to skip (repeatable).")
     var excluded: [String] = []
 
+    @OptionGroup var trust: TrustOptions
+
     func openRepository() throws(CairnError) -> GitRepository {
         try GitRepository(path: repo)
     }
 
     /// The manifest source the reconcile core reads.
     var manifestSource: GitManifestSource {
-        GitManifestSource(repository: repo, revision: revision, root: path, exclude: Set(excluded))
+        var source = GitManifestSource(repository: repo, revision: revision, root: path, exclude: Set(excluded))
+        source.signatures = trust.policy
+        return source
     }
 
     /// Reads the revision (or the working directory, or the index) and validates it.
@@ -35,6 +39,33 @@ struct SourceOptions: ParsableArguments {
         let revision = try RevisionReader.read(repository: try openRepository(), revision: self.revision, root: path,
                                                exclude: Set(excluded), files: files)
         return (revision.snapshot, revision.loaded)
+    }
+}
+
+extension SignaturePolicy.Mode: ExpressibleByArgument {}
+
+/// Which revisions may be planned and applied: only those signed by trusted keys.
+struct TrustOptions: ParsableArguments {
+    @Option(help: "Apply only revisions whose commits are signed by a trusted key: head (the revision's commit) or all (every commit since the last applied revision).")
+    var verifySignatures: SignaturePolicy.Mode?
+
+    @Option(help: "An OpenSSH allowed_signers file, outside the repository: the keys trusted for SSH-signed commits (gpg.format ssh).")
+    var allowedSigners: String?
+
+    @Option(help: "An OpenPGP keyring (gpg --export KEYS > FILE), outside the repository, for gpgv: the keys trusted for OpenPGP-signed commits.")
+    var gpgKeyring: String?
+
+    func validate() throws {
+        if verifySignatures == nil, allowedSigners != nil || gpgKeyring != nil {
+            throw ValidationError("--allowed-signers and --gpg-keyring go with --verify-signatures head|all")
+        }
+        if verifySignatures != nil, allowedSigners == nil, gpgKeyring == nil {
+            throw ValidationError("--verify-signatures needs the trusted keys: --allowed-signers FILE (SSH) and/or --gpg-keyring FILE (OpenPGP)")
+        }
+    }
+
+    var policy: SignaturePolicy? {
+        verifySignatures.map { SignaturePolicy(mode: $0, allowedSigners: allowedSigners, keyring: gpgKeyring) }
     }
 }
 

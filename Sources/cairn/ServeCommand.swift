@@ -1,5 +1,6 @@
 import ArgumentParser
 import CairnCore
+import CairnGit
 import CairnServer
 import CairnTraining
 import Foundation
@@ -80,6 +81,11 @@ struct ServeCommand: AsyncParsableCommand {
         config.datasets = artifacts.datasetPolicy(db: database.db)
         config.isolation = try artifacts.isolation()
         config.publicMetrics = publicMetrics
+        config.signatures = source.trust.policy
+        if let policy = source.trust.policy {
+            // The trust files are read at every verification; one inside the followed repository is refused at start.
+            try SignatureVerifier.checkTrustFiles(policy, repository: source.repo)
+        }
         config.traceRetention = .init(maxAge: Int64(ManifestDuration(parsing: traceRetention)!.seconds), maxRows: traceLimit)
         // Anyone who can reach a public address could read the registry: tokens first.
         if !Self.isLoopback(config.host) {

@@ -177,7 +177,8 @@ import Testing
                                      action: values.string(), address: values.string(),
                                      version: Bool.random(using: &values) ? Int.random(in: -1...1000, using: &values) : nil,
                                      before: maybe().map { JSONValue.string($0).canonicalText }, after: values.value().canonicalText,
-                                     reason: values.string(), revision: maybe(), author: maybe(), file: maybe(), actor: values.string())
+                                     reason: values.string(), revision: maybe(), author: maybe(), file: maybe(), actor: values.string(),
+                                     signer: maybe())
             #expect(fields.canonicalBytes == Array(Self.referenceCanonical(fields.canonicalObject).utf8))
             #expect(fields.hash(previous: "p") == sha256Hex("p\n" + Self.referenceCanonical(fields.canonicalObject)))
         }
@@ -205,10 +206,13 @@ extension AuditFields {
     /// `canonicalText` an audit row's hash is taken over.
     var canonicalObject: JSONValue {
         func opt(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
-        return .object([
+        var fields: [String: JSONValue] = [
             "id": .int(Int(id)), "at": .int(Int(at)), "action": .string(action), "address": .string(address),
             "version": version.map { .int($0) } ?? .null, "before": opt(before), "after": opt(after), "reason": .string(reason),
             "revision": opt(revision), "author": opt(author), "file": opt(file), "actor": .string(actor),
-        ])
+        ]
+        // Present only when set (rows from before signatures keep their hashes).
+        if let signer { fields["signer"] = .string(signer) }
+        return .object(fields)
     }
 }
