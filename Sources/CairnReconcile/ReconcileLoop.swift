@@ -213,6 +213,9 @@ public final class ReconcileLoop: Sendable {
         } catch let error as CairnError where error.reason == .untrustedRevision {
             // Like an invalid revision: not applied, and not tried again until the revision moves
             // (or a pass is asked for, after the trust files changed); the last good one keeps serving.
+            // Recorded once (it is not tried again), with its stall event.
+            try? store.recordFailedPass(revision: status.lastAttemptedRevision, revisionName: source.revisionName, result: "untrusted",
+                                        message: error.message, at: clock.unixNow())
             fail(revision: status.lastAttemptedRevision, reason: "UntrustedRevision", message: error.message, result: "untrusted", started: started,
                  generation: try? store.generation(), invalid: true)
             return false

@@ -47,22 +47,28 @@ public enum Serve {
         }
         // Other processes sharing a PostgreSQL registry (replicas, remote workers) announce their
         // changes: they wake the loop and the idle workers at once (SQLite: the loop's generation poll).
-        let submitted = Wakeup()
+        let submitted = Wakeup(), events = Wakeup()
         let watch = db.watchChanges {
             loop.observedChanged()
             queued.signal()
             submitted.signal()
+            events.signal()
         }
         defer { watch?.stop() }
         let traces = TraceRecorder(db: db, retention: configuration.traceRetention)
         // The traces still pending are written before the process exits.
         defer { traces.stop() }
         let api = HTTPAPI(configuration: configuration, db: db, loop: loop, serving: serving, metrics: metrics, traces: traces)
+        var services: [any Service] = [Reconciler(loop: loop), WorkerService(worker: worker, concurrency: configuration.workers),
+                                        ResultRecorder(store: db, artifacts: SignedArtifactStore(store: store, key: key), wake: submitted, logger: logger)]
+        // A service that returns ends the group: the deliveries run only when there are receivers.
+        if !configuration.receivers.isEmpty {
+            services.append(NotificationService(store: db, receivers: configuration.receivers, wake: events, logger: logger))
+        }
         let app = Application(
             router: api.router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "cairn"),
-            services: [Reconciler(loop: loop), WorkerService(worker: worker, concurrency: configuration.workers),
-                       ResultRecorder(store: db, artifacts: SignedArtifactStore(store: store, key: key), wake: submitted, logger: logger)],
+            services: services,
             logger: logger
         )
         logger.info("serving", metadata: ["listen": "\(configuration.host):\(configuration.port)", "repository": "\(RemoteMirror.redacted(configuration.repository))",

@@ -37,6 +37,8 @@ public struct ServeConfiguration: Sendable {
     public var traceRetention = TraceRecorder.Retention()
     /// Only revisions signed by trusted keys are applied (`--verify-signatures`).
     public var signatures: SignaturePolicy?
+    /// Where notifications go (`--notify FILE`).
+    public var receivers: [NotificationReceiver] = []
 
     public init(repository: String, revision: String, manifestRoot: String, exclude: Set<String>, databasePath: String, host: String,
                 port: Int, interval: Int, resync: Int, workers: Int, planner: PlannerOptions, artifactsPath: String, signingKeyPath: String,

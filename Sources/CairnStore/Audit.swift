@@ -43,6 +43,17 @@ extension RegistryDatabase {
                                  before: before?.canonicalText, after: after?.canonicalText, reason: reason,
                                  revision: context.revision, author: context.author, file: file, actor: context.actor, signer: context.signer)
         let hash = fields.hash(previous: prev)
+        // Its notification, in the same transaction: never lost, never invented.
+        if let kind = Self.eventKind(action: action, after: after, reason: reason) {
+            var payload: [String: JSONValue] = ["reason": .string(reason)]
+            if action == .promote {
+                payload["before"] = before ?? .null
+                payload["after"] = after ?? .null
+            }
+            if let signer = context.signer { payload["signer"] = .string(signer) }
+            try appendEvent(db, kind: kind, at: at, address: address.description, version: version, revision: context.revision, auditID: id,
+                            payload: .object(payload))
+        }
         if let deferring {
             // Sent with the transaction's other rows (and the head) before it commits.
             deferring.auditHead = (id, hash)

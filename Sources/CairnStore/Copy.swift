@@ -11,6 +11,7 @@ extension RegistryDatabase {
         ("training_runs", "id"), ("serving_targets", "name"), ("audit_log", "id"), ("audit_models", "audit_id, model"),
         ("reconcile_runs", "id"), ("api_tokens", "name"), ("run_results", "run_id"),
         ("decision_traces", "request_id"), ("shadow_answers", "request_id, model, version"), ("feedback", "id"),
+        ("events", "id"), ("deliveries", "event_id, receiver"),
     ]
 
     /// The copied tables' names, in copy order.
@@ -57,7 +58,7 @@ extension RegistryDatabase {
             report.auditRows = report.rows["audit_log"] ?? 0
             if db.dialect == .postgres {
                 // Identity columns continue after the copied ids.
-                for table in ["training_runs", "reconcile_runs", "feedback"] {
+                for table in ["training_runs", "reconcile_runs", "feedback", "events"] {
                     try db.execute(sql: "SELECT setval(pg_get_serial_sequence('\(table)', 'id'), COALESCE((SELECT MAX(id) FROM \(table)), 0) + 1, false)")
                 }
             }

@@ -85,6 +85,8 @@ extension RegistryDatabase {
             try db.execute(sql: """
                 INSERT INTO reconcile_runs(started_at, finished_at, revision, revision_name, result, message) VALUES (?, ?, ?, ?, ?, ?)
                 """, arguments: [at, at, revision, revisionName, result, message])
+            try appendEvent(db, kind: "stall", at: at, address: "revision \(revision.map { String($0.prefix(12)) } ?? revisionName ?? "?")", version: nil,
+                            revision: revision, auditID: nil, payload: .object(["result": .string(result), "reason": .string(message)]))
         }
     }
 

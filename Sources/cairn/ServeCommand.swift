@@ -40,6 +40,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Serve /metrics without a bearer token (every other endpoint but /healthz and /readyz still needs one).")
     var publicMetrics = false
 
+    @Option(help: "A JSON file of notification receivers: {\"receivers\": [{\"name\", \"url\", \"events\", \"secretFile\", \"format\": \"json\"|\"slack\", \"maxAge\"}]}.")
+    var notify: String?
+
     @Option(help: "How long decision traces of recommendation requests are kept.")
     var traceRetention: String = "7d"
 
@@ -82,6 +85,7 @@ struct ServeCommand: AsyncParsableCommand {
         config.isolation = try artifacts.isolation()
         config.publicMetrics = publicMetrics
         config.signatures = source.trust.policy
+        if let notify { config.receivers = try NotificationReceiver.load(notify) }
         if let policy = source.trust.policy {
             // The trust files are read at every verification; one inside the followed repository is refused at start.
             try SignatureVerifier.checkTrustFiles(policy, repository: source.repo)
