@@ -100,7 +100,7 @@ public struct NotificationService: Service {
         while !stop.isSet {
             let now = clock.unixNow()
             do {
-                try store.enqueueDeliveries(receiver: receiver.name, kinds: receiver.kinds, now: now)
+                try store.enqueueDeliveries(receiver: receiver.name, kinds: receiver.kinds, now: now, notBefore: now - maxAge)
                 if let (event, attempts, due) = try store.nextDelivery(receiver: receiver.name) {
                     if due > now {
                         _ = clock.wait(on: wake, until: Double(due))

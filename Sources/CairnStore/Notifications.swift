@@ -73,16 +73,20 @@ extension RegistryDatabase {
     }
 
     /// Creates `receiver`'s deliveries of the events written since its last look (of the kinds it
-    /// takes), in one transaction with its cursor; returns how many.
+    /// takes, and not older than `notBefore`: a receiver new to the registry gets the recent
+    /// ones, not the whole history), in one transaction with its cursor; returns how many.
     @discardableResult
-    public func enqueueDeliveries(receiver: String, kinds: Set<String>, now: Int64) throws -> Int {
-        try sql.write { db in
-            let key = "notify_cursor:\(receiver)"
+    public func enqueueDeliveries(receiver: String, kinds: Set<String>, now: Int64, notBefore: Int64 = 0) throws -> Int {
+        let key = "notify_cursor:\(receiver)"
+        // Nothing new: no write transaction at all.
+        let newest = try sql.read { db in (try Int.fetchOne(db, sql: "SELECT MAX(id) FROM events") ?? 0, Int(try meta(db, key) ?? "") ?? 0) }
+        guard newest.0 > newest.1 else { return 0 }
+        return try sql.write { db in
             let cursor = Int(try meta(db, key) ?? "") ?? 0
-            let rows = try SQLRow.fetchAll(db, sql: "SELECT id, kind FROM events WHERE id > ? ORDER BY id", arguments: [cursor])
+            let rows = try SQLRow.fetchAll(db, sql: "SELECT id, kind, at FROM events WHERE id > ? ORDER BY id", arguments: [cursor])
             guard let last: Int = rows.last?["id"] else { return 0 }
             var added = 0
-            for row in rows where kinds.contains(row["kind"] as String) {
+            for row in rows where kinds.contains(row["kind"] as String) && (row["at"] as Int64) >= notBefore {
                 try db.execute(sql: "INSERT INTO deliveries(event_id, receiver, state, next_attempt_at) VALUES (?, ?, 'pending', ?)",
                                arguments: [row["id"] as Int, receiver, now])
                 added += 1

@@ -154,6 +154,9 @@ struct OutboxStoreTests {
         #expect(try db.enqueueDeliveries(receiver: "ops", kinds: ["stall"], now: 200) == 2)
         #expect(try db.enqueueDeliveries(receiver: "ops", kinds: ["stall"], now: 201) == 0, "each event once per receiver")
         #expect(try db.enqueueDeliveries(receiver: "chat", kinds: ["promotion"], now: 200) == 0)
+        // A receiver new to the registry gets the recent events only.
+        #expect(try db.enqueueDeliveries(receiver: "late", kinds: ["stall"], now: 200, notBefore: 101) == 1)
+        #expect(try db.deliveries(receiver: "late").map(\.eventID) == [events[1].id])
         // In event order: the first holds the second back until it is delivered or given up.
         let first = try #require(try db.nextDelivery(receiver: "ops"))
         #expect(first.event.id == events[0].id && first.attempts == 0)
