@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Cairn needs on Debian/Ubuntu when it is missing: the three C libraries,
-# pkg-config, git, procps and util-linux (setpriv and unshare isolate trainers), and Python's
+# pkg-config, git, procps and util-linux (setpriv and unshare isolate trainers), gpgv (OpenPGP
+# commit signatures; gnupg and openssh-client make the tests' signed commits), and Python's
 # jsonschema for the schema tests, pre-commit for the hook tests, promtool for the metrics test.
 # Safe to run again.
 set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 need=()
-for pkg in libgit2-dev libyaml-dev libsqlite3-dev pkg-config git python3 procps util-linux; do
+for pkg in libgit2-dev libyaml-dev libsqlite3-dev pkg-config git python3 procps util-linux gpgv gnupg openssh-client; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 updated=""
