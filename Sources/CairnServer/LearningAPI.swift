@@ -155,7 +155,7 @@ extension HTTPAPI {
                 return Self.json(Problem(error: "unreachable"), status: .internalServerError)
             }
             let now = Int64(Date().timeIntervalSince1970)
-            try await blocking { [db] in try db.recordFeedback(samples, receivedAt: now) }
+            _ = try await blocking { [db] in try db.recordFeedback(samples, receivedAt: now) }
             var unknown: [String: Int] = [:]
             for s in samples where s.weight == nil { unknown["\(s.template)/\(s.outcome)", default: 0] += 1 }
             metrics.recordFeedback(known: samples.count - unknown.values.reduce(0, +), unknown: unknown.values.reduce(0, +))
