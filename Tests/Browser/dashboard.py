@@ -23,6 +23,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 PAGES = [
@@ -107,12 +108,15 @@ def main():
         field = driver.find_element(By.ID, "token")
         field.send_keys("not-a-token")
         field.submit()
+        # The submit returns before the answer replaces the page: wait until the old form is gone.
+        WebDriverWait(driver, 10).until(EC.staleness_of(field))
         if "Unknown or revoked token" not in driver.page_source:
             fail("sign-in", "a wrong token was not refused with a message")
         console_errors()  # the 401 of a refused sign-in is logged by the browser; expected
         field = driver.find_element(By.ID, "token")
         field.send_keys(args.token)
         field.submit()
+        WebDriverWait(driver, 10).until(EC.staleness_of(field))
         if not driver.current_url.rstrip("/").endswith("/ui"):
             fail("sign-in", f"signing in led to {driver.current_url}")
         if any(c["name"] == "cairn_session" and not c.get("httpOnly") for c in driver.get_cookies()):
