@@ -321,6 +321,10 @@ import Testing
         // A commit puts the popularity baseline live; it does much worse.
         try s.push("try the baseline", files: ["targets/guarded.yaml": guarded("homepage-recs-b")])
         try s.waitFor("the baseline to be live") { try RegistryDatabase(path: s.dbPath).observedState().targets["guarded"]?.routes.first?.model == "homepage-recs-b" }
+        // The serving cache follows the registry a moment later: until it does, requests are still
+        // answered by the old route and do not count for the baseline (under load that left the
+        // guard short of its 100 requests).
+        try s.waitFor("the cache to serve the baseline") { try Self.recommend(s, target: "guarded", user: "u9999")["model"] as? String == "homepage-recs-b" }
         try traffic(150, clickRate: 0.1, offset: 150)
         try s.waitFor("the guard to trip") { try RegistryDatabase(path: s.dbPath).observedState().targets["guarded"]?.routes.first?.model == "homepage-recs" }
         let live = try #require(try RegistryDatabase(path: s.dbPath).observedState().targets["guarded"])
