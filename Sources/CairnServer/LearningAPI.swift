@@ -91,10 +91,8 @@ extension HTTPAPI {
                     guard let version = try db.versions(of: name)?.first(where: { $0.number == number }) else {
                         throw CairnError("Model/\(name) has no v\(number)")
                     }
-                    let model = try loader.load(version)
-                    let request = try db.runRequest(version.runID).map { try JSONDecoder().decode(TrainRequest.self, from: Data($0.utf8)) }
-                    let catalog = try request.flatMap { try ItemCatalog.load(repository: repository, request: $0) }
-                    return .success(try Review.sample(model, version: version, subject: subject, k: k, catalog: catalog))
+                    return .success(try Review.sample(of: version, request: try db.runRequest(version.runID), loader: loader,
+                                                      repository: repository, subject: subject, k: k))
                 } catch let e as CairnError {
                     return .failure(e)
                 }

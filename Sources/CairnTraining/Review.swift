@@ -114,6 +114,17 @@ public enum Review {
         public var items: [Item]
     }
 
+    /// The sample of `version` (its artifact verified and loaded by `loader`), with the item
+    /// catalogue its run's template names (`request`: the run's stored request), read from
+    /// `repository` at the version's commit. What `cairn recommend --model` and the API share.
+    public static func sample(of version: ModelVersion, request: String?, loader: ModelLoader, repository: String, subject: Subject,
+                              k: Int) throws -> Sample {
+        let model = try loader.load(version)
+        let decoded = try request.map { try JSONDecoder().decode(TrainRequest.self, from: Data($0.utf8)) }
+        let catalog = try decoded.flatMap { try ItemCatalog.load(repository: repository, request: $0) }
+        return try sample(model, version: version, subject: subject, k: k, catalog: catalog)
+    }
+
     public static func sample(_ model: RecommenderModel, version: ModelVersion, subject: Subject, k: Int, catalog: ItemCatalog?) throws -> Sample {
         func describe(_ id: String, _ score: Double?) -> Item {
             let entry = catalog?.entries[id]

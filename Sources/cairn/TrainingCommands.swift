@@ -319,11 +319,9 @@ struct Recommend: ParsableCommand {
                     throw CairnError("Model/\(model) has no version", hint: "`cairn versions \(model)` lists them")
                 }
                 let chosen = try version.map { try loadVersion(database: database, model: model, number: $0) } ?? versions.max { $0.number < $1.number }!
-                let scorer = try loader.load(chosen)
-                let request = try db.runRequest(chosen.runID).map { try JSONDecoder().decode(TrainRequest.self, from: Data($0.utf8)) }
-                let catalog = try request.flatMap { try ItemCatalog.load(repository: repo, request: $0) }
                 let subject: Review.Subject = randomUser ? .random(seed: seed) : user.map(Review.Subject.user) ?? .items(history)
-                let sample = try Review.sample(scorer, version: chosen, subject: subject, k: k, catalog: catalog)
+                let sample = try Review.sample(of: chosen, request: try db.runRequest(chosen.runID), loader: loader, repository: repo,
+                                               subject: subject, k: k)
                 if output.format == .json { return printJSON(sample) }
                 print(Review.text(sample), terminator: "")
                 return
