@@ -108,13 +108,22 @@ public struct RegistryDatabase: Sendable {
         fatalError("unreachable")
     }
 
-    /// Runs the migrations. Processes that create the same database at once (two reconcilers,
-    /// a worker) may both find it empty; each migration is one transaction, so one of them
-    /// commits and the others fail whole and find it done when they look again.
+    /// Runs the pending migrations, all in one transaction (in GRDB's `grdb_migrations` table), so
+    /// a process killed while it creates or upgrades the schema leaves it as it was: never between
+    /// two versions, which read-only commands would refuse. Processes that create the same
+    /// database at once (two reconcilers, a worker) may both find it empty; one commits, and the
+    /// others fail whole and find it done when they look again.
     static func migrate(_ writer: any DatabaseWriter) throws {
         for attempt in 1...5 {
             do {
-                try migrator.migrate(writer)
+                try writer.write { db in
+                    try db.execute(sql: "CREATE TABLE IF NOT EXISTS grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY)")
+                    let applied = Set(try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations"))
+                    for migration in Schema.migrations where !applied.contains(migration.identifier) {
+                        try db.execute(sql: migration.sqlite)
+                        try db.execute(sql: "INSERT INTO grdb_migrations(identifier) VALUES (?)", arguments: [migration.identifier])
+                    }
+                }
                 return
             } catch {
                 if try writer.read({ try migrator.hasCompletedMigrations($0) }) { return }
