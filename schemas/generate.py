@@ -214,6 +214,24 @@ template = document(
                     {"if": {"properties": {"kind": {"const": "slurm"}}}, "then": slurm_trainer},
                 ],
             },
+            "tuning": {
+                "type": "object",
+                "required": ["metric", "trials", "space"],
+                "additionalProperties": False,
+                "description": "A search over the trainer's parameters on the holdout split before the version is trained (docs/manifests.md).",
+                "properties": {
+                    "metric": described(METRIC, "The evaluation metric to optimise (one of evaluation.metrics)."),
+                    "goal": {"enum": ["maximize", "minimize"], "default": "maximize"},
+                    "trials": {"type": "integer", "minimum": 1, "maximum": 100, "description": "The budget: configurations tried."},
+                    "strategy": {"enum": ["grid", "random"], "default": "grid",
+                                 "description": "grid: combinations in order; random: drawn with the evaluation seed."},
+                    "refit": {"type": "boolean", "default": True,
+                              "description": "true: the version is trained on all data with the best configuration; false: it is the best trial's model."},
+                    "space": {"type": "object", "minProperties": 1,
+                              "additionalProperties": {"type": "array", "minItems": 1, "uniqueItems": True},
+                              "description": "Parameter → the values to try."},
+                },
+            },
             "items": {
                 "type": "object",
                 "required": ["path"],
@@ -276,7 +294,11 @@ model = document(
         "additionalProperties": False,
         "properties": {
             "template": described(NAME, "Name of the Template versions are trained from."),
-            "lifecycle": {"enum": ["draft", "active", "archived"], "default": "draft"},
+            "lifecycle": {"enum": ["draft", "active", "archived", "deleted"], "default": "draft",
+                          "description": "deleted removes the model, its versions and runs for good (never while served); the audit history keeps them."},
+            "tenant": described(NAME, "Whose model it is, for the operator's per-tenant quota (--model-quota); none counts as 'default'."),
+            "discover": {"type": "boolean", "default": False,
+                         "description": "A draft asks for discovery: traits measured from its template's data at the commit, recorded before it trains."},
             "family": described(NAME, "Registry family; at most one champion per family."),
             "stage": {"enum": ["none", "shadow", "challenger", "champion"], "default": "none"},
             "label": TEXT,
@@ -302,7 +324,8 @@ model = document(
             "decisions": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"approve": version_list, "reject": version_list},
+                "properties": {"approve": version_list, "reject": version_list,
+                               "delete": {**version_list, "description": "Versions removed for good (never while served); their numbers are never given again."}},
             },
             "versionLabels": {
                 "description": "A human label and description per trained version, set in git (audited with the "

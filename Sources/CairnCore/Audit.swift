@@ -1,7 +1,7 @@
 /// What an audit row records. Raw values are the stored names (a wire format: never renamed).
 public enum AuditAction: String, Sendable, Codable, CaseIterable {
     // A plan's changes, under their plan names.
-    case create, update, stage, train, approve, reject, promote, demote, archive
+    case create, update, stage, train, approve, reject, promote, demote, archive, discover, delete
     /// A training run created a version.
     case version
     /// A training run failed.

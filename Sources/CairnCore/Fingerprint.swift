@@ -75,8 +75,11 @@ private struct TemplateFingerprintView: Encodable {
     let dataset: Template.Dataset
     let trainer: Template.Trainer
     let evaluation: Template.Evaluation
+    /// Encoded only when set: templates without tuning keep their fingerprints.
+    let tuning: Tuning?
 
     init(template: Template) {
+        tuning = template.tuning
         events = template.events
         outcomeWeights = template.outcomeWeights
         dataset = template.dataset

@@ -250,14 +250,23 @@ public struct ModelRecord: Codable, Sendable, Equatable {
     public var lastLearnedAt: Int64?
     /// Every version's metrics, oldest first.
     public var metricsHistory: [MetricsPoint]
+    /// Traits as declared in git, and as discovery measured them (told apart).
+    public var declaredTraits: [String] = []
+    public var discoveredTraits: DiscoveredTraits?
+    /// Each tuned version's tuning run (trials and the chosen one), by version number.
+    public var tuning: [String: TuningResult] = [:]
 
     public static func of(_ model: ObservedModel) -> ModelRecord {
         let versions = model.versions.sorted { $0.number < $1.number }
         let newest = versions.last
-        return ModelRecord(trainingSamples: newest?.learned?.samples, feedbackSamples: newest?.learned?.feedbackSamples,
-                           lastTrainedAt: newest?.createdAt,
-                           lastLearnedAt: versions.last { ($0.learned?.feedbackSamples ?? 0) > 0 }?.createdAt,
-                           metricsHistory: versions.map { MetricsPoint(version: $0.number, at: $0.createdAt, metrics: $0.metrics, status: $0.status) })
+        var record = ModelRecord(trainingSamples: newest?.learned?.samples, feedbackSamples: newest?.learned?.feedbackSamples,
+                                 lastTrainedAt: newest?.createdAt,
+                                 lastLearnedAt: versions.last { ($0.learned?.feedbackSamples ?? 0) > 0 }?.createdAt,
+                                 metricsHistory: versions.map { MetricsPoint(version: $0.number, at: $0.createdAt, metrics: $0.metrics, status: $0.status) })
+        record.declaredTraits = model.spec.traits
+        record.discoveredTraits = model.discovered
+        for v in versions { if let t = v.tuning { record.tuning[String(v.number)] = t } }
+        return record
     }
 }
 

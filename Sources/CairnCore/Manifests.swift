@@ -208,9 +208,12 @@ public struct Template: Sendable, Hashable, Codable {
     /// Item metadata for reviewing recommendations: a CSV in the repository (`item_id,title,category`),
     /// relative to the manifest root. Not part of the training fingerprint: it changes no model.
     public var items: String?
+    /// A search over the trainer's parameters before the version is trained (part of the fingerprint).
+    public var tuning: Tuning?
 
     public init(metadata: ManifestMetadata, displayName: String?, events: [String], outcomeWeights: String,
-                dataset: Dataset, trainer: Trainer, evaluation: Evaluation, items: String? = nil) {
+                dataset: Dataset, trainer: Trainer, evaluation: Evaluation, items: String? = nil, tuning: Tuning? = nil) {
+        self.tuning = tuning
         self.metadata = metadata
         self.displayName = displayName
         self.events = events
@@ -225,9 +228,10 @@ public struct Template: Sendable, Hashable, Codable {
 /// `kind: Model`: a registered model: its template, lifecycle, registry family and stage, learning
 /// cadence, approval policy and the decisions made in git.
 public struct Model: Sendable, Hashable, Codable {
-    /// draft (never trained), active, or archived.
+    /// draft (never trained), active, archived, or deleted: removed from the registry for good
+    /// (its versions and runs with it; the audit history keeps the record).
     public enum Lifecycle: String, Sendable, Hashable, Codable, CaseIterable {
-        case draft, active, archived
+        case draft, active, archived, deleted
     }
 
     /// The model's place in its family: one champion, challengers, shadows.
@@ -286,15 +290,22 @@ public struct Model: Sendable, Hashable, Codable {
         }
     }
 
-    /// Versions approved or rejected by a reviewed commit.
+    /// Versions approved, rejected or deleted by a reviewed commit.
     public struct Decisions: Sendable, Hashable, Codable {
         public var approve: [Int]
         public var reject: [Int]
+        /// Versions removed for good (their artifacts are then unreferenced, for `cairn artifact gc`);
+        /// nil when none, so specs stored before deletion existed compare equal.
+        public var delete: [Int]?
 
-        public init(approve: [Int] = [], reject: [Int] = []) {
+        public init(approve: [Int] = [], reject: [Int] = [], delete: [Int] = []) {
             self.approve = approve
             self.reject = reject
+            self.delete = delete.isEmpty ? nil : delete
         }
+
+        /// `delete`, or none.
+        public var deleted: [Int] { delete ?? [] }
     }
 
     /// A trained version's human label and description, set in git beside the decisions
@@ -314,6 +325,11 @@ public struct Model: Sendable, Hashable, Codable {
     public var metadata: ManifestMetadata
     public var template: String
     public var lifecycle: Lifecycle
+    /// Whose model it is, for the operator's per-tenant quota (`--model-quota`); nil counts as `default`.
+    public var tenant: String?
+    /// A draft asks for discovery: traits computed from its template's data, recorded before it trains.
+    /// Nil when not asked (so specs stored before discovery existed compare equal).
+    public var discover: Bool?
     public var family: String?
     public var stage: Stage
     public var label: String?
@@ -331,10 +347,15 @@ public struct Model: Sendable, Hashable, Codable {
         Dictionary((versionLabels ?? []).map { ($0.version, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
+    /// The tenant the quota counts this model under.
+    public var quotaTenant: String { tenant ?? "default" }
+
     public init(metadata: ManifestMetadata, template: String, lifecycle: Lifecycle = .draft, family: String? = nil,
                 stage: Stage = .none, label: String? = nil, description: String? = nil, traits: [String] = [],
                 learning: Learning = Learning(), retrainToken: String? = nil, approval: Approval = Approval(),
-                decisions: Decisions = Decisions(), versionLabels: [VersionLabel]? = nil) {
+                decisions: Decisions = Decisions(), versionLabels: [VersionLabel]? = nil, tenant: String? = nil, discover: Bool = false) {
+        self.tenant = tenant
+        self.discover = discover ? true : nil
         self.versionLabels = versionLabels.flatMap { $0.isEmpty ? nil : $0.sorted { $0.version < $1.version } }
         self.metadata = metadata
         self.template = template

@@ -60,8 +60,11 @@ public struct ObservedModel: Sendable, Codable, Equatable {
     /// that, traits are frozen.
     public var firstReadyAt: Int64?
     public var versions: [ModelVersion]
+    /// Traits measured by discovery while it was a draft (declared traits are in `spec.traits`).
+    public var discovered: DiscoveredTraits?
 
-    public init(spec: Model, stage: Model.Stage? = nil, firstReadyAt: Int64? = nil, versions: [ModelVersion] = []) {
+    public init(spec: Model, stage: Model.Stage? = nil, firstReadyAt: Int64? = nil, versions: [ModelVersion] = [], discovered: DiscoveredTraits? = nil) {
+        self.discovered = discovered
         self.spec = spec
         self.stage = stage ?? spec.stage
         self.firstReadyAt = firstReadyAt
@@ -113,12 +116,16 @@ public struct ModelVersion: Sendable, Codable, Equatable {
     public var artifactSignature: String?
     /// What it was trained on (versions trained before Cairn recorded it have none).
     public var learned: LearnedFrom?
+    /// The tuning run it came from: every trial and the chosen one (untuned versions have none).
+    public var tuning: TuningResult?
 
     public init(model: String, number: Int, systemName: String, status: Status, statusReason: String? = nil,
                 metrics: [String: Double], fingerprint: String, fingerprintInputs: FingerprintInputs, datasetHash: String,
                 commit: String, trainerVersion: String, runID: Int, createdAt: Int64, label: String? = nil,
-                description: String? = nil, artifactHash: String? = nil, artifactSignature: String? = nil, learned: LearnedFrom? = nil) {
+                description: String? = nil, artifactHash: String? = nil, artifactSignature: String? = nil, learned: LearnedFrom? = nil,
+                tuning: TuningResult? = nil) {
         self.learned = learned
+        self.tuning = tuning
         self.model = model
         self.number = number
         self.systemName = systemName

@@ -1,6 +1,10 @@
 /// What a plan may do. Raw values are the stable wire names (never renamed).
 public enum Action: String, Sendable, Codable, CaseIterable {
     case create, update, stage, train, approve, reject, promote, demote, archive
+    /// Traits measured from a draft model's data and recorded on it.
+    case discover
+    /// A version or a model removed for good.
+    case delete
 
     /// The symbol used in text plans.
     public var symbol: String {
@@ -14,6 +18,8 @@ public enum Action: String, Sendable, Codable, CaseIterable {
         case .promote: "⇡"
         case .demote: "⇣"
         case .archive: "-"
+        case .discover: "◎"
+        case .delete: "✖"
         }
     }
 
@@ -21,11 +27,11 @@ public enum Action: String, Sendable, Codable, CaseIterable {
     /// approve/reject → promote/demote → archive.
     public var phase: Int {
         switch self {
-        case .create, .update, .stage: 0
+        case .create, .update, .stage, .discover: 0
         case .train: 1
         case .approve, .reject: 2
         case .promote, .demote: 3
-        case .archive: 4
+        case .archive, .delete: 4
         }
     }
 }

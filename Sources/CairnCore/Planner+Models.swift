@@ -1,10 +1,13 @@
 extension PlanBuilder {
     // MARK: model definitions and stages
 
-    mutating func planModels() {
+    mutating func planModels(quotas: ModelQuotas = ModelQuotas()) {
         var moves: [StageMoveRequest] = []
+        let overQuota = modelsOverQuota(quotas)
         // The payloads of new models, encoded on every core first (in a new fleet, every model).
-        let creates = desired.manifests.models.filter { observed.models[$0.metadata.name] == nil }
+        let creates = desired.manifests.models.filter {
+            observed.models[$0.metadata.name] == nil && $0.lifecycle != .deleted && overQuota[$0.metadata.name] == nil
+        }
         var createdPayloads = creates.concurrentMap { model -> JSONValue in
             var created = model
             created.stage = .none
@@ -15,6 +18,12 @@ extension PlanBuilder {
             let address = ManifestAddress(.model, name)
             let file = model.metadata.source.file
             var effective = model
+            // Deleting is its own change (phase 4); a deleted model that is gone stays gone.
+            if model.lifecycle == .deleted { continue }
+            if let why = overQuota[name] {
+                block(.create, address, why)
+                continue
+            }
             guard let old = observed.models[name] else {
                 effectiveModels[name] = effective
                 add(Change(action: .create, address: address, after: createdPayloads.next()!,

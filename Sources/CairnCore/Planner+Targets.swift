@@ -103,7 +103,13 @@ extension PlanBuilder {
             guard let champion = championName(of: f) else { return .failure(Unresolved(text: "family \(f) has no active champion")) }
             modelName = champion
         }
-        guard let model = effectiveModels[modelName] else { return .failure(Unresolved(text: "Model/\(modelName) is not declared")) }
+        guard let model = effectiveModels[modelName] else {
+            if let declared = desired.manifests.models.first(where: { $0.metadata.name == modelName }) {
+                return .failure(Unresolved(text: declared.lifecycle == .deleted ? "Model/\(modelName) is deleted"
+                                                : "Model/\(modelName) is not in the registry (its create is blocked)"))
+            }
+            return .failure(Unresolved(text: "Model/\(modelName) is not declared"))
+        }
         guard model.lifecycle == .active else {
             return .failure(Unresolved(text: "Model/\(modelName) is \(model.lifecycle.rawValue); only active models serve"))
         }

@@ -36,7 +36,7 @@ extension PlanBuilder {
             let modelRuns = runs(of: name)
             if modelRuns.contains(where: { $0.fingerprint == fingerprint && $0.state.isActive }) { continue }
             let versions = observed.models[name]?.versions ?? []
-            let reason: String
+            var reason: String
             if let same = versions.filter({ $0.fingerprint == fingerprint }).max(by: { $0.number < $1.number }) {
                 // Up to date; only the learning schedule can ask for another run.
                 guard effective.learning.mode == .scheduled, let every = effective.learning.every,
@@ -51,6 +51,11 @@ extension PlanBuilder {
                     continue
                 }
                 reason = "learning schedule: every \(every), last successful run finished \(Describe.time(last))"
+            } else if let made = modelRuns.last(where: { $0.fingerprint == fingerprint && $0.state == .succeeded }), let number = made.version {
+                // Its version of these inputs was deleted: training again would bring it back.
+                skipped.append(SkippedChange(action: .train, address: address, reason:
+                    "v\(number) was trained on these inputs and deleted; change the inputs or retrainToken to train again"))
+                continue
             } else if let failed = modelRuns.last(where: { $0.fingerprint == fingerprint }), failed.state == .failed {
                 // Rule 6: a failed run is not retried blindly; a fix or a new token changes the fingerprint.
                 block(.train, address, "training run \(failed.id) failed: \(failed.reason ?? "no reason recorded"); "
@@ -62,6 +67,11 @@ extension PlanBuilder {
             } else {
                 reason = "fingerprint \(fingerprint.prefix(8))…: no version yet"
             }
+            if let tuning = template.tuning {
+                let tried = min(tuning.trials, tuning.combinations)
+                reason += "; tunes \(tried) trial\(tried == 1 ? "" : "s") (\(tuning.strategy.rawValue) over \(tuning.space.keys.sorted().joined(separator: ", "))) "
+                    + "on \(tuning.metric), then \(tuning.refit ? "refits the best on all data" : "keeps the best trial's model")"
+            }
             // Runs of older inputs, queued or running, are cancelled in the apply's transaction
             // (a running trainer is stopped, a Slurm job cancelled, by its worker).
             let supersededRuns = modelRuns.filter { ($0.state == .queued || $0.state == .running) && $0.fingerprint != fingerprint }
@@ -71,7 +81,7 @@ extension PlanBuilder {
                                        supersedes: superseded, manifestRoot: desired.manifestRoot)
             let parts = trainPayloadParts[template.metadata.name] ?? (.from(template), .from(weights))
             trainPayloadParts[template.metadata.name] = parts
-            let next = (versions.map(\.number).max() ?? 0) + 1
+            let next = max(versions.map(\.number).max() ?? 0, modelRuns.compactMap(\.version).max() ?? 0) + 1
             trainedModels.insert(name)
             add(Change(action: .train, address: address, version: next, after: request.payload(template: parts.template, weights: parts.weights),
                        reason: reason + (superseded.isEmpty ? "" : "; cancels " + Describe.runs(supersededRuns)),
@@ -82,7 +92,7 @@ extension PlanBuilder {
     // MARK: approvals and rejections (phase 2)
 
     mutating func planDecisions() {
-        for model in desired.manifests.models {
+        for model in desired.manifests.models where model.lifecycle != .deleted {
             let name = model.metadata.name
             guard let old = observed.models[name] else {
                 for v in model.decisions.approve + model.decisions.reject {

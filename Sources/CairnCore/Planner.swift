@@ -9,6 +9,10 @@ public struct DesiredState: Sendable {
     public var datasetFiles: [String: String]
     /// Template name → sha256 of its dataset file's content.
     public var datasetHashes: [String: String]
+    /// Template name → the traits measured from its dataset at this commit (only for templates of
+    /// drafts that ask for discovery), or why they could not be.
+    public var discoveries: [String: DiscoveredTraits] = [:]
+    public var discoveryErrors: [String: String] = [:]
 
     public init(manifests: ManifestSet, commit: CommitInfo, revisionName: String, manifestRoot: String = "",
                 datasetFiles: [String: String] = [:], datasetHashes: [String: String] = [:]) {
@@ -26,10 +30,13 @@ public struct PlannerOptions: Sendable {
     /// Most routes one plan may promote without `allowBulk`.
     public var maxPromotions: Int
     public var allowBulk: Bool
+    /// Caps on registered models per tenant; creates beyond them are blocked.
+    public var modelQuotas: ModelQuotas
 
-    public init(maxPromotions: Int = 20, allowBulk: Bool = false) {
+    public init(maxPromotions: Int = 20, allowBulk: Bool = false, modelQuotas: ModelQuotas = ModelQuotas()) {
         self.maxPromotions = maxPromotions
         self.allowBulk = allowBulk
+        self.modelQuotas = modelQuotas
     }
 }
 
@@ -40,13 +47,15 @@ public enum Planner {
                             options: PlannerOptions = PlannerOptions()) -> Plan {
         var builder = PlanBuilder(desired: desired, observed: observed, evidence: evidence, now: now)
         builder.planWeightsAndTemplates()
-        builder.planModels()
+        builder.planModels(quotas: options.modelQuotas)
+        builder.planDiscovery()
         builder.planTraining()
         builder.planDecisions()
         builder.planTargets()
         // Before model archives: a target the guard holds back keeps its models live.
         builder.applyBulkGuard(options)
         builder.planModelArchives()
+        builder.planDeletions()
         return builder.finish()
     }
 }
@@ -157,7 +166,7 @@ struct PlanBuilder {
     // MARK: sorting and output
 
     mutating func finish() -> Plan {
-        let subOrder: [Action: Int] = [.create: 0, .update: 1, .stage: 2, .demote: 3, .promote: 2]
+        let subOrder: [Action: Int] = [.create: 0, .update: 1, .stage: 2, .demote: 3, .promote: 2, .discover: 4]
         // Keys computed once per change, not once per comparison.
         let keyed = changes.map { c in ((c.action.phase, c.kind.order, c.name, subOrder[c.action] ?? 0, c.version ?? 0), c) }
         changes = keyed.sorted { $0.0 < $1.0 }.map(\.1)

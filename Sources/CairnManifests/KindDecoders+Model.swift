@@ -41,6 +41,10 @@ extension KindDecoders {
         let decisions = take(decisionsNode.flatMap { decodeDecisions($0, r) }, present: decisionsNode != nil) ?? Model.Decisions()
         let labelsNode = spec.optional("versionLabels")
         let versionLabels = take(labelsNode.flatMap { decodeVersionLabels($0, r) }, present: labelsNode != nil)
+        let tenantNode = spec.optional("tenant")
+        let tenant = take(tenantNode.flatMap { r.name($0, "spec.tenant") }, present: tenantNode != nil)
+        let discoverNode = spec.optional("discover")
+        let discover = take(discoverNode.flatMap { r.bool($0, "spec.discover") }, present: discoverNode != nil) ?? false
         spec.finish()
 
         if stage != .none {
@@ -57,7 +61,8 @@ extension KindDecoders {
         guard ok, let metadata, let template else { return nil }
         return .model(Model(metadata: metadata, template: template, lifecycle: lifecycle, family: family, stage: stage,
                             label: label, description: description, traits: traits, learning: learning,
-                            retrainToken: retrainToken, approval: approval, decisions: decisions, versionLabels: versionLabels))
+                            retrainToken: retrainToken, approval: approval, decisions: decisions, versionLabels: versionLabels,
+                            tenant: tenant, discover: discover))
     }
 
     /// The shortest learning cadence accepted; anything faster would keep the queue full.
@@ -244,14 +249,20 @@ extension KindDecoders {
             return (ok ? out : nil, nodes)
         }
         let (approve, approveNodes) = versions("approve")
-        let (reject, _) = versions("reject")
+        let (reject, rejectNodes) = versions("reject")
+        let (delete, deleteNodes) = versions("delete")
         f.finish()
-        guard let approve, let reject else { return nil }
+        guard let approve, let reject, let delete else { return nil }
         let both = Set(approve).intersection(reject).sorted()
         for v in both {
             r.error(approveNodes[v]!, "version \(v) is both approved and rejected", hint: "keep it in one of the two lists")
         }
-        return both.isEmpty ? Model.Decisions(approve: approve, reject: reject) : nil
+        let decidedAndDeleted = Set(approve + reject).intersection(delete).sorted()
+        for v in decidedAndDeleted {
+            r.error(deleteNodes[v]!, "version \(v) is deleted and also listed in \(approveNodes[v] != nil ? "approve" : "reject")",
+                    hint: "a deleted version is gone: remove it from \(approveNodes[v] != nil || rejectNodes[v] == nil ? "approve" : "reject")")
+        }
+        return both.isEmpty && decidedAndDeleted.isEmpty ? Model.Decisions(approve: approve, reject: reject, delete: delete) : nil
     }
 
     static func modelFamily(_ spec: Fields, _ metadata: ManifestMetadata?, _ r: NodeReader) -> DecodedManifest? {

@@ -77,10 +77,13 @@ enum KindDecoders {
             }
             return path
         }
+        let tuningNode = spec.optional("tuning")
+        let tuning = tuningNode.flatMap { decodeTuning($0, trainer: trainer, evaluation: evaluation, r) }
         spec.finish()
-        guard let metadata, let events, let weights, let dataset, let trainer, let evaluation, itemsNode == nil || items != nil else { return nil }
+        guard let metadata, let events, let weights, let dataset, let trainer, let evaluation, itemsNode == nil || items != nil,
+              tuningNode == nil || tuning != nil else { return nil }
         return .template(Template(metadata: metadata, displayName: displayName, events: events, outcomeWeights: weights,
-                                  dataset: dataset, trainer: trainer, evaluation: evaluation, items: items))
+                                  dataset: dataset, trainer: trainer, evaluation: evaluation, items: items, tuning: tuning))
     }
 
     static func decodeDataset(_ node: YAMLNode, _ r: NodeReader) -> Template.Dataset? {

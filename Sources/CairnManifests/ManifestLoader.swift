@@ -30,21 +30,38 @@ public struct LoadedManifests: Sendable {
     public func desiredState(tree: any RevisionTree, commit: CommitInfo, revisionName: String, manifestRoot: String = "") throws(CairnError) -> DesiredState {
         var hashes: [String: String] = [:]
         var byPath: [String: String] = [:]
+        // Templates of drafts that ask for discovery: their data is measured here, at the commit.
+        let discovering = Set(manifests.models.filter { $0.discover == true && $0.lifecycle == .draft }.map(\.template))
+        var discoveries: [String: DiscoveredTraits] = [:], discoveryErrors: [String: String] = [:]
+        let events = Dictionary(manifests.templates.map { ($0.metadata.name, $0.events) }, uniquingKeysWith: { a, _ in a })
         for (template, path) in datasetFiles.sorted(by: { $0.key < $1.key }) {
-            if let known = byPath[path] {
+            let bytes: [UInt8]?
+            if let known = byPath[path], !discovering.contains(template) {
                 hashes[template] = known
                 continue
             }
             do {
-                let hash = sha256Hex(try tree.readFile(at: path))
+                let read = try tree.readFile(at: path)
+                bytes = read
+                let hash = sha256Hex(read)
                 byPath[path] = hash
                 hashes[template] = hash
             } catch {
                 throw CairnError("cannot read dataset \(path) at \(revisionName): \(error)")
             }
+            if discovering.contains(template), let bytes {
+                do {
+                    discoveries[template] = try DiscoveredTraits.measure(bytes, events: events[template] ?? [], datasetHash: hashes[template]!, commit: commit.sha)
+                } catch {
+                    discoveryErrors[template] = "\(path): \((error as? CairnError)?.message ?? "\(error)")"
+                }
+            }
         }
-        return DesiredState(manifests: manifests, commit: commit, revisionName: revisionName, manifestRoot: manifestRoot,
-                            datasetFiles: datasetFiles, datasetHashes: hashes)
+        var desired = DesiredState(manifests: manifests, commit: commit, revisionName: revisionName, manifestRoot: manifestRoot,
+                                   datasetFiles: datasetFiles, datasetHashes: hashes)
+        desired.discoveries = discoveries
+        desired.discoveryErrors = discoveryErrors
+        return desired
     }
 }
 

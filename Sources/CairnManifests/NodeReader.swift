@@ -91,6 +91,12 @@ final class NodeReader {
         return nil
     }
 
+    func bool(_ node: YAMLNode, _ path: String) -> Bool? {
+        if case let .bool(b)? = node.scalarValue { return b }
+        error(node, "\(path) must be true or false, found \(describe(node))")
+        return nil
+    }
+
     func number(_ node: YAMLNode, _ path: String) -> Double? {
         switch node.scalarValue {
         case let .int(i)?: return Double(i)

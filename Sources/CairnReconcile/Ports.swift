@@ -207,10 +207,13 @@ public struct RunSuccess: Sendable, Codable, Equatable {
     public var artifactSignature: String?
     public var log: String
     public var learned: LearnedFrom?
+    /// The tuning run's trials and the chosen one, when the template tunes.
+    public var tuning: TuningResult?
 
     public init(metrics: [String: Double], datasetHash: String, trainerVersion: String, artifactHash: String? = nil,
-                artifactSignature: String? = nil, log: String = "", learned: LearnedFrom? = nil) {
+                artifactSignature: String? = nil, log: String = "", learned: LearnedFrom? = nil, tuning: TuningResult? = nil) {
         self.learned = learned
+        self.tuning = tuning
         self.metrics = metrics
         self.datasetHash = datasetHash
         self.trainerVersion = trainerVersion
@@ -322,9 +325,12 @@ public struct TrainedOutput: Sendable {
     /// Where the artifact's files wait to be kept (a staging folder); nil when there are none.
     public var staging: String?
     public var learned: LearnedFrom?
+    public var tuning: TuningResult?
 
-    public init(metrics: [String: Double], datasetHash: String, trainerVersion: String, log: String, staging: String?, learned: LearnedFrom? = nil) {
+    public init(metrics: [String: Double], datasetHash: String, trainerVersion: String, log: String, staging: String?, learned: LearnedFrom? = nil,
+                tuning: TuningResult? = nil) {
         self.learned = learned
+        self.tuning = tuning
         self.metrics = metrics
         self.datasetHash = datasetHash
         self.trainerVersion = trainerVersion

@@ -98,7 +98,7 @@ public struct TrainingWorker: Sendable {
             if configuration.submitsResults {
                 try store.submitResult(run: claimed.id, holder: holder,
                                        success: RunSuccess(metrics: output.metrics, datasetHash: output.datasetHash, trainerVersion: output.trainerVersion,
-                                                           artifactHash: hash, log: output.log, learned: output.learned),
+                                                           artifactHash: hash, log: output.log, learned: output.learned, tuning: output.tuning),
                                        now: clock.unixNow())
                 cleanUp()
                 log("training run \(claimed.id) trained: the control plane verifies, signs and records it")
@@ -162,7 +162,7 @@ public struct TrainingWorker: Sendable {
     public func record(_ claimed: ClaimedRun, output: TrainedOutput, artifactHash: String?) throws -> ModelVersion {
         try Self.record(store: store, run: claimed, holder: holder, artifacts: artifacts,
                         success: RunSuccess(metrics: output.metrics, datasetHash: output.datasetHash, trainerVersion: output.trainerVersion,
-                                            artifactHash: artifactHash, log: output.log, learned: output.learned),
+                                            artifactHash: artifactHash, log: output.log, learned: output.learned, tuning: output.tuning),
                         now: clock.unixNow())
     }
 

@@ -28,6 +28,8 @@ public enum PlanRenderer {
         case .approve, .reject: return "\(change.action.rawValue) v\(change.version ?? 0) (\(change.reason))"
         case .promote, .stage: return change.reason
         case .demote: return change.reason + (change.appliedWith.map { " (with \($0))" } ?? "")
+        case .discover: return "discover (\(change.reason))"
+        case .delete: return "delete\(change.version.map { " v\($0)" } ?? "") (\(change.reason))"
         }
     }
 
@@ -95,7 +97,8 @@ public enum PlanRenderer {
         switch action {
         case .create, .approve: style.green(action.symbol)
         case .update, .stage, .demote: style.yellow(action.symbol)
-        case .archive, .reject: style.red(action.symbol)
+        case .archive, .reject, .delete: style.red(action.symbol)
+        case .discover: style.cyan(action.symbol)
         case .train, .promote: style.cyan(action.symbol)
         }
     }

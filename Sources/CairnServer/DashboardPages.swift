@@ -202,6 +202,17 @@ enum DashboardPages {
         body += "<dt>Trained on</dt><dd>" + (record.trainingSamples.map { "\($0) samples" + ((record.feedbackSamples ?? 0) > 0 ? " (\(record.feedbackSamples!) from feedback)" : "") } ?? "—")
             + "</dd>\n<dt>Last trained</dt><dd>\(H.time(record.lastTrainedAt))</dd>\n<dt>Last learned from feedback</dt><dd>"
             + (record.lastLearnedAt.map { H.time($0) } ?? "never") + "</dd>\n"
+        body += "<dt>Declared traits</dt><dd>\(H.h(m.spec.traits.isEmpty ? "none" : m.spec.traits.joined(separator: ", ")))</dd>\n"
+        body += "<dt>Discovered traits</dt><dd>\(H.h(m.discovered?.summary ?? "not discovered"))</dd>\n"
+        if let newest = m.versions.max(by: { $0.number < $1.number }), let tuning = newest.tuning {
+            body += "<dt>Tuning (v\(newest.number))</dt><dd>\(H.h(tuning.summary))<table><thead><tr><th>Trial</th><th>Parameters</th><th>\(H.h(tuning.metric))</th><th>Seconds</th></tr></thead><tbody>"
+            for t in tuning.trials {
+                let params = t.params.keys.sorted().map { "\($0)=\(t.params[$0]!.canonicalText)" }.joined(separator: " ")
+                body += "<tr><td>\(t.trial)\(t.trial == tuning.chosen ? " (chosen)" : "")</td><td>\(H.h(params))</td><td>"
+                    + "\(t.metrics[tuning.metric].map { String(format: "%.4f", $0) } ?? "—")</td><td>\(String(format: "%.2f", t.seconds))</td></tr>"
+            }
+            body += "</tbody></table></dd>\n"
+        }
         body += "</dl>\n"
 
         var where_: [String] = []

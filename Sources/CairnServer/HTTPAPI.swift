@@ -235,6 +235,7 @@ public struct HTTPAPI: Sendable {
         }
 
         registerLearning(router)
+        registerRegistry(router)
         Dashboard(api: self).register(router)
         return router
     }

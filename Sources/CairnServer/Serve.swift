@@ -61,6 +61,10 @@ public enum Serve {
         let api = HTTPAPI(configuration: configuration, db: db, loop: loop, serving: serving, metrics: metrics, traces: traces)
         var services: [any Service] = [Reconciler(loop: loop), WorkerService(worker: worker, concurrency: configuration.workers),
                                         ResultRecorder(store: db, artifacts: SignedArtifactStore(store: store, key: key), wake: submitted, logger: logger)]
+        if configuration.artifactGCEvery > 0 {
+            services.append(ArtifactCollector(db: db, store: store, every: configuration.artifactGCEvery, minAge: configuration.artifactGCMinAge,
+                                              logger: logger))
+        }
         // A service that returns ends the group: the deliveries run only when there are receivers.
         if !configuration.receivers.isEmpty {
             services.append(NotificationService(store: db, receivers: configuration.receivers, wake: events, logger: logger))

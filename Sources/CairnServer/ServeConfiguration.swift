@@ -39,6 +39,9 @@ public struct ServeConfiguration: Sendable {
     public var signatures: SignaturePolicy?
     /// Where notifications go (`--notify FILE`).
     public var receivers: [NotificationReceiver] = []
+    /// How often unreferenced artifacts are collected (seconds; 0: never), and how old one must be.
+    public var artifactGCEvery: Int64 = 6 * 3600
+    public var artifactGCMinAge: Int64 = 3600
 
     public init(repository: String, revision: String, manifestRoot: String, exclude: Set<String>, databasePath: String, host: String,
                 port: Int, interval: Int, resync: Int, workers: Int, planner: PlannerOptions, artifactsPath: String, signingKeyPath: String,

@@ -233,6 +233,31 @@ extension RegistryDatabase {
             try db.execute(sql: "UPDATE models SET spec = ?, lifecycle = 'archived', stage = 'none', updated_at = ?, revision = ? WHERE name = ?",
                            arguments: [try encode(spec), at, revision, name])
             models = [name]
+        case (.discover, .model):
+            let traits = try payload(change, DiscoveredTraits.self)
+            try db.execute(sql: "UPDATE models SET discovered = ?, updated_at = ?, revision = ? WHERE name = ? AND lifecycle = 'draft'",
+                           arguments: [try encode(traits), at, revision, name])
+            try requireChanged(db, change)
+            models = [name]
+        case (.delete, .model):
+            if let number = change.version {
+                if let target = try targetServing(db, model: name, version: number) {
+                    throw CairnError("Cannot delete a version with active deployments. Remove it from serving targets first. (\(name) v\(number) is served by ServingTarget/\(target))")
+                }
+                try db.execute(sql: "DELETE FROM versions WHERE model = ? AND number = ?", arguments: [name, number])
+                try requireChanged(db, change)
+            } else {
+                if let target = try targetServing(db, model: name) {
+                    throw CairnError("Cannot delete model with active deployments. Remove it from serving targets first. (served by ServingTarget/\(target))")
+                }
+                // Its runs go with it: an active one is stopped by its worker, whose lease is gone.
+                try db.execute(sql: "DELETE FROM run_results WHERE run_id IN (SELECT id FROM training_runs WHERE model = ?)", arguments: [name])
+                try db.execute(sql: "DELETE FROM versions WHERE model = ?", arguments: [name])
+                try db.execute(sql: "DELETE FROM training_runs WHERE model = ?", arguments: [name])
+                try db.execute(sql: "DELETE FROM models WHERE name = ?", arguments: [name])
+                try requireChanged(db, change)
+            }
+            models = [name]
         case (.archive, .servingTarget):
             let before = try? change.before?.decode(Assignment.self)
             try db.execute(sql: "UPDATE serving_targets SET assigned = 0, routes = '[]', shadow = '[]', drift = NULL, promoted_at = ?, revision = ? WHERE name = ?",
@@ -296,10 +321,10 @@ extension RegistryDatabase {
         }
     }
 
-    func targetServing(_ db: any SQLSession, model: String) throws -> String? {
+    func targetServing(_ db: any SQLSession, model: String, version: Int? = nil) throws -> String? {
         for row in try SQLRow.fetchAll(db, sql: "SELECT name, routes, shadow FROM serving_targets WHERE assigned = 1 ORDER BY name") {
             let live = try decode([LiveRoute].self, row["routes"]) + (try decode([LiveRoute].self, row["shadow"]))
-            if live.contains(where: { $0.model == model }) { return row["name"] }
+            if live.contains(where: { $0.model == model && (version == nil || $0.version == version) }) { return row["name"] }
         }
         return nil
     }

@@ -129,10 +129,11 @@ extension RegistryDatabase {
         }
         let (filter, arguments) = only("name", name)
         var out: [String: ObservedModel] = [:]
-        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, stage, first_ready_at FROM models" + filter, arguments: arguments) {
+        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, stage, first_ready_at, discovered FROM models" + filter, arguments: arguments) {
             let name: String = row["name"]
             out[name] = ObservedModel(spec: try decode(Model.self, row["spec"]), stage: Model.Stage(rawValue: row["stage"]) ?? Model.Stage.none,
-                                      firstReadyAt: row["first_ready_at"], versions: versions[name] ?? [])
+                                      firstReadyAt: row["first_ready_at"], versions: versions[name] ?? [],
+                                      discovered: try (row["discovered"] as String?).map { try decode(DiscoveredTraits.self, $0) })
         }
         return out
     }
@@ -165,7 +166,8 @@ extension RegistryDatabase {
                      fingerprintInputs: try decode(FingerprintInputs.self, row["fingerprint_inputs"]), datasetHash: row["dataset_hash"],
                      commit: row["commit_sha"], trainerVersion: row["trainer_version"], runID: row["run_id"], createdAt: row["created_at"],
                      label: row["label"], description: row["description"], artifactHash: row["artifact_hash"],
-                     artifactSignature: row["artifact_signature"], learned: Self.learned(row))
+                     artifactSignature: row["artifact_signature"], learned: Self.learned(row),
+                     tuning: try (row["tuning"] as String?).map { try decode(TuningResult.self, $0) })
     }
 
     static func learned(_ row: SQLRow) -> LearnedFrom? {

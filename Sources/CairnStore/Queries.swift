@@ -144,3 +144,18 @@ extension RegistryDatabase {
         try sql.read { db in try String.fetchOne(db, sql: "SELECT request FROM training_runs WHERE id = ?", arguments: [id]) }
     }
 }
+
+extension RegistryDatabase {
+    /// What artifact garbage collection must keep: every artifact a version or a submitted result
+    /// references, and when the oldest queued or running run was created (nil when none is).
+    public func artifactReferences() throws -> (referenced: Set<String>, activeSince: Int64?) {
+        try sql.read { db in
+            var hashes = Set(try String.fetchAll(db, sql: "SELECT artifact_hash FROM versions WHERE artifact_hash IS NOT NULL"))
+            for text in try String.fetchAll(db, sql: "SELECT result FROM run_results") {
+                if let success = try? decode(RunSuccess.self, text), let hash = success.artifactHash { hashes.insert(hash) }
+            }
+            let since = try Int64.fetchOne(db, sql: "SELECT MIN(created_at) FROM training_runs WHERE state IN ('queued', 'running')")
+            return (hashes, since)
+        }
+    }
+}

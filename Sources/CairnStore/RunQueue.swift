@@ -78,7 +78,7 @@ extension RegistryDatabase {
     }
 
     private func versionInputs(_ db: any SQLSession, model: String) throws -> VersionInputs {
-        let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM versions WHERE model = ?", arguments: [model]) ?? 0) + 1
+        let number = try nextNumber(db, model)
         let spec = try String.fetchOne(db, sql: "SELECT spec FROM models WHERE name = ?", arguments: [model]).map { try decode(Model.self, $0) }
         let approved = try SQLRow.fetchAll(db, sql: "SELECT metrics FROM versions WHERE model = ? AND status = 'approved' ORDER BY number",
                                         arguments: [model]).map { try decode([String: Double].self, $0["metrics"]) }
@@ -118,15 +118,16 @@ extension RegistryDatabase {
                                        fingerprintInputs: request.inputs, datasetHash: success.datasetHash, commit: request.commit,
                                        trainerVersion: success.trainerVersion, runID: id, createdAt: now,
                                        artifactHash: success.artifactHash, artifactSignature: success.artifactSignature,
-                                       learned: success.learned)
+                                       learned: success.learned, tuning: success.tuning)
             let context = AuditContext(revision: request.commit, author: nil, actor: "worker")
             try db.execute(sql: """
                 INSERT INTO versions(model, number, system_name, status, metrics, fingerprint, fingerprint_inputs, dataset_hash, commit_sha,
-                    trainer_version, run_id, created_at, artifact_hash, artifact_signature, samples, feedback_samples, feedback_through)
-                VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    trainer_version, run_id, created_at, artifact_hash, artifact_signature, samples, feedback_samples, feedback_through, tuning)
+                VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [model, number, version.systemName, try encode(success.metrics), version.fingerprint, try encode(request.inputs),
                                  success.datasetHash, request.commit, success.trainerVersion, id, now, success.artifactHash, success.artifactSignature,
-                                 success.learned?.samples, success.learned?.feedbackSamples, success.learned?.feedbackThrough])
+                                 success.learned?.samples, success.learned?.feedbackSamples, success.learned?.feedbackThrough,
+                                 try success.tuning.map(encode)])
             try db.execute(sql: """
                 UPDATE training_runs SET state = 'succeeded', finished_at = ?, version = ?, metrics = ?, log = ?, lease_holder = NULL WHERE id = ?
                 """, arguments: [now, number, try encode(success.metrics), success.log, id])
@@ -134,7 +135,9 @@ extension RegistryDatabase {
             try appendAudit(db, at: now, action: .version, address: .model(model), version: number, before: nil,
                             after: .object(["run": .int(id), "fingerprint": .string(request.fingerprint),
                                             "metrics": .object(success.metrics.mapValues { .double($0) })]
-                                            .merging(success.learned.map { ["learned": .from($0)] } ?? [:]) { a, _ in a }),
+                                            .merging(success.learned.map { ["learned": .from($0)] } ?? [:]) { a, _ in a }
+                                            .merging(success.tuning.map { ["tuning": .object(["chosen": .int($0.chosen), "trials": .int($0.trials.count),
+                                                                                                "params": .object($0.chosenTrial?.params ?? [:])])] } ?? [:]) { a, _ in a }),
                             reason: "training run \(id) succeeded: \(version.systemName)", file: nil, context: context, models: [model])
             if let decision {
                 version.status = decision.status
@@ -305,7 +308,14 @@ extension RegistryDatabase {
 
     /// The next version number a model's run will most likely get.
     public func nextVersionNumber(_ model: String) throws -> Int {
-        try sql.read { db in (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM versions WHERE model = ?", arguments: [model]) ?? 0) + 1 }
+        try sql.read { db in try nextNumber(db, model) }
+    }
+
+    /// One past the highest number the model ever had: a deleted version's number is never given
+    /// again (its runs keep it), so `model@N` always names one artifact.
+    func nextNumber(_ db: any SQLSession, _ model: String) throws -> Int {
+        max(try Int.fetchOne(db, sql: "SELECT MAX(number) FROM versions WHERE model = ?", arguments: [model]) ?? 0,
+            try Int.fetchOne(db, sql: "SELECT MAX(version) FROM training_runs WHERE model = ?", arguments: [model]) ?? 0) + 1
     }
 
     private func runForFinish(_ db: any SQLSession, _ id: Int, holder: String) throws -> SQLRow {

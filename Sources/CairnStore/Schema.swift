@@ -7,8 +7,27 @@ enum Schema {
     /// Every migration, oldest first: its name and its text for each database.
     static let migrations: [(identifier: String, sqlite: String, postgres: String)] = [
         ("v1", v1, PostgresSchema.v1), ("v2", v2, PostgresSchema.v2), ("v3", v3, PostgresSchema.v3),
-        ("v4", v4, PostgresSchema.v4), ("v5", v5, PostgresSchema.v5),
+        ("v4", v4, PostgresSchema.v4), ("v5", v5, PostgresSchema.v5), ("v6", v6, PostgresSchema.v6),
     ]
+
+    /// Registry operations: the traits discovery measured on a draft, the tuning run a version
+    /// came from, and the `export` token scope (downloading artifact bundles).
+    static let v6 = """
+    ALTER TABLE models ADD COLUMN discovered TEXT;
+    ALTER TABLE versions ADD COLUMN tuning TEXT;
+
+    CREATE TABLE api_tokens_v6 (
+        name TEXT PRIMARY KEY,
+        scope TEXT NOT NULL CHECK (scope IN ('read', 'feedback', 'export', 'admin')),
+        hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at INTEGER
+    );
+    INSERT INTO api_tokens_v6 SELECT name, scope, hash, created_at, created_by, revoked_at FROM api_tokens;
+    DROP TABLE api_tokens;
+    ALTER TABLE api_tokens_v6 RENAME TO api_tokens;
+    """
 
     /// The learning loop: decision traces of served requests (with their shadows' answers),
     /// outcome feedback, what each version learned from, and the `feedback` token scope.
@@ -279,6 +298,13 @@ enum Schema {
 /// compared byte by byte (`COLLATE "C"`, so every ORDER BY matches SQLite's), identity columns
 /// for the run and pass ids, and the audit history's append-only triggers.
 enum PostgresSchema {
+    static let v6 = """
+    ALTER TABLE models ADD COLUMN discovered TEXT;
+    ALTER TABLE versions ADD COLUMN tuning TEXT;
+    ALTER TABLE api_tokens DROP CONSTRAINT api_tokens_scope_check;
+    ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_scope_check CHECK (scope IN ('read', 'feedback', 'export', 'admin'));
+    """
+
     static let v5 = """
     CREATE TABLE decision_traces (
         request_id TEXT COLLATE "C" PRIMARY KEY,

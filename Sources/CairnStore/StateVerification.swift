@@ -86,7 +86,7 @@ extension RegistryDatabase {
         }
 
         var seenModels = Set<String>()
-        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, stage, lifecycle FROM models ORDER BY name") {
+        for row in try SQLRow.fetchAll(db, sql: "SELECT name, spec, stage, lifecycle, discovered FROM models ORDER BY name") {
             let name: String = row["name"]
             seenModels.insert(name)
             guard let want = expected.models[name] else {
@@ -100,6 +100,10 @@ extension RegistryDatabase {
             }
             if !same("models \(name)", row["spec"], want.spec, want.auditID) {
                 differs("models \(name)", "its spec is not the one last applied (audit row \(want.auditID))")
+            }
+            let discovered = (row["discovered"] as String?).flatMap(JSONValue.parse)
+            if !(discovered.map { d in want.discovered.map { d.isSame(as: $0) } ?? false } ?? (want.discovered == nil)) {
+                differs("models \(name)", "its discovered traits are not the audited ones (audit row \(want.auditID))")
             }
         }
         for name in expected.models.keys.sorted() where !seenModels.contains(name) {
@@ -211,6 +215,8 @@ struct ExpectedState {
         var lifecycle: String
         var stage: String
         var auditID: Int64
+        /// The traits discovery recorded (nil until a discover row).
+        var discovered: JSONValue?
     }
 
     struct VersionState {
@@ -325,6 +331,17 @@ struct ExpectedState {
             if let assignment = try? after?.decode(Assignment.self) { targets[name] = TargetState(assignment: assignment, auditID: id) }
         case (.archive, .servingTarget):
             targets[name] = TargetState(assignment: nil, auditID: id)
+        case (.discover, .model):
+            models[name]?.discovered = after
+            models[name]?.auditID = id
+        case (.delete, .model):
+            if let number = version {
+                versions["\(name) v\(number)"] = nil
+            } else {
+                models[name] = nil
+                versions = versions.filter { !$0.key.hasPrefix(name + " v") }
+                runs = runs.filter { $0.value.model != name }
+            }
         default:
             break
         }

@@ -9,14 +9,16 @@ extension RegistryDatabase {
     /// What a token may do: `read` the API; `feedback`: read, and report outcomes
     /// (`POST /v1/feedback`: what an application serving recommendations holds); `admin`: all
     /// of that, and ask for a pass now.
+    /// `export`: read, and download artifact bundles (what a model's weights are: not for every reader).
     public enum TokenScope: String, Sendable, Codable, CaseIterable {
-        case read, feedback, admin
+        case read, feedback, export, admin
 
         /// True when a token of this scope may call an endpoint that needs `needed`.
         public func allows(_ needed: TokenScope) -> Bool {
             switch self {
             case .admin: true
-            case .feedback: needed != .admin
+            case .feedback: needed == .read || needed == .feedback
+            case .export: needed == .read || needed == .export
             case .read: needed == .read
             }
         }

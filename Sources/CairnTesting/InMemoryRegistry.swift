@@ -178,6 +178,20 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
                     next.targets[name]?.assigned = false
                     next.targets[name]?.routes = []
                     next.targets[name]?.shadow = []
+                case (.discover, .model):
+                    guard next.models[name]?.spec.lifecycle == .draft else { throw CairnError("\(change.address) found nothing to change") }
+                    next.models[name]?.discovered = try payload(change)
+                case (.delete, .model):
+                    let served = next.targets.values.filter { $0.assigned && ($0.routes + $0.shadow).contains { $0.model == name && (change.version == nil || $0.version == change.version) } }
+                    if let target = served.map(\.name).min() {
+                        throw CairnError("Cannot delete \(change.version == nil ? "model" : "a version") with active deployments. Remove it from serving targets first. (served by ServingTarget/\(target))")
+                    }
+                    if let number = change.version {
+                        next.models[name]?.versions.removeAll { $0.number == number }
+                    } else {
+                        next.models[name] = nil
+                        for (id, run) in queue where run.model == name { queue[id] = nil }
+                    }
                 default:
                     throw CairnError("cannot apply \(change.action.rawValue) to \(change.address)")
                 }
@@ -318,7 +332,7 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
                 if artifacts[key] == nil { artifacts[key] = v.number }
             }
         }
-        return VersionInputs(number: (versions.map(\.number).max() ?? 0) + 1, approval: state.models[model]?.spec.approval,
+        return VersionInputs(number: max(versions.map(\.number).max() ?? 0, runs.values.filter { $0.model == model }.compactMap(\.version).max() ?? 0) + 1, approval: state.models[model]?.spec.approval,
                              approvedMetrics: versions.filter { $0.status == .approved }.sorted { $0.number < $1.number }.map(\.metrics),
                              artifacts: artifacts)
     }

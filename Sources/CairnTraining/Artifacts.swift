@@ -20,7 +20,10 @@ public struct ArtifactStore: Sendable {
         let hash = try Self.contentHash(of: staging)
         let target = folder(hash)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        if FileManager.default.fileExists(atPath: target.path) {
+        // An artifact already there is touched before it is reused: garbage collection never
+        // takes a folder touched since a run began (`collectGarbage`). If it is gone meanwhile
+        // (collected), the staging folder takes its place.
+        if utimes(target.path, nil) == 0 {
             try? FileManager.default.removeItem(at: staging)
             return hash
         }
@@ -109,6 +112,76 @@ public struct ArtifactStore: Sendable {
         guard key.verify(signature, contentHash: hash, identity: identity) else {
             throw CairnError("artifact of \(identity) has a signature this key did not make (tampered, or signed with another CAIRN_SIGNING_KEY)")
         }
+    }
+}
+
+extension ArtifactStore {
+    /// What a collection found (and, unless a dry run, removed).
+    public struct Collected: Sendable, Equatable {
+        /// Unreferenced artifacts removed (or, in a dry run, that would be), by hash.
+        public var removed: [String]
+        /// Unreferenced artifacts kept because they are too new or a run may be writing them.
+        public var kept: [String]
+        public var bytes: Int64
+    }
+
+    /// Removes the artifact folders no version references: never one in `referenced`, never one
+    /// changed less than `minAge` seconds ago, never one changed since `activeSince` (the oldest
+    /// queued or running run's creation: a run that is writing, or reusing, an artifact has not
+    /// been recorded yet). Each folder is first renamed aside and checked again, so a run that
+    /// reuses it at that moment either finds it gone (and stores its own) or made it new (and it is
+    /// put back).
+    public func collectGarbage(referenced: Set<String>, activeSince: Int64?, minAge: Int64, now: Int64, dryRun: Bool) throws -> Collected {
+        var out = Collected(removed: [], kept: [], bytes: 0)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return out }
+        let cutoff = min(now - minAge, activeSince ?? Int64.max)
+        func changed(_ path: String) -> Int64? {
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return nil }
+            return Int64(info.st_mtim.tv_sec)
+        }
+        // A collection that stopped between setting a folder aside and removing it left it there.
+        for name in names where name.hasPrefix(".gc-") && !referenced.contains(String(name.dropFirst(4))) && !dryRun {
+            if let mtime = changed(root.appendingPathComponent(name).path), mtime < cutoff {
+                try? FileManager.default.removeItem(at: root.appendingPathComponent(name))
+            }
+        }
+        for name in names.sorted() where name.count == 64 && name.allSatisfy({ $0.isHexDigit }) && !referenced.contains(name) {
+            let path = folder(name).path
+            guard let mtime = changed(path) else { continue }
+            if mtime >= cutoff {
+                out.kept.append(name)
+                continue
+            }
+            let size = Self.size(of: path)
+            if dryRun {
+                out.removed.append(name)
+                out.bytes += size
+                continue
+            }
+            let aside = root.appendingPathComponent(".gc-\(name)").path
+            guard rename(path, aside) == 0 else { continue }
+            if let again = changed(aside), again >= cutoff {
+                _ = rename(aside, path)
+                out.kept.append(name)
+                continue
+            }
+            try? FileManager.default.removeItem(atPath: aside)
+            out.removed.append(name)
+            out.bytes += size
+        }
+        return out
+    }
+
+    static func size(of path: String) -> Int64 {
+        var total: Int64 = 0
+        if let e = FileManager.default.enumerator(atPath: path) {
+            while let relative = e.nextObject() as? String {
+                var info = stat()
+                if lstat(path + "/" + relative, &info) == 0, info.st_mode & S_IFMT == S_IFREG { total += Int64(info.st_size) }
+            }
+        }
+        return total
     }
 }
 

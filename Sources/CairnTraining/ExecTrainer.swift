@@ -36,7 +36,8 @@ public enum ExecTrainer {
         }
         let metrics = try readMetrics(prepared.output.appendingPathComponent("metrics.json"), expected: job.request.template.evaluation.metrics, log: log)
         return TrainerOutput(metrics: metrics, staging: prepared.output, datasetHash: prepared.datasetHash,
-                             trainerVersion: "\(version) \(command.joined(separator: " "))", log: log, learned: prepared.learned)
+                             trainerVersion: "\(version) \(command.joined(separator: " "))", log: log, learned: prepared.learned,
+                             tuning: try readTrials(prepared.output, job.request.template, log: log))
     }
 
     /// A run folder made ready for a trainer that follows the contract (exec, Slurm): the
@@ -89,12 +90,22 @@ public enum ExecTrainer {
         }
 
         let paramsFile = runDir.appendingPathComponent("params.json")
-        let payload = JSONValue.object([
+        var fields: [String: JSONValue] = [
             "params": .object(params),
             "events": .array(job.request.template.events.map { .string($0) }),
             "outcomeWeights": .object(job.request.weights.weights.mapValues { .double($0) }),
             "evaluation": .from(job.request.template.evaluation),
-        ])
+        ]
+        if let tuning = job.request.template.tuning {
+            // The trial configurations, chosen here (the same on every machine); the trainer runs
+            // them and reports each in trials.json, then trains the version with the best.
+            let trials = tuning.configurations(seed: job.request.template.evaluation.seed).enumerated().map { i, c in
+                JSONValue.object(["trial": .int(i + 1), "params": .object(c)])
+            }
+            fields["tuning"] = .object(["metric": .string(tuning.metric), "goal": .string(tuning.goal.rawValue), "refit": .bool(tuning.refit),
+                                        "trials": .array(trials)])
+        }
+        let payload = JSONValue.object(fields)
         try Data(payload.canonicalText.utf8).write(to: paramsFile)
 
         var environment = withoutSecrets(job.environment)
@@ -191,6 +202,46 @@ public enum ExecTrainer {
             return nil
         }
         return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+    }
+
+    /// The trials a contract trainer ran (`trials.json` in its output: `[{"trial": 1, "metrics":
+    /// {…}, "seconds": 2.5}, …]`), checked against the configurations it was given; Cairn picks
+    /// the best by the template's metric. Nil when the template does not tune.
+    static func readTrials(_ output: URL, _ template: Template, log: String) throws -> TuningResult? {
+        guard let tuning = template.tuning else { return nil }
+        let file = output.appendingPathComponent("trials.json")
+        var info = stat()
+        guard lstat(file.path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, let handle = openRegularFile(file.path),
+              let data = try? handle.readToEnd() ?? Data() else {
+            throw TrainerFailure("the template tunes, but the trainer wrote no trials.json to CAIRN_OUTPUT: run each configuration of "
+                                 + "params.json's tuning.trials and report [{\"trial\": 1, \"metrics\": {…}, \"seconds\": …}, …] (docs/trainers.md)", log: log)
+        }
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: data), case let .array(items) = value else {
+            throw TrainerFailure("trials.json is not a JSON list of trials", log: log)
+        }
+        let given = tuning.configurations(seed: template.evaluation.seed)
+        var trials: [TuningTrial] = []
+        for (i, item) in items.enumerated() {
+            guard case let .object(o) = item, case let .int(n)? = o["trial"], (1...given.count).contains(n), case let .object(m)? = o["metrics"] else {
+                throw TrainerFailure("trials.json[\(i)] is not {\"trial\": 1…\(given.count), \"metrics\": {…}}", log: log)
+            }
+            if trials.contains(where: { $0.trial == n }) { throw TrainerFailure("trials.json reports trial \(n) twice", log: log) }
+            var metrics: [String: Double] = [:]
+            for (name, v) in m {
+                switch v {
+                case let .int(x): metrics[name] = Double(x)
+                case let .double(x) where x.isFinite: metrics[name] = x
+                default: throw TrainerFailure("trials.json[\(i)].metrics.\(name) is not a finite number", log: log)
+                }
+            }
+            var seconds = 0.0
+            if case let .double(s)? = o["seconds"] { seconds = s } else if case let .int(s)? = o["seconds"] { seconds = Double(s) }
+            trials.append(TuningTrial(trial: n, params: given[n - 1], metrics: metrics, seconds: seconds))
+        }
+        guard let best = tuning.best(of: trials.sorted { $0.trial < $1.trial }) else {
+            throw TrainerFailure("trials.json has no trial that reports \(tuning.metric)", log: log)
+        }
+        return TuningResult(metric: tuning.metric, goal: tuning.goal, trials: trials.sorted { $0.trial < $1.trial }, chosen: best.trial, refit: tuning.refit)
     }
 
     static func readMetrics(_ file: URL, expected: [String], log: String) throws -> [String: Double] {

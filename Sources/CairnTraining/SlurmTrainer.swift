@@ -151,7 +151,8 @@ public struct SlurmTrainer: Sendable {
         }
         let learned = (try? Data(contentsOf: runDir.appendingPathComponent("learned.json"))).flatMap { try? JSONDecoder().decode(LearnedFrom.self, from: $0) }
         return TrainerOutput(metrics: metrics, staging: output, datasetHash: hashText.trimmingCharacters(in: .whitespacesAndNewlines),
-                             trainerVersion: "\(Self.version) \(command.joined(separator: " "))", log: text, learned: learned)
+                             trainerVersion: "\(Self.version) \(command.joined(separator: " "))", log: text, learned: learned,
+                             tuning: try ExecTrainer.readTrials(output, job.request.template, log: text))
     }
 
 

@@ -34,6 +34,7 @@ public struct TrainerOutput: Sendable {
     public var trainerVersion: String
     public var log: String
     public var learned: LearnedFrom?
+    public var tuning: TuningResult? = nil
 }
 
 /// Where `file://` datasets may be read from: only under folders the operator lists
@@ -128,13 +129,48 @@ public enum BuiltinTrainer {
         guard !data.items.isEmpty else { throw CairnError("the dataset has no interaction with a weighted event of this template") }
         if stop.isSet { throw TrainingInterrupted() }
         let (train, heldOut) = Evaluation.split(data, holdout: evaluation.holdout, seed: evaluation.seed)
-        let evalModel = Fit.model(data, userPairs: train, algorithm: algorithm, params: params)
-        let metrics = Evaluation.measure(evalModel, train: train, heldOut: heldOut, metrics: evaluation.metrics)
-        log.append("evaluated on \(heldOut.count) users (holdout \(evaluation.holdout), seed \(evaluation.seed)): "
-                   + metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", metrics[$0]!))" }.joined(separator: " "))
+        func formatted(_ m: [String: Double]) -> String { m.keys.sorted().map { "\($0)=\(String(format: "%.4f", m[$0]!))" }.joined(separator: " ") }
+        // Tuning: each trial fits its configuration on the training part and is measured on the
+        // held-out users; the best one's configuration trains the version.
+        var params = params
+        var tuning: TuningResult?
+        var chosenModel: RecommenderModel?
+        var chosenMetrics: [String: Double]?
+        if let spec = job.request.template.tuning {
+            var trials: [TuningTrial] = []
+            var models: [Int: RecommenderModel] = [:]
+            for (i, configuration) in spec.configurations(seed: evaluation.seed).enumerated() {
+                if stop.isSet { throw TrainingInterrupted() }
+                let started = Date()
+                let tried = params.merging(configuration) { _, new in new }
+                let model = Fit.model(data, userPairs: train, algorithm: algorithm, params: tried)
+                let measured = Evaluation.measure(model, train: train, heldOut: heldOut, metrics: evaluation.metrics)
+                let trial = TuningTrial(trial: i + 1, params: configuration, metrics: measured,
+                                        seconds: (Date().timeIntervalSince(started) * 1000).rounded() / 1000)
+                trials.append(trial)
+                if !spec.refit { models[trial.trial] = model }
+                log.append("trial \(trial.trial): " + configuration.keys.sorted().map { "\($0)=\(configuration[$0]!.canonicalText)" }.joined(separator: " ")
+                           + " → " + formatted(measured))
+            }
+            guard let best = spec.best(of: trials) else { throw CairnError("no tuning trial measured \(spec.metric)") }
+            params = params.merging(best.params) { _, new in new }
+            tuning = TuningResult(metric: spec.metric, goal: spec.goal, trials: trials, chosen: best.trial, refit: spec.refit)
+            chosenModel = models[best.trial]
+            chosenMetrics = best.metrics
+            log.append("chose trial \(best.trial) of \(trials.count) by \(spec.metric) (\(spec.goal.rawValue))")
+        }
+        let metrics: [String: Double]
+        if let chosenMetrics {
+            metrics = chosenMetrics
+        } else {
+            let evalModel = Fit.model(data, userPairs: train, algorithm: algorithm, params: params)
+            metrics = Evaluation.measure(evalModel, train: train, heldOut: heldOut, metrics: evaluation.metrics)
+        }
+        log.append("evaluated on \(heldOut.count) users (holdout \(evaluation.holdout), seed \(evaluation.seed)): " + formatted(metrics))
         if stop.isSet { throw TrainingInterrupted() }
         // The served model learns from everything; evaluation never saw the held-out data.
-        let full = Fit.model(data, userPairs: data.pairs, algorithm: algorithm, params: params)
+        // (Unless tuning says `refit: false`: then it is the chosen trial's model as measured.)
+        let full = chosenModel ?? Fit.model(data, userPairs: data.pairs, algorithm: algorithm, params: params)
         let staging = job.workDir.appendingPathComponent("artifact")
         try? FileManager.default.removeItem(at: staging)
         try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
@@ -142,9 +178,11 @@ public enum BuiltinTrainer {
         encoder.outputFormatting = [.sortedKeys]
         try encoder.encode(full).write(to: staging.appendingPathComponent("model.json"))
         try encoder.encode(metrics).write(to: staging.appendingPathComponent("metrics.json"))
-        log.append("refit \(algorithm.rawValue) on all \(data.users.count) users in \(String(format: "%.2f", Date().timeIntervalSince(started)))s")
+        log.append((chosenModel == nil ? "refit \(algorithm.rawValue) on all \(data.users.count) users" : "kept the chosen trial's model (tuning.refit false)")
+                   + " in \(String(format: "%.2f", Date().timeIntervalSince(started)))s")
         return TrainerOutput(metrics: metrics, staging: staging, datasetHash: sha256Hex(bytes), trainerVersion: "\(version) \(algorithm.rawValue)",
                              log: log.joined(separator: "\n") + "\n",
-                             learned: LearnedFrom(samples: data.rows, feedbackSamples: job.feedback.rows.count, feedbackThrough: job.feedback.through))
+                             learned: LearnedFrom(samples: data.rows, feedbackSamples: job.feedback.rows.count, feedbackThrough: job.feedback.through),
+                             tuning: tuning)
     }
 }

@@ -48,7 +48,7 @@ public struct LocalTrainerRunner: TrainerRunner {
             output = try slurm.train(job, spec: spec, existing: run.job, workRoot: workRoot, stop: stop, reporter: reporter)
         }
         return TrainedOutput(metrics: output.metrics, datasetHash: output.datasetHash, trainerVersion: output.trainerVersion, log: output.log,
-                             staging: output.staging.path, learned: output.learned)
+                             staging: output.staging.path, learned: output.learned, tuning: output.tuning)
     }
 
     public func cleanUp(_ run: ClaimedRun) { Self.remove(workDir(run)) }

@@ -74,7 +74,7 @@ struct Apply: ParsableCommand {
                                  hint: "run `cairn validate --revision \(plan.revision.prefix(7))`")
             }
             desired.revisionName = plan.revisionName
-            let outcome = try ReconcilePass.run(desired, source: manifests, store: try database.open(), options: planning.planner, actor: currentUser(),
+            let outcome = try ReconcilePass.run(desired, source: manifests, store: try database.open(), options: try planning.planner(), actor: currentUser(),
                                                 lockWait: lockTimeout, clock: clock, expected: plan)
             guard let result = outcome.applied else {
                 throw CairnError("applying is suspended: nothing applied", hint: "run `cairn resume` to apply again")

@@ -91,7 +91,15 @@ struct PlanningOptions: ParsableArguments {
     @Flag(help: "Allow a plan to promote more than --max-promotions routes.")
     var allowBulk = false
 
-    var planner: PlannerOptions { PlannerOptions(maxPromotions: maxPromotions, allowBulk: allowBulk) }
+    @Option(name: .customLong("model-quota"),
+            help: "Cap on registered models per tenant: TENANT=N, or '*=N' for every other tenant (repeatable; also CAIRN_MODEL_QUOTA, comma-separated).")
+    var modelQuotas: [String] = []
+
+    /// The planner's options; throws on a malformed quota.
+    func planner() throws -> PlannerOptions {
+        let fromEnvironment = ProcessInfo.processInfo.environment["CAIRN_MODEL_QUOTA"].map { [$0] } ?? []
+        return PlannerOptions(maxPromotions: maxPromotions, allowBulk: allowBulk, modelQuotas: try ModelQuotas.parse(fromEnvironment + modelQuotas))
+    }
 }
 
 /// Runs a command body, turning expected failures into a message on stderr and exit 1.

@@ -151,7 +151,7 @@ struct Reconcile: ParsableCommand {
 
     /// One plan-and-apply under the applier lease.
     func pass(_ db: RegistryDatabase, _ desired: DesiredState, _ manifests: GitManifestSource, show: Bool) throws -> Plan {
-        let outcome = try ReconcilePass.run(desired, source: manifests, store: db, options: planning.planner, actor: currentUser(),
+        let outcome = try ReconcilePass.run(desired, source: manifests, store: db, options: try planning.planner(), actor: currentUser(),
                                             lockWait: lockTimeout, clock: clock) { plan in
             if show { render(plan, output: output, db: database.shown) }
         }
@@ -171,7 +171,7 @@ struct Reconcile: ParsableCommand {
 func readOnlyPlan(source: SourceOptions, database: DatabaseOptions, planning: PlanningOptions, output: OutputOptions) throws -> Plan {
     let manifests = source.manifestSource
     let desired = try readingRevision(source.revision, output: output) { try ReconcilePass.read(manifests, clock: clock) }
-    return try ReconcilePass.plan(desired, source: manifests, store: try database.openForReading(), options: planning.planner, clock: clock)
+    return try ReconcilePass.plan(desired, source: manifests, store: try database.openForReading(), options: try planning.planner(), clock: clock)
 }
 
 /// Progress lines on stderr: on a terminal one line rewritten in place; otherwise (a CI log) a

@@ -46,6 +46,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "How long decision traces of recommendation requests are kept.")
     var traceRetention: String = "7d"
 
+    @Option(help: "How often to remove artifacts no version references any more (as `cairn artifact gc`); 0 turns it off.")
+    var artifactGcEvery: String = "6h"
+
+    static func duration(_ text: String, _ flag: String, allowZero: Bool) throws -> Int {
+        if allowZero, text == "0" { return 0 }
+        guard let d = ManifestDuration(parsing: text), d.seconds >= 1 else { throw ValidationError("\(flag) must be a duration such as 6h\(allowZero ? ", or 0" : "")") }
+        return d.seconds
+    }
+
     @Option(help: "The most decision traces kept (the oldest go first).")
     var traceLimit: Int = 1_000_000
 
@@ -77,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
             repository: source.repo, revision: source.revision, manifestRoot: source.path, exclude: Set(source.excluded), databasePath: database.db,
             host: String(listen[..<colon]), port: Int(listen[listen.index(after: colon)...])!,
             interval: ManifestDuration(parsing: interval)!.seconds, resync: ManifestDuration(parsing: resync)!.seconds, workers: workers,
-            planner: planning.planner, artifactsPath: artifacts.artifactsPath(db: database.db),
+            planner: try planning.planner(), artifactsPath: artifacts.artifactsPath(db: database.db),
             signingKeyPath: artifacts.keyFilePath(db: database.db),
             gitCachePath: artifacts.beside(database.db, "git-cache"), workRoot: artifacts.beside(database.db, "runs"),
             webhookSecret: Secrets.value("CAIRN_WEBHOOK_SECRET"))
@@ -90,6 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
             // The trust files are read at every verification; one inside the followed repository is refused at start.
             try SignatureVerifier.checkTrustFiles(policy, repository: source.repo)
         }
+        config.artifactGCEvery = Int64(try Self.duration(artifactGcEvery, "--artifact-gc-every", allowZero: true))
         config.traceRetention = .init(maxAge: Int64(ManifestDuration(parsing: traceRetention)!.seconds), maxRows: traceLimit)
         // Anyone who can reach a public address could read the registry: tokens first.
         if !Self.isLoopback(config.host) {

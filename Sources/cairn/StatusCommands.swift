@@ -49,6 +49,12 @@ struct Status: ParsableCommand {
         var lastLearnedAt: Int64?
         /// Every version's metrics (`status Model/NAME` only).
         var metricsHistory: [ModelRecord.MetricsPoint]?
+        var tenant: String?
+        /// Traits as declared in git, and as discovery measured them.
+        var declaredTraits: [String]?
+        var discoveredTraits: DiscoveredTraits?
+        /// The newest version's tuning run, in one line.
+        var tuning: String?
     }
 
     struct TargetRow: Codable {
@@ -98,7 +104,9 @@ struct Status: ParsableCommand {
                                 phase: phase.rawValue, detail: detail, versions: m.versions.count, latestApproved: m.latestApproved?.number,
                                 latestApprovedLabel: m.latestApproved?.label, liveOn: live, trainingSamples: record.trainingSamples,
                                 feedbackSamples: record.feedbackSamples, lastTrainedAt: record.lastTrainedAt, lastLearnedAt: record.lastLearnedAt,
-                                metricsHistory: object == nil ? nil : record.metricsHistory)
+                                metricsHistory: object == nil ? nil : record.metricsHistory, tenant: m.spec.tenant,
+                                declaredTraits: m.spec.traits.isEmpty ? nil : m.spec.traits, discoveredTraits: m.discovered,
+                                tuning: m.versions.max { $0.number < $1.number }?.tuning.map { "v\(m.versions.map(\.number).max()!): \($0.summary)" })
             }
             let blocked = try db.lastBlocked()
             var targets = observed.targets.values.map {
@@ -152,6 +160,9 @@ struct Status: ParsableCommand {
                 out += "trained on \(m.trainingSamples.map { "\($0) samples" } ?? "-")"
                     + (m.feedbackSamples.map { $0 > 0 ? " (\($0) from feedback)" : "" } ?? "")
                     + " · last trained \(m.lastTrainedAt.map(Describe.time) ?? "never") · last learned from feedback \(m.lastLearnedAt.map(Describe.time) ?? "never")\n"
+                out += "traits: declared [\((m.declaredTraits ?? []).joined(separator: ", "))]"
+                    + " · discovered " + (m.discoveredTraits.map { "(\($0.summary), at \($0.commit.prefix(7)))" } ?? "none") + "\n"
+                if let tuning = m.tuning { out += "tuning: \(tuning)\n" }
                 out += table(["VERSION", "TRAINED", "STATUS", "METRICS"], history.map { p in
                     ["v\(p.version)", Describe.time(p.at), p.status.rawValue,
                      p.metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", p.metrics[$0]!))" }.joined(separator: " ")]
@@ -198,10 +209,11 @@ struct Versions: ParsableCommand {
                 printJSON(versions)
                 return
             }
-            print(table(["N", "SYSTEM NAME", "STATUS", "METRICS", "SAMPLES", "FINGERPRINT", "COMMIT", "LABEL", "DESCRIPTION"], versions.map { v in
+            print(table(["N", "SYSTEM NAME", "STATUS", "METRICS", "SAMPLES", "TUNING", "FINGERPRINT", "COMMIT", "LABEL", "DESCRIPTION"], versions.map { v in
                 [String(v.number), v.systemName, v.status.rawValue,
                  v.metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", v.metrics[$0]!))" }.joined(separator: " "),
                  v.learned.map { "\($0.samples)" + ($0.feedbackSamples > 0 ? " (\($0.feedbackSamples) feedback)" : "") } ?? "",
+                 v.tuning.map(\.summary) ?? "",
                  String(v.fingerprint.prefix(12)), String(v.commit.prefix(7)), v.label ?? "",
                  v.description.map(Self.oneLine) ?? ""]
             }, markdown: output.format == .markdown), terminator: "")

@@ -11,7 +11,7 @@ struct Token: ParsableCommand {
         abstract: "Create, list and revoke API tokens for `cairn serve`.",
         discussion: """
             Every endpoint but /healthz and /readyz (and /metrics with --public-metrics) needs `Authorization: Bearer TOKEN`. \
-            Scopes: read (status, plan, targets, recommendations, traces, A/B readouts, metrics), feedback (read, and POST /v1/feedback), admin (all, and POST /v1/reconcile). \
+            Scopes: read (status, plan, targets, recommendations, traces, A/B readouts, metrics), feedback (read, and POST /v1/feedback), export (read, and download artifact bundles), admin (all, and POST /v1/reconcile). \
             Only a token's SHA-256 is stored; creating and revoking one is recorded in the audit history.
             """,
         subcommands: [Create.self, List.self, Revoke.self]

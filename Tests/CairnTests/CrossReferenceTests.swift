@@ -54,7 +54,7 @@ func modelDoc(_ name: String, template: String = "t", extra: String = "") -> Str
         #expect(!loaded.isValid)
         #expect(loaded.diagnostics.errors.count == 1, "\(messages(loaded))")
         #expect(messages(loaded).first?.hasPrefix("b.yaml:6:3: error: Template/t: unknown field 'spec.evnets' (did you mean 'events'? remove it; "
-                                                  + "known fields here: displayName, events, outcomeWeights, dataset, trainer, evaluation, items)") == true, "\(messages(loaded))")
+                                                  + "known fields here: displayName, events, outcomeWeights, dataset, trainer, evaluation, items, tuning)") == true, "\(messages(loaded))")
         #expect(!messages(loaded).contains { $0.contains("does not exist") })
     }
 

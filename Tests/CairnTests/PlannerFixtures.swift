@@ -54,7 +54,8 @@ struct PlannerCase: CustomStringConvertible, Sendable {
         let fixtureData = try Data(contentsOf: folder.appendingPathComponent("observed.json"))
         let fixture = try JSONDecoder().decode(ObservedFixture.self, from: fixtureData)
         let observed = try fixture.build(previous: previous, desired: desired)
-        let options = PlannerOptions(maxPromotions: fixture.maxPromotions ?? 20, allowBulk: false)
+        let options = PlannerOptions(maxPromotions: fixture.maxPromotions ?? 20, allowBulk: false,
+                                     modelQuotas: try ModelQuotas.parse(fixture.modelQuotas ?? []))
         // `evidence.json` (optional): the online evidence read for the plan.
         let evidenceFile = folder.appendingPathComponent("evidence.json")
         let evidence = FileManager.default.fileExists(atPath: evidenceFile.path)
@@ -120,6 +121,8 @@ struct ObservedFixture: Decodable {
     var runs: [RunFixture]?
     var targets: [String: TargetFixture]?
     var maxPromotions: Int?
+    /// `--model-quota` items (`["lab=1"]`).
+    var modelQuotas: [String]?
 
     func build(previous: DesiredState, desired: DesiredState) throws -> ObservedState {
         let skip = Set(notApplied ?? [])

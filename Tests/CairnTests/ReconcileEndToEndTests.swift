@@ -377,7 +377,7 @@ import Testing
         #expect(status.stdout.contains("### Models\n\n| NAME | LIFECYCLE | STAGE | PHASE | VERSIONS | LIVE ON |\n|---|---|---|---|---|---|\n"))
         #expect(status.stdout.contains("| search-knn | active | champion (search) | "))
         let versions = try fleet.runDB(["versions", "search-knn", "--format", "markdown"])
-        #expect(versions.stdout.hasPrefix("| N | SYSTEM NAME | STATUS | METRICS | SAMPLES | FINGERPRINT | COMMIT | LABEL | DESCRIPTION |\n|---|"))
+        #expect(versions.stdout.hasPrefix("| N | SYSTEM NAME | STATUS | METRICS | SAMPLES | TUNING | FINGERPRINT | COMMIT | LABEL | DESCRIPTION |\n|---|"))
         let history = try fleet.runDB(["history", "--format", "markdown"])
         #expect(history.stdout.hasPrefix("| ID | TIME | ACTION | ADDRESS | REASON | ACTOR | REVISION |\n|---|"))
     }

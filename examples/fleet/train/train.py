@@ -4,7 +4,8 @@ with X also engaged with Y"), evaluated on a seeded per-user holdout.
 
 Cairn runs it from a read-only snapshot of the repository with:
   CAIRN_DATASET  the interactions CSV (user_id,item_id,event,timestamp)
-  CAIRN_PARAMS   JSON: params, events, outcomeWeights, evaluation {holdout, metrics, seed}
+  CAIRN_PARAMS   JSON: params, events, outcomeWeights, evaluation {holdout, metrics, seed}, and
+                 tuning {metric, goal, refit, trials: [{trial, params}]} when the template tunes
   CAIRN_OUTPUT   an empty folder for metrics.json and the model files
   CAIRN_RUN_ID, CAIRN_MODEL, CAIRN_VERSION
 Exit 0 with a metrics.json holding every metric the template lists; anything else fails the run.
@@ -16,6 +17,7 @@ import math
 import os
 import random
 import sys
+import time
 from collections import defaultdict
 
 
@@ -50,7 +52,7 @@ def main():
                         co[a][b] += 1
         return co, pop
 
-    def recommend(co, pop, history, k):
+    def recommend(co, pop, history, k, min_support):
         scores = defaultdict(float)
         for a in history:
             for b, n in co.get(a, {}).items():
@@ -77,13 +79,16 @@ def main():
         held[user] = set(items[:n])
         train[user] = set(items[n:])
     co, pop = fit(train)
-    metrics = {}
-    for name in evaluation["metrics"]:
+
+    def evaluate(min_support):
+        return {name: measure(name, min_support) for name in evaluation["metrics"]}
+
+    def measure(name, min_support):
         kind, _, k = name.partition("@")
         k = int(k or 10)
         total = 0.0
         for user, truth in held.items():
-            top = recommend(co, pop, train[user], k)
+            top = recommend(co, pop, train[user], k, min_support)
             hits = [1 if item in truth else 0 for item in top]
             if kind == "ndcg":
                 dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
@@ -96,7 +101,24 @@ def main():
             else:
                 print(f"unknown metric {name}", file=sys.stderr)
                 sys.exit(2)
-        metrics[name] = round(total / max(len(held), 1), 6)
+        return round(total / max(len(held), 1), 6)
+
+    # Tuning: Cairn chose the configurations; run each, report it in trials.json, train the best.
+    tuning = params_doc.get("tuning")
+    if tuning:
+        trials = []
+        for trial in tuning["trials"]:
+            started = time.monotonic()
+            tried = int(trial["params"].get("min_support", min_support))
+            measured = evaluate(tried)
+            trials.append({"trial": trial["trial"], "metrics": measured, "seconds": round(time.monotonic() - started, 3)})
+            print(f"trial {trial['trial']}: min_support={tried} -> {json.dumps(measured, sort_keys=True)}", flush=True)
+        sign = 1 if tuning.get("goal", "maximize") == "maximize" else -1
+        best = max(trials, key=lambda t: (sign * t["metrics"][tuning["metric"]], -t["trial"]))
+        min_support = int(next(t["params"] for t in tuning["trials"] if t["trial"] == best["trial"]).get("min_support", min_support))
+        with open(os.path.join(out, "trials.json"), "w") as f:
+            json.dump(trials, f, sort_keys=True)
+    metrics = evaluate(min_support)
     print("metrics: " + json.dumps(metrics, sort_keys=True), flush=True)
 
     co, pop = fit(liked)  # the served model learns from everything

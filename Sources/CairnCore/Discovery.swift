@@ -1,0 +1,108 @@
+import Foundation
+
+/// Intrinsic traits of a template's data, measured by discovery (`spec.discover: true` on a draft
+/// model): counts, sparsity, popularity skew, time span and the share of cold users and items,
+/// plus the trait words they imply. Told apart from declared traits everywhere they are shown.
+public struct DiscoveredTraits: Sendable, Codable, Equatable {
+    /// Users and items with at least one event the template trains on.
+    public var users: Int
+    public var items: Int
+    /// Rows by event type, every type in the file (those the template ignores included).
+    public var eventsByType: [String: Int]
+    /// 1 − distinct (user, item) pairs / (users × items), over the template's events.
+    public var sparsity: Double
+    /// Gini coefficient of events per item: 0 when every item is equally popular, near 1 when a
+    /// few items take everything.
+    public var popularitySkew: Double
+    /// The first and last event (unix seconds), and the days between.
+    public var firstEvent: Int64?
+    public var lastEvent: Int64?
+    public var spanDays: Double
+    /// Share of users and of items with fewer than `coldThreshold` events.
+    public var coldUserShare: Double
+    public var coldItemShare: Double
+    /// The words these measurements imply (`sparse`, `long-tail`, `cold-start`, `multi-event`, …).
+    public var traits: [String]
+    /// The dataset content they were measured on (sha256).
+    public var datasetHash: String
+    /// The commit the dataset was read at.
+    public var commit: String
+
+    public static let coldThreshold = 5
+
+    /// Measures `bytes` (the interactions CSV) for a template training on `events`.
+    public static func measure(_ bytes: [UInt8], events: [String], datasetHash: String, commit: String) throws -> DiscoveredTraits {
+        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        guard let header = lines.first else { throw CairnError("the dataset is empty: it needs the header user_id,item_id,event,timestamp") }
+        func fields(_ line: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
+            var l = line
+            if l.last == UInt8(ascii: "\r") { l = l.dropLast() }
+            return l.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
+        }
+        let names = fields(header).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespaces) }
+        func column(_ name: String) throws -> Int {
+            guard let i = names.firstIndex(of: name) else {
+                throw CairnError("dataset line 1: the header has no '\(name)' column; a dataset is CSV whose first line names the columns user_id,item_id,event,timestamp")
+            }
+            return i
+        }
+        let (cu, ci, ce, ct) = (try column("user_id"), try column("item_id"), try column("event"), try column("timestamp"))
+        let needed = max(cu, ci, ce, ct)
+        let trained = Set(events)
+        var byType: [String: Int] = [:]
+        var userEvents: [String: Int] = [:], itemEvents: [String: Int] = [:]
+        var pairs = Set<String>()
+        var first: Int64?, last: Int64?
+        for (n, line) in lines.enumerated().dropFirst() {
+            if line.isEmpty || (line.count == 1 && line.first == UInt8(ascii: "\r")) { continue }
+            let f = fields(line)
+            guard f.count > needed else { throw CairnError("dataset line \(n + 1): \(f.count) columns, expected \(names.count)") }
+            let event = String(decoding: f[ce], as: UTF8.self)
+            byType[event, default: 0] += 1
+            guard trained.contains(event) else { continue }
+            let user = String(decoding: f[cu], as: UTF8.self), item = String(decoding: f[ci], as: UTF8.self)
+            guard let time = Timestamp.parse(f[ct]) else {
+                throw CairnError("dataset line \(n + 1), column \(ct + 1): the timestamp is neither unix seconds nor ISO 8601 (2026-11-20T08:00:00Z)")
+            }
+            userEvents[user, default: 0] += 1
+            itemEvents[item, default: 0] += 1
+            pairs.insert(user + "\u{1F}" + item)
+            first = min(first ?? time, time)
+            last = max(last ?? time, time)
+        }
+        let users = userEvents.count, items = itemEvents.count
+        let cells = Double(users) * Double(items)
+        let sparsity = cells > 0 ? 1 - Double(pairs.count) / cells : 1
+        let counts = itemEvents.values.sorted()
+        var gini = 0.0
+        if counts.count > 1, let total = Optional(counts.reduce(0, +)), total > 0 {
+            var weighted = 0.0
+            for (i, c) in counts.enumerated() { weighted += Double(i + 1) * Double(c) }
+            let n = Double(counts.count)
+            gini = (2 * weighted) / (n * Double(total)) - (n + 1) / n
+        }
+        let coldUsers = users > 0 ? Double(userEvents.values.filter { $0 < coldThreshold }.count) / Double(users) : 0
+        let coldItems = items > 0 ? Double(itemEvents.values.filter { $0 < coldThreshold }.count) / Double(items) : 0
+        let span = (first != nil && last != nil) ? Double(last! - first!) / 86400 : 0
+        func r(_ x: Double) -> Double { (x * 10000).rounded() / 10000 }
+        var words: [String] = []
+        if sparsity >= 0.99 { words.append("sparse") }
+        if gini >= 0.5 { words.append("long-tail") }
+        if coldUsers >= 0.3 || coldItems >= 0.3 { words.append("cold-start") }
+        if byType.keys.filter(trained.contains).count > 1 { words.append("multi-event") }
+        if span < 30 { words.append("short-history") }
+        return DiscoveredTraits(users: users, items: items, eventsByType: byType, sparsity: r(sparsity), popularitySkew: r(gini),
+                                firstEvent: first, lastEvent: last, spanDays: r(span), coldUserShare: r(coldUsers),
+                                coldItemShare: r(coldItems), traits: words.sorted(), datasetHash: datasetHash, commit: commit)
+    }
+
+    /// One line for plans and status: `1200 users, 300 items, sparsity 0.9700, …`.
+    public var summary: String {
+        let events = eventsByType.keys.sorted().map { "\($0) \(eventsByType[$0]!)" }.joined(separator: ", ")
+        return "\(users) users, \(items) items, events {\(events)}, sparsity \(String(format: "%.4f", sparsity)), "
+            + "popularity skew \(String(format: "%.2f", popularitySkew)), \(String(format: "%.0f", spanDays)) days, "
+            + "cold users \(Int((coldUserShare * 100).rounded()))%, cold items \(Int((coldItemShare * 100).rounded()))%"
+            + (traits.isEmpty ? "" : "; traits [\(traits.joined(separator: ", "))]")
+    }
+}
