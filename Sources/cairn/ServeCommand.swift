@@ -49,6 +49,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "How often to remove artifacts no version references any more (as `cairn artifact gc`); 0 turns it off.")
     var artifactGcEvery: String = "6h"
 
+    @Option(help: "Artifact collection keeps unreferenced artifacts changed more recently than this.")
+    var artifactGcMinAge: String = "1h"
+
     static func duration(_ text: String, _ flag: String, allowZero: Bool) throws -> Int {
         if allowZero, text == "0" { return 0 }
         guard let d = ManifestDuration(parsing: text), d.seconds >= 1 else { throw ValidationError("\(flag) must be a duration such as 6h\(allowZero ? ", or 0" : "")") }
@@ -100,6 +103,7 @@ struct ServeCommand: AsyncParsableCommand {
             try SignatureVerifier.checkTrustFiles(policy, repository: source.repo)
         }
         config.artifactGCEvery = Int64(try Self.duration(artifactGcEvery, "--artifact-gc-every", allowZero: true))
+        config.artifactGCMinAge = Int64(try Self.duration(artifactGcMinAge, "--artifact-gc-min-age", allowZero: true))
         config.traceRetention = .init(maxAge: Int64(ManifestDuration(parsing: traceRetention)!.seconds), maxRows: traceLimit)
         // Anyone who can reach a public address could read the registry: tokens first.
         if !Self.isLoopback(config.host) {

@@ -47,9 +47,9 @@ func rawHTTP(port: Int, _ method: String, _ path: String, body: String? = nil, c
         let setup: ServeEndToEndTests.Setup
         let readToken: String
 
-        init(files: [String: String]? = nil) throws {
+        init(files: [String: String]? = nil, extra: [String] = []) throws {
             let setup = try ServeEndToEndTests.Setup(files: files)
-            try setup.start()
+            try setup.start(extra: extra)
             try setup.waitFor("the fleet to be trained and live", timeout: 120) {
                 let db = try RegistryDatabase(path: setup.dbPath)
                 return try db.observedState().targets["acme-homepage"]?.assigned == true && db.activeRunCounts() == (0, 0)

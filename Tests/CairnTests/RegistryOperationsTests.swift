@@ -287,6 +287,35 @@ import Testing
         #expect(climb.status == 1 && climb.stdout.contains("climbing out"), "\(climb.stdout)\(climb.stderr)")
     }
 
+    /// `cairn serve`: tuning and discovered traits on the API and the dashboard, and unreferenced
+    /// artifacts collected on its schedule after a commit deletes a model.
+    @Test func serveShowsTuningAndTraitsAndCollectsArtifactsOnASchedule() throws {
+        let served = try DashboardTests.Served(files: ["templates/search-knn.yaml": Self.tunedTemplate, "models/next.yaml": Self.discoveringDraft,
+                                                       "models/scratch.yaml": Self.scratch],
+                                               extra: ["--artifact-gc-every", "1s", "--artifact-gc-min-age", "1s"])
+        let s = served.setup
+        try s.waitFor("search-next to be discovered and scratch trained") {
+            let models = try RegistryDatabase(path: s.dbPath).observedState().models
+            return models["search-next"]?.discovered != nil && models["scratch"]?.versions.isEmpty == false && models["search-knn"]?.versions.last?.tuning != nil
+        }
+        let record = try JSONSerialization.jsonObject(with: Data(try s.http("GET", "/v1/models/search-next").body.utf8)) as? [String: Any]
+        let discovered = try #require((record?["record"] as? [String: Any] ?? record)?["discoveredTraits"] as? [String: Any], "\(String(describing: record))")
+        #expect(discovered["users"] as? Int ?? 0 > 0)
+        let cookie = try served.signIn(served.readToken)
+        let page = try served.get("/ui/models/search-knn", cookie: cookie).2
+        #expect(page.contains("<dt>Tuning (v") && page.contains("(chosen)") && page.contains("neighbors="), "\(page.prefix(4000))")
+        let draft = try served.get("/ui/models/search-next", cookie: cookie).2
+        #expect(draft.contains("<dt>Declared traits</dt><dd>cold-start-ok</dd>") && draft.contains("<dt>Discovered traits</dt><dd>"), "\(draft.prefix(3000))")
+        // A commit deletes scratch; serve's collector removes its artifact.
+        let hash = try #require(try RegistryDatabase(path: s.dbPath).observedState().models["scratch"]?.versions.first?.artifactHash)
+        let folder = s.dbPath.replacingOccurrences(of: "cairn.db", with: "artifacts/") + hash
+        #expect(FileManager.default.fileExists(atPath: folder), "\(folder)")
+        try s.push("delete scratch", files: ["models/scratch.yaml": Self.scratch.replacingOccurrences(of: "lifecycle: active", with: "lifecycle: deleted")])
+        try s.waitFor("the deleted model's artifact to be collected") { !FileManager.default.fileExists(atPath: folder) }
+        #expect(try RegistryDatabase(path: s.dbPath).observedState().models["scratch"] == nil)
+        #expect(s.log.contains("artifact gc removed 1 unreferenced artifact(s)"), "\(s.log.suffix(2000))")
+    }
+
     @Test func theBundleEndpointServesTheSameBundleToAnExportToken() throws {
         let s = try ServeEndToEndTests.Setup(files: [:])
         try s.start()

@@ -60,6 +60,42 @@ import Testing
         #expect(throws: CairnError.self) { try DiscoveredTraits.measure(Array("a,b\n".utf8), events: [], datasetHash: "", commit: "") }
     }
 
+    /// Collection never takes a referenced artifact, a new one, or one changed since the oldest
+    /// active run began (a run writing or reusing it is not recorded yet); reusing touches it.
+    @Test func garbageCollectionKeepsWhatARunMayStillRecord() throws {
+        let dir = TempDir("cairn-gc")
+        let store = ArtifactStore(root: dir.url)
+        let now = Int64(Date().timeIntervalSince1970)
+        func artifact(_ text: String, changed: Int64) throws -> String {
+            let staging = dir.url.appendingPathComponent("staging-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+            try text.write(to: staging.appendingPathComponent("model.json"), atomically: true, encoding: .utf8)
+            let hash = try store.store(staging: staging)
+            var times = [timeval(tv_sec: Int(changed), tv_usec: 0), timeval(tv_sec: Int(changed), tv_usec: 0)]
+            #expect(utimes(store.folder(hash).path, &times) == 0)
+            return hash
+        }
+        let referenced = try artifact("a", changed: now - 7200)
+        let old = try artifact("b", changed: now - 7200)
+        let duringRun = try artifact("c", changed: now - 1800)
+        let fresh = try artifact("d", changed: now - 60)
+        // A run created 40 minutes ago is still active: what changed since then may be its own.
+        let first = try store.collectGarbage(referenced: [referenced], activeSince: now - 2400, minAge: 600, now: now, dryRun: false)
+        #expect(first.removed == [old] && Set(first.kept) == [duringRun, fresh])
+        // Once no run is active, only the minimum age protects.
+        let second = try store.collectGarbage(referenced: [referenced], activeSince: nil, minAge: 600, now: now, dryRun: false)
+        #expect(second.removed == [duringRun] && second.kept == [fresh])
+        #expect(FileManager.default.fileExists(atPath: store.folder(referenced).path))
+        // A run that reuses an old unreferenced artifact touches it, so it is not collected before it is recorded.
+        let reused = try artifact("e", changed: now - 7200)
+        let staging = dir.url.appendingPathComponent("again")
+        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+        try "e".write(to: staging.appendingPathComponent("model.json"), atomically: true, encoding: .utf8)
+        #expect(try store.store(staging: staging) == reused)
+        let third = try store.collectGarbage(referenced: [referenced], activeSince: now - 5, minAge: 0, now: now, dryRun: false)
+        #expect(third.kept.contains(reused) && FileManager.default.fileExists(atPath: store.folder(reused).path))
+    }
+
     @Test func aTarWrittenHereReadsBackAndRefusesClimbingNames() throws {
         var tar = Tar()
         let long = String(repeating: "d", count: 120) + "/model.bin"

@@ -311,6 +311,52 @@ import Testing
         #expect(try db.verifyAudit() == nil)
     }
 
+    /// Discovery, tuning and deletion on both databases: recorded, audited, and the state still
+    /// matches its history; a deleted version's number is never given again.
+    @Test(arguments: Backend.available) func discoveryTuningAndDeletionAreRecordedAndVerified(_ backend: Backend) throws {
+        let (db, holder, location) = try applied(backend)
+        let tuning = TuningResult(metric: "ndcg@10", goal: .maximize, trials: [TuningTrial(trial: 1, params: ["neighbors": .int(5)], metrics: ["ndcg@10": 0.2], seconds: 0.5),
+                                                                              TuningTrial(trial: 2, params: ["neighbors": .int(20)], metrics: ["ndcg@10": 0.3], seconds: 0.7)],
+                                  chosen: 2, refit: true)
+        while let run = try db.claimRun(holder: "w", now: Self.t0) {
+            try TrainingWorker.record(store: db, run: run, holder: "w", artifacts: nil,
+                                      success: RunSuccess(metrics: ["ndcg@10": 0.3], datasetHash: "d", trainerVersion: "t", tuning: tuning), now: Self.t0 + 1)
+        }
+        let observed = try db.observedState()
+        #expect(observed.models["home-a"]?.versions.first?.tuning == tuning)
+        // A discovered draft: create it, then record its traits.
+        var draft = try #require(observed.models["home-b"]?.spec)
+        draft.metadata.name = "lab-draft"
+        draft.lifecycle = .draft
+        draft.stage = .none
+        draft.family = nil
+        let traits = try DiscoveredTraits.measure(Array("user_id,item_id,event,timestamp\nu1,i1,click,1\n".utf8), events: ["click"], datasetHash: "h", commit: "c")
+        let address = ManifestAddress(.model, "lab-draft")
+        var plan = Plan(revision: String(repeating: "d", count: 40), revisionName: "main", manifestRoot: "", manifestCount: 1,
+                        observedGeneration: observed.generation, lastAppliedRevision: nil,
+                        changes: [Change(action: .create, address: address, after: .from(draft), reason: "lifecycle draft"),
+                                  Change(action: .discover, address: address, after: .from(traits), reason: traits.summary),
+                                  Change(action: .delete, address: ManifestAddress(.model, "home-b"), version: 1, before: nil, reason: "listed in decisions.delete")],
+                        blocked: [], drift: [], candidates: [], skipped: [])
+        let context = AuditContext(revision: plan.revision, author: "t", actor: "test")
+        _ = try db.apply(plan, holder: holder, context: context, now: { Self.t0 + 2 })
+        let after = try db.observedState()
+        #expect(after.models["lab-draft"]?.discovered == traits && after.models["lab-draft"]?.spec.lifecycle == .draft)
+        #expect(after.models["home-b"]?.versions.isEmpty == true)
+        #expect(try db.verifyState().isEmpty && db.verifyAudit() == nil)
+        #expect(try db.nextVersionNumber("home-b") == 2, "v1 was deleted; its number is not given again")
+        // Deleting a whole model takes its versions and runs; the history keeps the record.
+        plan.observedGeneration = after.generation
+        plan.changes = [Change(action: .delete, address: ManifestAddress(.model, "home-a"), before: .from(after.models["home-a"]!), reason: "lifecycle deleted")]
+        _ = try db.apply(plan, holder: holder, context: context, now: { Self.t0 + 3 })
+        let gone = try db.observedState()
+        #expect(gone.models["home-a"] == nil && !gone.runs.contains { $0.model == "home-a" })
+        #expect(try db.verifyState().isEmpty && db.verifyAudit() == nil)
+        // Editing the discovered traits beside Cairn is found.
+        try edit(backend, location, "UPDATE models SET discovered = '{}' WHERE name = 'lab-draft'")
+        #expect(try db.verifyState().map(\.row) == ["models lab-draft"])
+    }
+
     /// A leader cut off from the database (a partition: its connection, and so its session lock,
     /// still look alive to the server) is taken over when its lease expires, not before; when it
     /// comes back it cannot apply a step.
