@@ -80,10 +80,15 @@ extension RegistryDatabase {
         }
         let heaviest = previous.max { ($0.weight, $1.model) < ($1.weight, $0.model) }
         var comparisons: [GuardReading.Comparison] = []
+        // `promoted_at` has whole seconds, traces milliseconds: the replaced version's requests in
+        // the second of the promotion came before it (or were answered by it while the serving
+        // cache caught up), so they count for it; without them, traffic and a promotion within one
+        // second left the replaced side with no requests and the guard could never trip.
+        let previousUntil = (promotedAt + 1) * 1000
         for route in live.routes where !previous.contains(where: { $0.model == route.model && $0.version == route.version }) {
             let replaced = previous.first { $0.model == route.model } ?? heaviest
             comparisons.append(GuardReading.Comparison(current: try side(route, from: since, until: Int64.max),
-                                                       previous: try replaced.map { try side($0, from: 0, until: since) }))
+                                                       previous: try replaced.map { try side($0, from: 0, until: previousUntil) }))
         }
         return GuardReading(previousRoutes: previous, promotedAt: promotedAt, comparisons: comparisons)
     }

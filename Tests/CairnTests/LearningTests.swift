@@ -326,7 +326,15 @@ import Testing
         // guard short of its 100 requests).
         try s.waitFor("the cache to serve the baseline") { try Self.recommend(s, target: "guarded", user: "u9999")["model"] as? String == "homepage-recs-b" }
         try traffic(150, clickRate: 0.1, offset: 150)
-        try s.waitFor("the guard to trip") { try RegistryDatabase(path: s.dbPath).observedState().targets["guarded"]?.routes.first?.model == "homepage-recs" }
+        do {
+            try s.waitFor("the guard to trip") { try RegistryDatabase(path: s.dbPath).observedState().targets["guarded"]?.routes.first?.model == "homepage-recs" }
+        } catch {
+            // What the guard read, for a failure that cannot be replayed.
+            let reading = try? RegistryDatabase(path: s.dbPath).evidence(EvidenceRequest(guardTargets: ["guarded"])).guards["guarded"]
+            let plan = (try? s.http("GET", "/v1/plan?format=text").body) ?? ""
+            let history = (try? cairn(["history", "--target", "guarded", "--db", s.dbPath]).stdout) ?? ""
+            throw FixtureError("\(error)\nguard reading: \(String(describing: reading))\nplan: \(plan)\nhistory: \(history)")
+        }
         let live = try #require(try RegistryDatabase(path: s.dbPath).observedState().targets["guarded"])
         #expect(live.drift?.actor == "rollback-guard" && live.drift?.guarded?.first?.model == "homepage-recs-b")
         #expect(live.drift?.how.contains("rollback guard tripped: homepage-recs-b v1 reward") == true, "\(String(describing: live.drift))")

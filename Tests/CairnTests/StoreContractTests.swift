@@ -357,6 +357,39 @@ import Testing
         #expect(try db.verifyState().map(\.row) == ["models lab-draft"])
     }
 
+    /// The rollback guard's reading when traffic and the promotion fall in the same second
+    /// (`promoted_at` has seconds, traces milliseconds): the replaced version's requests count.
+    @Test(arguments: Backend.available) func theGuardReadsTheReplacedVersionsRequestsOfThePromotionsSecond(_ backend: Backend) throws {
+        let (db, holder, _) = try applied(backend)
+        while let run = try db.claimRun(holder: "w", now: Self.t0) {
+            try TrainingWorker.record(store: db, run: run, holder: "w", artifacts: nil,
+                                      success: RunSuccess(metrics: ["ndcg@10": 0.3], datasetHash: "d", trainerVersion: "t"), now: Self.t0)
+        }
+        let context = AuditContext(revision: String(repeating: "e", count: 40), author: "t", actor: "test")
+        func apply(_ changes: [Change]) throws {
+            let plan = Plan(revision: context.revision!, revisionName: "main", manifestRoot: "", manifestCount: 1, observedGeneration: try db.generation(),
+                            lastAppliedRevision: nil, changes: changes, blocked: [], drift: [], candidates: [], skipped: [])
+            _ = try db.apply(plan, holder: holder, context: context, now: { Self.t0 + 10 })
+        }
+        let a = LiveRoute(model: "home-a", version: 1, weight: 100), b = LiveRoute(model: "home-b", version: 1, weight: 100)
+        let address = ManifestAddress(.servingTarget, "g")
+        try apply(["home-a", "home-b"].map { Change(action: .approve, address: ManifestAddress(.model, $0), version: 1,
+                                                     after: .from(Decision(model: $0, version: 1, status: .approved)), reason: "test") }
+                  + [Change(action: .promote, address: address, after: .from(Assignment(tenant: "t", surface: "s", routes: [a], shadow: [])), reason: "first")])
+        // Requests to home-a in the second of the next promotion, then to home-b after it.
+        let ms = (Self.t0 + 10) * 1000
+        func trace(_ n: Int, _ route: LiveRoute, at: Int64) -> DecisionTrace {
+            DecisionTrace(requestId: "\(route.model)-\(n)", at: at, target: "g", user: "u\(n)", model: route.model, version: 1, k: 1,
+                          items: [DecisionTrace.Scored(item: "i", score: 1)], latencyMicros: 100, shadows: [])
+        }
+        try db.recordTraces((0..<5).map { trace($0, a, at: ms + 100 + Int64($0)) } + (0..<5).map { trace($0, b, at: ms + 900 + Int64($0)) })
+        try apply([Change(action: .promote, address: address, before: .from(Assignment(tenant: "t", surface: "s", routes: [a], shadow: [])),
+                          after: .from(Assignment(tenant: "t", surface: "s", routes: [b], shadow: [])), reason: "second")])
+        let reading = try #require(try db.evidence(EvidenceRequest(guardTargets: ["g"])).guards["g"])
+        #expect(reading.previousRoutes == [a] && reading.comparisons.count == 1)
+        #expect(reading.comparisons.first?.current.requests == 5 && reading.comparisons.first?.previous?.requests == 5, "\(reading)")
+    }
+
     /// A leader cut off from the database (a partition: its connection, and so its session lock,
     /// still look alive to the server) is taken over when its lease expires, not before; when it
     /// comes back it cannot apply a step.
