@@ -36,7 +36,12 @@ public struct Tuning: Sendable, Hashable, Codable {
     public static let maxCombinations = 100_000
 
     /// How many combinations the space has.
-    public var combinations: Int { space.values.reduce(1) { $0 * max($1.count, 1) } }
+    public var combinations: Int {
+        space.values.reduce(1) { product, values in
+            let (n, overflow) = product.multipliedReportingOverflow(by: max(values.count, 1))
+            return overflow ? Int.max : n
+        }
+    }
 
     /// The configurations to try, in trial order (trial 1 first): the same on every machine.
     public func configurations(seed: Int) -> [[String: JSONValue]] {
@@ -57,7 +62,7 @@ public struct Tuning: Sendable, Hashable, Codable {
         case .grid:
             return (0..<count).map(configuration)
         case .random:
-            var generator = TuningRandom(state: UInt64(bitPattern: Int64(seed)) ^ 0x7475_6e69_6e67)
+            var generator = SplitMix64(state: UInt64(bitPattern: Int64(seed)) ^ 0x7475_6e69_6e67)
             var chosen: [Int] = [], seen: Set<Int> = []
             while chosen.count < count {
                 let i = Int(generator.next() % UInt64(total))
@@ -127,11 +132,17 @@ public struct TuningResult: Sendable, Codable, Equatable {
     }
 }
 
-/// SplitMix64 (the trainers' generator), for drawing random configurations.
-struct TuningRandom {
-    var state: UInt64
+/// SplitMix64: a small deterministic generator, the same on every platform and run (holdout
+/// splits, review samples, tuning draws).
+public struct SplitMix64: RandomNumberGenerator {
+    public var state: UInt64
 
-    mutating func next() -> UInt64 {
+    public init(state: UInt64) { self.state = state }
+
+    /// Uniform in 0..<n.
+    public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

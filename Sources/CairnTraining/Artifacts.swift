@@ -48,12 +48,32 @@ public struct ArtifactStore: Sendable {
     /// kind of entry (a FIFO, a socket, a device) is refused.
     public static func contentHash(of folder: URL) throws -> String {
         var lines: [String] = []
+        try entries(of: folder) { path, entry in
+            switch entry {
+            case let .file(bytes, executable): lines.append("\(path)\t\(sha256Hex(try bytes()))\(executable ? "\texec" : "")\n")
+            case let .symlink(target): lines.append("\(path)\tsymlink\t\(target)\n")
+            case .emptyFolder: lines.append("\(path)/\tdir\n")
+            }
+        }
+        return sha256Hex(lines.sorted().joined())
+    }
+
+    /// One entry of an artifact folder; a file's bytes are read only when asked for.
+    public enum Entry {
+        case file(bytes: () throws -> [UInt8], executable: Bool)
+        case symlink(target: String)
+        case emptyFolder
+    }
+
+    /// Visits every entry under `folder` (relative paths), never following a link: files, links
+    /// and empty folders. Any other kind of entry (a FIFO, a socket, a device) is refused.
+    public static func entries(of folder: URL, _ visit: (String, Entry) throws -> Void) throws {
         let base = folder.standardizedFileURL.path
         let fm = FileManager.default
         func walk(_ relative: String) throws {
             let dir = relative.isEmpty ? base : base + "/" + relative
             guard let names = try? fm.contentsOfDirectory(atPath: dir) else { throw CairnError("cannot read the artifact folder \(dir)") }
-            if names.isEmpty, !relative.isEmpty { lines.append("\(relative)/\tdir\n") }
+            if names.isEmpty, !relative.isEmpty { try visit(relative, .emptyFolder) }
             for name in names {
                 let path = relative.isEmpty ? name : relative + "/" + name
                 var info = stat()
@@ -62,19 +82,18 @@ public struct ArtifactStore: Sendable {
                 case S_IFDIR:
                     try walk(path)
                 case S_IFLNK:
-                    let target = try fm.destinationOfSymbolicLink(atPath: base + "/" + path)
-                    lines.append("\(path)\tsymlink\t\(target)\n")
+                    try visit(path, .symlink(target: try fm.destinationOfSymbolicLink(atPath: base + "/" + path)))
                 case S_IFREG:
-                    guard let data = fm.contents(atPath: base + "/" + path) else { throw CairnError("cannot read \(path) in the artifact") }
-                    let exec = info.st_mode & 0o111 != 0 ? "\texec" : ""
-                    lines.append("\(path)\t\(sha256Hex([UInt8](data)))\(exec)\n")
+                    try visit(path, .file(bytes: {
+                        guard let data = fm.contents(atPath: base + "/" + path) else { throw CairnError("cannot read \(path) in the artifact") }
+                        return [UInt8](data)
+                    }, executable: info.st_mode & 0o111 != 0))
                 default:
                     throw CairnError("the artifact holds \(path), which is neither a file, a folder nor a symbolic link")
                 }
             }
         }
         try walk("")
-        return sha256Hex(lines.sorted().joined())
     }
 
     /// A trainer running as another user wrote `staging`: make it this process's, and writable by

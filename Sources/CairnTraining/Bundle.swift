@@ -164,27 +164,13 @@ struct TarEntry {
     /// Every entry under `folder` the way the store hashes it: files, links, and empty folders.
     static func read(folder: URL) throws -> [TarEntry] {
         var out: [TarEntry] = []
-        let base = folder.standardizedFileURL.path
-        let fm = FileManager.default
-        func walk(_ relative: String) throws {
-            let dir = relative.isEmpty ? base : base + "/" + relative
-            guard let names = try? fm.contentsOfDirectory(atPath: dir) else { throw CairnError("cannot read the artifact folder \(dir)") }
-            if names.isEmpty, !relative.isEmpty { out.append(TarEntry(path: relative, kind: .directory)) }
-            for name in names {
-                let path = relative.isEmpty ? name : relative + "/" + name
-                var info = stat()
-                guard lstat(base + "/" + path, &info) == 0 else { throw CairnError("cannot read \(path) in the artifact") }
-                switch info.st_mode & S_IFMT {
-                case S_IFDIR: try walk(path)
-                case S_IFLNK: out.append(TarEntry(path: path, kind: .symlink(target: try fm.destinationOfSymbolicLink(atPath: base + "/" + path))))
-                case S_IFREG:
-                    guard let data = fm.contents(atPath: base + "/" + path) else { throw CairnError("cannot read \(path) in the artifact") }
-                    out.append(TarEntry(path: path, kind: .file(bytes: [UInt8](data), executable: info.st_mode & 0o111 != 0)))
-                default: throw CairnError("the artifact holds \(path), which is neither a file, a folder nor a symbolic link")
-                }
+        try ArtifactStore.entries(of: folder) { path, entry in
+            switch entry {
+            case let .file(bytes, executable): out.append(TarEntry(path: path, kind: .file(bytes: try bytes(), executable: executable)))
+            case let .symlink(target): out.append(TarEntry(path: path, kind: .symlink(target: target)))
+            case .emptyFolder: out.append(TarEntry(path: path, kind: .directory))
             }
         }
-        try walk("")
         return out
     }
 }

@@ -226,14 +226,7 @@ public enum ExecTrainer {
                 throw TrainerFailure("trials.json[\(i)] is not {\"trial\": 1…\(given.count), \"metrics\": {…}}", log: log)
             }
             if trials.contains(where: { $0.trial == n }) { throw TrainerFailure("trials.json reports trial \(n) twice", log: log) }
-            var metrics: [String: Double] = [:]
-            for (name, v) in m {
-                switch v {
-                case let .int(x): metrics[name] = Double(x)
-                case let .double(x) where x.isFinite: metrics[name] = x
-                default: throw TrainerFailure("trials.json[\(i)].metrics.\(name) is not a finite number", log: log)
-                }
-            }
+            let metrics = try finiteNumbers(m, "trials.json[\(i)].metrics", log: log)
             var seconds = 0.0
             if case let .double(s)? = o["seconds"] { seconds = s } else if case let .int(s)? = o["seconds"] { seconds = Double(s) }
             trials.append(TuningTrial(trial: n, params: given[n - 1], metrics: metrics, seconds: seconds))
@@ -242,6 +235,19 @@ public enum ExecTrainer {
             throw TrainerFailure("trials.json has no trial that reports \(tuning.metric)", log: log)
         }
         return TuningResult(metric: tuning.metric, goal: tuning.goal, trials: trials.sorted { $0.trial < $1.trial }, chosen: best.trial, refit: tuning.refit)
+    }
+
+    /// A trainer's metrics object as numbers; anything but a finite number fails the run.
+    static func finiteNumbers(_ fields: [String: JSONValue], _ what: String, log: String) throws -> [String: Double] {
+        var metrics: [String: Double] = [:]
+        for (name, value) in fields {
+            switch value {
+            case let .int(i): metrics[name] = Double(i)
+            case let .double(d) where d.isFinite: metrics[name] = d
+            default: throw TrainerFailure("\(what)\(what.hasSuffix(":") ? " " : ".")\(name) is not a finite number", log: log)
+            }
+        }
+        return metrics
     }
 
     static func readMetrics(_ file: URL, expected: [String], log: String) throws -> [String: Double] {
@@ -257,14 +263,7 @@ public enum ExecTrainer {
         guard let object = try? JSONDecoder().decode(JSONValue.self, from: data), case let .object(fields) = object else {
             throw TrainerFailure("metrics.json is not a JSON object such as {\"ndcg@10\": 0.31}", log: log)
         }
-        var metrics: [String: Double] = [:]
-        for (name, value) in fields {
-            switch value {
-            case let .int(i): metrics[name] = Double(i)
-            case let .double(d) where d.isFinite: metrics[name] = d
-            default: throw TrainerFailure("metrics.json: \(name) is not a finite number", log: log)
-            }
-        }
+        let metrics = try finiteNumbers(fields, "metrics.json:", log: log)
         let missing = expected.filter { metrics[$0] == nil }
         if !missing.isEmpty {
             throw TrainerFailure("metrics.json lacks \(missing.joined(separator: ", ")) (the template's evaluation lists them)", log: log)

@@ -88,22 +88,6 @@ public struct Interactions: Sendable {
     public static func parseTimestamp(_ f: ArraySlice<UInt8>) -> Int64? { Timestamp.parse(f) }
 }
 
-/// SplitMix64: a small deterministic generator, the same on every platform and run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..<n.
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
 /// FNV-1a, for seeding per user (Swift's `Hasher` is randomised per process).
 func fnv1a(_ s: String) -> UInt64 {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325

@@ -1,3 +1,4 @@
+import CairnCore
 @testable import CairnTraining
 import Foundation
 import Testing

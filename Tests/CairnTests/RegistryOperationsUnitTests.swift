@@ -1,4 +1,5 @@
 import CairnCore
+import CairnManifests
 @testable import CairnTraining
 import Foundation
 import Testing
@@ -46,6 +47,30 @@ import Testing
                       TuningTrial(trial: 3, params: [:], metrics: ["ndcg@10": 0.3], seconds: 1)]
         #expect(grid.best(of: trials)?.trial == 1, "the earliest of equals")
         #expect(min.best(of: trials)?.trial == 2)
+    }
+
+    /// Hostile input: a space whose combinations overflow an integer is refused with its place,
+    /// not a crash.
+    @Test func aHugeTuningSpaceIsRefusedWithItsPlace() {
+        let space = (1...30).map { "p\($0): [\((1...10).map(String.init).joined(separator: ", "))]" }.joined(separator: ", ")
+        let template = """
+            apiVersion: cairn/v1
+            kind: Template
+            metadata: {name: t}
+            spec:
+              events: [click]
+              outcomeWeights: w
+              dataset: {path: d.csv}
+              trainer: {kind: exec, command: [sh, x.sh]}
+              evaluation: {metrics: [auc]}
+              tuning: {metric: auc, trials: 5, space: {\(space)}}
+
+            """
+        var tree = MemoryTree()
+        tree.files = ["w.yaml": weightsDoc, "t.yaml": template, "d.csv": "user_id,item_id,event,timestamp\n"]
+        let loaded = ManifestLoader.load(tree.snapshot())
+        let errors = loaded.diagnostics.errors.map(\.oneLine)
+        #expect(errors.count == 1 && errors[0].hasPrefix("t.yaml:10:") && errors[0].contains("combinations, more than 100000"), "\(errors)")
     }
 
     @Test func discoveredTraitsMeasureTheData() throws {
