@@ -212,6 +212,9 @@ final class Background: @unchecked Sendable {
         let version = try #require(try RegistryDatabase(path: db).versions(of: "search-slurm")?.first)
         #expect(version.status == .approved && (version.metrics["ndcg@10"] ?? 0) > 0.01 && version.metrics["hit_rate@10"] != nil, "\(version)")
         #expect(version.trainerVersion == "slurm-1 python3 ../fleet/train/train.py")
+        // The job ran the template's tuning trials and trained the best; Cairn recorded each.
+        let tuning = try #require(version.tuning, "the Slurm job reported its trials")
+        #expect(tuning.trials.map { $0.params["min_support"] } == [.int(1), .int(2), .int(3)] && version.metrics == tuning.chosenTrial?.metrics)
     }
 
     /// Attack: the job replaces its output file with a link to a file only the worker may read
