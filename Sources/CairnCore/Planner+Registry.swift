@@ -135,6 +135,13 @@ extension PlanBuilder {
                           + "(served by \(targets.map { "ServingTarget/\($0)" }.joined(separator: ", ")))")
                     continue
                 }
+                // A running trainer (or its batch job) is let finish first: its run must end where a
+                // worker can see it, so nothing it started outlives the model.
+                if let running = runs(of: name).first(where: { $0.state == .running }) {
+                    block(.delete, address, "training run \(running.id) is running: the model is deleted once it ends "
+                          + "(queued runs are cancelled with the model)")
+                    continue
+                }
                 let active = runs(of: name).filter(\.state.isActive)
                 add(Change(action: .delete, address: address, before: .from(old),
                            reason: "lifecycle deleted: the model, its \(old.versions.count) version\(old.versions.count == 1 ? "" : "s") and its runs"

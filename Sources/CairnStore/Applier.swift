@@ -250,7 +250,11 @@ extension RegistryDatabase {
                 if let target = try targetServing(db, model: name) {
                     throw CairnError("Cannot delete model with active deployments. Remove it from serving targets first. (served by ServingTarget/\(target))")
                 }
-                // Its runs go with it: an active one is stopped by its worker, whose lease is gone.
+                // Its runs go with it; never one a worker runs or a batch job may still follow.
+                if let busy = try Int.fetchOne(db, sql: "SELECT id FROM training_runs WHERE model = ? AND (state = 'running' OR job_open = 1) ORDER BY id LIMIT 1",
+                                                arguments: [name]) {
+                    throw CairnError("refusing to delete Model/\(name): training run \(busy) is running or its batch job may be", hint: "make a new plan once it ends")
+                }
                 try db.execute(sql: "DELETE FROM run_results WHERE run_id IN (SELECT id FROM training_runs WHERE model = ?)", arguments: [name])
                 try db.execute(sql: "DELETE FROM versions WHERE model = ?", arguments: [name])
                 try db.execute(sql: "DELETE FROM training_runs WHERE model = ?", arguments: [name])

@@ -189,6 +189,9 @@ public final class InMemoryRegistry: RegistryStore, @unchecked Sendable {
                     if let number = change.version {
                         next.models[name]?.versions.removeAll { $0.number == number }
                     } else {
+                        if let busy = queue.values.first(where: { $0.model == name && ($0.state == .running || $0.jobOpen) }) {
+                            throw CairnError("refusing to delete Model/\(name): training run \(busy.id) is running or its batch job may be")
+                        }
                         next.models[name] = nil
                         for (id, run) in queue where run.model == name { queue[id] = nil }
                     }

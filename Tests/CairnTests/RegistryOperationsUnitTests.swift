@@ -28,6 +28,20 @@ import Testing
         #expect(!p.changes.contains { $0.address.description == "Model/lab-other" })
     }
 
+    /// A model with a running trainer is deleted only once the run ends (nothing it started may
+    /// outlive the model); the in-memory twin refuses the same.
+    @Test func aRunningRunHoldsAModelsDeletion() throws {
+        let c = PlannerCase(name: "23-registry-operations")
+        let (loaded, tree) = try PlannerCase.load(c.folder.appendingPathComponent("desired"))
+        let desired = try PlannerCase.desiredState(loaded, tree)
+        var observed = try JSONDecoder().decode(ObservedFixture.self, from: Data(contentsOf: c.folder.appendingPathComponent("observed.json")))
+            .build(previous: desired, desired: desired)
+        observed.runs = [TrainingRun(id: 9, model: "home-c", fingerprint: "f", state: .running, createdAt: 1)]
+        let p = Planner.plan(desired: desired, observed: observed, now: PlannerCase.now)
+        #expect(!p.changes.contains { $0.action == .delete && $0.address.description == "Model/home-c" })
+        #expect(p.blocked.contains { $0.address.description == "Model/home-c" && $0.reason.hasPrefix("training run 9 is running: the model is deleted once it ends") })
+    }
+
     @Test func aGridTriesCombinationsInOrderAndRandomDrawsAreSeeded() {
         let grid = Tuning(metric: "ndcg@10", trials: 4, space: ["b": [.int(1), .int(2)], "a": [.string("x"), .string("y"), .string("z")]])
         #expect(grid.combinations == 6)
