@@ -19,7 +19,7 @@ import GRDB
 /// stops growing), then returns the CPU time it uses in `seconds` of idling: polls every 10 s
 /// that find nothing new, one worker waiting for runs.
 func idleServe(_ cairn: String, repo: String, db: String, seconds: Double) throws -> Double {
-    let port = 20_000 + Int(getpid() % 10_000)
+    let port = freeLocalPort()
     let pid = try spawn(cairn, ["serve", "--repo", repo, "--db", db, "--listen", "127.0.0.1:\(port)", "--interval", "10s", "--workers", "1"])
     defer { stopProcess(pid) }
     var last = cpuSeconds(pid) ?? 0
@@ -140,7 +140,7 @@ func webhookToApplied(_ cairn: String, repo: String, db: String, work: String, g
     try generator.git(["clone", "-q", "--bare", repo, remote])
     let registry = work + "/webhook-\(generator.models).db"
     try copyRegistry(db, to: registry)
-    let port = 21_000 + Int(getpid() % 10_000)
+    let port = freeLocalPort()
     setenv("CAIRN_WEBHOOK_SECRET", "bench-webhook-secret", 1)
     let pid = try spawn(cairn, ["serve", "--repo", "file://" + remote, "--db", registry, "--listen", "127.0.0.1:\(port)", "--interval", "1h",
                                 "--workers", "0"])
@@ -200,7 +200,7 @@ func webhookToApplied(_ cairn: String, repo: String, db: String, work: String, g
 func dashboardPages(_ cairn: String, db: String, repo: String, model: String) throws -> [(page: String, seconds: Double)] {
     let token = try runCapturing(cairn, ["token", "create", "bench-dashboard-\(getpid())", "--scope", "read", "--db", db])
         .trimmingCharacters(in: .whitespacesAndNewlines)
-    let port = 30_000 + Int(getpid() % 10_000)
+    let port = freeLocalPort()
     let pid = try spawn(cairn, ["serve", "--repo", repo, "--db", db, "--listen", "127.0.0.1:\(port)", "--interval", "1h", "--workers", "0"])
     defer { stopProcess(pid) }
     func request(_ method: String, _ path: String, body: String? = nil, cookie: String? = nil) -> (Int, String?) {

@@ -29,7 +29,7 @@ func shadowCost(_ cairn: String, work: String, requestsPerClient: Int = 500) thr
     try git(["commit", "-qm", "learning example"])
     let db = repo.appendingPathComponent(".bench/cairn.db").path
     let token = try runCapturing(cairn, ["token", "create", "bench-shadow", "--scope", "admin", "--db", db]).trimmingCharacters(in: .whitespacesAndNewlines)
-    let port = 40_000 + Int(getpid() % 10_000)
+    let port = freeLocalPort()
     let pid = try spawn(cairn, ["serve", "--repo", repo.path, "--db", db, "--listen", "127.0.0.1:\(port)", "--interval", "1s"])
     defer { stopProcess(pid) }
     let session = URLSession(configuration: .ephemeral)
@@ -55,6 +55,7 @@ func shadowCost(_ cairn: String, work: String, requestsPerClient: Int = 500) thr
         let deadline = Date().addingTimeInterval(300)
         while !check() {
             guard Date() < deadline else { throw BenchError("timed out waiting for \(what)") }
+            guard stillRunning(pid) else { throw BenchError("cairn serve exited while waiting for \(what) (port \(port))") }
             Thread.sleep(forTimeInterval: 0.5)
         }
     }
