@@ -7,8 +7,11 @@ public struct DiscoveredTraits: Sendable, Codable, Equatable {
     /// Users and items with at least one event the template trains on.
     public var users: Int
     public var items: Int
-    /// Rows by event type, every type in the file (those the template ignores included).
+    /// Rows by event type, for the types the template trains on (names from the manifest).
     public var eventsByType: [String: Int]
+    /// Rows of every other event type, counted but never named: the names would be the file's
+    /// content, and no file content reaches a plan or the history.
+    public var otherEvents: Int
     /// 1 − distinct (user, item) pairs / (users × items), over the template's events.
     public var sparsity: Double
     /// Gini coefficient of events per item: 0 when every item is equally popular, near 1 when a
@@ -50,7 +53,7 @@ public struct DiscoveredTraits: Sendable, Codable, Equatable {
         let (cu, ci, ce, ct) = (try column("user_id"), try column("item_id"), try column("event"), try column("timestamp"))
         let needed = max(cu, ci, ce, ct)
         let trained = Set(events)
-        var byType: [String: Int] = [:]
+        var byType: [String: Int] = [:], other = 0
         var userEvents: [String: Int] = [:], itemEvents: [String: Int] = [:]
         var pairs = Set<String>()
         var first: Int64?, last: Int64?
@@ -59,8 +62,11 @@ public struct DiscoveredTraits: Sendable, Codable, Equatable {
             let f = fields(line)
             guard f.count > needed else { throw CairnError("dataset line \(n + 1): \(f.count) columns, expected \(names.count)") }
             let event = String(decoding: f[ce], as: UTF8.self)
+            guard trained.contains(event) else {
+                other += 1
+                continue
+            }
             byType[event, default: 0] += 1
-            guard trained.contains(event) else { continue }
             let user = String(decoding: f[cu], as: UTF8.self), item = String(decoding: f[ci], as: UTF8.self)
             guard let time = Timestamp.parse(f[ct]) else {
                 throw CairnError("dataset line \(n + 1), column \(ct + 1): the timestamp is neither unix seconds nor ISO 8601 (2026-11-20T08:00:00Z)")
@@ -90,16 +96,17 @@ public struct DiscoveredTraits: Sendable, Codable, Equatable {
         if sparsity >= 0.99 { words.append("sparse") }
         if gini >= 0.5 { words.append("long-tail") }
         if coldUsers >= 0.3 || coldItems >= 0.3 { words.append("cold-start") }
-        if byType.keys.filter(trained.contains).count > 1 { words.append("multi-event") }
+        if byType.count > 1 { words.append("multi-event") }
         if span < 30 { words.append("short-history") }
-        return DiscoveredTraits(users: users, items: items, eventsByType: byType, sparsity: r(sparsity), popularitySkew: r(gini),
+        return DiscoveredTraits(users: users, items: items, eventsByType: byType, otherEvents: other, sparsity: r(sparsity), popularitySkew: r(gini),
                                 firstEvent: first, lastEvent: last, spanDays: r(span), coldUserShare: r(coldUsers),
                                 coldItemShare: r(coldItems), traits: words.sorted(), datasetHash: datasetHash, commit: commit)
     }
 
     /// One line for plans and status: `1200 users, 300 items, sparsity 0.9700, …`.
     public var summary: String {
-        let events = eventsByType.keys.sorted().map { "\($0) \(eventsByType[$0]!)" }.joined(separator: ", ")
+        let events = (eventsByType.keys.sorted().map { "\($0) \(eventsByType[$0]!)" } + (otherEvents > 0 ? ["\(otherEvents) of other types"] : []))
+            .joined(separator: ", ")
         return "\(users) users, \(items) items, events {\(events)}, sparsity \(String(format: "%.4f", sparsity)), "
             + "popularity skew \(String(format: "%.2f", popularitySkew)), \(String(format: "%.0f", spanDays)) days, "
             + "cold users \(Int((coldUserShare * 100).rounded()))%, cold items \(Int((coldItemShare * 100).rounded()))%"

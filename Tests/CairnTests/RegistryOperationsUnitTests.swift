@@ -22,7 +22,7 @@ import Testing
         // The draft asking for discovery gets its data measured; the other lab model is over quota.
         let discover = try #require(p.changes.first { $0.action == .discover })
         let traits = try #require(try discover.after?.decode(DiscoveredTraits.self))
-        #expect(discover.address.description == "Model/lab-next" && traits.users == 3 && traits.items == 3 && traits.eventsByType == ["click": 3, "view": 1, "convert": 1])
+        #expect(discover.address.description == "Model/lab-next" && traits.users == 3 && traits.items == 3 && traits.eventsByType == ["click": 3, "convert": 1] && traits.otherEvents == 1)
         #expect(blocked("Model/lab-other", .create) == ["quota: tenant lab has 1 registered model of the 1 allowed (--model-quota lab=1; "
                                                         + "archived models count until deleted): delete a model for good (`lifecycle: deleted`), or ask the operator to raise the quota"])
         #expect(!p.changes.contains { $0.address.description == "Model/lab-other" })
@@ -93,7 +93,11 @@ import Testing
         for u in 0..<10 { csv += "u\(u),i0,click,\(1_790_000_000 + u * 86400)\n" }
         csv += "u0,i1,click,1790000000\nu1,i2,convert,1790000000\nu2,i3,view,1790000000\n"
         let t = try DiscoveredTraits.measure(Array(csv.utf8), events: ["click", "convert"], datasetHash: "h", commit: "c")
-        #expect(t.users == 10 && t.items == 3 && t.eventsByType == ["click": 11, "convert": 1, "view": 1])
+        #expect(t.users == 10 && t.items == 3 && t.eventsByType == ["click": 11, "convert": 1] && t.otherEvents == 1)
+        // Attack: event names the template does not list are the file's content: never named.
+        let secret = try DiscoveredTraits.measure(Array("user_id,item_id,event,timestamp\nu1,i1,hunter2-password,1\nu1,i1,click,1\n".utf8),
+                                                  events: ["click"], datasetHash: "h", commit: "c")
+        #expect(!secret.summary.contains("hunter2") && !JSONValue.from(secret).canonicalText.contains("hunter2") && secret.otherEvents == 1)
         #expect(t.sparsity == 0.6 && t.spanDays == 9 && t.coldUserShare == 1 && t.coldItemShare == (2.0 / 3.0).rounded(toPlaces: 4))
         #expect(t.popularitySkew == 0.5 && t.traits.contains("long-tail") && t.traits.contains("multi-event") && t.traits.contains("short-history"))
         #expect(throws: CairnError.self) { try DiscoveredTraits.measure(Array("a,b\n".utf8), events: [], datasetHash: "", commit: "") }
