@@ -78,7 +78,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "cairn-bench", dependencies: [
-            "CairnCore", "CairnGit", "CairnStore", "CairnYAML", "CairnManifests", "CairnSource", "CairnReconcile",
+            "CairnCore", "CairnGit", "CairnStore", "CairnYAML", "CairnManifests", "CairnSource", "CairnReconcile", "CairnTesting",
             .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The YAML loader + manifest decoder under libFuzzer (`make fuzz`); without it, a replayer of inputs.

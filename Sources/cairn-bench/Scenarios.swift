@@ -2,6 +2,7 @@ import CairnCore
 import CairnGit
 import CairnManifests
 import CairnReconcile
+import CairnTesting
 import CairnSource
 import CairnStore
 import CairnYAML

@@ -1,5 +1,6 @@
 import CairnCore
 import CairnReconcile
+import CairnTesting
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking

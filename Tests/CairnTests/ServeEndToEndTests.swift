@@ -1,3 +1,4 @@
+import CairnTesting
 import CairnCore
 import CairnStore
 import Crypto
@@ -466,18 +467,7 @@ final class StopSignal: @unchecked Sendable {
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var size = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) } }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
+func freePort() -> Int { freeLocalPort() }
 
 /// A learning schedule makes `cairn serve` run a pass of its own: polled hourly with an hourly
 /// resync, a model learning every minute from data outside git is trained again after a minute.
