@@ -138,7 +138,6 @@ public enum BuiltinTrainer {
         var chosenMetrics: [String: Double]?
         if let spec = job.request.template.tuning {
             var trials: [TuningTrial] = []
-            var models: [Int: RecommenderModel] = [:]
             for (i, configuration) in spec.configurations(seed: evaluation.seed).enumerated() {
                 if stop.isSet { throw TrainingInterrupted() }
                 let started = Date()
@@ -148,14 +147,14 @@ public enum BuiltinTrainer {
                 let trial = TuningTrial(trial: i + 1, params: configuration, metrics: measured,
                                         seconds: (Date().timeIntervalSince(started) * 1000).rounded() / 1000)
                 trials.append(trial)
-                if !spec.refit { models[trial.trial] = model }
+                // Without a refit the best trial's model is the artifact: keep the best so far only.
+                if !spec.refit, spec.best(of: trials)?.trial == trial.trial { chosenModel = model }
                 log.append("trial \(trial.trial): " + configuration.keys.sorted().map { "\($0)=\(configuration[$0]!.canonicalText)" }.joined(separator: " ")
                            + " → " + formatted(measured))
             }
             guard let best = spec.best(of: trials) else { throw CairnError("no tuning trial measured \(spec.metric)") }
             params = params.merging(best.params) { _, new in new }
             tuning = TuningResult(metric: spec.metric, goal: spec.goal, trials: trials, chosen: best.trial, refit: spec.refit)
-            chosenModel = models[best.trial]
             chosenMetrics = best.metrics
             log.append("chose trial \(best.trial) of \(trials.count) by \(spec.metric) (\(spec.goal.rawValue))")
         }

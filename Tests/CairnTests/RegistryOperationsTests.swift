@@ -73,6 +73,14 @@ import Testing
         // Visible in versions, status and the run's log.
         #expect(try repo.runDB(["versions", "search-knn", "--no-color"]).stdout.contains("trial \(best["trial"]!) of 4"))
         #expect(try repo.runDB(["status", "Model/search-knn", "--no-color"]).stdout.contains("tuning: v2: trial \(best["trial"]!) of 4"))
+        // `refit: false`: the chosen trial's own model (fit without the held-out rows) is the artifact.
+        try repo.commitAndReconcile("keep the trial's model", ["templates/search-knn.yaml": Self.tunedTemplate.replacingOccurrences(
+            of: "    strategy: random\n", with: "    strategy: random\n    refit: false\n")])
+        let kept = try #require(try repo.observed().models["search-knn"]?.versions.last)
+        let refit = try #require(try repo.observed().models["search-knn"]?.version(2))
+        #expect(kept.number == 3 && kept.tuning?.refit == false && kept.tuning?.chosen == refit.tuning?.chosen && kept.metrics == refit.metrics)
+        #expect(kept.artifactHash != refit.artifactHash, "a model fit on the training part differs from the refit one")
+        #expect(try repo.runDB(["logs", String(kept.runID)]).stdout.contains("kept the chosen trial's model (tuning.refit false)"))
     }
 
     /// Exec trainers get the trials in CAIRN_PARAMS and report them in trials.json
