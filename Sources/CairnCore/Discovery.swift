@@ -35,42 +35,21 @@ public struct DiscoveredTraits: Sendable, Codable, Equatable {
 
     /// Measures `bytes` (the interactions CSV) for a template training on `events`.
     public static func measure(_ bytes: [UInt8], events: [String], datasetHash: String, commit: String) throws -> DiscoveredTraits {
-        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        if lines.last?.isEmpty == true { lines.removeLast() }
-        guard let header = lines.first else { throw CairnError("the dataset is empty: it needs the header user_id,item_id,event,timestamp") }
-        func fields(_ line: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
-            var l = line
-            if l.last == UInt8(ascii: "\r") { l = l.dropLast() }
-            return l.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
-        }
-        let names = fields(header).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespaces) }
-        func column(_ name: String) throws -> Int {
-            guard let i = names.firstIndex(of: name) else {
-                throw CairnError("dataset line 1: the header has no '\(name)' column; a dataset is CSV whose first line names the columns user_id,item_id,event,timestamp")
-            }
-            return i
-        }
-        let (cu, ci, ce, ct) = (try column("user_id"), try column("item_id"), try column("event"), try column("timestamp"))
-        let needed = max(cu, ci, ce, ct)
+        let csv = try InteractionsCSV(bytes)
         let trained = Set(events)
         var byType: [String: Int] = [:], other = 0
         var userEvents: [String: Int] = [:], itemEvents: [String: Int] = [:]
         var pairs = Set<String>()
         var first: Int64?, last: Int64?
-        for (n, line) in lines.enumerated().dropFirst() {
-            if line.isEmpty || (line.count == 1 && line.first == UInt8(ascii: "\r")) { continue }
-            let f = fields(line)
-            guard f.count > needed else { throw CairnError("dataset line \(n + 1): \(f.count) columns, expected \(names.count)") }
-            let event = String(decoding: f[ce], as: UTF8.self)
+        try csv.forEachRow { n, f in
+            let event = String(decoding: f[csv.event], as: UTF8.self)
             guard trained.contains(event) else {
                 other += 1
-                continue
+                return
             }
             byType[event, default: 0] += 1
-            let user = String(decoding: f[cu], as: UTF8.self), item = String(decoding: f[ci], as: UTF8.self)
-            guard let time = Timestamp.parse(f[ct]) else {
-                throw CairnError("dataset line \(n + 1), column \(ct + 1): the timestamp is neither unix seconds nor ISO 8601 (2026-11-20T08:00:00Z)")
-            }
+            let user = String(decoding: f[csv.user], as: UTF8.self), item = String(decoding: f[csv.item], as: UTF8.self)
+            let time = try csv.time(f, line: n)
             userEvents[user, default: 0] += 1
             itemEvents[item, default: 0] += 1
             pairs.insert(user + "\u{1F}" + item)

@@ -25,38 +25,18 @@ public struct Interactions: Sendable {
 
     /// Parses and weights the CSV. Column order comes from the header.
     public static func load(_ bytes: [UInt8], events: [String], weights: [String: Double]) throws -> Interactions {
-        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        if lines.last?.isEmpty == true { lines.removeLast() }
-        guard let headerLine = lines.first else { throw CairnError("the dataset is empty: it needs the header user_id,item_id,event,timestamp") }
-        let header = fields(headerLine).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespaces) }
-        func column(_ name: String) throws -> Int {
-            // Never quote the file: a dataset path pointed at a secret would print it here.
-            guard let i = header.firstIndex(of: name) else {
-                throw CairnError("dataset line 1 (\(header.count) column\(header.count == 1 ? "" : "s"), \(headerLine.count) bytes): the header has no '\(name)' column; "
-                                    + "a dataset is CSV whose first line names the columns user_id,item_id,event,timestamp")
-            }
-            return i
-        }
-        let (cu, ci, ce, ct) = (try column("user_id"), try column("item_id"), try column("event"), try column("timestamp"))
-        let needed = max(cu, ci, ce, ct)
+        let csv = try InteractionsCSV(bytes)
         var eventWeight: [String: Double] = [:]
         for e in events { if let w = weights[e], w != 0 { eventWeight[e] = w } }
         var userIndex: [String: Int] = [:], itemIndex: [String: Int] = [:]
         var users: [String] = [], items: [String] = []
         var sums: [[Int: (Double, Int64)]] = []
-        for (n, line) in lines.enumerated().dropFirst() {
-            if line.isEmpty || (line.count == 1 && line.first == UInt8(ascii: "\r")) { continue }
-            let f = fields(line)
-            guard f.count > needed else {
-                throw CairnError("dataset line \(n + 1): \(f.count) columns, expected \(header.count)")
-            }
-            let event = String(decoding: f[ce], as: UTF8.self)
-            guard let w = eventWeight[event] else { continue }
-            let user = String(decoding: f[cu], as: UTF8.self), item = String(decoding: f[ci], as: UTF8.self)
-            guard !user.isEmpty, !item.isEmpty else { throw CairnError("dataset line \(n + 1): empty user_id or item_id") }
-            guard let time = parseTimestamp(f[ct]) else {
-                throw CairnError("dataset line \(n + 1), column \(ct + 1): the timestamp (\(f[ct].count) bytes) is neither unix seconds nor ISO 8601 (2026-11-20T08:00:00Z)")
-            }
+        try csv.forEachRow { n, f in
+            let event = String(decoding: f[csv.event], as: UTF8.self)
+            guard let w = eventWeight[event] else { return }
+            let user = String(decoding: f[csv.user], as: UTF8.self), item = String(decoding: f[csv.item], as: UTF8.self)
+            guard !user.isEmpty, !item.isEmpty else { throw CairnError("dataset line \(n): empty user_id or item_id") }
+            let time = try csv.time(f, line: n)
             let u: Int
             if let known = userIndex[user] { u = known } else {
                 u = users.count
@@ -74,14 +54,7 @@ public struct Interactions: Sendable {
             sums[u][i] = (old.0 + w, max(old.1, time))
         }
         let pairs = sums.map { m in m.map { Pair(item: $0.key, signal: $0.value.0, lastSeen: $0.value.1) }.sorted { $0.item < $1.item } }
-        return Interactions(users: users, items: items, pairs: pairs, rows: lines.count - 1)
-    }
-
-    /// Comma-separated fields; a trailing `\r` is dropped. (Quoted fields are not used by this format.)
-    static func fields(_ line: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
-        var l = line
-        if l.last == UInt8(ascii: "\r") { l = l.dropLast() }
-        return l.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
+        return Interactions(users: users, items: items, pairs: pairs, rows: csv.lineCount)
     }
 
     /// Unix seconds, or ISO 8601 `YYYY-MM-DDTHH:MM:SSZ`.
