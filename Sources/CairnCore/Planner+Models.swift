@@ -121,16 +121,7 @@ extension PlanBuilder {
         for (name, why) in toArchive.sorted(by: { $0.0 < $1.0 }) {
             let address = ManifestAddress(.model, name)
             // Rule 4: never archive what is (or is about to be) served.
-            let routedBy = desired.manifests.servingTargets.filter { target in
-                (target.routes + target.shadow).contains { route in
-                    switch route.subject {
-                    case let .model(m): return m == name
-                    case let .family(f): return championName(of: f) == name
-                    }
-                }
-            }.map(\.metadata.name)
-            let liveOn = projectedRoutes.filter { $0.value.contains { $0.model == name } }.map(\.key)
-            let targets = Set(routedBy + liveOn).sorted()
+            let targets = targetsServing(name)
             if !targets.isEmpty {
                 block(.archive, address, "Cannot archive model with active deployments. Remove it from serving targets first. "
                       + "(served by \(targets.map { "ServingTarget/\($0)" }.joined(separator: ", ")))")

@@ -106,7 +106,7 @@ struct Status: ParsableCommand {
                                 feedbackSamples: record.feedbackSamples, lastTrainedAt: record.lastTrainedAt, lastLearnedAt: record.lastLearnedAt,
                                 metricsHistory: object == nil ? nil : record.metricsHistory, tenant: m.spec.tenant,
                                 declaredTraits: m.spec.traits.isEmpty ? nil : m.spec.traits, discoveredTraits: m.discovered,
-                                tuning: m.versions.max { $0.number < $1.number }?.tuning.map { "v\(m.versions.map(\.number).max()!): \($0.summary)" })
+                                tuning: m.versions.max { $0.number < $1.number }.flatMap { v in v.tuning.map { "v\(v.number): \($0.summary)" } })
             }
             let blocked = try db.lastBlocked()
             var targets = observed.targets.values.map {
