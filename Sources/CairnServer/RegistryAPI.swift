@@ -22,8 +22,7 @@ extension HTTPAPI {
                     guard let version = try db.versions(of: name)?.first(where: { $0.number == number }) else {
                         throw CairnError("Model/\(name) has no v\(number)")
                     }
-                    let request = try db.runRequest(version.runID).flatMap { try? JSONDecoder().decode(TrainRequest.self, from: Data($0.utf8)) }
-                    return .success(try ArtifactBundle.make(version: version, request: request, store: loader.store, key: loader.key))
+                    return .success(try ArtifactBundle.make(version: version, request: try db.runRequest(version.runID), store: loader.store, key: loader.key))
                 } catch let e as CairnError {
                     return .failure(e)
                 }

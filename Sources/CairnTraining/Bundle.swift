@@ -45,8 +45,10 @@ public enum ArtifactBundle {
     }
 
     /// Writes the bundle of `version` (its artifact verified against the registry's hash and
-    /// HMAC signature first) and returns its bytes.
-    public static func make(version: ModelVersion, request: TrainRequest?, store: ArtifactStore, key: SigningKey) throws -> [UInt8] {
+    /// HMAC signature first) and returns its bytes. `request` is its run's stored request
+    /// (`RegistryDatabase.runRequest`), which gives the template and parameters.
+    public static func make(version: ModelVersion, request requestText: String?, store: ArtifactStore, key: SigningKey) throws -> [UInt8] {
+        let request = requestText.flatMap { try? JSONDecoder().decode(TrainRequest.self, from: Data($0.utf8)) }
         guard let hash = version.artifactHash, let signature = version.artifactSignature else {
             throw CairnError("\(version.model) v\(version.number) has no artifact to export")
         }

@@ -295,8 +295,7 @@ struct Artifact: ParsableCommand {
                 let (model, number) = try parseVersionRef(version)
                 let v = try loadVersion(database: database, model: model, number: number)
                 guard let db = try database.openForReading() else { throw CairnError("no registry database at \(database.shown)") }
-                let request = try db.runRequest(v.runID).flatMap { try? JSONDecoder().decode(TrainRequest.self, from: Data($0.utf8)) }
-                let bytes = try ArtifactBundle.make(version: v, request: request, store: artifacts.store(db: database.db),
+                let bytes = try ArtifactBundle.make(version: v, request: try db.runRequest(v.runID), store: artifacts.store(db: database.db),
                                                     key: try artifacts.key(db: database.db, generate: false))
                 let path = output ?? "\(model)-v\(number).cairn.tar"
                 if path == "-" {
